@@ -1,0 +1,69 @@
+"""Mask / no-mask classification of face crops with a teacher or student checkpoint."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from app.crops import resize_crop
+from models import checkpoint
+from models.checkpoint import ModelMeta
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Prediction:
+    label: str
+    score: float
+
+
+def crops_to_tensor(crops: list[np.ndarray], meta: ModelMeta) -> torch.Tensor:
+    """Stack RGB uint8 crops of any size into one normalised N x 3 x S x S batch."""
+    size = meta.input_size
+    batch = np.stack([resize_crop(c, size) for c in crops]).astype(np.float32) / 255.0
+    tensor = torch.from_numpy(batch).permute(0, 3, 1, 2)
+    mean = torch.tensor(meta.mean).view(1, 3, 1, 1)
+    std = torch.tensor(meta.std).view(1, 3, 1, 1)
+    return (tensor - mean) / std
+
+
+class FaceClassifier:
+    """A loaded classifier bound to a device; classifies all crops of a frame in one batch."""
+
+    def __init__(self, model: torch.nn.Module, meta: ModelMeta, device: torch.device,
+                 name: str | None = None):
+        self.meta = meta
+        self.device = device
+        self.name = name or meta.arch
+        self.model = model.to(device).eval()
+        if device.type == "cpu":
+            self.model = self.model.to(memory_format=torch.channels_last)
+
+    @classmethod
+    def from_file(cls, path: Path | None, arch: str, device: torch.device) -> "FaceClassifier":
+        """Load ``arch`` from ``path`` (the committed default weights when None)."""
+        path = Path(path) if path else checkpoint.default_weights(arch)
+        model, meta = checkpoint.load(path, arch)
+        log.info("loaded %s from %s", arch, path)
+        return cls(model, meta, device, name=arch)
+
+    @torch.inference_mode()
+    def logits(self, crops: list[np.ndarray]) -> torch.Tensor:
+        batch = crops_to_tensor(crops, self.meta).to(self.device)
+        if self.device.type == "cpu":
+            batch = batch.contiguous(memory_format=torch.channels_last)
+        return self.model(batch).float().cpu()
+
+    def classify(self, crops: list[np.ndarray]) -> list[Prediction]:
+        """Label every crop; an empty list gives an empty answer without touching the model."""
+        if not crops:
+            return []
+        probs = torch.softmax(self.logits(crops), dim=1)
+        scores, indices = probs.max(dim=1)
+        names = self.meta.class_names
+        return [Prediction(names[i], float(s)) for i, s in zip(indices.tolist(), scores.tolist())]

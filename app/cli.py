@@ -1,0 +1,98 @@
+"""Command line of ``python -m app``: the window by default, ``--headless`` for files.
+
+User mistakes (missing files, bad weights, no camera) end in one line on stderr, no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from app.atomic import OutputExistsError
+from app.config import DetectorConfig, PipelineConfig
+from app.device import DeviceError
+from app.source import SourceError
+from models.checkpoint import CheckpointError
+
+log = logging.getLogger("maskwatch")
+
+USER_ERRORS = (SourceError, CheckpointError, DeviceError, OutputExistsError,
+               FileNotFoundError, ValueError)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m app", description=(
+        "MaskWatch: mark every face in a video as masked or unmasked."))
+    parser.add_argument("--source", help="camera index, video file or stream URL (default 0)")
+    parser.add_argument("--model", choices=["student", "teacher"], default="student")
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
+    parser.add_argument("--student-weights", type=Path, help="student checkpoint to load")
+    parser.add_argument("--teacher-weights", type=Path, help="teacher checkpoint to load")
+    parser.add_argument("--headless", action="store_true", help="no window: process and exit")
+    parser.add_argument("--output", type=Path, help="headless: annotated video to write (.mp4)")
+    parser.add_argument("--events", type=Path, help="headless: per-frame JSON Lines to write")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    parser.add_argument("--max-frames", type=int, help="headless: stop after this many frames")
+    det = parser.add_argument_group("detector")
+    defaults = DetectorConfig()
+    det.add_argument("--min-face", type=int, default=defaults.min_face_size,
+                     help=f"smallest face in pixels (default {defaults.min_face_size})")
+    det.add_argument("--detect-scale", type=float, default=defaults.scale,
+                     help=f"resize frames by this before detection (default {defaults.scale})")
+    det.add_argument("--thresholds", type=float, nargs=3, default=defaults.thresholds,
+                     metavar=("P", "R", "O"), help="MTCNN stage thresholds")
+    det.add_argument("--min-score", type=float, default=defaults.min_score,
+                     help=f"drop detections below this confidence (default {defaults.min_score})")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    return parser
+
+
+def pipeline_config(args: argparse.Namespace) -> PipelineConfig:
+    detector = DetectorConfig(min_face_size=args.min_face, thresholds=tuple(args.thresholds),
+                              scale=args.detect_scale, min_score=args.min_score)
+    return PipelineConfig(detector=detector, model=args.model, device=args.device)
+
+
+def weights(args: argparse.Namespace) -> dict[str, Path]:
+    given = {"student": args.student_weights, "teacher": args.teacher_weights}
+    return {name: path for name, path in given.items() if path is not None}
+
+
+def run_headless_cli(args: argparse.Namespace) -> int:
+    from app.headless import run_headless
+    from app.pipeline import Pipeline
+
+    if args.source is None:
+        raise ValueError("--headless needs --source")
+    if args.output is None and args.events is None:
+        log.warning("neither --output nor --events given: results are only summarised")
+    pipeline = Pipeline(pipeline_config(args), weights(args))
+    summary = run_headless(pipeline, args.source, args.output, args.events, args.overwrite,
+                           args.max_frames, progress=not args.quiet)
+    print(summary.text())
+    return 0
+
+
+def run_window_cli(args: argparse.Namespace) -> int:
+    from app.window import run_window
+
+    return run_window(pipeline_config(args), weights(args), args.source)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        if args.headless:
+            return run_headless_cli(args)
+        return run_window_cli(args)
+    except USER_ERRORS as exc:
+        print(f"maskwatch: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("maskwatch: interrupted; no partial output was kept", file=sys.stderr)
+        return 130

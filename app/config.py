@@ -1,0 +1,40 @@
+"""Settings of the detection pipeline, in one place, with the defaults the app ships."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class DetectorConfig:
+    """MTCNN settings the user may change.
+
+    Attributes:
+        min_face_size: smallest face, in pixels of the original frame, that is searched for.
+        thresholds: MTCNN's three stage thresholds (P-, R- and O-net).
+        factor: scale step of the image pyramid.
+        scale: the frame is resized by this factor before detection (boxes are mapped back).
+        min_score: detections below this final confidence are dropped.
+    """
+
+    min_face_size: int = 20
+    thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7)
+    factor: float = 0.709
+    scale: float = 1.0
+    min_score: float = 0.9
+
+
+@dataclass
+class CropConfig:
+    """How a detected box becomes a classifier crop: widened by ``margin`` and made square."""
+
+    margin: float = 0.15
+    square: bool = True
+
+
+@dataclass
+class PipelineConfig:
+    detector: DetectorConfig = field(default_factory=DetectorConfig)
+    crop: CropConfig = field(default_factory=CropConfig)
+    model: str = "student"
+    device: str = "auto"

@@ -1,0 +1,73 @@
+"""Face detection with facenet-pytorch's MTCNN, boxes returned in original frame pixels.
+
+Only MTCNN's ``detect()`` is used: the app crops and classifies faces itself. Its weights
+ship inside the facenet-pytorch package, so nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, replace
+
+import cv2
+import numpy as np
+import torch
+from facenet_pytorch import MTCNN
+
+from app.config import DetectorConfig
+
+log = logging.getLogger(__name__)
+
+MTCNN_MIN_SIDE = 12  # P-Net's window: images smaller than this cannot hold a face
+
+
+@dataclass(frozen=True)
+class Detection:
+    box: tuple[float, float, float, float]
+    score: float
+
+
+class FaceDetector:
+    """Finds faces in RGB frames; settings can be changed between frames."""
+
+    def __init__(self, config: DetectorConfig | None = None, device: torch.device | None = None):
+        self.device = device or torch.device("cpu")
+        self.config = config or DetectorConfig()
+        self._mtcnn = MTCNN(keep_all=True, device=self.device, post_process=False)
+        self._mtcnn.eval()
+        self.configure(self.config)
+
+    def configure(self, config: DetectorConfig) -> None:
+        """Apply new settings; takes effect on the next frame."""
+        if not 0 < config.scale <= 4:
+            raise ValueError(f"detector scale must be in (0, 4], got {config.scale}")
+        self.config = replace(config)
+        self._mtcnn.thresholds = list(config.thresholds)
+        self._mtcnn.factor = config.factor
+        self._mtcnn.min_face_size = max(MTCNN_MIN_SIDE, round(config.min_face_size * config.scale))
+
+    @torch.inference_mode()
+    def detect(self, frame_rgb: np.ndarray) -> list[Detection]:
+        """Detect faces in an H x W x 3 uint8 RGB frame."""
+        if frame_rgb.ndim != 3 or frame_rgb.shape[2] != 3:
+            raise ValueError(f"expected an H x W x 3 RGB frame, got shape {frame_rgb.shape}")
+        scale = self.config.scale
+        image = frame_rgb
+        if scale != 1.0:
+            size = (max(1, round(frame_rgb.shape[1] * scale)), max(1, round(frame_rgb.shape[0] * scale)))
+            interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+            image = cv2.resize(frame_rgb, size, interpolation=interp)
+        if min(image.shape[:2]) < max(MTCNN_MIN_SIDE, self._mtcnn.min_face_size):
+            return []
+        boxes, scores = self._mtcnn.detect(np.ascontiguousarray(image))
+        if boxes is None:
+            return []
+        found = []
+        for box, score in zip(boxes, scores):
+            if score is None or score < self.config.min_score:
+                continue
+            x1, y1, x2, y2 = (float(v) / scale for v in box)
+            if x2 <= x1 or y2 <= y1:
+                continue
+            found.append(Detection((x1, y1, x2, y2), float(score)))
+        return found

@@ -1,0 +1,39 @@
+"""Read still images of any common mode as 8-bit RGB arrays."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+
+class ImageError(ValueError):
+    """An image file that cannot be decoded into pixels."""
+
+
+def to_rgb8(image: Image.Image) -> np.ndarray:
+    """Convert grayscale, RGBA, palette and 16-bit images to H x W x 3 uint8 RGB."""
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        data = np.asarray(image, dtype=np.float64)
+        peak = data.max() if data.size else 0
+        data = data / (65535.0 if peak > 255 else 255.0) * 255.0
+        image = Image.fromarray(np.clip(data, 0, 255).astype(np.uint8), mode="L")
+    if image.mode in ("RGBA", "LA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(background, rgba)
+    return np.ascontiguousarray(np.asarray(image.convert("RGB"), dtype=np.uint8))
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    """Decode an image file to RGB; raise ImageError with the file name if that fails."""
+    try:
+        with Image.open(path) as image:
+            image.load()
+            array = to_rgb8(image)
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        raise ImageError(f"cannot read image {path}: {exc}") from None
+    if array.size == 0 or array.shape[0] < 1 or array.shape[1] < 1:
+        raise ImageError(f"image {path} has no pixels")
+    return array

@@ -1,0 +1,119 @@
+"""Open video sources: a webcam index, a video file or a stream URL, as OpenCV reads them."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import cv2
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+STREAM_PREFIXES = ("rtsp://", "rtmp://", "http://", "https://", "udp://", "tcp://")
+STREAM_TIMEOUT_MS = 5000
+
+
+class SourceError(RuntimeError):
+    """A source that cannot be opened or read."""
+
+
+@dataclass
+class SourceInfo:
+    spec: str
+    kind: str  # camera, file or stream
+    width: int
+    height: int
+    fps: float
+    frame_count: int
+
+
+def describe(spec: str) -> str:
+    spec = str(spec)
+    if spec.isdigit():
+        return "camera"
+    if spec.lower().startswith(STREAM_PREFIXES):
+        return "stream"
+    return "file"
+
+
+class VideoSource:
+    """A readable source of BGR frames; raise SourceError rather than return nothing silently."""
+
+    def __init__(self, spec: str | int):
+        self.spec = str(spec)
+        self.kind = describe(self.spec)
+        self.capture = self._open()
+        ok, first = self.capture.read()
+        if not ok or first is None or first.size == 0:
+            self.capture.release()
+            raise SourceError(self._no_frames_message())
+        self._pending: np.ndarray | None = first
+        fps = self.capture.get(cv2.CAP_PROP_FPS)
+        self.info = SourceInfo(
+            self.spec, self.kind, first.shape[1], first.shape[0],
+            fps if fps and 1 <= fps <= 240 else 30.0,
+            int(self.capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0) if self.kind == "file" else 0)
+
+    def _open(self) -> cv2.VideoCapture:
+        if self.kind == "camera":
+            capture = cv2.VideoCapture(int(self.spec))
+            if not capture.isOpened():
+                raise SourceError(f"no camera at index {self.spec}")
+            return capture
+        if self.kind == "file":
+            path = Path(self.spec)
+            if not path.exists():
+                raise SourceError(f"video file {self.spec} not found")
+            if path.is_dir():
+                raise SourceError(f"{self.spec} is a folder, not a video file")
+            capture = cv2.VideoCapture(str(path))
+            if not capture.isOpened():
+                raise SourceError(f"{self.spec} is not a video OpenCV can read")
+            return capture
+        params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, STREAM_TIMEOUT_MS,
+                  cv2.CAP_PROP_READ_TIMEOUT_MSEC, STREAM_TIMEOUT_MS]
+        capture = cv2.VideoCapture(self.spec, cv2.CAP_FFMPEG, params)
+        if not capture.isOpened():
+            raise SourceError(f"stream {self.spec} could not be opened "
+                              f"(unreachable or timed out after {STREAM_TIMEOUT_MS / 1000:.0f} s)")
+        return capture
+
+    def _no_frames_message(self) -> str:
+        if self.kind == "camera":
+            return f"camera {self.spec} opened but delivers no frames"
+        if self.kind == "file":
+            return f"{self.spec} holds no readable video frames"
+        return f"stream {self.spec} delivers no frames"
+
+    def read(self) -> np.ndarray | None:
+        """The next BGR frame, or None at the end of the source (or when it stops delivering)."""
+        if self._pending is not None:
+            frame, self._pending = self._pending, None
+            return frame
+        ok, frame = self.capture.read()
+        if not ok or frame is None or frame.size == 0:
+            return None
+        return frame
+
+    def position_s(self, index: int) -> float:
+        """Media time of frame ``index`` for files; wall-clock based sources use frame / fps."""
+        return index / self.info.fps
+
+    def frames(self) -> Iterator[np.ndarray]:
+        while (frame := self.read()) is not None:
+            yield frame
+
+    def close(self) -> None:
+        self.capture.release()
+
+    def __enter__(self) -> "VideoSource":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+

@@ -1,0 +1,46 @@
+"""The student: a small depthwise-separable CNN sized for many crops per second on a CPU.
+
+It has well under 3% of the teacher's parameters; its job is to copy the teacher's answers
+on face crops, not to be a general image model.
+"""
+
+import torch
+import torch.nn as nn
+
+
+def _conv_bn(cin: int, cout: int, kernel: int, stride: int, groups: int = 1) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, kernel, stride, kernel // 2, groups=groups, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(inplace=True),
+    )
+
+
+def _separable(cin: int, cout: int, stride: int) -> nn.Sequential:
+    return nn.Sequential(_conv_bn(cin, cin, 3, stride, groups=cin), _conv_bn(cin, cout, 1, 1))
+
+
+class StudentNet(nn.Module):
+    """Stem convolution, four separable stages that halve the map, pooled linear head."""
+
+    def __init__(self, num_classes: int = 2, width: int = 16, dropout: float = 0.2):
+        super().__init__()
+        w = width
+        self.features = nn.Sequential(
+            _conv_bn(3, w, 3, 2),
+            _separable(w, 2 * w, 1),
+            _separable(2 * w, 4 * w, 2),
+            _separable(4 * w, 8 * w, 2),
+            _separable(8 * w, 8 * w, 2),
+        )
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(8 * w, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.pool(self.features(x)).flatten(1)
+        return self.classifier(self.dropout(x))
+
+
+def build_student(num_classes: int = 2) -> nn.Module:
+    return StudentNet(num_classes=num_classes)

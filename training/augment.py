@@ -1,0 +1,80 @@
+"""Augmentation for webcam faces and the tensor datasets built from prepared crops.
+
+Crops arrive as uint8 RGB at the cache size; augmentation works on them before resizing to
+the model's input, the same resize the app uses.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from app.crops import resize_crop
+
+
+@dataclass
+class AugmentConfig:
+    flip: float = 0.5
+    scale: tuple[float, float] = (0.8, 1.1)  # zoom of the crop window
+    shift: float = 0.08  # of the crop side
+    rotation_deg: float = 12.0
+    brightness: float = 0.25
+    contrast: float = 0.25
+    saturation: float = 0.3
+    blur: float = 0.25  # probability of a Gaussian blur
+    low_res: float = 0.25  # probability of a downscale-upscale round trip (webcam softness)
+
+
+def augment(crop: np.ndarray, rng: np.random.Generator, cfg: AugmentConfig) -> np.ndarray:
+    """One random variant of an RGB crop: geometry first, then colour, blur and resolution."""
+    h, w = crop.shape[:2]
+    if rng.random() < cfg.flip:
+        crop = crop[:, ::-1]
+    zoom = rng.uniform(*cfg.scale)
+    angle = rng.uniform(-cfg.rotation_deg, cfg.rotation_deg)
+    tx, ty = rng.uniform(-cfg.shift, cfg.shift, size=2) * (w, h)
+    matrix = cv2.getRotationMatrix2D((w / 2, h / 2), angle, zoom)
+    matrix[:, 2] += (tx, ty)
+    crop = cv2.warpAffine(np.ascontiguousarray(crop), matrix, (w, h),
+                          borderMode=cv2.BORDER_REFLECT_101)
+    image = crop.astype(np.float32)
+    gray = image.mean(axis=2, keepdims=True)
+    image = gray + (image - gray) * (1 + rng.uniform(-cfg.saturation, cfg.saturation))
+    image = (image - image.mean()) * (1 + rng.uniform(-cfg.contrast, cfg.contrast)) + image.mean()
+    image = image * (1 + rng.uniform(-cfg.brightness, cfg.brightness))
+    crop = np.clip(image, 0, 255).astype(np.uint8)
+    if rng.random() < cfg.blur:
+        crop = cv2.GaussianBlur(crop, (0, 0), rng.uniform(0.5, 1.5))
+    if rng.random() < cfg.low_res:
+        side = int(rng.integers(16, 40))
+        crop = cv2.resize(cv2.resize(crop, (side, side), interpolation=cv2.INTER_AREA), (w, h))
+    return crop
+
+
+class CropDataset(Dataset):
+    """Prepared crops as normalised tensors, augmented when ``augment_cfg`` is given."""
+
+    def __init__(self, crops: np.ndarray, labels: np.ndarray, input_size: int,
+                 mean: tuple[float, ...], std: tuple[float, ...],
+                 augment_cfg: AugmentConfig | None = None, seed: int = 0):
+        self.crops, self.labels = crops, torch.as_tensor(labels, dtype=torch.long)
+        self.input_size = input_size
+        self.mean = np.array(mean, dtype=np.float32)
+        self.std = np.array(std, dtype=np.float32)
+        self.augment_cfg = augment_cfg
+        self.rng = np.random.default_rng(seed)
+
+    def __len__(self) -> int:
+        return len(self.crops)
+
+    def __getitem__(self, index: int):
+        crop = self.crops[index]
+        if self.augment_cfg is not None:
+            crop = augment(crop, self.rng, self.augment_cfg)
+        image = resize_crop(np.ascontiguousarray(crop), self.input_size).astype(np.float32) / 255
+        image = (image - self.mean) / self.std
+        return torch.from_numpy(image.transpose(2, 0, 1).copy()), self.labels[index]

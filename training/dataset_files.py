@@ -1,0 +1,55 @@
+"""Find the images of a class-folder dataset and map folder names to MaskWatch labels."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
+SKIPPED_SUFFIXES = {".txt", ".md", ".json", ".xml", ".csv", ".db", ".ini"}
+FOLDER_LABELS = {"with_mask": "mask", "mask": "mask", "masked": "mask",
+                 "without_mask": "no_mask", "no_mask": "no_mask", "unmasked": "no_mask"}
+
+
+class DatasetError(ValueError):
+    """A folder that cannot be used as a training or evaluation set."""
+
+
+@dataclass
+class DatasetFiles:
+    images: list[tuple[Path, str]]  # (file, label)
+    skipped: list[Path]  # files that are plainly not images (text, metadata, hidden)
+
+
+def find_images(root: Path) -> DatasetFiles:
+    """List the images under ``root/with_mask`` and ``root/without_mask`` (or synonyms).
+
+    Raises:
+        DatasetError: when the folder is missing, has no class folders, or a class is empty.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetError(f"dataset folder {root} not found")
+    classes: dict[str, list[Path]] = {}
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        label = FOLDER_LABELS.get(folder.name.lower())
+        if label is not None:
+            classes.setdefault(label, []).extend(sorted(p for p in folder.rglob("*") if p.is_file()))
+    if not classes:
+        raise DatasetError(f"{root} has no class folders (expected with_mask/ and without_mask/)")
+    missing = {"mask", "no_mask"} - set(classes)
+    if missing:
+        raise DatasetError(f"{root} has only one class; add a folder for {sorted(missing)[0]}")
+    images, skipped = [], []
+    for label, files in sorted(classes.items()):
+        # Unknown suffixes are kept: decoding decides (one shared file is "x.jpg_1088Wx1632H").
+        kept = [f for f in files if not _plainly_not_image(f)]
+        skipped += [f for f in files if _plainly_not_image(f)]
+        if not kept:
+            raise DatasetError(f"class {label!r} in {root} holds no images")
+        images += [(f, label) for f in kept]
+    return DatasetFiles(images, skipped)
+
+
+def _plainly_not_image(path: Path) -> bool:
+    return path.name.startswith(".") or path.suffix.lower() in SKIPPED_SUFFIXES

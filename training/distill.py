@@ -1,0 +1,189 @@
+"""Train the teacher from scratch and distil the student with KD_Lib: ``python -m training.distill``.
+
+Faces are cropped by the app's own detector, near-duplicates grouped before a seeded split,
+and the best weights by validation accuracy saved with their metadata and a report.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shlex
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from app.atomic import OutputExistsError
+from models import checkpoint
+from models.checkpoint import CheckpointError, ModelMeta, count_parameters
+from training.augment import AugmentConfig, CropDataset
+from training.dataset_files import DatasetError
+from training.distillers import DISTILLERS, as_device
+from training.metrics import classification_report
+from training.prepare import prepare
+from training.report import write_report
+from training.speed import crops_per_second
+
+log = logging.getLogger("training.distill")
+
+
+@dataclass
+class Loaders:
+    train: DataLoader
+    val: DataLoader
+    test: DataLoader
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m training.distill", description=__doc__)
+    p.add_argument("--data", type=Path, required=True, help="folder with with_mask/ and without_mask/")
+    p.add_argument("--out", type=Path, default=checkpoint.MODEL_DIR,
+                   help="where teacher.pt, student.pt and the report go (default models/)")
+    p.add_argument("--method", choices=sorted(DISTILLERS), default="vanilla")
+    p.add_argument("--teacher-epochs", type=int, default=12)
+    p.add_argument("--student-epochs", type=int, default=15)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--lr", type=float, default=1e-3, help="AdamW learning rate for both")
+    p.add_argument("--temperature", type=float, default=4.0)
+    p.add_argument("--distil-weight", type=float, default=0.7)
+    p.add_argument("--input-size", type=int, default=64)
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--teacher", type=Path, help="distil from this trained teacher instead")
+    p.add_argument("--work-dir", type=Path, default=Path(".cache"),
+                   help="prepared crops and per-epoch training state (default .cache/)")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run")
+    p.add_argument("--overwrite", action="store_true", help="replace existing weights in --out")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    return p
+
+
+def make_loaders(prepared, input_size: int, batch_size: int, seed: int) -> Loaders:
+    mean, std = checkpoint.IMAGENET_MEAN, checkpoint.IMAGENET_STD
+
+    def dataset(split: str, aug: AugmentConfig | None) -> CropDataset:
+        crops, labels = prepared.subset(split)
+        if len(crops) == 0:
+            raise DatasetError(f"the {split} split is empty: the dataset is too small")
+        return CropDataset(crops, labels, input_size, mean, std, aug, seed)
+
+    generator = torch.Generator().manual_seed(seed)
+    return Loaders(
+        DataLoader(dataset("train", AugmentConfig()), batch_size, shuffle=True,
+                   generator=generator, drop_last=len(prepared.subset("train")[0]) > batch_size),
+        DataLoader(dataset("val", None), 128),
+        DataLoader(dataset("test", None), 128))
+
+
+@torch.no_grad()
+def test_figures(model, loader, device, class_names) -> dict:
+    model.eval()
+    truth, guess = [], []
+    for data, target in loader:
+        guess += model(data.to(device)).argmax(1).cpu().tolist()
+        truth += target.tolist()
+    return classification_report(truth, guess, class_names)
+
+
+def train(args: argparse.Namespace) -> dict:
+    torch.manual_seed(args.seed)
+    np.random.seed(args.seed)
+    device = as_device(args.device)
+    out = Path(args.out)
+    for name in ("teacher.pt", "student.pt"):
+        if (out / name).exists() and not args.overwrite and not (args.teacher and name == "teacher.pt"):
+            raise OutputExistsError(f"{out / name} already exists (pass --overwrite to replace it)")
+    out.mkdir(parents=True, exist_ok=True)
+    prepared = prepare(args.data, args.work_dir / "prepared", args.seed, device,
+                       progress=not args.quiet)
+    log.info("data: %s", prepared.stats["split_sizes"])
+    loaders = make_loaders(prepared, args.input_size, args.batch_size, args.seed)
+
+    if args.teacher:
+        teacher, _ = checkpoint.load(args.teacher, "teacher")
+    else:
+        teacher = checkpoint.build("teacher")
+    student = checkpoint.build("student")
+    opt_teacher = torch.optim.AdamW(teacher.parameters(), lr=args.lr, weight_decay=1e-4)
+    opt_student = torch.optim.AdamW(student.parameters(), lr=args.lr, weight_decay=1e-4)
+    options = {"temp": args.temperature, "distil_weight": args.distil_weight}
+    if args.method == "self-training":
+        teacher_trainer = DISTILLERS["vanilla"](teacher, student, loaders.train, loaders.val,
+                                                opt_teacher, opt_student, device, **options)
+        student_trainer = DISTILLERS["self-training"](student, loaders.train, loaders.val,
+                                                      opt_student, device, **options)
+    else:
+        teacher_trainer = DISTILLERS[args.method](teacher, student, loaders.train, loaders.val,
+                                                  opt_teacher, opt_student, device, **options)
+        student_trainer = teacher_trainer
+    state_dir = args.work_dir / "train-state" / f"{args.method}-seed{args.seed}"
+    for trainer in {id(teacher_trainer): teacher_trainer,
+                    id(student_trainer): student_trainer}.values():
+        trainer.progress, trainer.resume, trainer.checkpoint_dir = (
+            not args.quiet, args.resume, state_dir)
+    teacher_trainer.schedulers["teacher"] = torch.optim.lr_scheduler.CosineAnnealingLR(
+        opt_teacher, max(args.teacher_epochs, 1))
+    student_trainer.schedulers["student"] = torch.optim.lr_scheduler.CosineAnnealingLR(
+        opt_student, max(args.student_epochs, 1))
+
+    if not args.teacher:
+        teacher_trainer.train_teacher(epochs=args.teacher_epochs)
+    student_trainer.train_student(epochs=args.student_epochs)
+
+    history = {**teacher_trainer.history, **student_trainer.history}
+    command = "python -m training.distill " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    results, models_report = {}, {}
+    for role, model in (("teacher", teacher), ("student", student)):
+        model = model.to(device)
+        figures = test_figures(model, loaders.test, device, prepared.class_names)
+        results[role] = figures
+        models_report[role] = {
+            "parameters": count_parameters(model), "test": figures,
+            "best_val_acc": max((r["val_acc"] for r in history.get(role, [])), default=None),
+            "crops_per_s": crops_per_second(model, args.input_size, 32, device),
+        }
+    report = {
+        "method": args.method, "command": command, "data": str(args.data),
+        "data_stats": prepared.stats, "device": str(device), "seed": args.seed,
+        "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "models": models_report,
+        "param_ratio": models_report["student"]["parameters"] / models_report["teacher"]["parameters"],
+    }
+    for role, model in (("teacher", teacher), ("student", student)):
+        if role == "teacher" and args.teacher:
+            continue
+        r = models_report[role]
+        meta = ModelMeta(arch=role, input_size=args.input_size, data=str(args.data),
+                         command=command, scores={"test": r["test"], "best_val_acc": r["best_val_acc"]},
+                         extra={"method": args.method, "seed": args.seed,
+                                "parameters": r["parameters"]})
+        checkpoint.save(out / f"{role}.pt", model.cpu(), meta)
+    write_report(out / "report", report, history, results)
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        report = train(args)
+    except (DatasetError, CheckpointError, OutputExistsError, FileNotFoundError) as exc:
+        print(f"training.distill: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("training.distill: interrupted; run again with --resume to continue",
+              file=sys.stderr)
+        return 130
+    for role, r in report["models"].items():
+        print(f"{role}: test accuracy {r['test']['accuracy']:.4f}, "
+              f"{r['parameters']:,} parameters, {r['crops_per_s']:.0f} crops/s")
+    print(f"weights and report in {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

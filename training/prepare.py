@@ -1,0 +1,173 @@
+"""Prepare a class-folder dataset: crop faces with the app's detector, group, split, cache.
+
+Rules, applied to every image and counted in the manifest:
+- the file does not decode: listed under ``unreadable`` and left out;
+- one face: its crop (the same crop the app makes) is used;
+- several faces: the largest is used (these sets label a whole image, and the largest face
+  is the subject), counted under ``several_faces``;
+- no face: the detector is run again on the image with a border around it (tight face crops
+  defeat MTCNN); if there is still none, the whole image is taken as the face crop, counted
+  under ``no_face_whole_image``, since these sets are mostly tight face crops already.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import random
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from app.atomic import atomic_path, write_text
+from app.config import CropConfig, DetectorConfig
+from app.crops import crop_face, resize_crop
+from app.detector import Detection, FaceDetector
+from app.images import ImageError, read_rgb
+from training.dataset_files import find_images
+from training.dedup import dhash, group_near_duplicates
+
+log = logging.getLogger(__name__)
+
+CACHE_SIZE = 128  # crops are cached at this size; training resizes to the model's input
+PAD_FRACTION = 0.3
+SPLIT_FRACTIONS = {"test": 0.15, "val": 0.10}
+
+
+@dataclass
+class Prepared:
+    crops: np.ndarray  # N x CACHE_SIZE x CACHE_SIZE x 3 uint8 RGB
+    labels: np.ndarray  # N int64, index into class_names
+    splits: np.ndarray  # N str: train / val / test
+    files: list[str]
+    class_names: tuple[str, ...] = ("mask", "no_mask")
+    stats: dict = field(default_factory=dict)
+
+    def subset(self, split: str) -> tuple[np.ndarray, np.ndarray]:
+        keep = self.splits == split
+        return self.crops[keep], self.labels[keep]
+
+
+def _largest(detections: list[Detection]) -> Detection:
+    return max(detections, key=lambda d: (d.box[2] - d.box[0]) * (d.box[3] - d.box[1]))
+
+
+def face_crop_for_image(rgb: np.ndarray, detector: FaceDetector, crop: CropConfig
+                        ) -> tuple[np.ndarray, str]:
+    """The training crop of one labelled image and the rule that produced it."""
+    detections = detector.detect(rgb)
+    rule = "one_face"
+    if not detections:
+        h, w = rgb.shape[:2]
+        pad = int(round(max(h, w) * PAD_FRACTION))
+        padded = cv2.copyMakeBorder(rgb, pad, pad, pad, pad, cv2.BORDER_CONSTANT,
+                                    value=(127, 127, 127))
+        found = detector.detect(padded)
+        if found:
+            x1, y1, x2, y2 = _largest(found).box
+            detections = [Detection((x1 - pad, y1 - pad, x2 - pad, y2 - pad), 1.0)]
+            rule = "one_face_padded" if len(found) == 1 else "several_faces"
+    if not detections:
+        return rgb, "no_face_whole_image"
+    if len(detections) > 1:
+        rule = "several_faces"
+    return crop_face(rgb, _largest(detections).box, crop), rule
+
+
+def _fingerprint(files: list[tuple[Path, str]], detector: DetectorConfig, crop: CropConfig) -> str:
+    digest = hashlib.sha1()
+    for path, label in files:
+        stat = path.stat()
+        digest.update(f"{path}|{label}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
+    digest.update(json.dumps([asdict(detector), asdict(crop), CACHE_SIZE, PAD_FRACTION,
+                              SPLIT_FRACTIONS]).encode())
+    return digest.hexdigest()[:16]
+
+
+def split_groups(groups: list[int], labels: list[int], seed: int) -> list[str]:
+    """Assign whole groups to test, val and train, per class, reproducibly from ``seed``."""
+    rng = random.Random(seed)
+    splits = ["train"] * len(groups)
+    by_class: dict[int, list[int]] = {}
+    for g, y in zip(groups, labels):
+        by_class.setdefault(y, [])
+        if g not in by_class[y]:
+            by_class[y].append(g)
+    assigned: dict[int, str] = {}
+    for y in sorted(by_class):
+        ids = [g for g in by_class[y] if g not in assigned]
+        rng.shuffle(ids)
+        n = len(ids)
+        n_test = round(n * SPLIT_FRACTIONS["test"])
+        n_val = round(n * SPLIT_FRACTIONS["val"])
+        for k, g in enumerate(ids):
+            assigned[g] = "test" if k < n_test else "val" if k < n_test + n_val else "train"
+    return [assigned[g] for g in groups]
+
+
+def prepare(data: Path, cache_dir: Path, seed: int = 0, device: torch.device | None = None,
+            detector_config: DetectorConfig | None = None, crop: CropConfig | None = None,
+            progress: bool = True) -> Prepared:
+    """Crop, group and split ``data``; reuse the cache when files and settings are unchanged.
+
+    Writes ``manifest.json`` (every file, its label, group, split and rule) beside the cache.
+    """
+    detector_config = detector_config or DetectorConfig()
+    crop = crop or CropConfig()
+    found = find_images(Path(data))
+    key = _fingerprint(found.images, detector_config, crop)
+    cache_dir = Path(cache_dir)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    cache = cache_dir / f"crops-{key}-seed{seed}.npz"
+    manifest_path = cache_dir / f"manifest-{key}-seed{seed}.json"
+    if cache.exists() and manifest_path.exists():
+        log.info("using prepared crops from %s", cache)
+        with np.load(cache, allow_pickle=False) as z:
+            manifest = json.loads(manifest_path.read_text())
+            return Prepared(z["crops"], z["labels"], z["splits"], list(z["files"]),
+                            stats=manifest["stats"])
+
+    detector = FaceDetector(detector_config, device)
+    class_names = ("mask", "no_mask")
+    crops, labels, files, hashes, rules = [], [], [], [], []
+    unreadable = []
+    for path, label in tqdm(found.images, desc="cropping faces", unit="img", disable=not progress):
+        try:
+            rgb = read_rgb(path)
+        except ImageError as exc:
+            unreadable.append(str(path))
+            log.warning("%s", exc)
+            continue
+        face, rule = face_crop_for_image(rgb, detector, crop)
+        crops.append(resize_crop(face, CACHE_SIZE))
+        labels.append(class_names.index(label))
+        files.append(str(path))
+        hashes.append(dhash(rgb))
+        rules.append(rule)
+    if not crops:
+        raise ValueError(f"no readable images in {data}")
+    groups = group_near_duplicates(hashes)
+    splits = split_groups(groups, labels, seed)
+    stats = {
+        "images": len(found.images), "used": len(crops), "unreadable": unreadable,
+        "not_images": [str(p) for p in found.skipped], "rules": dict(Counter(rules)),
+        "groups": len(set(groups)), "near_duplicate_images": len(groups) - len(set(groups)),
+        "split_sizes": dict(Counter(splits)), "seed": seed,
+    }
+    manifest = {"data": str(data), "stats": stats, "files": [
+        {"file": f, "label": class_names[y], "group": g, "split": s, "rule": r}
+        for f, y, g, s, r in zip(files, labels, groups, splits, rules)]}
+    with atomic_path(cache) as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, crops=np.stack(crops), labels=np.array(labels, dtype=np.int64),
+                     splits=np.array(splits), files=np.array(files))
+    write_text(manifest_path, json.dumps(manifest, indent=1))
+    log.info("prepared %d crops: %s", len(crops), stats["rules"])
+    return Prepared(np.stack(crops), np.array(labels, dtype=np.int64), np.array(splits),
+                    files, stats=stats)

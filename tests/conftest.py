@@ -1,0 +1,59 @@
+"""Shared fixtures: real images from tests/fixtures and videos the tests write from them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+def fixture_bgr(name: str) -> np.ndarray:
+    image = cv2.imread(str(FIXTURES / name), cv2.IMREAD_COLOR)
+    assert image is not None, name
+    return image
+
+
+def write_video(path: Path, frames: list[np.ndarray], fps: float = 10.0) -> Path:
+    """Write BGR frames (all the same size) as an mp4v video."""
+    height, width = frames[0].shape[:2]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
+    assert writer.isOpened()
+    for frame in frames:
+        writer.write(frame)
+    writer.release()
+    return path
+
+
+def on_canvas(image: np.ndarray, width: int = 640, height: int = 480) -> np.ndarray:
+    """Place an image, scaled to fit, on a grey 640x480 frame as a webcam would see it."""
+    canvas = np.full((height, width, 3), 110, np.uint8)
+    scale = min(width * 0.6 / image.shape[1], height * 0.8 / image.shape[0])
+    resized = cv2.resize(image, None, fx=scale, fy=scale)
+    h, w = resized.shape[:2]
+    y, x = (height - h) // 2, (width - w) // 2
+    canvas[y:y + h, x:x + w] = resized
+    return canvas
+
+
+@pytest.fixture(scope="session")
+def pipeline():
+    from app.config import PipelineConfig
+    from app.pipeline import Pipeline
+
+    return Pipeline(PipelineConfig(device="cpu"))
+
+
+@pytest.fixture(scope="session")
+def no_mask_video(tmp_path_factory) -> Path:
+    frame = on_canvas(fixture_bgr("no_mask_1.jpg"))
+    return write_video(tmp_path_factory.mktemp("video") / "no_mask.mp4", [frame] * 12)
+
+
+@pytest.fixture(scope="session")
+def mixed_video(tmp_path_factory) -> Path:
+    frames = [on_canvas(fixture_bgr("mask_1.jpg"))] * 6 + [on_canvas(fixture_bgr("no_mask_1.jpg"))] * 6
+    return write_video(tmp_path_factory.mktemp("video") / "mixed.mp4", frames)

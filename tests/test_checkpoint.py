@@ -1,0 +1,82 @@
+"""The checkpoint format: round trip, metadata, and clear refusals of wrong files."""
+
+import torch
+import pytest
+
+from models import checkpoint
+from models.checkpoint import CheckpointError, ModelMeta
+
+
+def test_committed_weights_load_with_metadata():
+    for arch in ("teacher", "student"):
+        model, meta = checkpoint.load(checkpoint.default_weights(arch), arch)
+        assert meta.arch == arch
+        assert meta.class_names == ("mask", "no_mask")
+        assert meta.input_size > 0 and len(meta.mean) == 3
+        assert "training.distill" in meta.command
+        assert meta.scores["test"]["accuracy"] > 0.9
+        assert not model.training
+
+
+def test_student_is_at_most_3_percent_of_teacher():
+    teacher = checkpoint.count_parameters(checkpoint.build("teacher"))
+    student = checkpoint.count_parameters(checkpoint.build("student"))
+    assert student <= 0.03 * teacher
+
+
+def test_round_trip_keeps_weights(tmp_path):
+    model = checkpoint.build("student")
+    path = tmp_path / "s.pt"
+    checkpoint.save(path, model, ModelMeta(arch="student", input_size=48))
+    loaded, meta = checkpoint.load(path, "student")
+    assert meta.input_size == 48
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, loaded.state_dict()[key])
+    assert list(tmp_path.iterdir()) == [path]  # no temporary file left behind
+
+
+def test_wrong_architecture_is_refused(tmp_path):
+    path = tmp_path / "s.pt"
+    checkpoint.save(path, checkpoint.build("student"), ModelMeta(arch="student"))
+    with pytest.raises(CheckpointError, match="holds a student model, not a teacher"):
+        checkpoint.load(path, "teacher")
+
+
+def test_weights_of_another_shape_are_refused(tmp_path):
+    path = tmp_path / "bad.pt"
+    payload = {"format": checkpoint.FORMAT, "version": 1, "meta": {"arch": "student"},
+               "state_dict": {"features.0.0.weight": torch.zeros(3, 3, 3, 3)}}
+    torch.save(payload, path)
+    with pytest.raises(CheckpointError, match="does not fit the student architecture"):
+        checkpoint.load(path)
+
+
+@pytest.mark.parametrize("content", [b"", b"not a checkpoint at all", None])
+def test_missing_truncated_or_garbage_files(tmp_path, content):
+    path = tmp_path / "w.pt"
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(CheckpointError, match=str(path)):
+        checkpoint.load(path)
+
+
+def test_truncated_real_checkpoint(tmp_path):
+    data = checkpoint.default_weights("student").read_bytes()
+    path = tmp_path / "half.pt"
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="not a readable MaskWatch checkpoint"):
+        checkpoint.load(path)
+
+
+def test_plain_state_dict_is_not_a_checkpoint(tmp_path):
+    path = tmp_path / "plain.pt"
+    torch.save(checkpoint.build("student").state_dict(), path)
+    with pytest.raises(CheckpointError, match="is not a MaskWatch checkpoint"):
+        checkpoint.load(path)
+
+
+def test_pickled_code_is_refused(tmp_path):
+    path = tmp_path / "evil.pt"
+    torch.save({"format": checkpoint.FORMAT, "obj": ModelMeta(arch="student")}, path)
+    with pytest.raises(CheckpointError):
+        checkpoint.load(path)

@@ -1,0 +1,179 @@
+"""Each KD_Lib 0.0.32 defect we rely on: shown on the unpatched class, fixed in ours.
+
+Every test runs the same check on both classes; the unpatched half proves the check can fail.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+
+import pytest
+import torch
+import torch.nn as nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from training import kd_compat
+from training.distillers import (FixedMessyCollab, FixedNoisyTeacher, FixedSelfTraining,
+                                 FixedVanillaKD, noisy_labels)
+
+
+def tiny_net(classes: int = 2) -> nn.Module:
+    return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(),
+                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, classes))
+
+
+def loaders():
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(64, 3, 8, 8, generator=g), torch.randint(0, 2, (64,), generator=g)
+    data = TensorDataset(x, y)
+    return DataLoader(data, batch_size=16), DataLoader(data, batch_size=32)
+
+
+def make(cls, **kwargs):
+    torch.manual_seed(0)
+    teacher, student = tiny_net(), tiny_net()
+    train, val = loaders()
+    distiller = cls(teacher, student, train, val, torch.optim.SGD(teacher.parameters(), 0.01),
+                    torch.optim.SGD(student.parameters(), 0.01), **kwargs)
+    distiller.progress = False
+    return distiller
+
+
+def quietly_train_student(distiller, epochs=1, **kwargs):
+    kwargs.setdefault("plot_losses", False)
+    kwargs.setdefault("save_model", False)
+    distiller.train_student(epochs=epochs, **kwargs)
+
+
+@pytest.mark.parametrize("cls, flawed", [(kd_compat.VanillaKD, True), (FixedVanillaKD, False)])
+def test_teacher_gets_no_gradients_during_distillation(cls, flawed):
+    distiller = make(cls)
+    quietly_train_student(distiller)
+    has_grad = any(p.grad is not None for p in distiller.teacher_model.parameters())
+    assert has_grad is flawed
+
+
+@pytest.mark.parametrize("cls, flawed", [(kd_compat.VanillaKD, True), (FixedVanillaKD, False)])
+def test_student_trains_in_train_mode_after_validation(cls, flawed):
+    distiller = make(cls)
+    modes = []
+    distiller.student_model.register_forward_hook(
+        lambda module, inputs, output: modes.append(module.training)
+        if torch.is_grad_enabled() else None)
+    quietly_train_student(distiller, epochs=2)
+    assert len(modes) == 8  # 4 batches x 2 epochs
+    assert all(modes) is not flawed
+
+
+@pytest.mark.parametrize("cls, flawed", [(kd_compat.VanillaKD, True), (FixedVanillaKD, False)])
+def test_vanilla_loss_is_kl_divergence(cls, flawed):
+    distiller = make(cls, temp=2.0, distil_weight=1.0)
+    student, teacher = torch.tensor([[2.0, 0.0]]), torch.tensor([[0.0, 2.0]])
+    p = torch.softmax(teacher / 2, 1)
+    q_log = torch.log_softmax(student / 2, 1)
+    expected = 4.0 * (p * (p.log() - q_log)).sum()
+    got = distiller.calculate_kd_loss(student, teacher, torch.tensor([0]))
+    assert torch.isclose(got, expected, atol=1e-6) is not flawed
+
+
+@pytest.mark.parametrize("cls, flawed", [(kd_compat.MessyCollab, True), (FixedMessyCollab, False),
+                                         (kd_compat.NoisyTeacher, True), (FixedNoisyTeacher, False)])
+def test_kl_default_is_batchmean(cls, flawed):
+    distiller = make(cls)
+    loss = distiller.loss_fn
+    assert (isinstance(loss, nn.KLDivLoss) and loss.reduction == "batchmean") is not flawed
+
+
+class Recorder:
+    """Stands in for TensorBoard's SummaryWriter, keeping the steps it is given."""
+
+    def __init__(self):
+        self.steps: list[int] = []
+
+    def add_scalar(self, tag, value, step):
+        self.steps.append(step)
+
+
+@pytest.mark.parametrize("cls, flawed", [(kd_compat.VanillaKD, True), (FixedVanillaKD, False)])
+def test_tensorboard_step_is_the_epoch(cls, flawed, tmp_path):
+    distiller = make(cls)
+    distiller.log, distiller.writer = True, Recorder()
+    quietly_train_student(distiller, epochs=3)
+    steps = sorted(set(distiller.writer.steps))
+    assert (steps == [0, 1, 2]) is not flawed
+
+
+@pytest.mark.parametrize("cls, flawed", [(kd_compat.VanillaKD, True), (FixedVanillaKD, False)])
+@pytest.mark.parametrize("device", [torch.device("cpu"), "auto"])
+def test_device_accepts_torch_spellings(cls, flawed, device):
+    if flawed:
+        with pytest.raises(AttributeError):
+            make(cls, device=device)
+    else:
+        assert make(cls, device=device).device.type in ("cpu", "cuda")
+
+
+@pytest.mark.parametrize("cls, flawed", [(kd_compat.VanillaKD, True), (FixedVanillaKD, False)])
+def test_save_to_bare_file_name(cls, flawed, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    distiller = make(cls)
+    if flawed:
+        with pytest.raises(FileNotFoundError):
+            quietly_train_student(distiller, save_model=True, save_model_pth="student.pt")
+    else:
+        quietly_train_student(distiller, save_model=True, save_model_pth="student.pt")
+        state = torch.load("student.pt", weights_only=True)
+        assert set(state) == set(distiller.student_model.state_dict())
+
+
+@pytest.mark.parametrize("cls, flawed", [(kd_compat.MessyCollab, True), (FixedMessyCollab, False)])
+def test_messy_collab_noisy_labels_stay_valid(cls, flawed):
+    random.seed(3)
+    distiller = make(cls, noise_rate=1.0, method="S")
+    if flawed:
+        with pytest.raises((IndexError, RuntimeError)):
+            quietly_train_student(distiller)
+    else:
+        quietly_train_student(distiller)
+        labels = torch.tensor([0, 1, 0, 1, 1, 0])
+        noisy = noisy_labels(labels, 2, 1.0)
+        assert torch.equal(noisy, 1 - labels)
+
+
+@pytest.mark.parametrize("cls, flawed", [(kd_compat.MessyCollab, True), (FixedMessyCollab, False)])
+def test_epoch_loss_does_not_hold_the_graph(cls, flawed, monkeypatch):
+    import KD_Lib.KD.vision.noisy.messy_collab as messy
+
+    plotted = []
+    monkeypatch.setattr(messy.plt, "plot", lambda values: plotted.extend(values))
+    distiller = make(cls)
+    quietly_train_student(distiller, plot_losses=True)
+    losses = plotted if flawed else [r["loss"] for r in distiller.history["student"]]
+    assert any(isinstance(v, torch.Tensor) and v.grad_fn is not None for v in losses) is flawed
+
+
+def test_best_weights_are_kept_and_resume_continues(tmp_path):
+    distiller = make(FixedVanillaKD)
+    distiller.checkpoint_dir = tmp_path
+    quietly_train_student(distiller, epochs=2)
+    state = torch.load(tmp_path / "student-state.pt", weights_only=True)
+    assert state["epoch"] == 2 and len(state["history"]) == 2
+    best = max(r["val_acc"] for r in distiller.history["student"])
+    assert distiller.val_accuracy(distiller.student_model) == pytest.approx(best)
+
+    again = make(FixedVanillaKD)
+    again.checkpoint_dir, again.resume = tmp_path, True
+    quietly_train_student(again, epochs=3)
+    assert [r["epoch"] for r in again.history["student"]] == [1, 2, 3]
+
+
+def test_self_training_distils_from_a_trained_copy():
+    torch.manual_seed(0)
+    train, val = loaders()
+    student = tiny_net()
+    distiller = FixedSelfTraining(student, train, val, torch.optim.SGD(student.parameters(), 0.05))
+    distiller.progress = False
+    quietly_train_student(distiller, epochs=2)
+    assert [len(distiller.history[r]) for r in ("self_teacher", "student")] == [2, 2]
+    assert all(isinstance(r["loss"], float) for r in distiller.history["student"])

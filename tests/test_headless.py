@@ -1,0 +1,63 @@
+"""Headless mode end to end, through the real command line."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_app(*args, timeout=240):
+    return subprocess.run([sys.executable, "-m", "app", "--headless", "--quiet", *map(str, args)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+
+
+def test_headless_writes_video_and_events(tmp_path, no_mask_video):
+    out, events = tmp_path / "annotated.mp4", tmp_path / "events.jsonl"
+    proc = run_app("--source", no_mask_video, "--output", out, "--events", events,
+                   "--device", "cpu")
+    assert proc.returncode == 0, proc.stderr
+    assert "12 frames" in proc.stdout and "model student" in proc.stdout
+    records = [json.loads(line) for line in events.read_text().splitlines()]
+    assert [r["frame"] for r in records] == list(range(12))
+    assert records[1]["time_s"] == 0.1
+    labels = [f["label"] for r in records for f in r["faces"]]
+    assert len(labels) == 12 and set(labels) == {"no_mask"}
+    face = records[0]["faces"][0]
+    assert set(face) == {"box", "label", "score"} and len(face["box"]) == 4
+    video = cv2.VideoCapture(str(out))
+    assert int(video.get(cv2.CAP_PROP_FRAME_COUNT)) == 12
+    assert int(video.get(cv2.CAP_PROP_FRAME_WIDTH)) == 640
+    ok, frame = video.read()
+    x1, y1, x2, y2 = face["box"]
+    red = frame[y1 + 1, x1:x2].astype(int)  # the box edge is drawn in the no_mask colour
+    assert ok and (red[:, 2] > 150).mean() > 0.5
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["annotated.mp4", "events.jsonl"]
+
+
+def test_headless_teacher_on_mixed_video(tmp_path, mixed_video):
+    events = tmp_path / "e.jsonl"
+    proc = run_app("--source", mixed_video, "--events", events, "--model", "teacher")
+    assert proc.returncode == 0, proc.stderr
+    labels = [[f["label"] for f in json.loads(line)["faces"]]
+              for line in events.read_text().splitlines()]
+    assert labels[:6] == [["mask"]] * 6 and labels[6:] == [["no_mask"]] * 6
+
+
+def test_existing_output_is_kept_without_overwrite(tmp_path, no_mask_video):
+    events = tmp_path / "events.jsonl"
+    events.write_text("precious\n")
+    proc = run_app("--source", no_mask_video, "--events", events)
+    assert proc.returncode == 2
+    assert "already exists" in proc.stderr and "Traceback" not in proc.stderr
+    assert events.read_text() == "precious\n"
+
+
+def test_missing_source_is_one_line(tmp_path):
+    proc = run_app("--source", tmp_path / "nope.mp4", "--events", tmp_path / "e.jsonl")
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        f"maskwatch: error: video file {tmp_path / 'nope.mp4'} not found"]

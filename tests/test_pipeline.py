@@ -1,0 +1,61 @@
+"""The per-frame pipeline on real fixture images: labels, edge boxes, empty frames."""
+
+import numpy as np
+import pytest
+
+from app.config import CropConfig
+from app.crops import crop_face, expand_box
+from conftest import fixture_bgr, on_canvas
+
+
+@pytest.mark.parametrize("name, label", [
+    ("no_mask_1.jpg", "no_mask"), ("no_mask_2.jpg", "no_mask"),
+    ("mask_1.jpg", "mask"), ("mask_2.png", "mask"),
+])
+@pytest.mark.parametrize("model", ["student", "teacher"])
+def test_fixture_face_gets_its_label(pipeline, name, label, model):
+    pipeline.use(model)
+    result = pipeline.process(on_canvas(fixture_bgr(name)))
+    pipeline.use("student")
+    assert result.model == model
+    assert len(result.faces) == 1
+    face = result.faces[0]
+    assert face.label == label
+    assert 0.5 < face.score <= 1.0
+    x1, y1, x2, y2 = face.box
+    assert 0 <= x1 < x2 <= 640 and 0 <= y1 < y2 <= 480
+
+
+def test_blank_frame_has_no_faces(pipeline):
+    result = pipeline.process(np.full((480, 640, 3), 127, np.uint8))
+    assert result.faces == []
+
+
+def test_scene_with_several_faces(pipeline):
+    result = pipeline.process(fixture_bgr("maksssksksss129.jpg"))
+    assert len(result.faces) >= 2
+    assert {f.label for f in result.faces} <= {"mask", "no_mask"}
+
+
+def test_face_cut_by_frame_edge_is_found_and_clipped(pipeline):
+    frame = on_canvas(fixture_bgr("no_mask_1.jpg"))
+    full = pipeline.process(frame).faces[0].box
+    shift = full[0] + (full[2] - full[0]) // 4  # a quarter of the face leaves the frame
+    shifted = np.full_like(frame, 110)
+    shifted[:, : frame.shape[1] - shift] = frame[:, shift:]
+    faces = pipeline.process(shifted).faces
+    assert len(faces) == 1
+    assert faces[0].box[0] == 0
+
+
+def test_tiny_frames_do_not_crash(pipeline):
+    for shape in [(1, 1, 3), (5, 40, 3), (11, 11, 3)]:
+        assert pipeline.process(np.zeros(shape, np.uint8)).faces == []
+
+
+@pytest.mark.parametrize("box", [(-50, -50, 10, 10), (630, 470, 700, 520), (-5, 100, 2000, 90)])
+def test_crop_is_never_empty(box):
+    image = np.zeros((480, 640, 3), np.uint8)
+    left, top, right, bottom = expand_box(box, 640, 480, CropConfig())
+    assert 0 <= left < right <= 640 and 0 <= top < bottom <= 480
+    assert crop_face(image, box, CropConfig()).size > 0

@@ -1,0 +1,92 @@
+"""Label shares on the real clips whose expected label holds throughout.
+
+``python -m training.evaluate_clips --videos ../shared/data/videos`` runs the app's pipeline
+over every frame of each clip and reports how many face detections got the expected label.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+from tqdm import tqdm
+
+from app.atomic import check_writable, write_text
+from app.config import DetectorConfig, PipelineConfig
+from app.pipeline import Pipeline
+from app.source import SourceError, VideoSource
+from models.checkpoint import CheckpointError
+
+# Clips of ../shared/data/videos whose faces keep one label for the whole clip.
+EXPECTED = {
+    "masked-woman-laptop.mp4": "mask",
+    "unmasked-man-outdoors.mp4": "no_mask",
+    "medical-staff-masked-portrait.mp4": "mask",
+    "unmasked-man-white-background.mp4": "no_mask",
+    "selfie-unmasked-then-chin.mp4": "no_mask",
+    "cctv-corridor-masked.mp4": "mask",
+    "street-queue-crowd-masked.mp4": "mask",
+}
+
+
+def clip_shares(pipeline: Pipeline, path: Path, expected: str, progress: bool = True) -> dict:
+    """Frames, detections and the share of detections labelled ``expected`` in one clip."""
+    frames = faces = hits = 0
+    start = time.perf_counter()
+    with VideoSource(str(path)) as video:
+        for frame in tqdm(video.frames(), total=video.info.frame_count or None, unit="frame",
+                          desc=path.name, leave=False, disable=not progress):
+            result = pipeline.process(frame)
+            frames += 1
+            faces += len(result.faces)
+            hits += sum(f.label == expected for f in result.faces)
+    return {"clip": path.name, "expected": expected, "frames": frames, "faces": faces,
+            "share": hits / faces if faces else None,
+            "fps": frames / (time.perf_counter() - start)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m training.evaluate_clips", description=__doc__)
+    p.add_argument("--videos", type=Path, default=Path("../shared/data/videos"))
+    p.add_argument("--model", choices=["student", "teacher"], default="student")
+    p.add_argument("--weights", type=Path)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--detect-scale", type=float, default=DetectorConfig().scale)
+    p.add_argument("--json", type=Path)
+    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--quiet", action="store_true")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    try:
+        if args.json:
+            check_writable(args.json, args.overwrite)
+        config = PipelineConfig(detector=DetectorConfig(scale=args.detect_scale),
+                                model=args.model, device=args.device)
+        pipeline = Pipeline(config, {args.model: args.weights} if args.weights else {})
+        rows = []
+        for name, expected in EXPECTED.items():
+            path = args.videos / name
+            if not path.exists():
+                print(f"skipping {name}: not in {args.videos}", file=sys.stderr)
+                continue
+            rows.append(clip_shares(pipeline, path, expected, not args.quiet))
+    except (SourceError, CheckpointError, FileExistsError, FileNotFoundError, ValueError) as exc:
+        print(f"training.evaluate_clips: error: {exc}", file=sys.stderr)
+        return 2
+    print(f"model {args.model}, detector scale {args.detect_scale}")
+    print(f"{'clip':36} {'expected':9} {'frames':>6} {'faces':>6} {'share':>7} {'FPS':>6}")
+    for r in rows:
+        share = f"{r['share']:.1%}" if r["share"] is not None else "-"
+        print(f"{r['clip']:36} {r['expected']:9} {r['frames']:6d} {r['faces']:6d} "
+              f"{share:>7} {r['fps']:6.1f}")
+    if args.json:
+        write_text(args.json, json.dumps({"model": args.model, "clips": rows}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

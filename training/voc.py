@@ -1,0 +1,142 @@
+"""Read a scenes set: photos in ``images/`` with PASCAL VOC face boxes in ``annotations/``.
+
+The evaluation of the whole pipeline (detector + classifier) compares its faces with these
+boxes. VOC classes keep their original names; ``VOC_LABELS`` maps them to app labels.
+"""
+
+from __future__ import annotations
+
+import logging
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from training.dataset_files import IMAGE_SUFFIXES, DatasetError
+
+log = logging.getLogger(__name__)
+
+INCORRECT = "mask_weared_incorrect"  # the set's own spelling
+VOC_LABELS = {"with_mask": "mask", "without_mask": "no_mask", INCORRECT: None}
+VOC_CLASSES = tuple(VOC_LABELS)
+IMAGES_DIR, ANNOTATIONS_DIR = "images", "annotations"
+
+Box = tuple[float, float, float, float]
+
+
+class AnnotationError(ValueError):
+    """A VOC annotation file that cannot be parsed or holds an unusable box."""
+
+
+@dataclass(frozen=True)
+class GroundTruth:
+    """One annotated face: corner box in image pixels and its VOC class name."""
+
+    box: Box
+    name: str
+
+    @property
+    def label(self) -> str | None:
+        """The app label this face should get; None for a wrongly worn mask."""
+        return VOC_LABELS[self.name]
+
+    @property
+    def side(self) -> float:
+        """The longer side of the box, the face size used for size bins."""
+        x1, y1, x2, y2 = self.box
+        return max(x2 - x1, y2 - y1)
+
+
+@dataclass
+class Annotation:
+    filename: str
+    width: int | None
+    height: int | None
+    faces: list[GroundTruth] = field(default_factory=list)
+
+    def count(self, name: str) -> int:
+        return sum(face.name == name for face in self.faces)
+
+
+@dataclass
+class ScenePair:
+    image: Path
+    annotation: Path
+
+
+@dataclass
+class SceneFiles:
+    pairs: list[ScenePair]
+    images_without_annotation: list[Path]
+    annotations_without_image: list[Path]
+
+
+def _number(node: ET.Element, tag: str, source: Path) -> float:
+    text = node.findtext(tag)
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        raise AnnotationError(f"{source}: <{tag}> is {text!r}, not a number") from None
+
+
+def parse_annotation(path: Path) -> Annotation:
+    """Parse one VOC file.
+
+    Box corners are taken as written (``xmin, ymin, xmax, ymax``); the set has boxes that
+    end exactly at the image width, so they are read as corner coordinates, not as
+    inclusive 1-based pixel indices.
+
+    Raises:
+        AnnotationError: for malformed XML, an unknown class or a box with no area.
+    """
+    path = Path(path)
+    try:
+        root = ET.parse(path).getroot()
+    except (ET.ParseError, OSError) as exc:
+        raise AnnotationError(f"cannot read annotation {path}: {exc}") from None
+    size = root.find("size")
+    width = height = None
+    if size is not None:
+        width, height = (int(_number(size, tag, path)) for tag in ("width", "height"))
+    annotation = Annotation(root.findtext("filename") or "", width, height)
+    for obj in root.iter("object"):
+        name = (obj.findtext("name") or "").strip()
+        if name not in VOC_LABELS:
+            raise AnnotationError(f"{path}: unknown class {name!r}; expected {VOC_CLASSES}")
+        box_node = obj.find("bndbox")
+        if box_node is None:
+            raise AnnotationError(f"{path}: object {name!r} has no <bndbox>")
+        box = tuple(_number(box_node, tag, path) for tag in ("xmin", "ymin", "xmax", "ymax"))
+        if box[2] <= box[0] or box[3] <= box[1]:
+            raise AnnotationError(f"{path}: box {box} of {name!r} has no area")
+        annotation.faces.append(GroundTruth(box, name))
+    return annotation
+
+
+def is_scenes_layout(root: Path) -> bool:
+    root = Path(root)
+    return (root / IMAGES_DIR).is_dir() and (root / ANNOTATIONS_DIR).is_dir()
+
+
+def find_scenes(root: Path) -> SceneFiles:
+    """Pair ``images/NAME.*`` with ``annotations/NAME.xml`` by file stem.
+
+    Raises:
+        DatasetError: when the layout is missing or not a single image has an annotation.
+    """
+    root = Path(root)
+    if not is_scenes_layout(root):
+        raise DatasetError(f"{root} is not a scenes set (expected images/ and annotations/)")
+    images = {p.stem: p for p in sorted((root / IMAGES_DIR).iterdir())
+              if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+              and not p.name.startswith(".")}
+    annotations = {p.stem: p for p in sorted((root / ANNOTATIONS_DIR).glob("*.xml"))
+                   if not p.name.startswith(".")}
+    pairs = [ScenePair(images[s], annotations[s]) for s in sorted(images) if s in annotations]
+    if not pairs:
+        raise DatasetError(f"{root} has no image in images/ with a matching annotations/*.xml")
+    lonely_images = [images[s] for s in sorted(images) if s not in annotations]
+    lonely_annotations = [annotations[s] for s in sorted(annotations) if s not in images]
+    if lonely_images or lonely_annotations:
+        log.warning("%d images without annotation and %d annotations without image in %s",
+                    len(lonely_images), len(lonely_annotations), root)
+    return SceneFiles(pairs, lonely_images, lonely_annotations)

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from app.atomic import OutputExistsError
-from app.config import DetectorConfig, PipelineConfig
+from app.config import DetectorConfig, PipelineConfig, TrackingConfig
 from app.device import DeviceError
 from app.source import SourceError
 from models.checkpoint import CheckpointError
@@ -45,15 +45,31 @@ def build_parser() -> argparse.ArgumentParser:
                      metavar=("P", "R", "O"), help="MTCNN stage thresholds")
     det.add_argument("--min-score", type=float, default=defaults.min_score,
                      help=f"drop detections below this confidence (default {defaults.min_score})")
+    det.add_argument("--max-side", type=int, default=defaults.max_side,
+                     help="shrink larger frames to this longer side before detection "
+                          f"(0: never; default {defaults.max_side})")
+    track = parser.add_argument_group("tracking")
+    tracking = TrackingConfig()
+    track.add_argument("--detect-every", type=int, default=tracking.detect_every,
+                       help="run the detector on every n-th frame and track faces in between "
+                            f"(1: every frame; default {tracking.detect_every})")
+    track.add_argument("--smooth", type=int, default=tracking.smooth_window,
+                       help="decide each face's label over this many frames "
+                            f"(1: no smoothing; default {tracking.smooth_window})")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return parser
 
 
 def pipeline_config(args: argparse.Namespace) -> PipelineConfig:
+    if args.detect_every < 1 or args.smooth < 1:
+        raise ValueError("--detect-every and --smooth must be at least 1")
     detector = DetectorConfig(min_face_size=args.min_face, thresholds=tuple(args.thresholds),
-                              scale=args.detect_scale, min_score=args.min_score)
-    return PipelineConfig(detector=detector, model=args.model, device=args.device)
+                              scale=args.detect_scale, max_side=args.max_side,
+                              min_score=args.min_score)
+    tracking = TrackingConfig(detect_every=args.detect_every, smooth_window=args.smooth)
+    return PipelineConfig(detector=detector, tracking=tracking, model=args.model,
+                          device=args.device)
 
 
 def weights(args: argparse.Namespace) -> dict[str, Path]:
@@ -64,12 +80,13 @@ def weights(args: argparse.Namespace) -> dict[str, Path]:
 def run_headless_cli(args: argparse.Namespace) -> int:
     from app.headless import run_headless
     from app.pipeline import Pipeline
+    from app.tracking import TrackingPipeline
 
     if args.source is None:
         raise ValueError("--headless needs --source")
     if args.output is None and args.events is None:
         log.warning("neither --output nor --events given: results are only summarised")
-    pipeline = Pipeline(pipeline_config(args), weights(args))
+    pipeline = TrackingPipeline(Pipeline(pipeline_config(args), weights(args)))
     summary = run_headless(pipeline, args.source, args.output, args.events, args.overwrite,
                            args.max_frames, progress=not args.quiet)
     print(summary.text())

@@ -44,17 +44,26 @@ class FaceDetector:
         self.config = replace(config)
         self._mtcnn.thresholds = list(config.thresholds)
         self._mtcnn.factor = config.factor
-        self._mtcnn.min_face_size = max(MTCNN_MIN_SIDE, round(config.min_face_size * config.scale))
+
+    def effective_scale(self, width: int, height: int) -> float:
+        """The resize factor for a frame: ``scale``, lowered further to respect ``max_side``."""
+        scale = self.config.scale
+        longest = max(width, height) * scale
+        if self.config.max_side and longest > self.config.max_side:
+            scale *= self.config.max_side / longest
+        return scale
 
     @torch.inference_mode()
     def detect(self, frame_rgb: np.ndarray) -> list[Detection]:
         """Detect faces in an H x W x 3 uint8 RGB frame."""
         if frame_rgb.ndim != 3 or frame_rgb.shape[2] != 3:
             raise ValueError(f"expected an H x W x 3 RGB frame, got shape {frame_rgb.shape}")
-        scale = self.config.scale
+        scale = self.effective_scale(frame_rgb.shape[1], frame_rgb.shape[0])
+        self._mtcnn.min_face_size = max(MTCNN_MIN_SIDE, round(self.config.min_face_size * scale))
         image = frame_rgb
         if scale != 1.0:
-            size = (max(1, round(frame_rgb.shape[1] * scale)), max(1, round(frame_rgb.shape[0] * scale)))
+            size = (max(1, round(frame_rgb.shape[1] * scale)),
+                    max(1, round(frame_rgb.shape[0] * scale)))
             interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
             image = cv2.resize(frame_rgb, size, interpolation=interp)
         if min(image.shape[:2]) < max(MTCNN_MIN_SIDE, self._mtcnn.min_face_size):

@@ -20,6 +20,7 @@ from app.atomic import atomic_path, check_writable
 from app.overlay import draw_faces
 from app.pipeline import Pipeline
 from app.source import VideoSource
+from app.tracking import TrackingPipeline
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,7 @@ class RunSummary:
                 f"{self.fps:.1f} FPS, model {self.model} on {self.device}")
 
 
-def run_headless(pipeline: Pipeline, source: str, output: Path | None = None,
+def run_headless(pipeline: Pipeline | TrackingPipeline, source: str, output: Path | None = None,
                  events: Path | None = None, overwrite: bool = False,
                  max_frames: int | None = None, progress: bool = True) -> RunSummary:
     """Process ``source`` to the end (or ``max_frames``) and write the requested outputs.

@@ -14,7 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from app.classifier import FaceClassifier
+from app.classifier import FaceClassifier, Prediction
 from app.config import PipelineConfig
 from app.crops import clip_box, crop_face
 from app.detector import FaceDetector
@@ -33,6 +33,7 @@ class Face:
     label: str
     score: float
     detector_score: float
+    track_id: int | None = None
 
     def as_event(self) -> dict:
         return {"box": list(self.box), "label": self.label, "score": round(self.score, 4)}
@@ -90,14 +91,17 @@ class Pipeline:
         rgb = cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2RGB)
         return self.process_rgb(rgb)
 
+    def classify_boxes(self, rgb: np.ndarray, boxes) -> list[Prediction]:
+        """Classify the crops at ``boxes`` of an RGB frame in one batch with the active model."""
+        crops = [crop_face(rgb, box, self.config.crop) for box in boxes]
+        return self.classifier(self.active).classify(crops)
+
     def process_rgb(self, rgb: np.ndarray) -> FrameResult:
         name = self.active
-        classifier = self.classifier(name)
         start = time.perf_counter()
         detections = self.detector.detect(rgb)
         detected = time.perf_counter()
-        crops = [crop_face(rgb, d.box, self.config.crop) for d in detections]
-        predictions = classifier.classify(crops)
+        predictions = self.classify_boxes(rgb, [d.box for d in detections])
         done = time.perf_counter()
         height, width = rgb.shape[:2]
         faces = [Face(clip_box(d.box, width, height), p.label, p.score, d.score)

@@ -40,7 +40,8 @@ def test_headless_writes_video_and_events(tmp_path, no_mask_video):
 
 def test_headless_teacher_on_mixed_video(tmp_path, mixed_video):
     events = tmp_path / "e.jsonl"
-    proc = run_app("--source", mixed_video, "--events", events, "--model", "teacher")
+    proc = run_app("--source", mixed_video, "--events", events, "--model", "teacher",
+                   "--detect-every", "1", "--smooth", "1")
     assert proc.returncode == 0, proc.stderr
     labels = [[f["label"] for f in json.loads(line)["faces"]]
               for line in events.read_text().splitlines()]

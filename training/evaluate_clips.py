@@ -16,8 +16,9 @@ from pathlib import Path
 from tqdm import tqdm
 
 from app.atomic import check_writable, write_text
-from app.config import DetectorConfig, PipelineConfig
+from app.config import DetectorConfig, PipelineConfig, TrackingConfig
 from app.pipeline import Pipeline
+from app.tracking import TrackingPipeline
 from app.source import SourceError, VideoSource
 from models.checkpoint import CheckpointError
 
@@ -33,9 +34,10 @@ EXPECTED = {
 }
 
 
-def clip_shares(pipeline: Pipeline, path: Path, expected: str, progress: bool = True) -> dict:
+def clip_shares(pipeline: TrackingPipeline, path: Path, expected: str, progress: bool = True) -> dict:
     """Frames, detections and the share of detections labelled ``expected`` in one clip."""
     frames = faces = hits = 0
+    pipeline.reset()
     start = time.perf_counter()
     with VideoSource(str(path)) as video:
         for frame in tqdm(video.frames(), total=video.info.frame_count or None, unit="frame",
@@ -56,6 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--weights", type=Path)
     p.add_argument("--device", default="auto")
     p.add_argument("--detect-scale", type=float, default=DetectorConfig().scale)
+    p.add_argument("--detect-every", type=int, default=TrackingConfig().detect_every)
+    p.add_argument("--smooth", type=int, default=TrackingConfig().smooth_window)
     p.add_argument("--json", type=Path)
     p.add_argument("--overwrite", action="store_true")
     p.add_argument("--quiet", action="store_true")
@@ -65,8 +69,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.json:
             check_writable(args.json, args.overwrite)
         config = PipelineConfig(detector=DetectorConfig(scale=args.detect_scale),
+                                tracking=TrackingConfig(detect_every=args.detect_every,
+                                                        smooth_window=args.smooth),
                                 model=args.model, device=args.device)
-        pipeline = Pipeline(config, {args.model: args.weights} if args.weights else {})
+        weights = {args.model: args.weights} if args.weights else {}
+        pipeline = TrackingPipeline(Pipeline(config, weights))
         rows = []
         for name, expected in EXPECTED.items():
             path = args.videos / name
@@ -77,7 +84,8 @@ def main(argv: list[str] | None = None) -> int:
     except (SourceError, CheckpointError, FileExistsError, FileNotFoundError, ValueError) as exc:
         print(f"training.evaluate_clips: error: {exc}", file=sys.stderr)
         return 2
-    print(f"model {args.model}, detector scale {args.detect_scale}")
+    print(f"model {args.model}, detector scale {args.detect_scale}, "
+          f"detect every {args.detect_every}, smooth {args.smooth}")
     print(f"{'clip':36} {'expected':9} {'frames':>6} {'faces':>6} {'share':>7} {'FPS':>6}")
     for r in rows:
         share = f"{r['share']:.1%}" if r["share"] is not None else "-"

@@ -1,0 +1,98 @@
+"""The window's source picker: a camera index, a video file chosen with a dialog, or a URL."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtWidgets import (QButtonGroup, QFileDialog, QGridLayout, QGroupBox, QLineEdit,
+                               QPushButton, QRadioButton, QSpinBox, QWidget)
+
+from app.source import STREAM_PREFIXES, describe
+
+VIDEO_FILTER = "Videos (*.mp4 *.avi *.mov *.mkv *.webm *.m4v *.mpg *.mpeg);;All files (*)"
+MAX_CAMERA_INDEX = 999
+
+
+class SourcePicker(QGroupBox):
+    """Three ways to name a source; ``spec()`` turns the chosen one into a VideoSource spec."""
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__("Source", parent)
+        self.camera_radio = QRadioButton("Camera")
+        self.file_radio = QRadioButton("File")
+        self.url_radio = QRadioButton("URL")
+        self._group = QButtonGroup(self)
+        for radio in (self.camera_radio, self.file_radio, self.url_radio):
+            self._group.addButton(radio)
+        self.camera_radio.setChecked(True)
+
+        self.camera_spin = QSpinBox()
+        self.camera_spin.setRange(0, MAX_CAMERA_INDEX)
+        self.camera_spin.setToolTip("Camera index as the system numbers it (0 is the first)")
+        self.file_edit = QLineEdit()
+        self.file_edit.setPlaceholderText("no file chosen")
+        self.open_button = QPushButton("Open file...")
+        self.url_edit = QLineEdit()
+        self.url_edit.setPlaceholderText("rtsp://, http://, ...")
+
+        layout = QGridLayout(self)
+        layout.addWidget(self.camera_radio, 0, 0)
+        layout.addWidget(self.camera_spin, 0, 1, 1, 2)
+        layout.addWidget(self.file_radio, 1, 0)
+        layout.addWidget(self.file_edit, 1, 1)
+        layout.addWidget(self.open_button, 1, 2)
+        layout.addWidget(self.url_radio, 2, 0)
+        layout.addWidget(self.url_edit, 2, 1, 1, 2)
+        layout.setColumnStretch(1, 1)
+
+        self.camera_spin.valueChanged.connect(lambda _: self.camera_radio.setChecked(True))
+        self.file_edit.textEdited.connect(lambda _: self.file_radio.setChecked(True))
+        self.url_edit.textEdited.connect(lambda _: self.url_radio.setChecked(True))
+        self.open_button.clicked.connect(self.open_file_dialog)
+
+    def spec(self) -> str:
+        """The chosen source as VideoSource takes it (may be empty when nothing was given)."""
+        if self.camera_radio.isChecked():
+            return str(self.camera_spin.value())
+        if self.file_radio.isChecked():
+            return self.file_edit.text().strip()
+        return self.url_edit.text().strip()
+
+    def problem(self) -> str | None:
+        """A sentence saying why the current choice cannot be played, or None."""
+        spec = self.spec()
+        if self.file_radio.isChecked() and not spec:
+            return "Choose a video file with \"Open file...\" first."
+        if self.url_radio.isChecked():
+            if not spec:
+                return "Type a stream URL first."
+            if describe(spec) != "stream":
+                schemes = ", ".join(STREAM_PREFIXES)
+                return f"{spec} is not a stream URL; it should start with one of {schemes}"
+        return None
+
+    def set_spec(self, spec: str) -> None:
+        """Show ``spec`` (as given on the command line) in the matching field."""
+        kind = describe(spec)
+        if kind == "camera":
+            self.camera_spin.setValue(int(spec))
+            self.camera_radio.setChecked(True)
+        elif kind == "stream":
+            self.url_edit.setText(spec)
+            self.url_radio.setChecked(True)
+        else:
+            self.file_edit.setText(spec)
+            self.file_radio.setChecked(True)
+
+    def offer_file(self) -> None:
+        """Switch to the file choice and put the focus on "Open file..."."""
+        self.file_radio.setChecked(True)
+        self.open_button.setFocus()
+
+    def open_file_dialog(self) -> None:
+        current = Path(self.file_edit.text().strip() or ".").expanduser()
+        folder = str(current.parent if current.is_file() else current)
+        path, _ = QFileDialog.getOpenFileName(self, "Open video", folder, VIDEO_FILTER)
+        if path:
+            self.file_edit.setText(path)
+            self.file_radio.setChecked(True)

@@ -1,0 +1,190 @@
+"""Face tracks between detections: ids, optical-flow carried boxes and smoothed labels.
+
+The live path runs MTCNN only on every n-th frame. In between, each track's box follows the
+median Lucas-Kanade flow of a grid of points inside it, and the crop is classified again
+(cheap with the student), so labels stay current while the detector rests. A track's shown
+label is decided over its recent classifications so one bad frame does not flip it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from app.config import TrackingConfig
+from app.crops import clip_box
+from app.pipeline import Face, FrameResult, Pipeline
+
+FLOW_GRID = 5
+FLOW_WINDOW = (15, 15)
+FLOW_MAX_SIDE = 480  # flow is computed on a frame no larger than this
+
+
+def iou(a, b) -> float:
+    """Intersection over union of two x1, y1, x2, y2 boxes."""
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+@dataclass
+class Track:
+    id: int
+    box: np.ndarray  # float x1, y1, x2, y2
+    detector_score: float
+    probs: deque = field(default_factory=deque)  # recent class-probability vectors
+    misses: int = 0
+
+    def vote(self, class_names) -> tuple[str, float]:
+        """The label with the highest mean probability over the window, and that mean."""
+        mean = np.mean(np.stack(self.probs), axis=0)
+        k = int(mean.argmax())
+        return class_names[k], float(mean[k])
+
+
+def match(tracks: list[Track], boxes: list, threshold: float) -> dict[int, int]:
+    """Greedy IoU matching, best pairs first: detection index -> track index."""
+    pairs = sorted(((iou(t.box, b), ti, di) for ti, t in enumerate(tracks)
+                    for di, b in enumerate(boxes)), reverse=True)
+    used_t, used_d, out = set(), set(), {}
+    for overlap, ti, di in pairs:
+        if overlap < threshold or ti in used_t or di in used_d:
+            continue
+        used_t.add(ti)
+        used_d.add(di)
+        out[di] = ti
+    return out
+
+
+def flow_shift(prev_gray: np.ndarray, gray: np.ndarray, box) -> tuple[float, float] | None:
+    """Median displacement of grid points inside ``box`` between two gray frames."""
+    x1, y1, x2, y2 = box
+    xs = np.linspace(x1 + (x2 - x1) * 0.2, x2 - (x2 - x1) * 0.2, FLOW_GRID)
+    ys = np.linspace(y1 + (y2 - y1) * 0.2, y2 - (y2 - y1) * 0.2, FLOW_GRID)
+    points = np.array([[x, y] for y in ys for x in xs], np.float32).reshape(-1, 1, 2)
+    moved, status, _ = cv2.calcOpticalFlowPyrLK(prev_gray, gray, points, None,
+                                                winSize=FLOW_WINDOW, maxLevel=2)
+    good = status.reshape(-1) == 1
+    if good.sum() < 3:
+        return None
+    delta = (moved - points).reshape(-1, 2)[good]
+    dx, dy = np.median(delta, axis=0)
+    return float(dx), float(dy)
+
+
+class TrackingPipeline:
+    """Wraps a Pipeline: detection every ``detect_every`` frames, tracking in between.
+
+    ``process`` has the same contract as ``Pipeline.process``; faces carry a ``track_id`` and
+    the smoothed label. With ``detect_every=1`` and ``smooth_window=1`` it equals the pipeline.
+    """
+
+    def __init__(self, pipeline: Pipeline, config: TrackingConfig | None = None):
+        self.pipeline = pipeline
+        self.config = config or pipeline.config.tracking
+        self.reset()
+
+    @property
+    def active(self) -> str:
+        return self.pipeline.active
+
+    @property
+    def device(self):
+        return self.pipeline.device
+
+    def use(self, name: str) -> None:
+        self.pipeline.use(name)
+        for track in self.tracks:
+            track.probs.clear()  # answers of the other model should not vote for this one
+
+    def reset(self) -> None:
+        """Forget all tracks (a new source, or a seek)."""
+        self.tracks: list[Track] = []
+        self._ids = itertools.count(1)
+        self._frame_index = 0
+        self._prev_gray: np.ndarray | None = None
+        self._flow_scale = 1.0
+
+    def _gray(self, frame_bgr: np.ndarray) -> np.ndarray:
+        gray = cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2GRAY)
+        longest = max(gray.shape)
+        self._flow_scale = min(1.0, FLOW_MAX_SIDE / longest)
+        if self._flow_scale < 1.0:
+            gray = cv2.resize(gray, None, fx=self._flow_scale, fy=self._flow_scale,
+                              interpolation=cv2.INTER_AREA)
+        return gray
+
+    def process(self, frame_bgr: np.ndarray) -> FrameResult:
+        rgb = cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2RGB)
+        gray = self._gray(frame_bgr)
+        start = time.perf_counter()
+        every = max(1, self.config.detect_every)
+        detect_now = self._frame_index % every == 0 or self._prev_gray is None
+        if detect_now:
+            self._update_from_detector(rgb)
+        else:
+            self._carry(gray, rgb.shape[1], rgb.shape[0])
+        detected = time.perf_counter()
+        self._prev_gray = gray
+        self._frame_index += 1
+        faces = self._classify(rgb)
+        done = time.perf_counter()
+        return FrameResult(faces, self.pipeline.active,
+                           (detected - start) * 1000 if detect_now else 0.0,
+                           (done - detected) * 1000)
+
+    def _update_from_detector(self, rgb: np.ndarray) -> None:
+        detections = self.pipeline.detector.detect(rgb)
+        boxes = [np.array(d.box, np.float32) for d in detections]
+        matched = match(self.tracks, boxes, self.config.iou_match)
+        kept: list[Track] = []
+        for ti, track in enumerate(self.tracks):
+            if ti not in matched.values():
+                track.misses += 1
+                if track.misses <= self.config.max_misses:
+                    kept.append(track)
+        for di, det in enumerate(detections):
+            if di in matched:
+                track = self.tracks[matched[di]]
+                track.box, track.detector_score, track.misses = boxes[di], det.score, 0
+            else:
+                track = Track(next(self._ids), boxes[di], det.score,
+                              deque(maxlen=max(1, self.config.smooth_window)))
+            kept.append(track)
+        self.tracks = sorted(kept, key=lambda t: t.id)
+
+    def _carry(self, gray: np.ndarray, width: int, height: int) -> None:
+        s = self._flow_scale
+        for track in self.tracks:
+            shift = flow_shift(self._prev_gray, gray, track.box * s)
+            if shift is not None:
+                track.box = track.box + np.array([shift[0], shift[1]] * 2, np.float32) / s
+        self.tracks = [t for t in self.tracks
+                       if t.box[2] > 0 and t.box[3] > 0 and t.box[0] < width and t.box[1] < height]
+
+    def _classify(self, rgb: np.ndarray) -> list[Face]:
+        if not self.tracks:
+            return []
+        classifier = self.pipeline.classifier(self.pipeline.active)
+        names = classifier.meta.class_names
+        predictions = self.pipeline.classify_boxes(rgb, [t.box for t in self.tracks])
+        height, width = rgb.shape[:2]
+        faces = []
+        for track, pred in zip(self.tracks, predictions):
+            probs = np.zeros(len(names), np.float32)
+            k = names.index(pred.label)
+            probs[k] = pred.score
+            if len(names) == 2:
+                probs[1 - k] = 1 - pred.score
+            track.probs.append(probs)
+            label, score = track.vote(names)
+            faces.append(Face(clip_box(track.box, width, height), label, score,
+                              track.detector_score, track.id))
+        return faces

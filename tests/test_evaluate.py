@@ -1,0 +1,309 @@
+"""Tests of the evaluation tool: overlap and AP arithmetic, the VOC reader, and the CLI."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from training.detection_metrics import (IGNORED, UNMATCHED, ClassAP, average_precision, iou,
+                                        iou_matrix, match_detections)
+from training.evaluate import EvaluationConfig, main, spread
+from training.voc import AnnotationError, find_scenes, parse_annotation
+
+FIXTURES = Path(__file__).parent / "fixtures"
+ROOT = Path(__file__).parent.parent
+SCENES = ("maksssksksss129", "maksssksksss289", "maksssksksss52")
+
+
+@pytest.mark.parametrize("a, b, expected", [
+    ((0, 0, 10, 10), (0, 0, 10, 10), 1.0),
+    ((0, 0, 10, 10), (20, 20, 30, 30), 0.0),
+    ((0, 0, 10, 10), (10, 0, 20, 10), 0.0),  # touching edges share no area
+    ((0, 0, 2, 2), (1, 0, 3, 2), 2 / 6),
+    ((0, 0, 4, 4), (1, 1, 3, 3), 4 / 16),  # one inside the other
+    ((5, 5, 5, 9), (0, 0, 10, 10), 0.0),  # no area
+])
+def test_iou_known_values(a, b, expected):
+    assert iou(a, b) == pytest.approx(expected)
+    assert iou(b, a) == pytest.approx(expected)
+
+
+def test_iou_matrix_shapes_with_empty_sides():
+    assert iou_matrix([], [(0, 0, 1, 1)]).shape == (0, 1)
+    assert iou_matrix([(0, 0, 1, 1)] * 3, []).shape == (3, 0)
+    assert iou_matrix([(0, 0, 2, 2), (1, 0, 3, 2)], [(0, 0, 2, 2)])[:, 0] == pytest.approx(
+        [1.0, 1 / 3])
+
+
+def test_match_prefers_higher_score_and_is_one_to_one():
+    gt = [(0, 0, 10, 10)]
+    dets = [(1, 0, 11, 10), (0, 0, 10, 10)]  # the exact box has the lower score
+    matches = match_detections(dets, [0.9, 0.8], gt, 0.5)
+    assert matches.tolist() == [0, UNMATCHED]
+
+
+def test_match_takes_best_free_box_and_respects_threshold():
+    gt = [(0, 0, 10, 10), (12, 0, 22, 10)]
+    dets = [(11, 0, 21, 10), (0, 0, 10, 10), (40, 40, 50, 50)]
+    assert match_detections(dets, [0.9, 0.8, 0.7], gt, 0.5).tolist() == [1, 0, UNMATCHED]
+    # at a stricter threshold the shifted box (IoU 9/11) no longer counts
+    assert match_detections(dets, [0.9, 0.8, 0.7], gt, 0.9).tolist() == [
+        UNMATCHED, 0, UNMATCHED]
+
+
+def test_match_marks_ignore_regions_and_prefers_real_boxes():
+    gt = [(0, 0, 10, 10)]
+    ignore = [(0, 0, 10, 10), (30, 30, 40, 40)]
+    dets = [(0, 0, 10, 10), (30, 30, 40, 40), (31, 30, 41, 40)]
+    assert match_detections(dets, [0.5, 0.9, 0.8], gt, 0.5, ignore).tolist() == [
+        0, IGNORED, IGNORED]
+
+
+def test_match_rejects_mismatched_lengths():
+    with pytest.raises(ValueError, match="2 detection boxes but 1 scores"):
+        match_detections([(0, 0, 1, 1)] * 2, [0.5], [], 0.5)
+
+
+def _boxes(n: int, offset: int = 0) -> list[tuple[int, int, int, int]]:
+    return [(offset + 20 * i, 0, offset + 20 * i + 10, 10) for i in range(n)]
+
+
+def test_perfect_detector_has_ap_one():
+    tally = ClassAP(0.5)
+    tally.add_image(_boxes(3), [0.9, 0.8, 0.7], _boxes(3))
+    tally.add_image(_boxes(2), [0.6, 0.95], _boxes(2))
+    result = tally.result()
+    assert result.ap == pytest.approx(1.0)
+    assert (result.positives, result.true_positives, result.false_positives) == (5, 5, 0)
+    assert result.recall == 1.0 and result.precision == 1.0
+
+
+def test_detector_missing_half_has_recall_and_ap_one_half():
+    tally = ClassAP(0.5)
+    tally.add_image(_boxes(2), [0.9, 0.8], _boxes(4))
+    result = tally.result()
+    assert result.recall == pytest.approx(0.5)
+    assert result.ap == pytest.approx(0.5)
+
+
+def test_false_positive_ranked_first_lowers_ap():
+    # ranks: FP, TP, TP over 2 positives -> precision 0, 1/2, 2/3 at recall 0, 1/2, 1;
+    # the interpolated precision is 2/3 at both recall steps, so AP = 2/3.
+    tally = ClassAP(0.5)
+    tally.add_image(_boxes(2) + [(500, 500, 510, 510)], [0.8, 0.7, 0.9], _boxes(2))
+    assert tally.result().ap == pytest.approx(2 / 3)
+    assert tally.result().false_positives == 1
+
+
+def test_false_positive_in_the_middle():
+    # TP, FP, TP: recall 1/2 at precision 1, recall 1 at precision 2/3 -> 1/2 + 1/3 = 5/6.
+    assert average_precision([0.9, 0.8, 0.7], [True, False, True], 2) == pytest.approx(5 / 6)
+
+
+def test_false_positive_ranked_last_costs_nothing():
+    assert average_precision([0.9, 0.8, 0.1], [True, True, False], 2) == pytest.approx(1.0)
+
+
+def test_ap_edge_cases():
+    assert average_precision([], [], 0) is None
+    assert average_precision([0.9], [False], 0) is None
+    assert average_precision([], [], 3) == 0.0
+    assert average_precision([0.9, 0.8], [False, False], 3) == 0.0
+
+
+def test_detections_on_ignore_regions_do_not_lower_ap():
+    wrong_mask = (200, 200, 230, 230)
+    counted, ignored = ClassAP(0.5), ClassAP(0.5)
+    dets, scores = _boxes(2) + [wrong_mask], [0.8, 0.7, 0.9]
+    counted.add_image(dets, scores, _boxes(2))
+    ignored.add_image(dets, scores, _boxes(2), ignore_boxes=[wrong_mask])
+    assert counted.result().ap == pytest.approx(2 / 3)
+    assert ignored.result().ap == pytest.approx(1.0)
+    assert ignored.result().ignored == 1 and ignored.result().positives == 2
+
+
+@pytest.mark.parametrize("name, counts, size", [
+    ("maksssksksss129", {"with_mask": 1, "without_mask": 2}, (400, 295)),
+    ("maksssksksss289", {"without_mask": 2}, (267, 400)),
+    ("maksssksksss52", {"with_mask": 37, "without_mask": 10, "mask_weared_incorrect": 4},
+     (400, 225)),
+])
+def test_voc_parser_reads_fixture(name, counts, size):
+    annotation = parse_annotation(FIXTURES / f"{name}.xml")
+    assert annotation.filename == f"{name}.jpg"
+    assert (annotation.width, annotation.height) == size
+    assert len(annotation.faces) == sum(counts.values())
+    assert {n: annotation.count(n) for n in counts} == counts
+
+
+def test_voc_parser_box_values_and_labels():
+    faces = parse_annotation(FIXTURES / "maksssksksss129.xml").faces
+    assert faces[0].box == (106, 69, 124, 89)
+    assert faces[0].side == 20
+    assert [f.label for f in faces] == ["no_mask", "no_mask", "mask"]
+
+
+@pytest.mark.parametrize("text, message", [
+    ("<annotation><object>", "cannot read annotation"),
+    ("<annotation><object><name>hat</name></object></annotation>", "unknown class 'hat'"),
+    ("<annotation><object><name>with_mask</name><bndbox><xmin>5</xmin><ymin>1</ymin>"
+     "<xmax>5</xmax><ymax>9</ymax></bndbox></object></annotation>", "has no area"),
+    ("<annotation><object><name>with_mask</name><bndbox><xmin>a</xmin></bndbox></object>"
+     "</annotation>", "not a number"),
+])
+def test_voc_parser_rejects_bad_files(tmp_path, text, message):
+    path = tmp_path / "bad.xml"
+    path.write_text(text)
+    with pytest.raises(AnnotationError, match=message):
+        parse_annotation(path)
+
+
+@pytest.mark.parametrize("side, name", [(0, "<32"), (31.9, "<32"), (32, "32-63"),
+                                        (63.5, "32-63"), (64, "64+"), (1000, "64+")])
+def test_size_bins(side, name):
+    assert EvaluationConfig().size_bin(side) == name
+
+
+def test_spread_keeps_both_ends_of_a_sorted_list():
+    items = ["mask"] * 10 + ["no_mask"] * 10
+    picked = spread(items, 4)
+    assert len(picked) == 4 and picked[0] == "mask" and picked[-1] == "no_mask"
+    assert spread(items, None) == items and spread(items, 50) == items
+
+
+@pytest.fixture(scope="module")
+def datasets(tmp_path_factory):
+    root = tmp_path_factory.mktemp("evaluate")
+    classes, scenes = root / "faces", root / "scenes"
+    for folder, pattern in (("with_mask", "mask_*"), ("without_mask", "no_mask_*")):
+        (classes / folder).mkdir(parents=True)
+        for path in FIXTURES.glob(pattern):
+            shutil.copy(path, classes / folder / path.name)
+    (classes / "without_mask" / "broken.jpg").write_bytes(b"not an image at all")
+    (scenes / "images").mkdir(parents=True)
+    (scenes / "annotations").mkdir()
+    for name in SCENES:
+        shutil.copy(FIXTURES / f"{name}.jpg", scenes / "images")
+        shutil.copy(FIXTURES / f"{name}.xml", scenes / "annotations")
+    return {"classes": classes, "scenes": scenes, "root": root}
+
+
+def _run(args: list[str], capsys) -> tuple[int, str, str]:
+    code = main(args + ["--device", "cpu", "--quiet"])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_find_scenes_pairs_fixtures(datasets):
+    files = find_scenes(datasets["scenes"])
+    assert [p.image.stem for p in files.pairs] == sorted(SCENES)
+    assert not files.images_without_annotation
+
+
+@pytest.mark.parametrize("model", ["student", "teacher"])
+def test_cli_on_class_folders(datasets, tmp_path, capsys, model):
+    out_json = tmp_path / "classes.json"
+    code, out, err = _run(["--data", str(datasets["classes"]), "--model", model,
+                           "--json", str(out_json)], capsys)
+    assert code == 0, err
+    report = json.loads(out_json.read_text())
+    assert report["layout"] == "classes" and report["model"] == model
+    assert report["images"]["listed"] == 5 and report["images"]["evaluated"] == 4
+    assert len(report["images"]["unreadable"]) == 1
+    assert "broken.jpg" in report["images"]["unreadable"][0]
+    overall = report["all_images"]
+    assert overall["count"] == 4
+    assert 0.0 <= overall["accuracy"] <= 1.0
+    assert sum(map(sum, overall["confusion"])) == 4
+    assert {n: c["support"] for n, c in overall["per_class"].items()} == {"mask": 2,
+                                                                          "no_mask": 2}
+    assert 0 <= report["no_face"]["count"] <= 4
+    assert sum(report["rules"].values()) == 4
+    found = report["faces_found"]
+    assert found is None or found["count"] == 4 - report["no_face"]["count"]
+    assert "accuracy: all images" in out and str(out_json) in out
+
+
+def test_cli_on_scenes(datasets, tmp_path, capsys):
+    out_json = tmp_path / "scenes.json"
+    code, out, err = _run(["--data", str(datasets["scenes"]), "--model", "student",
+                           "--json", str(out_json)], capsys)
+    assert code == 0, err
+    report = json.loads(out_json.read_text())
+    assert report["layout"] == "scenes"
+    assert report["images"]["evaluated"] == 3
+    assert report["ground_truth"] == {"with_mask": 38, "without_mask": 14,
+                                      "mask_weared_incorrect": 4}
+    ap = report["ap"]
+    assert ap["mask"]["positives"] == 38 and ap["no_mask"]["positives"] == 14
+    assert all(0.0 <= ap[c]["ap"] <= 1.0 for c in ("mask", "no_mask"))
+    assert report["map"] == pytest.approx((ap["mask"]["ap"] + ap["no_mask"]["ap"]) / 2)
+    counted = sum(ap[c]["detections"] for c in ap)
+    assert counted == report["detections"] > 0  # every face is counted for its own label
+    recall = report["recall_by_size"]
+    assert set(recall) == {"with_mask", "without_mask", "mask_weared_incorrect", "all"}
+    assert set(recall["all"]) == {"<32", "32-63", "64+", "all"}
+    assert recall["all"]["all"]["total"] == 56
+    assert sum(recall["all"][b]["found"] for b in ("<32", "32-63", "64+")) == (
+        recall["all"]["all"]["found"])
+    assert 0 < recall["all"]["all"]["found"] <= report["detections"]
+    safety = report["unmasked_recall"]
+    assert safety["total"] == sum(recall["without_mask"][b]["total"] for b in ("32-63", "64+"))
+    assert report["incorrect_mask"]["total"] == 4
+    assert sum(report["incorrect_mask"]["labels"].values()) == (
+        report["incorrect_mask"]["detected"])
+    false = report["false_detections"]
+    assert false["per_image"] == pytest.approx(false["total"] / 3)
+    assert len(report["per_image"]) == 3
+    assert "mAP" in out and "mask_weared_incorrect" in out
+
+
+def test_cli_refuses_to_overwrite_json(datasets, tmp_path, capsys):
+    existing = tmp_path / "old.json"
+    existing.write_text("{}")
+    code, _, err = _run(["--data", str(datasets["classes"]), "--model", "student",
+                         "--json", str(existing)], capsys)
+    assert code == 2
+    assert err.strip().splitlines() == [err.strip()]
+    assert "already exists" in err and existing.read_text() == "{}"
+
+
+def _assert_one_line_error(code: int, err: str, fragment: str) -> None:
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("training.evaluate: error: ") and fragment in lines[0]
+
+
+def test_cli_empty_folder_is_a_user_error(tmp_path, capsys):
+    code, _, err = _run(["--data", str(tmp_path), "--model", "student"], capsys)
+    _assert_one_line_error(code, err, "neither a class-folder set")
+
+
+def test_cli_empty_class_folders_are_a_user_error(tmp_path, capsys):
+    (tmp_path / "with_mask").mkdir()
+    (tmp_path / "without_mask").mkdir()
+    code, _, err = _run(["--data", str(tmp_path), "--model", "student"], capsys)
+    _assert_one_line_error(code, err, "holds no images")
+
+
+def test_cli_bad_weights_is_a_user_error(datasets, tmp_path, capsys):
+    weights = tmp_path / "student.pt"
+    weights.write_bytes(b"garbage")
+    code, _, err = _run(["--data", str(datasets["classes"]), "--model", "student",
+                         "--weights", str(weights)], capsys)
+    _assert_one_line_error(code, err, "not a readable MaskWatch checkpoint")
+
+
+def test_cli_missing_folder_exits_2_without_traceback(tmp_path):
+    missing = tmp_path / "nowhere"
+    done = subprocess.run([sys.executable, "-m", "training.evaluate", "--data", str(missing),
+                           "--model", "student"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
+    _assert_one_line_error(done.returncode, done.stderr, f"{missing} not found")
+    assert done.stdout == ""

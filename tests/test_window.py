@@ -1,0 +1,147 @@
+"""The window, offscreen: it plays a video written from a fixture, switches models live,
+and turns a missing file, a missing camera or broken weights into a message, not a crash.
+"""
+
+import os
+import threading
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import pytest  # noqa: E402
+
+from app.config import PipelineConfig  # noqa: E402
+from app.overlay import COLOURS  # noqa: E402
+from app.window import FpsMeter, MainWindow  # noqa: E402
+from app.worker import CapturedFrame, LatestFrame  # noqa: E402
+from conftest import fixture_bgr, on_canvas, write_video  # noqa: E402
+
+# Inference is slow here (two cores shared with training), so waits are generous upper bounds.
+FRAME_TIMEOUT_MS = 45_000
+LOAD_TIMEOUT_MS = 90_000
+
+
+@pytest.fixture(scope="module")
+def face_video(tmp_path_factory):
+    """Four seconds of one unmasked face, 640x480 at 5 fps."""
+    frame = on_canvas(fixture_bgr("no_mask_1.jpg"))
+    return write_video(tmp_path_factory.mktemp("window") / "no_mask.mp4", [frame] * 20, fps=5)
+
+
+@pytest.fixture
+def window(qtbot, pipeline):
+    win = MainWindow(PipelineConfig(device="cpu"), pipeline=pipeline, autostart=False)
+    qtbot.addWidget(win)
+    win.show()
+    shown = []
+    win.frame_displayed.connect(lambda image, stats: shown.append((image, stats)))
+    win.shown = shown
+    yield win
+    win.close()
+    pipeline.use("student")
+
+
+def capture_threads():
+    return [t for t in threading.enumerate() if t.name == "maskwatch-capture" and t.is_alive()]
+
+
+def test_plays_file_to_the_end_with_boxes_counts_and_fps(qtbot, window, face_video):
+    window.picker.set_spec(str(face_video))
+    window.start()
+    assert window.is_playing
+    qtbot.waitUntil(lambda: not window.is_playing, timeout=FRAME_TIMEOUT_MS)
+
+    assert len(window.shown) >= 2
+    for _, stats in window.shown:
+        assert stats.model == "student"
+        assert [face.label for face in stats.faces] == ["no_mask"]
+    image, stats = window.shown[-1]
+    x1, y1, x2, y2 = stats.faces[0].box
+    blue, green, red = COLOURS["no_mask"]
+    edge = image.pixelColor(x1, (y1 + y2) // 2)
+    assert (edge.red(), edge.green(), edge.blue()) == (red, green, blue)
+    assert window.no_mask_label.text() == "1" and window.mask_label.text() == "0"
+    assert float(window.fps_label.text()) > 0
+    assert window.message.startswith("Finished")
+    assert window.start_button.isEnabled() and not window.stop_button.isEnabled()
+    assert capture_threads() == []
+
+
+def test_teacher_switch_takes_effect_without_restart(qtbot, window, face_video):
+    window.picker.set_spec(str(face_video))
+    window.loop_check.setChecked(True)
+    window.start()
+    worker = window._worker
+    qtbot.waitUntil(lambda: len(window.shown) >= 1, timeout=FRAME_TIMEOUT_MS)
+    assert window.shown[0][1].model == "student"
+
+    window.model_radios["teacher"].click()
+    qtbot.waitUntil(lambda: window.shown[-1][1].model == "teacher", timeout=FRAME_TIMEOUT_MS)
+    first_teacher = next(i for i, (_, s) in enumerate(window.shown) if s.model == "teacher")
+    qtbot.waitUntil(lambda: len(window.shown) > first_teacher + 1, timeout=FRAME_TIMEOUT_MS)
+    assert {s.model for _, s in window.shown[first_teacher:]} == {"teacher"}
+    assert window._worker is worker and window.model_label.text() == "teacher"
+
+    window.stop()
+    qtbot.waitUntil(lambda: not window.is_playing, timeout=FRAME_TIMEOUT_MS)
+    assert window._worker is None and capture_threads() == []
+    assert window.message == ""
+
+
+def test_missing_file_is_a_message_and_the_window_survives(qtbot, window, tmp_path):
+    missing = tmp_path / "gone.mp4"
+    window.picker.set_spec(str(missing))
+    window.start()
+    qtbot.waitUntil(lambda: not window.is_playing, timeout=FRAME_TIMEOUT_MS)
+    assert "not found" in window.message and str(missing) in window.message
+    assert window.isVisible() and window.start_button.isEnabled()
+    assert window.shown == []
+
+
+def test_no_camera_offers_a_file_and_start_works_again(qtbot, window, face_video):
+    window.picker.set_spec("99")
+    window.start()
+    qtbot.waitUntil(lambda: not window.is_playing, timeout=FRAME_TIMEOUT_MS)
+    assert "No camera found at index 99" in window.message
+    assert window.picker.file_radio.isChecked() and window.isVisible()
+
+    window.picker.file_edit.setText(str(face_video))
+    window.start_button.click()
+    qtbot.waitUntil(lambda: len(window.shown) >= 1, timeout=FRAME_TIMEOUT_MS)
+    assert window.message == ""
+    assert window.shown[0][1].faces[0].label == "no_mask"
+
+
+def test_broken_weights_fall_back_to_the_other_model(qtbot, tmp_path):
+    broken = tmp_path / "broken.pt"
+    broken.write_bytes(b"not a checkpoint")
+    win = MainWindow(PipelineConfig(device="cpu"), {"student": broken}, autostart=False)
+    qtbot.addWidget(win)
+    win.show()
+    qtbot.waitUntil(lambda: win.pipeline is not None, timeout=LOAD_TIMEOUT_MS)
+    assert win.pipeline.active == "teacher"
+    assert win.model_radios["teacher"].isChecked()
+    assert "student model could not be loaded" in win.message and "broken.pt" in win.message
+
+    win.model_radios["student"].click()
+    qtbot.waitUntil(lambda: win._switcher is None, timeout=LOAD_TIMEOUT_MS)
+    assert win.pipeline.active == "teacher" and win.model_radios["teacher"].isChecked()
+    assert "Still using the teacher model" in win.message
+    win.close()
+
+
+def test_mailbox_keeps_only_the_newest_frame():
+    mailbox = LatestFrame()
+    for index in range(3):
+        mailbox.put(CapturedFrame(index, 0.0, None))
+    assert mailbox.take(0.0).index == 2 and mailbox.dropped == 2
+    assert mailbox.take(0.0) is None and not mailbox.drained
+    mailbox.close("finished")
+    assert mailbox.drained
+
+
+def test_fps_meter_measures_display_rate():
+    meter = FpsMeter()
+    assert meter.tick(10.0) == 0.0
+    for step in range(1, 5):
+        rate = meter.tick(10.0 + step * 0.25)
+    assert rate == pytest.approx(4.0)

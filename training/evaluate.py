@@ -1,0 +1,464 @@
+"""Measure a classifier on labelled face images, or the whole app on annotated scene photos.
+
+``python -m training.evaluate --data DIR --model student|teacher``. A class-folder set
+(``with_mask/``, ``without_mask/``) goes through the training crop rule and the classifier;
+a scenes set (``images/`` + VOC ``annotations/``) goes through ``Pipeline.process_rgb`` and
+its faces are matched to the annotated boxes. A table goes to stdout, figures to ``--json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import math
+import sys
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Sequence, TypeVar
+
+import numpy as np
+from tqdm import tqdm
+
+from app.atomic import OutputExistsError, check_writable, write_text
+from app.config import DetectorConfig, PipelineConfig
+from app.device import DeviceError
+from app.images import ImageError, read_rgb
+from app.pipeline import MODEL_NAMES, Face, Pipeline
+from models.checkpoint import CheckpointError, default_weights
+from training.dataset_files import FOLDER_LABELS, DatasetError, DatasetFiles, find_images
+from training.detection_metrics import ClassAP, iou_matrix, match_detections
+from training.metrics import classification_report
+from training.prepare import face_crop_for_image
+from training.voc import (INCORRECT, VOC_CLASSES, Annotation, AnnotationError, SceneFiles,
+                          find_scenes, is_scenes_layout, parse_annotation)
+
+log = logging.getLogger(__name__)
+
+PROG = "training.evaluate"
+NO_FACE_RULE = "no_face_whole_image"  # prepare's rule when the detector finds nothing
+T = TypeVar("T")
+
+
+class EvaluationError(ValueError):
+    """A request that cannot be evaluated: wrong layout, nothing readable, bad setting."""
+
+
+@dataclass
+class EvaluationConfig:
+    """Settings of the measurement itself (the detector's own live in DetectorConfig).
+
+    Attributes:
+        iou_threshold: overlap a detection needs with a ground-truth box to count as found.
+        size_edges: face-size bin edges in pixels of the box's longer side.
+        safety_min_side: unmasked faces at least this large count for the safety recall.
+        batch_size: face crops per classifier call on class-folder sets.
+        limit: evaluate at most this many images, spread evenly over the sorted list.
+    """
+
+    iou_threshold: float = 0.5
+    size_edges: tuple[int, ...] = (32, 64)
+    safety_min_side: int = 32
+    batch_size: int = 32
+    limit: int | None = None
+
+    def size_bins(self) -> list[tuple[str, float, float]]:
+        """(name, low, high) bins, e.g. ``<32``, ``32-63``, ``64+``."""
+        edges = sorted(self.size_edges)
+        bins = [(f"<{edges[0]}", 0.0, float(edges[0]))]
+        bins += [(f"{lo}-{hi - 1}", float(lo), float(hi)) for lo, hi in zip(edges, edges[1:])]
+        return bins + [(f"{edges[-1]}+", float(edges[-1]), math.inf)]
+
+    def size_bin(self, side: float) -> str:
+        return next(name for name, lo, hi in self.size_bins() if lo <= side < hi)
+
+
+def spread(items: Sequence[T], limit: int | None) -> list[T]:
+    """At most ``limit`` items picked at even steps, so every class of a sorted list shows."""
+    if limit is None or limit >= len(items):
+        return list(items)
+    picks = np.unique(np.linspace(0, len(items) - 1, limit).round().astype(int))
+    return [items[i] for i in picks]
+
+
+def detect_layout(root: Path) -> str:
+    """``classes`` or ``scenes``; raise a user-facing error for anything else."""
+    root = Path(root)
+    if not root.is_dir():
+        raise EvaluationError(f"data folder {root} not found")
+    folders = {p.name.lower() for p in root.iterdir() if p.is_dir()}
+    if folders & set(FOLDER_LABELS):
+        return "classes"
+    if is_scenes_layout(root):
+        return "scenes"
+    raise EvaluationError(f"{root} is neither a class-folder set (with_mask/, without_mask/) "
+                          "nor a scenes set (images/ + annotations/)")
+
+
+def _fraction(hits: int, total: int) -> float | None:
+    return hits / total if total else None
+
+
+def evaluate_classes(pipeline: Pipeline, found: DatasetFiles, config: EvaluationConfig,
+                     progress: bool = True) -> dict:
+    """Crop each labelled image as training does, classify the crops in batches."""
+    items = spread(found.images, config.limit)
+    classifier = pipeline.classifier(pipeline.active)
+    names = tuple(classifier.meta.class_names)
+    records: list[dict] = []
+    unreadable: list[str] = []
+    batch: list[np.ndarray] = []
+
+    def flush() -> None:
+        for record, prediction in zip(records[len(records) - len(batch):],
+                                      classifier.classify(batch)):
+            record["predicted"], record["score"] = prediction.label, round(prediction.score, 4)
+        batch.clear()
+
+    start = time.perf_counter()
+    for path, label in tqdm(items, desc="classifying", unit="img", disable=not progress):
+        try:
+            rgb = read_rgb(path)
+        except ImageError as exc:
+            log.warning("%s", exc)
+            unreadable.append(str(exc))
+            continue
+        crop, rule = face_crop_for_image(rgb, pipeline.detector, pipeline.config.crop)
+        records.append({"file": str(path), "label": label, "rule": rule})
+        batch.append(crop)
+        if len(batch) >= config.batch_size:
+            flush()
+    if batch:
+        flush()
+    seconds = time.perf_counter() - start
+    if not records:
+        raise EvaluationError(f"none of the {len(items)} images could be read")
+
+    def report(subset: list[dict]) -> dict | None:
+        if not subset:
+            return None
+        return classification_report([names.index(r["label"]) for r in subset],
+                                     [names.index(r["predicted"]) for r in subset], names)
+
+    with_face = [r for r in records if r["rule"] != NO_FACE_RULE]
+    no_face = len(records) - len(with_face)
+    return {
+        "layout": "classes",
+        "images": {"listed": len(found.images), "evaluated": len(records),
+                   "unreadable": unreadable, "not_images": len(found.skipped)},
+        "no_face": {"count": no_face, "fraction": _fraction(no_face, len(records))},
+        "rules": dict(Counter(r["rule"] for r in records)),
+        "all_images": report(records),
+        "faces_found": report(with_face),
+        "mistakes": [r for r in records if r["predicted"] != r["label"]],
+        "timing": {"seconds": round(seconds, 2),
+                   "images_per_s": round(len(records) / seconds, 2) if seconds else None},
+    }
+
+
+class SceneTally:
+    """Running figures of the whole pipeline over annotated scenes, one image at a time."""
+
+    def __init__(self, config: EvaluationConfig):
+        self.config = config
+        self.ap = {label: ClassAP(config.iou_threshold) for label in ("mask", "no_mask")}
+        bins = [name for name, _, _ in config.size_bins()]
+        self.recall = {name: {b: [0, 0] for b in bins} for name in VOC_CLASSES}
+        self.labels = {name: Counter() for name in VOC_CLASSES}
+        self.safety = [0, 0]
+        self.false_detections = 0
+        self.duplicates = 0
+        self.detections = 0
+        self.per_image: list[dict] = []
+
+    def add(self, file: str, annotation: Annotation, faces: list[Face]) -> None:
+        iou = self.config.iou_threshold
+        boxes = [face.box for face in faces]
+        ranks = [face.detector_score * face.score for face in faces]
+        ignore = [gt.box for gt in annotation.faces if gt.name == INCORRECT]
+        for label, ap in self.ap.items():
+            mine = [i for i, face in enumerate(faces) if face.label == label]
+            ap.add_image([boxes[i] for i in mine], [ranks[i] for i in mine],
+                         [gt.box for gt in annotation.faces if gt.label == label], ignore)
+
+        gt_boxes = [gt.box for gt in annotation.faces]
+        matches = match_detections(boxes, [face.detector_score for face in faces], gt_boxes, iou)
+        found_by = {int(g): d for d, g in enumerate(matches) if g >= 0}
+        for g, gt in enumerate(annotation.faces):
+            cell = self.recall[gt.name][self.config.size_bin(gt.side)]
+            cell[1] += 1
+            if g in found_by:
+                cell[0] += 1
+                self.labels[gt.name][faces[found_by[g]].label] += 1
+            if gt.name == "without_mask" and gt.side >= self.config.safety_min_side:
+                self.safety[1] += 1
+                if g in found_by and faces[found_by[g]].label == "no_mask":
+                    self.safety[0] += 1
+
+        overlaps = iou_matrix(boxes, gt_boxes)
+        best = overlaps.max(axis=1) if overlaps.size else np.zeros(len(faces))
+        false = int(np.sum(best < iou))
+        self.false_detections += false
+        self.duplicates += int(np.sum((matches < 0) & (best >= iou)))
+        self.detections += len(faces)
+        self.per_image.append({"file": file, "faces": len(annotation.faces),
+                               "detections": len(faces), "found": len(found_by),
+                               "false_detections": false})
+
+    def figures(self) -> dict:
+        ap = {label: tally.result().as_dict() for label, tally in self.ap.items()}
+        values = [v["ap"] for v in ap.values() if v["ap"] is not None]
+        recall = {name: self._cells(cells) for name, cells in self.recall.items()}
+        recall["all"] = {b: self._cell(sum(recall[n][b]["found"] for n in VOC_CLASSES),
+                                       sum(recall[n][b]["total"] for n in VOC_CLASSES))
+                         for b in recall[INCORRECT]}
+        images = len(self.per_image)
+        return {
+            "ground_truth": {n: sum(c[1] for c in self.recall[n].values()) for n in VOC_CLASSES},
+            "detections": self.detections,
+            "ap": ap,
+            "map": float(np.mean(values)) if values else None,
+            "recall_by_size": recall,
+            "labels_of_found": {n: dict(c) for n, c in self.labels.items()},
+            "unmasked_recall": {"min_side": self.config.safety_min_side,
+                                **self._cell(*self.safety)},
+            "incorrect_mask": {"total": recall[INCORRECT]["all"]["total"],
+                               "detected": recall[INCORRECT]["all"]["found"],
+                               "labels": dict(self.labels[INCORRECT])},
+            "false_detections": {"total": self.false_detections,
+                                 "per_image": self.false_detections / images if images else None,
+                                 "duplicates": self.duplicates},
+            "per_image": self.per_image,
+        }
+
+    @staticmethod
+    def _cell(hits: int, total: int) -> dict:
+        return {"found": int(hits), "total": int(total), "recall": _fraction(hits, total)}
+
+    @classmethod
+    def _cells(cls, cells: dict[str, list[int]]) -> dict:
+        """Recall per size bin plus ``all``, from [found, total] pairs."""
+        out = {b: cls._cell(*c) for b, c in cells.items()}
+        out["all"] = cls._cell(sum(c[0] for c in cells.values()), sum(c[1] for c in cells.values()))
+        return out
+
+
+def evaluate_scenes(pipeline: Pipeline, files: SceneFiles, config: EvaluationConfig,
+                    progress: bool = True) -> dict:
+    """Run the app's pipeline on every annotated scene and score it against the boxes."""
+    pairs = spread(files.pairs, config.limit)
+    tally = SceneTally(config)
+    unreadable: list[str] = []
+    detect_ms = classify_ms = 0.0
+    start = time.perf_counter()
+    for pair in tqdm(pairs, desc="scenes", unit="img", disable=not progress):
+        try:
+            annotation = parse_annotation(pair.annotation)
+            rgb = read_rgb(pair.image)
+        except (AnnotationError, ImageError) as exc:
+            log.warning("%s", exc)
+            unreadable.append(str(exc))
+            continue
+        height, width = rgb.shape[:2]
+        if annotation.width and (annotation.width, annotation.height) != (width, height):
+            log.warning("%s is %dx%d but its annotation says %dx%d", pair.image, width, height,
+                        annotation.width, annotation.height)
+        result = pipeline.process_rgb(rgb)
+        detect_ms += result.detect_ms
+        classify_ms += result.classify_ms
+        tally.add(pair.image.name, annotation, result.faces)
+    seconds = time.perf_counter() - start
+    images = len(tally.per_image)
+    if not images:
+        raise EvaluationError(f"none of the {len(pairs)} scenes could be read")
+    return {
+        "layout": "scenes",
+        "images": {"listed": len(files.pairs), "evaluated": images, "unreadable": unreadable,
+                   "without_annotation": [str(p) for p in files.images_without_annotation]},
+        **tally.figures(),
+        "timing": {"seconds": round(seconds, 2), "images_per_s": round(images / seconds, 2),
+                   "detect_ms_mean": round(detect_ms / images, 1),
+                   "classify_ms_mean": round(classify_ms / images, 1)},
+    }
+
+
+def _num(value: float | None, digits: int = 4) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def _recall_text(cell: dict) -> str:
+    return f"{_num(cell['recall'], 3)} ({cell['found']}/{cell['total']})"
+
+
+def format_classes(report: dict) -> list[str]:
+    images, no_face = report["images"], report["no_face"]
+    lines = [f"images: {images['evaluated']} evaluated of {images['listed']} listed, "
+             f"{len(images['unreadable'])} unreadable",
+             f"no face detected: {no_face['count']} ({_num(no_face['fraction'], 3)}); "
+             f"crop rules {report['rules']}"]
+    found = report["faces_found"]
+    found_text = (f"{_num(found['accuracy'])} ({found['count']} images)" if found else "n/a")
+    lines += [f"accuracy: all images {_num(report['all_images']['accuracy'])}, "
+              f"where a face was found {found_text}", ""]
+    for title, figures in (("all images", report["all_images"]), ("face found", found)):
+        if figures is None:
+            continue
+        names = figures["class_names"]
+        lines += [f"{title:<12}{'precision':>10}{'recall':>8}{'support':>9}"]
+        for name in names:
+            pc = figures["per_class"][name]
+            lines.append(f"{name:<12}{pc['precision']:>10.4f}{pc['recall']:>8.4f}"
+                         f"{pc['support']:>9}")
+        lines.append("confusion (rows true, columns predicted): "
+                     + ", ".join(f"{n} {row}" for n, row in zip(names, figures["confusion"])))
+        lines.append("")
+    return lines
+
+
+def format_scenes(report: dict, config: EvaluationConfig) -> list[str]:
+    images = report["images"]
+    gt = report["ground_truth"]
+    lines = [f"images: {images['evaluated']} evaluated of {images['listed']} listed, "
+             f"{len(images['unreadable'])} unreadable; ground truth "
+             + ", ".join(f"{n} {c}" for n, c in gt.items())
+             + f"; detections {report['detections']}", ""]
+    iou = config.iou_threshold
+    lines.append(f"{'AP@' + format(iou, 'g'):<10}{'AP':>8}{'positives':>11}{'TP':>6}{'FP':>6}"
+                 f"{'ignored':>9}{'recall':>8}")
+    for label, ap in report["ap"].items():
+        lines.append(f"{label:<10}{_num(ap['ap']):>8}{ap['positives']:>11}"
+                     f"{ap['true_positives']:>6}{ap['false_positives']:>6}{ap['ignored']:>9}"
+                     f"{_num(ap['recall'], 3):>8}")
+    lines += [f"{'mAP':<10}{_num(report['map']):>8}", ""]
+
+    bins = list(next(iter(report["recall_by_size"].values())))
+    lines.append(f"detector recall by face size (longer side, px), IoU {iou:g}")
+    lines.append(f"{'class':<23}" + "".join(f"{b:>16}" for b in bins))
+    for name, cells in report["recall_by_size"].items():
+        row = "".join(f"{_recall_text(c):>16}" for c in cells.values())
+        lines.append(f"{name:<23}{row}")
+    safety, wrong = report["unmasked_recall"], report["incorrect_mask"]
+    false = report["false_detections"]
+    lines += ["", f"unmasked faces >= {safety['min_side']} px found and labelled no_mask: "
+                  f"{_num(safety['recall'], 3)} ({safety['found']}/{safety['total']})",
+              f"labels given to found faces: {report['labels_of_found']}",
+              f"{INCORRECT}: {wrong['total']} boxes, {wrong['detected']} detected, "
+              f"labelled {wrong['labels']} (left out of the mAP)",
+              f"false detections: {false['total']} ({_num(false['per_image'], 3)} per image), "
+              f"duplicates {false['duplicates']}", ""]
+    return lines
+
+
+def format_report(report: dict, config: EvaluationConfig) -> str:
+    head = [f"MaskWatch evaluation: {report['model']} ({report['weights']}) on {report['data']}"
+            f" [{report['layout']}], device {report['device']}"]
+    body = (format_classes(report) if report["layout"] == "classes"
+            else format_scenes(report, config))
+    timing = report["timing"]
+    return "\n".join(head + body + [f"time: {timing['seconds']} s, "
+                                    f"{timing['images_per_s']} images/s"])
+
+
+def _file_digest(path: Path) -> str:
+    digest = hashlib.sha1()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:12]
+
+
+def evaluate(data: Path, model: str, weights: Path | None, detector: DetectorConfig,
+             config: EvaluationConfig, device: str = "auto", progress: bool = True) -> dict:
+    """Evaluate ``model`` on ``data`` of either layout; the whole report as a dict."""
+    layout = detect_layout(data)
+    files = find_images(data) if layout == "classes" else find_scenes(data)
+    pipeline = Pipeline(PipelineConfig(detector=detector, model=model, device=device),
+                        weights={model: weights} if weights else {})
+    weights_path = Path(weights) if weights else default_weights(model)
+    # NOTE: taken right after loading; a trainer replacing the file later does not change it.
+    digest = _file_digest(weights_path)
+    run = evaluate_classes if layout == "classes" else evaluate_scenes
+    figures = run(pipeline, files, config, progress)
+    return {"model": model, "weights": str(weights_path),
+            "weights_sha1": digest, "device": str(pipeline.device),
+            "data": str(data), "layout": layout,
+            "settings": {"evaluation": asdict(config), "detector": asdict(detector),
+                         "crop": asdict(pipeline.config.crop)},
+            **figures}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    defaults, det = EvaluationConfig(), DetectorConfig()
+    parser = argparse.ArgumentParser(prog=f"python -m {PROG}", description=(
+        "Measure the mask classifier on class folders, or the whole app on VOC scenes."))
+    parser.add_argument("--data", type=Path, required=True,
+                        help="with_mask/ + without_mask/, or images/ + annotations/")
+    parser.add_argument("--model", choices=MODEL_NAMES, required=True)
+    parser.add_argument("--weights", type=Path, help="checkpoint (default: the committed one)")
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
+    parser.add_argument("--json", type=Path, help="write all figures to this JSON file")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --json")
+    parser.add_argument("--limit", type=int, help="at most this many images, evenly spread")
+    parser.add_argument("--iou", type=float, default=defaults.iou_threshold,
+                        help=f"IoU for a detection to match a box (default "
+                             f"{defaults.iou_threshold})")
+    parser.add_argument("--min-face", type=int, default=det.min_face_size,
+                        help=f"detector's smallest face in pixels (default {det.min_face_size})")
+    parser.add_argument("--thresholds", type=float, nargs=3, default=det.thresholds,
+                        metavar=("P", "R", "O"), help="MTCNN stage thresholds")
+    parser.add_argument("--batch-size", type=int, default=defaults.batch_size,
+                        help=f"crops per classifier call (default {defaults.batch_size})")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    return parser
+
+
+def configs(args: argparse.Namespace) -> tuple[DetectorConfig, EvaluationConfig]:
+    if not 0 < args.iou <= 1:
+        raise EvaluationError(f"--iou must be in (0, 1], got {args.iou}")
+    if args.limit is not None and args.limit < 1:
+        raise EvaluationError(f"--limit must be at least 1, got {args.limit}")
+    if args.batch_size < 1:
+        raise EvaluationError(f"--batch-size must be at least 1, got {args.batch_size}")
+    if args.min_face < 1:
+        raise EvaluationError(f"--min-face must be at least 1, got {args.min_face}")
+    if not all(0 <= t <= 1 for t in args.thresholds):
+        raise EvaluationError(f"--thresholds must lie in [0, 1], got {args.thresholds}")
+    detector = DetectorConfig(min_face_size=args.min_face, thresholds=tuple(args.thresholds))
+    return detector, EvaluationConfig(iou_threshold=args.iou, batch_size=args.batch_size,
+                                      limit=args.limit)
+
+
+USER_ERRORS = (EvaluationError, DatasetError, CheckpointError, DeviceError, OutputExistsError,
+               FileNotFoundError)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        detector, config = configs(args)
+        if args.json is not None:
+            check_writable(args.json, args.overwrite)
+        report = evaluate(args.data, args.model, args.weights, detector, config, args.device,
+                          progress=not args.quiet)
+        print(format_report(report, config))
+        if args.json is not None:
+            check_writable(args.json, args.overwrite)
+            write_text(args.json, json.dumps(report, indent=1) + "\n")
+            print(f"figures written to {args.json}")
+    except USER_ERRORS as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted; nothing was written", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

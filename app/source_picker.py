@@ -48,6 +48,7 @@ class SourcePicker(QGroupBox):
         self.camera_spin.valueChanged.connect(lambda _: self.camera_radio.setChecked(True))
         self.file_edit.textEdited.connect(lambda _: self.file_radio.setChecked(True))
         self.url_edit.textEdited.connect(lambda _: self.url_radio.setChecked(True))
+        self.file_edit.textChanged.connect(self.file_edit.setToolTip)
         self.open_button.clicked.connect(self.open_file_dialog)
 
     def spec(self) -> str:

@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_SOURCE = "0"
 WINDOW_SIZE = (1180, 700)
-PANEL_WIDTH = 330
+PANEL_WIDTH = 370
 FPS_WINDOW = 10  # frames the FPS counter averages over
 FPS_MAX_AGE_S = 3.0  # older display times are forgotten (the newest two always count)
 CLOSE_WAIT_MS = int((CAPTURE_JOIN_S + 4) * 1000)
@@ -364,6 +364,7 @@ class MainWindow(QMainWindow):
 
     def _on_opened(self, description: str) -> None:
         self.statusBar().showMessage(f"Playing {description}")
+        self.video.setText("Waiting for the first frame...")
 
     def _on_frame(self, image: QImage, stats: FrameStats) -> None:
         if self._worker is None or self._stopping:
@@ -376,21 +377,25 @@ class MainWindow(QMainWindow):
         self.no_mask_label.setText(str(stats.counts.get("no_mask", 0)))
         self.fps_label.setText(f"{fps:.1f}" if fps > 0 else "-")
         self.model_label.setText(stats.model)
+        detect = f"detect {stats.detect_ms:.0f} ms" if stats.detect_ms else "tracked"
         self.timing_label.setText(
-            f"detect {stats.detect_ms:.0f} ms, classify {stats.classify_ms:.0f} ms, "
-            f"latency {stats.latency_ms:.0f} ms, {stats.dropped} stale frames skipped")
-        self._worker.frame_shown(fps if fps > 0 else None)
+            f"{detect}, classify {stats.classify_ms:.0f} ms, "
+            f"latency {stats.latency_ms:.0f} ms; {stats.dropped} stale frames skipped so far")
+        self._worker.frame_shown()
         self.frame_displayed.emit(image, stats)
 
     def _on_failed(self, reason: str) -> None:
         spec = self._worker.spec if self._worker else self.picker.spec()
         if describe(spec) == "camera":
-            found = "No camera found" if reason.startswith("no camera") else "Camera unusable"
-            self.show_message(f"{found} at index {spec} ({reason}). Choose a video file with "
-                              "\"Open file...\" or type a URL, then press Start.")
+            if reason.startswith("no camera"):
+                problem = f"No camera found at index {spec}."
+            else:
+                problem = f"Camera {spec} cannot be used: {reason}."
+            self.show_message(f"{problem} Choose a video file with \"Open file...\" or type "
+                              "a URL, then press Start.")
             self.picker.offer_file()
         else:
-            self.show_message(f"Could not play {spec}: {reason}. "
+            self.show_message(f"{reason[:1].upper()}{reason[1:]}. "
                               "Pick another source and press Start.")
         if self._shown_this_run == 0:
             self.video.show_placeholder("No video. Pick a source and press Start.")

@@ -336,9 +336,9 @@ def format_scenes(report: dict, config: EvaluationConfig) -> list[str]:
 
     bins = list(next(iter(report["recall_by_size"].values())))
     lines.append(f"detector recall by face size (longer side, px), IoU {iou:g}")
-    lines.append(f"{'class':<23}" + "".join(f"{b:>16}" for b in bins))
+    lines.append(f"{'class':<23}" + "".join(f"{b:>19}" for b in bins))
     for name, cells in report["recall_by_size"].items():
-        row = "".join(f"{_recall_text(c):>16}" for c in cells.values())
+        row = "".join(f"{_recall_text(c):>19}" for c in cells.values())
         lines.append(f"{name:<23}{row}")
     safety, wrong = report["unmasked_recall"], report["incorrect_mask"]
     false = report["false_detections"]

@@ -1,0 +1,217 @@
+"""Speed benchmark: ``python -m app.benchmark``; prints tables and writes them as JSON.
+
+Three tables: classifier crops/s (teacher vs student, batch 1/8/32, CPU and CUDA when
+present); detector milliseconds per frame for the settings the app offers; end to end on the
+real clips (each fitted into 640x480) for the naive path (detect every frame at full size) and
+the app's default path: frames/s processed flat out, and a live run paced at the clip's frame
+rate with frames/s displayed and glass-to-box latency (capture to overlay drawn).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import statistics
+import sys
+import threading
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from app.atomic import check_writable, write_text
+from app.config import DetectorConfig, PipelineConfig, TrackingConfig
+from app.overlay import draw_faces
+from app.pipeline import Pipeline
+from app.source import SourceError, VideoSource
+from app.tracking import TrackingPipeline
+from models import checkpoint
+from training.speed import crops_per_second
+
+log = logging.getLogger(__name__)
+
+BATCHES = (1, 8, 32)
+DETECTOR_SETTINGS = [(scale, min_face) for scale in (1.0, 0.75, 0.5) for min_face in (20, 40)]
+LIVE_SIZE = (640, 480)
+PATHS = {
+    "naive": (DetectorConfig(max_side=0), TrackingConfig(detect_every=1, smooth_window=1)),
+    "default": (DetectorConfig(), TrackingConfig()),
+}
+
+
+def fit_frame(frame: np.ndarray, size=LIVE_SIZE) -> np.ndarray:
+    """Resize a frame to fit inside ``size`` keeping its aspect (a 640x480 source)."""
+    h, w = frame.shape[:2]
+    scale = min(size[0] / w, size[1] / h)
+    if abs(scale - 1.0) < 1e-3:
+        return frame
+    return cv2.resize(frame, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
+
+
+def classifier_table(devices: list[torch.device], seconds: float) -> list[dict]:
+    rows = []
+    for device in devices:
+        for batch in BATCHES:
+            row = {"device": str(device), "batch": batch}
+            for arch in ("teacher", "student"):
+                model, meta = checkpoint.load(checkpoint.default_weights(arch), arch)
+                row[arch] = crops_per_second(model, meta.input_size, batch, device, seconds,
+                                             half=device.type == "cuda")
+            row["ratio"] = row["student"] / row["teacher"]
+            rows.append(row)
+    return rows
+
+
+def detector_table(frame_rgb: np.ndarray, device: torch.device, repeats: int) -> list[dict]:
+    from app.detector import FaceDetector
+
+    detector = FaceDetector(DetectorConfig(max_side=0), device)
+    rows = []
+    for scale, min_face in DETECTOR_SETTINGS:
+        detector.configure(DetectorConfig(scale=scale, min_face_size=min_face, max_side=0))
+        detector.detect(frame_rgb)
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            faces = detector.detect(frame_rgb)
+            times.append((time.perf_counter() - start) * 1000)
+        rows.append({"scale": scale, "min_face": min_face, "ms": statistics.median(times),
+                     "faces": len(faces)})
+    return rows
+
+
+def processed_fps(tracker: TrackingPipeline, frames: list[np.ndarray]) -> float:
+    """Frames per second through pipeline and overlay, flat out, frames already decoded."""
+    tracker.reset()
+    start = time.perf_counter()
+    for frame in frames:
+        draw_faces(frame.copy(), tracker.process(frame).faces)
+    return len(frames) / (time.perf_counter() - start)
+
+
+def live_run(tracker: TrackingPipeline, path: Path, seconds: float) -> dict:
+    """Play ``path`` in real time through a newest-frame-only capture thread, as the window.
+
+    Returns frames/s displayed and the latency from capture to overlay drawn.
+    """
+    from app.capture import CaptureThread, LatestFrame
+
+    tracker.reset()
+    mailbox, stop = LatestFrame(), threading.Event()
+    thread = CaptureThread(VideoSource(str(path)), mailbox, stop, lambda: False, fit_frame)
+    thread.start()
+    latencies, start = [], time.perf_counter()
+    while time.perf_counter() - start < seconds and not mailbox.drained:
+        item = mailbox.take(0.2)
+        if item is None:
+            continue
+        draw_faces(item.frame, tracker.process(item.frame).faces)
+        latencies.append((time.perf_counter() - item.captured_at) * 1000)
+    elapsed = time.perf_counter() - start
+    stop.set()
+    thread.join()
+    return {"displayed_fps": len(latencies) / elapsed,
+            "latency_ms": statistics.mean(latencies) if latencies else None,
+            "latency_p95_ms": float(np.percentile(latencies, 95)) if latencies else None,
+            "dropped": mailbox.dropped}
+
+
+def read_frames(path: Path, limit: int) -> tuple[list[np.ndarray], float, tuple[int, int]]:
+    with VideoSource(str(path)) as video:
+        frames = []
+        while len(frames) < limit and (frame := video.read()) is not None:
+            frames.append(fit_frame(frame))
+        return frames, video.info.fps, (video.info.width, video.info.height)
+
+
+def clip_table(videos: Path, device: torch.device, max_frames: int, live_seconds: float,
+               clips: list[str] | None, progress: bool) -> list[dict]:
+    paths = sorted(videos.glob("*.mp4")) if not clips else [videos / c for c in clips]
+    trackers = {}
+    for name, (detector, tracking) in PATHS.items():
+        config = PipelineConfig(detector=detector, tracking=tracking, device=str(device))
+        trackers[name] = TrackingPipeline(Pipeline(config), tracking)
+    rows = []
+    for path in tqdm(paths, desc="clips", unit="clip", disable=not progress):
+        frames, fps, size = read_frames(path, max_frames)
+        row = {"clip": path.name, "source": f"{size[0]}x{size[1]}",
+               "processed": f"{frames[0].shape[1]}x{frames[0].shape[0]}", "fps": fps}
+        for name, tracker in trackers.items():
+            row[name] = {"processed_fps": processed_fps(tracker, frames),
+                         **live_run(tracker, path, live_seconds)}
+        rows.append(row)
+    return rows
+
+
+def print_tables(result: dict) -> None:
+    print("\nClassifier crops/s (student/teacher ratio measured in the same run)")
+    print(f"{'device':8} {'batch':>5} {'teacher':>10} {'student':>10} {'ratio':>7}")
+    for r in result["classifier"]:
+        print(f"{r['device']:8} {r['batch']:5d} {r['teacher']:10.0f} {r['student']:10.0f} "
+              f"{r['ratio']:7.1f}")
+    print(f"\nDetector ms per frame ({result['detector_frame']}, {result['device']})")
+    print(f"{'scale':>6} {'min face':>9} {'ms':>8} {'faces':>6}")
+    for r in result["detector"]:
+        print(f"{r['scale']:6.2f} {r['min_face']:9d} {r['ms']:8.1f} {r['faces']:6d}")
+    print("\nEnd to end (frames fitted into 640x480): processed FPS flat out; live run at the "
+          "clip's rate: displayed FPS, latency mean / p95 ms")
+    head = f"{'clip':36} {'src fps':>7}"
+    for name in PATHS:
+        head += f" | {name + ' proc':>12} {'disp':>6} {'lat':>6} {'p95':>6}"
+    print(head)
+    for r in result["clips"]:
+        line = f"{r['clip']:36} {r['fps']:7.1f}"
+        for name in PATHS:
+            p = r[name]
+            line += (f" | {p['processed_fps']:12.1f} {p['displayed_fps']:6.1f} "
+                     f"{p['latency_ms'] or 0:6.0f} {p['latency_p95_ms'] or 0:6.0f}")
+        print(line)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m app.benchmark", description=__doc__)
+    p.add_argument("--videos", type=Path, default=Path("../shared/data/videos"))
+    p.add_argument("--clips", nargs="*", help="clip file names (default: every .mp4)")
+    p.add_argument("--json", type=Path, help="write the tables here as JSON")
+    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--seconds", type=float, default=1.5, help="per classifier measurement")
+    p.add_argument("--max-frames", type=int, default=150, help="frames per clip, flat out")
+    p.add_argument("--live-seconds", type=float, default=6.0, help="live run per clip and path")
+    p.add_argument("--skip-clips", action="store_true", help="classifier and detector only")
+    p.add_argument("--quiet", action="store_true")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    try:
+        if args.json:
+            check_writable(args.json, args.overwrite)
+        devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available()
+                                           else [])
+        device = devices[-1]
+        clip = args.videos / "masked-woman-laptop.mp4"
+        frames, _, _ = read_frames(clip, 1) if clip.exists() else ([None], 0, 0)
+        frame = frames[0] if frames[0] is not None else np.full((480, 640, 3), 127, np.uint8)
+        result = {
+            "torch_threads": torch.get_num_threads(), "device": str(device),
+            "classifier": classifier_table(devices, args.seconds),
+            "detector_frame": f"{frame.shape[1]}x{frame.shape[0]}",
+            "detector": detector_table(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB), device, 10),
+            "clips": [] if args.skip_clips else clip_table(
+                args.videos, device, args.max_frames, args.live_seconds, args.clips,
+                not args.quiet),
+        }
+    except (SourceError, FileExistsError, FileNotFoundError, ValueError) as exc:
+        print(f"app.benchmark: error: {exc}", file=sys.stderr)
+        return 2
+    print_tables(result)
+    if args.json:
+        write_text(args.json, json.dumps(result, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

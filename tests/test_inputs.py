@@ -1,0 +1,118 @@
+"""Odd images, odd frames and broken video files: converted or refused with a clear message."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from app.images import ImageError, read_rgb
+from app.source import SourceError, VideoSource
+from conftest import FIXTURES, fixture_bgr, on_canvas, write_video
+
+
+def rgb_fixture() -> Image.Image:
+    return Image.open(FIXTURES / "no_mask_1.jpg").convert("RGB")
+
+
+@pytest.mark.parametrize("mode", ["L", "RGBA", "P", "I;16", "LA", "CMYK"])
+def test_image_modes_become_rgb(tmp_path, mode):
+    image = rgb_fixture()
+    if mode == "I;16":
+        gray = np.asarray(image.convert("L"), dtype=np.uint16) * 257
+        image = Image.fromarray(gray.astype(np.uint16))
+    else:
+        image = image.convert(mode)
+    path = tmp_path / ("x.tif" if mode in ("I;16", "CMYK") else "x.png")
+    image.save(path)
+    rgb = read_rgb(path)
+    assert rgb.dtype == np.uint8 and rgb.ndim == 3 and rgb.shape[2] == 3
+    assert rgb.shape[:2] == (image.height, image.width)
+    assert 40 < rgb.mean() < 220  # the picture survived, not a black or white page
+
+
+def test_sixteen_bit_keeps_its_contrast(tmp_path):
+    ramp = (np.arange(256, dtype=np.uint16) * 257).reshape(16, 16)
+    Image.fromarray(ramp).save(tmp_path / "r.png")
+    rgb = read_rgb(tmp_path / "r.png")
+    assert rgb[0, 0, 0] == 0 and rgb[-1, -1, 0] == 255
+
+
+def test_transparent_pixels_become_white(tmp_path):
+    Image.new("RGBA", (4, 4), (10, 20, 30, 0)).save(tmp_path / "t.png")
+    assert (read_rgb(tmp_path / "t.png") == 255).all()
+
+
+@pytest.mark.parametrize("content", [b"", b"GIF89a broken", b"\x89PNG\r\n\x1a\n" + b"\0" * 20])
+def test_undecodable_image_is_named(tmp_path, content):
+    path = tmp_path / "bad image.png"
+    path.write_bytes(content)
+    with pytest.raises(ImageError, match="bad image.png"):
+        read_rgb(path)
+
+
+def test_fifty_faces_in_one_frame(pipeline):
+    face = fixture_bgr("no_mask_1.jpg")
+    tile = on_canvas(face, 96, 110)
+    frame = np.concatenate([np.concatenate([tile] * 8, axis=1)] * 7, axis=0)
+    faces = pipeline.process(frame).faces
+    assert len(faces) >= 50
+    assert sum(f.label == "no_mask" for f in faces) >= 0.9 * len(faces)
+
+
+def test_4k_frame_is_detected_at_bounded_cost(pipeline):
+    frame = on_canvas(fixture_bgr("no_mask_1.jpg"), 3840, 2160)
+    faces = pipeline.process(frame).faces
+    assert len(faces) == 1 and faces[0].label == "no_mask"
+    x1, y1, x2, y2 = faces[0].box
+    assert 1200 < x1 < x2 < 2700 and 200 < y1 < y2 < 2000  # mapped back to 4K pixels
+
+
+def test_portrait_video_source(tmp_path):
+    frame = on_canvas(fixture_bgr("no_mask_1.jpg"), 338, 640)
+    video = VideoSource(str(write_video(tmp_path / "p.mp4", [frame] * 3)))
+    assert (video.info.width, video.info.height) == (338, 640)
+    assert len(list(video.frames())) == 3
+
+
+@pytest.mark.parametrize("content, message", [
+    (None, "not found"),
+    (b"this is a text file, not a video", "not a video OpenCV can read|holds no readable"),
+    (b"", "not a video OpenCV can read|holds no readable"),
+])
+def test_bad_video_files(tmp_path, content, message):
+    path = tmp_path / "clip.mp4"
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(SourceError, match=message):
+        VideoSource(str(path))
+
+
+def test_truncated_video_plays_what_it_has(tmp_path):
+    frames = [on_canvas(fixture_bgr("no_mask_1.jpg"))] * 30
+    data = write_video(tmp_path / "full.mp4", frames).read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: len(data) * 2 // 3])
+    try:
+        count = len(list(VideoSource(str(cut)).frames()))
+    except SourceError as exc:  # the index sits at the end of an mp4: a clear refusal is fine
+        assert "cut.mp4" in str(exc)
+    else:
+        assert 0 < count <= 30
+
+
+def test_folder_is_not_a_video(tmp_path):
+    with pytest.raises(SourceError, match="is a folder"):
+        VideoSource(str(tmp_path))
+
+
+def test_missing_camera():
+    with pytest.raises(SourceError, match="no camera at index 7"):
+        VideoSource("7")
+
+
+def test_unreachable_stream_fails_fast():
+    import time
+
+    start = time.perf_counter()
+    with pytest.raises(SourceError, match="stream rtsp://127.0.0.1:9/none"):
+        VideoSource("rtsp://127.0.0.1:9/none")
+    assert time.perf_counter() - start < 15

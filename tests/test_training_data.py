@@ -1,0 +1,134 @@
+"""Training data preparation: rules, near-duplicate groups, leak-free split, bad folders."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from training.dataset_files import DatasetError, find_images
+from training.dedup import dhash, group_near_duplicates
+from training.prepare import prepare, split_groups
+from conftest import FIXTURES
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def image_variants(name: str) -> list[np.ndarray]:
+    """Distinct-looking versions of one fixture (not near-duplicates of each other)."""
+    image = cv2.imread(str(FIXTURES / name))
+    h, w = image.shape[:2]
+    return [image, image[:, ::-1].copy(), image[: h * 3 // 4].copy(),
+            cv2.GaussianBlur(image[h // 8:, w // 8:], (0, 0), 1.5)]
+
+
+def make_dataset(root: Path) -> Path:
+    (root / "with_mask").mkdir(parents=True)
+    (root / "without_mask").mkdir()
+    for folder, names in (("with_mask", ["mask_1.jpg", "mask_2.png"]),
+                          ("without_mask", ["no_mask_1.jpg", "no_mask_2.jpg"])):
+        for name in names:
+            for k, image in enumerate(image_variants(name)):
+                cv2.imwrite(str(root / folder / f"{Path(name).stem} {k}'s \"copy\".png"), image)
+    return root
+
+
+def test_dhash_groups_near_duplicates_only():
+    image = cv2.cvtColor(cv2.imread(str(FIXTURES / "no_mask_1.jpg")), cv2.COLOR_BGR2RGB)
+    brighter = np.clip(image.astype(int) + 12, 0, 255).astype(np.uint8)
+    other = cv2.cvtColor(cv2.imread(str(FIXTURES / "mask_1.jpg")), cv2.COLOR_BGR2RGB)
+    hashes = [dhash(image), dhash(brighter), dhash(other), dhash(image[:, ::-1])]
+    assert group_near_duplicates(hashes) == [0, 0, 1, 2]
+
+
+def test_split_never_puts_a_group_on_both_sides():
+    groups = [i // 3 for i in range(300)]
+    labels = [(i // 3) % 2 for i in range(300)]
+    splits = split_groups(groups, labels, seed=5)
+    for g in set(groups):
+        assert len({s for s, gg in zip(splits, groups) if gg == g}) == 1
+    assert splits == split_groups(groups, labels, seed=5)
+    assert splits != split_groups(groups, labels, seed=6)
+    share = splits.count("test") / len(splits)
+    assert 0.1 < share < 0.2
+
+
+def test_prepare_counts_rules_and_lists_bad_files(tmp_path):
+    data = make_dataset(tmp_path / "data")
+    (data / "with_mask" / "broken.jpg").write_bytes(b"not really a jpeg")
+    (data / "with_mask" / "notes.txt").write_text("collected in 2020")
+    prepared = prepare(data, tmp_path / "cache", seed=0, progress=False)
+    stats = prepared.stats
+    assert stats["images"] == 17 and stats["used"] == 16
+    assert [Path(p).name for p in stats["unreadable"]] == ["broken.jpg"]
+    assert [Path(p).name for p in stats["not_images"]] == ["notes.txt"]
+    assert sum(stats["rules"].values()) == 16
+    assert prepared.crops.shape == (16, 128, 128, 3)
+    assert sorted(set(prepared.splits)) == ["test", "train", "val"]
+    manifest = json.loads(next((tmp_path / "cache").glob("manifest-*.json")).read_text())
+    assert any("'s \"copy\"" in f["file"] for f in manifest["files"])
+    assert {f["label"] for f in manifest["files"]} == {"mask", "no_mask"}
+    again = prepare(data, tmp_path / "cache", seed=0, progress=False)  # from the cache
+    assert np.array_equal(again.crops, prepared.crops)
+
+
+def test_bad_dataset_folders(tmp_path):
+    with pytest.raises(DatasetError, match="not found"):
+        find_images(tmp_path / "missing")
+    with pytest.raises(DatasetError, match="no class folders"):
+        find_images(tmp_path)
+    (tmp_path / "with_mask").mkdir()
+    with pytest.raises(DatasetError, match="only one class"):
+        find_images(tmp_path)
+    (tmp_path / "without_mask").mkdir()
+    shutil.copy(FIXTURES / "mask_1.jpg", tmp_path / "with_mask")
+    with pytest.raises(DatasetError, match="class 'no_mask' .* holds no images"):
+        find_images(tmp_path)
+
+
+def distill(*args, **kwargs):
+    return subprocess.Popen([sys.executable, "-m", "training.distill", "--quiet", *map(str, args)],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            **kwargs)
+
+
+def test_distill_refuses_a_folder_that_is_not_a_dataset(tmp_path):
+    proc = distill("--data", FIXTURES, "--out", tmp_path / "out")
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 2
+    assert err.strip().splitlines()[-1].startswith("training.distill: error: ")
+    assert "Traceback" not in err
+
+
+def test_ctrl_c_leaves_a_resumable_run(tmp_path):
+    data = make_dataset(tmp_path / "data")
+    common = ["--data", data, "--out", tmp_path / "out", "--work-dir", tmp_path / "work",
+              "--input-size", "32", "--batch-size", "8", "--student-epochs", "2"]
+    proc = distill(*common, "--teacher-epochs", "50")
+    state = tmp_path / "work" / "train-state" / "vanilla-seed0" / "teacher-state.pt"
+    deadline = time.time() + 240
+    while not state.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    assert state.exists(), proc.communicate()[1]
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "--resume" in err
+    assert not (tmp_path / "out" / "teacher.pt").exists()
+    import torch
+
+    done = torch.load(state, weights_only=True)["epoch"]
+    assert done >= 1
+    proc = distill(*common, "--teacher-epochs", str(done + 1), "--resume")
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    report = json.loads((tmp_path / "out" / "report" / "report.json").read_text())
+    assert report["models"]["student"]["parameters"] < report["models"]["teacher"]["parameters"]
+    assert (tmp_path / "out" / "student.pt").exists()
+    assert not list((tmp_path / "out").glob(".*partial*"))

@@ -114,6 +114,8 @@ class CaptureThread(threading.Thread):
                 self.source = VideoSource(self.source.spec)
                 lap += 1
                 continue
+            if self.transform is not None:
+                frame = self.transform(frame)
             self.mailbox.put(CapturedFrame(index, time.perf_counter(), frame, lap))
             index += 1
             if period:

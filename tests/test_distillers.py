@@ -5,7 +5,6 @@ Every test runs the same check on both classes; the unpatched half proves the ch
 
 from __future__ import annotations
 
-import os
 import random
 
 import pytest

@@ -116,3 +116,31 @@ def test_unreachable_stream_fails_fast():
     with pytest.raises(SourceError, match="stream rtsp://127.0.0.1:9/none"):
         VideoSource("rtsp://127.0.0.1:9/none")
     assert time.perf_counter() - start < 15
+
+
+def with_rotation_metadata(path, degrees_cw: int = 90):
+    """Set the mp4 track's display matrix to a clockwise rotation, as phones record."""
+    import struct
+
+    data = bytearray(path.read_bytes())
+    at = data.find(b"tkhd")
+    offset = at + 8 + (32 if data[at + 4] == 1 else 20) + 16
+    assert degrees_cw == 90
+    data[offset:offset + 36] = struct.pack(">9i", 0, 1 << 16, 0, -1 << 16, 0, 0, 0, 0, 1 << 30)
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_rotated_video_boxes_land_on_the_displayed_face(tmp_path, pipeline):
+    import cv2
+
+    upright = on_canvas(fixture_bgr("no_mask_1.jpg"), 360, 480)
+    stored = cv2.rotate(upright, cv2.ROTATE_90_COUNTERCLOCKWISE)
+    path = with_rotation_metadata(write_video(tmp_path / "phone.mp4", [stored] * 3))
+    video = VideoSource(str(path))
+    assert (video.info.width, video.info.height) == (360, 480)
+    frame = video.read()
+    expected = pipeline.process(upright).faces[0].box
+    faces = pipeline.process(frame).faces
+    assert len(faces) == 1 and faces[0].label == "no_mask"
+    assert all(abs(a - b) <= 6 for a, b in zip(faces[0].box, expected))

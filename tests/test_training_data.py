@@ -1,7 +1,6 @@
 """Training data preparation: rules, near-duplicate groups, leak-free split, bad folders."""
 
 import json
-import os
 import shutil
 import signal
 import subprocess

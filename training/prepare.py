@@ -93,7 +93,6 @@ def _fingerprint(files: list[tuple[Path, str]], detector: DetectorConfig, crop: 
 def split_groups(groups: list[int], labels: list[int], seed: int) -> list[str]:
     """Assign whole groups to test, val and train, per class, reproducibly from ``seed``."""
     rng = random.Random(seed)
-    splits = ["train"] * len(groups)
     by_class: dict[int, list[int]] = {}
     for g, y in zip(groups, labels):
         by_class.setdefault(y, [])

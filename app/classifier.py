@@ -16,10 +16,14 @@ from models.checkpoint import ModelMeta
 log = logging.getLogger(__name__)
 
 
+REJECT_LABEL = "not_face"  # models trained with detector false boxes have this third class
+
+
 @dataclass(frozen=True)
 class Prediction:
     label: str
     score: float
+    probs: tuple[float, ...] = ()  # every class's probability, in the model's class order
 
 
 def crops_to_tensor(crops: list[np.ndarray], meta: ModelMeta) -> torch.Tensor:
@@ -66,4 +70,5 @@ class FaceClassifier:
         probs = torch.softmax(self.logits(crops), dim=1)
         scores, indices = probs.max(dim=1)
         names = self.meta.class_names
-        return [Prediction(names[i], float(s)) for i, s in zip(indices.tolist(), scores.tolist())]
+        return [Prediction(names[i], float(s), tuple(p))
+                for i, s, p in zip(indices.tolist(), scores.tolist(), probs.tolist())]

@@ -10,6 +10,7 @@ import logging
 import sys
 from pathlib import Path
 
+from app.alerts import DEFAULT_DELAY_S
 from app.atomic import OutputExistsError
 from app.config import DetectorConfig, PipelineConfig, TrackingConfig
 from app.device import DeviceError
@@ -26,8 +27,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m app", description=(
         "MaskWatch: mark every face in a video as masked or unmasked."))
     parser.add_argument("--source", help="camera index, video file or stream URL (default 0)")
-    parser.add_argument("--model", choices=["student", "teacher"], default="student")
-    parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
+    parser.add_argument("--model", choices=["student", "teacher"],
+                        help="classifier (default student; the window reuses its last choice)")
+    parser.add_argument("--device", help="auto, cpu or cuda (default auto; the window reuses "
+                                         "the last one given)")
     parser.add_argument("--student-weights", type=Path, help="student checkpoint to load")
     parser.add_argument("--teacher-weights", type=Path, help="teacher checkpoint to load")
     parser.add_argument("--headless", action="store_true", help="no window: process and exit")
@@ -35,6 +38,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--events", type=Path, help="headless: per-frame JSON Lines to write")
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     parser.add_argument("--max-frames", type=int, help="headless: stop after this many frames")
+    feats = parser.add_argument_group("alerts, statistics and snapshots")
+    feats.add_argument("--alerts", type=Path, metavar="DIR",
+                       help="headless: write alerts.jsonl and a JPEG per alert into DIR")
+    feats.add_argument("--alert-delay", type=float, metavar="S",
+                       help="alert when a face stays unmasked this many seconds "
+                            f"(default {DEFAULT_DELAY_S:g}, or in the window the last one set)")
+    feats.add_argument("--stats", type=Path, metavar="FILE",
+                       help="headless: write per-second mask statistics as CSV")
+    feats.add_argument("--snapshot-every", type=int, default=0, metavar="N",
+                       help="headless: save every N-th annotated frame as PNG (needs --snapshots)")
+    feats.add_argument("--snapshots", type=Path, metavar="DIR",
+                       help="headless: folder for --snapshot-every")
     det = parser.add_argument_group("detector")
     defaults = DetectorConfig()
     det.add_argument("--min-face", type=int, default=defaults.min_face_size,
@@ -68,8 +83,14 @@ def pipeline_config(args: argparse.Namespace) -> PipelineConfig:
                               scale=args.detect_scale, max_side=args.max_side,
                               min_score=args.min_score)
     tracking = TrackingConfig(detect_every=args.detect_every, smooth_window=args.smooth)
-    return PipelineConfig(detector=detector, tracking=tracking, model=args.model,
-                          device=args.device)
+    return PipelineConfig(detector=detector, tracking=tracking, model=args.model or "student",
+                          device=args.device or "auto")
+
+
+def alert_delay(args: argparse.Namespace) -> float | None:
+    if args.alert_delay is not None and args.alert_delay < 0:
+        raise ValueError(f"--alert-delay must not be negative, got {args.alert_delay:g}")
+    return args.alert_delay
 
 
 def weights(args: argparse.Namespace) -> dict[str, Path]:
@@ -78,25 +99,35 @@ def weights(args: argparse.Namespace) -> dict[str, Path]:
 
 
 def run_headless_cli(args: argparse.Namespace) -> int:
-    from app.headless import run_headless
+    from app.headless import Extras, run_headless
     from app.pipeline import Pipeline
     from app.tracking import TrackingPipeline
 
     if args.source is None:
         raise ValueError("--headless needs --source")
-    if args.output is None and args.events is None:
+    outputs = (args.output, args.events, args.alerts, args.stats, args.snapshots)
+    if all(path is None for path in outputs):
         log.warning("neither --output nor --events given: results are only summarised")
+    delay = alert_delay(args)
+    extras = Extras(args.alerts, DEFAULT_DELAY_S if delay is None else delay, args.stats,
+                    args.snapshots, args.snapshot_every)
+    extras.check(args.source, args.overwrite)  # before the models load
     pipeline = TrackingPipeline(Pipeline(pipeline_config(args), weights(args)))
     summary = run_headless(pipeline, args.source, args.output, args.events, args.overwrite,
-                           args.max_frames, progress=not args.quiet)
+                           args.max_frames, progress=not args.quiet, extras=extras)
     print(summary.text())
+    if args.alerts is not None:
+        print(f"{summary.alerts} alerts written to {args.alerts}")
+    if args.snapshots is not None:
+        print(f"{summary.snapshots} snapshots written to {args.snapshots}")
     return 0
 
 
 def run_window_cli(args: argparse.Namespace) -> int:
     from app.window import run_window
 
-    return run_window(pipeline_config(args), weights(args), args.source)
+    return run_window(pipeline_config(args), weights(args), args.source, model=args.model,
+                      device=args.device, alert_delay_s=alert_delay(args))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,5 +1,8 @@
 """Headless mode: run the pipeline over a source, write the annotated video and events.
 
+Optionally also alerts for faces that stay unmasked, per-second statistics as CSV and every
+n-th annotated frame as PNG.
+
 Events are JSON Lines, one object per frame:
 ``{"frame": 0, "time_s": 0.0, "faces": [{"box": [x1, y1, x2, y2], "label": "mask", "score": 0.98}]}``
 """
@@ -16,10 +19,13 @@ from pathlib import Path
 import cv2
 from tqdm import tqdm
 
-from app.atomic import atomic_path, check_writable
+from app.alerts import DEFAULT_DELAY_S, Alert, AlertLog, AlertMonitor
+from app.atomic import OutputExistsError, atomic_path, check_writable
 from app.overlay import draw_faces
 from app.pipeline import Pipeline
+from app.recording import write_image
 from app.source import VideoSource
+from app.stats import FaceStats
 from app.tracking import TrackingPipeline
 
 log = logging.getLogger(__name__)
@@ -34,6 +40,8 @@ class RunSummary:
     faces: int
     counts: dict[str, int]
     seconds: float
+    alerts: int = 0
+    snapshots: int = 0
 
     @property
     def fps(self) -> float:
@@ -45,17 +53,67 @@ class RunSummary:
                 f"{self.fps:.1f} FPS, model {self.model} on {self.device}")
 
 
+@dataclass
+class Extras:
+    """Optional headless outputs beside the video and the events.
+
+    Attributes:
+        alerts_dir: folder for alerts.jsonl and one snapshot JPEG per alert.
+        alert_delay_s: how long a face must stay unmasked before it raises an alert.
+        stats: CSV file for the per-second mask statistics.
+        snapshots_dir: folder for every ``snapshot_every``-th annotated frame as PNG.
+        snapshot_every: 0 writes no frame snapshots.
+    """
+
+    alerts_dir: Path | None = None
+    alert_delay_s: float = DEFAULT_DELAY_S
+    stats: Path | None = None
+    snapshots_dir: Path | None = None
+    snapshot_every: int = 0
+
+    def check(self, source: str, overwrite: bool) -> None:
+        """Fail before any work when an output cannot be written or would be replaced."""
+        if self.alerts_dir is not None:
+            AlertLog(self.alerts_dir).check(overwrite)
+        if self.stats is not None:
+            check_writable(Path(self.stats), overwrite)
+        if self.snapshot_every < 0:
+            raise ValueError(f"--snapshot-every must be at least 1, got {self.snapshot_every}")
+        if bool(self.snapshot_every) != (self.snapshots_dir is not None):
+            raise ValueError("--snapshot-every N and --snapshots DIR go together")
+        if self.snapshots_dir is not None:
+            folder = Path(self.snapshots_dir)
+            folder.mkdir(parents=True, exist_ok=True)
+            taken = sorted(folder.glob(f"{snapshot_stem(source)}-frame*.png"))
+            if taken and not overwrite:
+                raise OutputExistsError(f"{taken[0]} already exists (pass --overwrite to "
+                                        "replace the snapshots)")
+
+
+def snapshot_stem(source: str) -> str:
+    return Path(str(source)).stem or "frame"
+
+
 def run_headless(pipeline: Pipeline | TrackingPipeline, source: str, output: Path | None = None,
                  events: Path | None = None, overwrite: bool = False,
-                 max_frames: int | None = None, progress: bool = True) -> RunSummary:
+                 max_frames: int | None = None, progress: bool = True,
+                 extras: Extras | None = None) -> RunSummary:
     """Process ``source`` to the end (or ``max_frames``) and write the requested outputs.
 
-    Outputs appear under their final names only when the run completes.
+    Outputs appear under their final names only when the run completes; frame snapshots
+    written along the way are removed again if it does not.
     """
+    extras = extras or Extras()
     for path in (output, events):
         if path is not None:
             check_writable(Path(path), overwrite)
+    extras.check(source, overwrite)
+    monitor = AlertMonitor(extras.alert_delay_s) if extras.alerts_dir is not None else None
+    face_stats = FaceStats() if extras.stats is not None else None
+    alerts: list[Alert] = []
+    snapshots: list[Path] = []
     with contextlib.ExitStack() as stack:
+        stack.callback(_remove_unless_done, snapshots)
         video = stack.enter_context(VideoSource(source))
         info = video.info
         writer = None
@@ -81,15 +139,26 @@ def run_headless(pipeline: Pipeline | TrackingPipeline, source: str, output: Pat
             if max_frames and frames >= max_frames:
                 break
             result = pipeline.process(frame)
+            time_s = video.position_s(frames)
             if event_file is not None:
-                record = {"frame": frames, "time_s": round(video.position_s(frames), 4),
+                record = {"frame": frames, "time_s": round(time_s, 4),
                           "faces": [f.as_event() for f in result.faces]}
                 event_file.write(json.dumps(record) + "\n")
-            if writer is not None:
+            if monitor is not None:
+                alerts += monitor.update(time_s, result.faces, frame)
+            if face_stats is not None:
+                face_stats.add(time_s, result.faces)
+            snap = extras.snapshot_every and frames % extras.snapshot_every == 0
+            if writer is not None or snap:
                 if frame.shape[1] != info.width or frame.shape[0] != info.height:
                     frame = cv2.resize(frame, (info.width, info.height))
                 elapsed = time.perf_counter() - start
-                writer.write(draw_faces(frame, result.faces, (frames + 1) / max(elapsed, 1e-6)))
+                draw_faces(frame, result.faces, (frames + 1) / max(elapsed, 1e-6))
+            if writer is not None:
+                writer.write(frame)
+            if snap:
+                name = f"{snapshot_stem(source)}-frame{frames:06d}.png"
+                snapshots.append(write_image(Path(extras.snapshots_dir) / name, frame))
             frames += 1
             faces += len(result.faces)
             for label, n in result.counts().items():
@@ -98,5 +167,18 @@ def run_headless(pipeline: Pipeline | TrackingPipeline, source: str, output: Pat
         seconds = time.perf_counter() - start
         if writer is not None:
             writer.release()
+        if face_stats is not None:
+            face_stats.write_csv(Path(extras.stats), overwrite=True)
+        if extras.alerts_dir is not None:
+            AlertLog(extras.alerts_dir).write_all(alerts)
+        kept = list(snapshots)
+        snapshots.clear()  # the run is complete: keep them
     return RunSummary(str(source), pipeline.active, str(pipeline.device), frames, faces,
-                      counts, seconds)
+                      counts, seconds, len(alerts), len(kept))
+
+
+def _remove_unless_done(paths: list[Path]) -> None:
+    """Delete frame snapshots of a run that stopped early (the list is emptied on success)."""
+    for path in paths:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()

@@ -14,7 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from app.classifier import FaceClassifier, Prediction
+from app.classifier import REJECT_LABEL, FaceClassifier, Prediction
 from app.config import PipelineConfig
 from app.crops import clip_box, crop_face
 from app.detector import FaceDetector
@@ -105,5 +105,5 @@ class Pipeline:
         done = time.perf_counter()
         height, width = rgb.shape[:2]
         faces = [Face(clip_box(d.box, width, height), p.label, p.score, d.score)
-                 for d, p in zip(detections, predictions)]
+                 for d, p in zip(detections, predictions) if p.label != REJECT_LABEL]
         return FrameResult(faces, name, (detected - start) * 1000, (done - detected) * 1000)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from app.classifier import REJECT_LABEL
 from app.config import TrackingConfig
 from app.crops import clip_box
 from app.pipeline import Face, FrameResult, Pipeline
@@ -178,13 +179,10 @@ class TrackingPipeline:
         height, width = rgb.shape[:2]
         faces = []
         for track, pred in zip(self.tracks, predictions):
-            probs = np.zeros(len(names), np.float32)
-            k = names.index(pred.label)
-            probs[k] = pred.score
-            if len(names) == 2:
-                probs[1 - k] = 1 - pred.score
-            track.probs.append(probs)
+            track.probs.append(np.asarray(pred.probs, np.float32))
             label, score = track.vote(names)
+            if label == REJECT_LABEL:  # the classifier says this box holds no face
+                continue
             faces.append(Face(clip_box(track.box, width, height), label, score,
                               track.detector_score, track.id))
         return faces

@@ -1,8 +1,10 @@
 """The MaskWatch window: live video with face boxes, a source picker, Start / Stop,
-the teacher / student switch, a measured FPS counter and the face counts of the frame.
+the teacher / student switch, a measured FPS counter and the face counts of the frame; a red
+banner when a face stays unmasked, session statistics with a plot, snapshots and recording.
 
 Capture and inference run in ``app.worker``; models load in ``app.model_loader``. Every
 user-caused problem (no camera, bad file, bad weights) becomes a message in the window.
+Settings the user changes are kept with QSettings (``app.preferences``).
 """
 
 from __future__ import annotations
@@ -12,21 +14,29 @@ import signal
 import sys
 import time
 from collections import deque
+from dataclasses import replace
 from pathlib import Path
 
-from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QCloseEvent, QImage, QPixmap, QResizeEvent
-from PySide6.QtWidgets import (QApplication, QButtonGroup, QCheckBox, QFormLayout, QGroupBox,
-                               QHBoxLayout, QLabel, QMainWindow, QPushButton, QRadioButton,
-                               QSizePolicy, QVBoxLayout, QWidget)
+from PySide6.QtCore import QSettings, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QImage, QKeySequence, QPixmap, QResizeEvent
+from PySide6.QtWidgets import (QApplication, QButtonGroup, QCheckBox, QFileDialog, QFormLayout,
+                               QGroupBox, QHBoxLayout, QLabel, QMainWindow, QPushButton,
+                               QRadioButton, QSizePolicy, QTabWidget, QVBoxLayout, QWidget)
 
+from app.alerts import Alert, AlertLog, AlertMonitor
+from app.atomic import atomic_path
 from app.config import PipelineConfig
-from app.device import resolve_device
-from app.model_loader import LoadReport, ModelSwitcher, PipelineLoader
+from app.device import DeviceError, resolve_device
+from app.model_loader import LoadReport, ModelSwitcher, PipelineLoader, other_model
 from app.pipeline import MODEL_NAMES, Pipeline
+from app.preferences import APPLICATION, ORGANISATION, Preferences, user_settings
+from app.recording import VideoRecorder, stamped_path
+from app.settings_panel import SettingsPanel
 from app.source import describe
 from app.source_picker import SourcePicker
-from app.worker import CAPTURE_JOIN_S, END_FINISHED, FrameStats, PlaybackWorker
+from app.stats import FaceStats
+from app.stats_view import StatsPanel
+from app.worker import CAPTURE_JOIN_S, END_FINISHED, FrameStats, PlaybackWorker, to_bgr
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +51,13 @@ MESSAGE_STYLES = {
     "error": "background: #fbe3e3; color: #7a1010; border: 1px solid #d99; padding: 6px;",
     "info": "background: #e6eefb; color: #10306a; border: 1px solid #9ab; padding: 6px;",
 }
+BANNER_STYLE = ("background: #c81e1e; color: white; font-size: 20px; font-weight: bold; "
+                "padding: 8px; border-radius: 4px;")
+RECORDING_STYLE = "background: #c81e1e; color: white; font-weight: bold;"
+BANNER_HOLD_MS = 4000  # the banner stays this long after the last unmasked frame of an alert
+STATS_REFRESH_MS = 500
+SHORTCUTS = {"play": "Space", "snapshot": "S", "record": "R", "model": "T", "open": "Ctrl+O",
+             "export": "Ctrl+E", "quit": "Ctrl+Q"}
 
 
 class FpsMeter:
@@ -108,16 +125,47 @@ def big_label(text: str, colour: str) -> QLabel:
     return label
 
 
+def clock(seconds: float) -> str:
+    """Media time as m:ss (or h:mm:ss)."""
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def with_shortcut(text: str, name: str) -> str:
+    return f"{text} ({SHORTCUTS[name]})"
+
+
 class MainWindow(QMainWindow):
-    """The app window; pass ``pipeline`` to skip loading (tests share one)."""
+    """The app window; pass ``pipeline`` to skip loading (tests share one).
+
+    ``settings`` is where the user's choices are kept between runs; without it the window
+    remembers nothing and writes its files into a temporary folder. ``prefs`` overrides what
+    ``settings`` hold (the command line does that); ``source``, when given, overrides both.
+    """
 
     frame_displayed = Signal(QImage, object)  # the annotated frame just shown, its FrameStats
+    alert_raised = Signal(object)  # an app.alerts.Alert
 
     def __init__(self, config: PipelineConfig | None = None,
                  weights: dict[str, Path] | None = None, source: str | None = None,
-                 pipeline: Pipeline | None = None, autostart: bool = True):
+                 pipeline: Pipeline | None = None, autostart: bool = True,
+                 settings: QSettings | None = None, prefs: Preferences | None = None):
         super().__init__()
         self.config = config or PipelineConfig()
+        self.settings = settings
+        if prefs is None:
+            prefs = (Preferences.load(settings) if settings is not None
+                     else Preferences.defaults(temporary=True))
+        self.prefs = prefs
+        self.alert_monitor = AlertMonitor(prefs.alert_delay_s)
+        self.alert_log = AlertLog(prefs.alerts_dir)
+        self.alerts: list[Alert] = []
+        self.face_stats = FaceStats()
+        self.recorder: VideoRecorder | None = None
+        self.last_image: QImage | None = None
+        self._lap = 0
+        self._alert_log_failed = False
         self.pipeline: Pipeline | None = None
         self.last_stats: FrameStats | None = None
         self._worker: PlaybackWorker | None = None
@@ -134,7 +182,15 @@ class MainWindow(QMainWindow):
         self.setWindowTitle("MaskWatch")
         self.resize(*WINDOW_SIZE)
         self._build_ui()
-        self.picker.set_spec(source if source is not None else DEFAULT_SOURCE)
+        self._build_actions()
+        self.picker.set_spec(source if source is not None else prefs.source or DEFAULT_SOURCE)
+        self.loop_check.setChecked(prefs.loop)
+        self._stats_timer = QTimer(self)
+        self._stats_timer.setInterval(STATS_REFRESH_MS)
+        self._stats_timer.timeout.connect(self.refresh_stats)
+        self._banner_timer = QTimer(self)
+        self._banner_timer.setSingleShot(True)
+        self._banner_timer.timeout.connect(self.banner.hide)
 
         if pipeline is not None:
             self._on_loaded(LoadReport(pipeline))
@@ -154,13 +210,30 @@ class MainWindow(QMainWindow):
         self.start_button = QPushButton("Start")
         self.stop_button = QPushButton("Stop")
         self.stop_button.setEnabled(False)
+        self.start_button.setToolTip(with_shortcut("Start playback", "play"))
+        self.stop_button.setToolTip(with_shortcut("Stop playback", "play"))
         self.start_button.clicked.connect(self.start)
         self.stop_button.clicked.connect(self.stop)
         buttons = QHBoxLayout()
         buttons.addWidget(self.start_button)
         buttons.addWidget(self.stop_button)
 
+        self.snapshot_button = QPushButton("Snapshot")
+        self.snapshot_button.setToolTip(with_shortcut("Save the frame as PNG", "snapshot"))
+        self.snapshot_button.setEnabled(False)
+        self.snapshot_button.clicked.connect(self.snapshot)
+        self.record_button = QPushButton("Record")
+        self.record_button.setCheckable(True)
+        self.record_button.setEnabled(False)
+        self.record_button.setToolTip(with_shortcut("Record the annotated video (.mp4)",
+                                                    "record"))
+        self.record_button.toggled.connect(self._on_record_toggled)
+        capture_buttons = QHBoxLayout()
+        capture_buttons.addWidget(self.snapshot_button)
+        capture_buttons.addWidget(self.record_button)
+
         model_box = QGroupBox("Classifier")
+        model_box.setToolTip(with_shortcut("Teacher or student", "model"))
         model_layout = QVBoxLayout(model_box)
         self.model_buttons = QButtonGroup(self)
         self.model_radios: dict[str, QRadioButton] = {}
@@ -192,6 +265,18 @@ class MainWindow(QMainWindow):
         self.message_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.message_label.hide()
 
+        live = QWidget()
+        live_layout = QVBoxLayout(live)
+        live_layout.setContentsMargins(4, 4, 4, 4)
+        live_layout.addWidget(model_box)
+        live_layout.addWidget(frame_box)
+        live_layout.addStretch(1)
+        self.settings_panel = SettingsPanel(self.prefs)
+        self.settings_panel.changed.connect(self._on_setting_changed)
+        self.tabs = QTabWidget()
+        self.tabs.addTab(live, "Live")
+        self.tabs.addTab(self.settings_panel, "Alerts && files")
+
         panel = QWidget()
         panel.setFixedWidth(PANEL_WIDTH)
         side = QVBoxLayout(panel)
@@ -199,16 +284,41 @@ class MainWindow(QMainWindow):
         side.addWidget(self.picker)
         side.addWidget(self.loop_check)
         side.addLayout(buttons)
-        side.addWidget(model_box)
-        side.addWidget(frame_box)
+        side.addLayout(capture_buttons)
+        side.addWidget(self.tabs, 1)
         side.addWidget(self.message_label)
-        side.addStretch(1)
+
+        self.banner = QLabel()
+        self.banner.setStyleSheet(BANNER_STYLE)
+        self.banner.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.banner.hide()
+        self.stats_panel = StatsPanel()
+        self.stats_panel.export_requested.connect(self.export_csv)
+        left = QVBoxLayout()
+        left.addWidget(self.banner)
+        left.addWidget(self.video, 1)
+        left.addWidget(self.stats_panel)
 
         central = QWidget()
         row = QHBoxLayout(central)
-        row.addWidget(self.video, 1)
+        row.addLayout(left, 1)
         row.addWidget(panel)
         self.setCentralWidget(central)
+
+    def _build_actions(self) -> None:
+        """Keyboard shortcuts; each also works when its button has no focus."""
+        slots = {"play": self.toggle_playback, "snapshot": self.snapshot,
+                 "record": self.record_button.click, "model": self.toggle_model,
+                 "open": self.open_file, "export": self.export_csv, "quit": self.close}
+        self.actions: dict[str, QAction] = {}
+        for name, slot in slots.items():
+            action = QAction(name, self)
+            action.setShortcut(QKeySequence(SHORTCUTS[name]))
+            action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+            action.triggered.connect(lambda _=False, slot=slot: slot())
+            self.addAction(action)
+            self.actions[name] = action
+        self.picker.open_button.setToolTip(with_shortcut("Choose a video file", "open"))
 
     # ---- messages ------------------------------------------------------------------------
 
@@ -246,6 +356,7 @@ class MainWindow(QMainWindow):
         for name, reason in self._unavailable.items():
             self.model_radios[name].setToolTip(f"could not be loaded: {reason}")
         self.model_label.setText(self.pipeline.active)
+        self.prefs.model = self.pipeline.active
         self.start_button.setEnabled(self._worker is None)
         self.statusBar().showMessage(f"Ready: {self.pipeline.active} model on "
                                      f"{self.pipeline.device}")
@@ -286,6 +397,8 @@ class MainWindow(QMainWindow):
         self._unavailable.pop(name, None)
         self.model_radios[name].setToolTip("")
         self.model_label.setText(name)
+        self.prefs.model = name
+        self.save_prefs()
         self.statusBar().showMessage(f"Now classifying with the {name} model")
 
     def _on_switch_failed(self, name: str, reason: str) -> None:
@@ -295,6 +408,11 @@ class MainWindow(QMainWindow):
         self.show_message(f"The {name} model could not be loaded: {reason}\n"
                           f"Still using the {active} model.")
         self.statusBar().showMessage(f"Still using the {active} model")
+
+    def toggle_model(self) -> None:
+        """Switch between teacher and student (the T key)."""
+        if self.pipeline is not None:
+            self.switch_model(other_model(self.pipeline.active))
 
     def _on_switcher_done(self) -> None:
         self._switcher.wait()
@@ -308,6 +426,20 @@ class MainWindow(QMainWindow):
 
     def _set_loop(self, on: bool) -> None:
         self._loop = on
+        self.prefs.loop = on
+        self.save_prefs()
+
+    def toggle_playback(self) -> None:
+        """Start when stopped, stop when playing (the Space key)."""
+        if self.is_playing:
+            self.stop()
+        elif self.start_button.isEnabled():
+            self.start()
+
+    def open_file(self) -> None:
+        """The file dialog of the source picker (Ctrl+O); not while playing."""
+        if self.picker.isEnabled():
+            self.picker.open_file_dialog()
 
     def start(self) -> None:
         """Play the source chosen in the picker (does nothing while already playing)."""
@@ -323,9 +455,14 @@ class MainWindow(QMainWindow):
                 self.statusBar().showMessage("Playback starts once the models are loaded...")
             return
         spec = self.picker.spec()
+        self._remember_source()
         self.clear_message()
         self._fps.reset()
         self._shown_this_run = 0
+        self.face_stats = FaceStats()
+        self.alert_monitor.reset()
+        self._lap = 0
+        self.refresh_stats()
         self._stopping = False
         self.fps_label.setText("-")
         self.video.show_placeholder(f"Opening {spec}...")
@@ -353,6 +490,13 @@ class MainWindow(QMainWindow):
         self.start_button.setEnabled(not playing and self.pipeline is not None)
         self.stop_button.setEnabled(playing)
         self.picker.setEnabled(not playing)
+        self.record_button.setEnabled(playing)
+        if not playing:
+            self.record_button.setChecked(False)  # finishes a recording
+            self._stats_timer.stop()
+            self.refresh_stats()
+        else:
+            self._stats_timer.start()
 
     @property
     def is_playing(self) -> bool:
@@ -373,6 +517,11 @@ class MainWindow(QMainWindow):
         fps = self._fps.tick()
         self._shown_this_run += 1
         self.last_stats = stats
+        self.last_image = image
+        self.snapshot_button.setEnabled(True)
+        self._count_and_alert(stats)
+        if self.recorder is not None:
+            self._record_frame(image, stats.time_s)
         self.mask_label.setText(str(stats.counts.get("mask", 0)))
         self.no_mask_label.setText(str(stats.counts.get("no_mask", 0)))
         self.fps_label.setText(f"{fps:.1f}" if fps > 0 else "-")
@@ -414,9 +563,163 @@ class MainWindow(QMainWindow):
             worker.wait()
             worker.deleteLater()
         self._stopping = False
+        recorded = self.recorder is not None
         self._set_playing(False)
-        if not self._closing:
+        if not self._closing and not recorded:
             self.statusBar().showMessage(self.message.split("\n")[0] or "Stopped")
+
+    # ---- alerts and statistics -----------------------------------------------------------
+
+    def _count_and_alert(self, stats: FrameStats) -> None:
+        if stats.lap != self._lap:  # the tracker started afresh: its ids are new faces
+            self._lap = stats.lap
+            self.alert_monitor.reset()
+            self.face_stats.new_tracks()
+        self.face_stats.add(stats.time_s, stats.faces)
+        for alert in self.alert_monitor.update(stats.time_s, stats.faces, stats.raw_frame):
+            self._raise_alert(alert)
+        if self.alert_monitor.alerting and self.banner.isVisible():
+            self._banner_timer.start(BANNER_HOLD_MS)  # still unmasked: keep the banner up
+
+    def _raise_alert(self, alert: Alert) -> None:
+        self.alerts.append(alert)
+        delay = f"{self.alert_monitor.delay_s:g}"
+        self.banner.setText(f"Unmasked face for {delay} s (face {alert.track_id}, "
+                            f"at {clock(alert.time_s)})")
+        self.banner.show()
+        self._banner_timer.start(BANNER_HOLD_MS)
+        if self.prefs.alert_sound:
+            QApplication.beep()
+        try:
+            self.alert_log.append(alert)
+        except OSError as exc:
+            if not self._alert_log_failed:  # say it once, not for every alert
+                self._alert_log_failed = True
+                self.show_message(f"Alerts cannot be saved in {self.alert_log.folder}: {exc}. "
+                                  "Choose another alerts folder.")
+        wall = alert.wall_time.strftime("%H:%M:%S")
+        count = len(self.alerts)
+        self.settings_panel.alert_status.setText(
+            f"{count} alert{'s' if count != 1 else ''}, the last at {wall}; logged in "
+            f"{self.alert_log.path}")
+        self.statusBar().showMessage(f"Alert at {wall}: face {alert.track_id} unmasked for "
+                                     f"{delay} s")
+        self.alert_raised.emit(alert)
+
+    def refresh_stats(self) -> None:
+        self.stats_panel.refresh(self.face_stats)
+
+    def export_csv(self, path: Path | None = None) -> Path | None:
+        """Save the session's per-second statistics as CSV; asks for a file without ``path``."""
+        if path is None:
+            suggested = self.prefs.exports_dir / time.strftime("maskwatch-stats-%Y%m%d-%H%M.csv")
+            chosen, _ = QFileDialog.getSaveFileName(self, "Export statistics", str(suggested),
+                                                    "CSV files (*.csv);;All files (*)")
+            if not chosen:
+                return None
+            path = Path(chosen)
+        try:
+            self.face_stats.write_csv(path, overwrite=True)  # the dialog asked already
+        except OSError as exc:
+            self.show_message(f"The statistics could not be saved as {path}: {exc}")
+            return None
+        self.prefs.exports_dir = path.parent
+        self.save_prefs()
+        self.statusBar().showMessage(f"Statistics saved to {path}")
+        return path
+
+    # ---- snapshots and recording ---------------------------------------------------------
+
+    def snapshot(self) -> Path | None:
+        """Save the annotated frame on screen as PNG in the snapshots folder (the S key)."""
+        if self.last_image is None:
+            self.statusBar().showMessage("No frame to save yet")
+            return None
+        folder = self.prefs.snapshots_dir
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            path = stamped_path(folder, "maskwatch", ".png")
+            with atomic_path(path) as tmp:
+                if not self.last_image.save(str(tmp), "PNG"):
+                    raise OSError("the image could not be written")
+        except OSError as exc:
+            self.show_message(f"The snapshot could not be saved in {folder}: {exc}")
+            return None
+        self.statusBar().showMessage(f"Snapshot saved to {path}")
+        return path
+
+    def _on_record_toggled(self, on: bool) -> None:
+        if on:
+            self._start_recording()
+        else:
+            self._stop_recording()
+
+    def _start_recording(self) -> None:
+        if self.recorder is not None:
+            return
+        folder = self.prefs.recordings_dir
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            self.show_message(f"Cannot record into {folder}: {exc}")
+            self.record_button.setChecked(False)
+            return
+        self.recorder = VideoRecorder(stamped_path(folder, "maskwatch", ".mp4"))
+        self.record_button.setText("Stop recording")
+        self.record_button.setStyleSheet(RECORDING_STYLE)
+        self.statusBar().showMessage(f"Recording to {self.recorder.path}")
+
+    def _record_frame(self, image: QImage, time_s: float) -> None:
+        try:
+            self.recorder.write(to_bgr(image), time_s)
+        except OSError as exc:
+            self.recorder.abort()
+            self.recorder = None
+            self.show_message(f"Recording stopped: {exc}")
+            self.record_button.setChecked(False)
+
+    def _stop_recording(self) -> None:
+        self.record_button.setText("Record")
+        self.record_button.setStyleSheet("")
+        recorder, self.recorder = self.recorder, None
+        if recorder is None:
+            return
+        try:
+            path = recorder.stop()
+        except OSError as exc:
+            recorder.abort()
+            self.show_message(f"The recording could not be saved: {exc}")
+            return
+        if path is None:
+            self.statusBar().showMessage("Nothing was recorded")
+        else:
+            self.statusBar().showMessage(f"Recording saved to {path}")
+
+    # ---- settings ------------------------------------------------------------------------
+
+    def _on_setting_changed(self, name: str) -> None:
+        self.settings_panel.apply_to(self.prefs)
+        if name == "alert_delay_s":
+            self.alert_monitor.delay_s = self.prefs.alert_delay_s
+        elif name == "alerts_dir":
+            self.alert_log = AlertLog(self.prefs.alerts_dir)
+            self._alert_log_failed = False
+        self.save_prefs()
+
+    def _remember_source(self) -> None:
+        """Keep the picked source; a file by its absolute path, so any folder can start it."""
+        if self.picker.problem() is not None:
+            return
+        spec = self.picker.spec()
+        if describe(spec) == "file":
+            spec = str(Path(spec).expanduser().absolute())
+        self.prefs.source = spec
+        self.save_prefs()
+
+    def save_prefs(self) -> None:
+        """Write the preferences to the settings, if this window has any."""
+        if self.settings is not None:
+            self.prefs.save(self.settings)
 
     def closeEvent(self, event: QCloseEvent) -> None:
         """Stop playback and wait for every background thread before the window goes."""
@@ -429,19 +732,40 @@ class MainWindow(QMainWindow):
                 thread.stop()
             if not thread.wait(CLOSE_WAIT_MS):
                 log.warning("a background thread did not stop within %d ms", CLOSE_WAIT_MS)
+        self._stop_recording()
+        self._remember_source()
         super().closeEvent(event)
 
 
-def run_window(config: PipelineConfig, weights: dict[str, Path],
-               source: str | None = None) -> int:
+def run_window(config: PipelineConfig, weights: dict[str, Path], source: str | None = None,
+               model: str | None = None, device: str | None = None,
+               alert_delay_s: float | None = None) -> int:
     """Open the window and run the Qt event loop; returns the exit code.
 
-    Playback starts at once, from ``source`` or camera 0; if that fails the window says why.
+    ``model``, ``device`` and ``alert_delay_s`` are what the command line gave (None: the
+    saved setting). Playback starts at once, from ``source`` or the last source played; if
+    that fails the window says why.
     """
-    resolve_device(config.device)  # an impossible --device fails on the command line
+    settings = user_settings()
+    prefs = Preferences.load(settings)
+    if device is not None:
+        resolve_device(device)  # an impossible --device fails on the command line
+        prefs.device = device
+    else:
+        try:
+            resolve_device(prefs.device)
+        except DeviceError as exc:
+            log.warning("saved device %r is not usable here (%s); using auto", prefs.device, exc)
+            prefs.device = "auto"
+    prefs.model = model or prefs.model
+    if alert_delay_s is not None:
+        prefs.alert_delay_s = alert_delay_s
+    config = replace(config, model=prefs.model, device=prefs.device)
+
     app = QApplication.instance() or QApplication(sys.argv[:1])
-    app.setApplicationName("MaskWatch")
-    window = MainWindow(config, weights, source)
+    app.setOrganizationName(ORGANISATION)
+    app.setApplicationName(APPLICATION)
+    window = MainWindow(config, weights, source, settings=settings, prefs=prefs)
     window.show()
 
     signal.signal(signal.SIGINT, lambda *_: window.close())

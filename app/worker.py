@@ -17,6 +17,7 @@ import numpy as np
 from PySide6.QtCore import QThread, Signal
 from PySide6.QtGui import QImage
 
+from app.alerts import UNMASKED
 from app.overlay import draw_faces
 from app.pipeline import Face, Pipeline
 from app.capture import END_FINISHED, CapturedFrame, CaptureThread, LatestFrame
@@ -41,6 +42,10 @@ class FrameStats:
     latency_ms: float  # from capture to the annotated frame being ready
     dropped: int  # frames the capture thread replaced before inference took them
     counts: dict[str, int] = field(default_factory=dict)
+    time_s: float = 0.0  # media time: frame / fps for files, seconds since the first frame else
+    lap: int = 0  # restarts of a looped file; track ids start afresh with each lap
+    # the frame before the overlay, kept only when a face is unmasked (alert snapshots)
+    raw_frame: np.ndarray | None = field(default=None, repr=False)
 
 
 def to_qimage(frame_bgr: np.ndarray) -> QImage:
@@ -48,6 +53,15 @@ def to_qimage(frame_bgr: np.ndarray) -> QImage:
     frame = np.ascontiguousarray(frame_bgr)
     height, width = frame.shape[:2]
     return QImage(frame.data, width, height, frame.strides[0], QImage.Format.Format_BGR888).copy()
+
+
+def to_bgr(image: QImage) -> np.ndarray:
+    """A BGR uint8 copy of a QImage (the inverse of ``to_qimage``)."""
+    if image.format() != QImage.Format.Format_BGR888:
+        image = image.convertToFormat(QImage.Format.Format_BGR888)
+    width, height, stride = image.width(), image.height(), image.bytesPerLine()
+    data = np.frombuffer(image.constBits(), np.uint8, count=stride * height)
+    return data.reshape(height, stride)[:, :width * 3].reshape(height, width, 3).copy()
 
 
 def describe_source(info: SourceInfo) -> str:
@@ -81,6 +95,8 @@ class PlaybackWorker(QThread):
         self.should_loop = should_loop
         self._lap = 0
         self._model = pipeline.active
+        self._period_s: float | None = None  # seconds per frame of a file
+        self._first_at: float | None = None
         self._stop = threading.Event()
         self._shown = threading.Event()
         self._shown.set()
@@ -105,6 +121,8 @@ class PlaybackWorker(QThread):
             self.failed.emit(f"{self.spec} could not be opened: {exc}")
             return
         self.opened.emit(describe_source(source.info))
+        if source.kind == "file":
+            self._period_s = 1.0 / source.info.fps
         mailbox = LatestFrame()
         capture = CaptureThread(source, mailbox, self._stop, self.should_loop)
         capture.start()
@@ -146,9 +164,18 @@ class PlaybackWorker(QThread):
             self._model = self.pipeline.active
             self.tracker.use(self._model)  # already loaded: only drops the old model's votes
         result = self.tracker.process(item.frame)
+        raw = item.frame.copy() if any(f.label == UNMASKED for f in result.faces) else None
         draw_faces(item.frame, result.faces)  # the window shows the FPS it measures itself
         image = to_qimage(item.frame)
         latency_ms = (time.perf_counter() - item.captured_at) * 1000
         stats = FrameStats(item.index, result.faces, result.model, result.detect_ms,
-                           result.classify_ms, latency_ms, dropped, result.counts())
+                           result.classify_ms, latency_ms, dropped, result.counts(),
+                           self._media_time(item), item.lap, raw)
         return image, stats
+
+    def _media_time(self, item: CapturedFrame) -> float:
+        if self._period_s is not None:
+            return item.index * self._period_s
+        if self._first_at is None:
+            self._first_at = item.captured_at
+        return item.captured_at - self._first_at

@@ -18,6 +18,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from app.atomic import OutputExistsError
+from app.config import DetectorConfig
 from models import checkpoint
 from models.checkpoint import CheckpointError, ModelMeta, count_parameters
 from training.augment import AugmentConfig, CropDataset
@@ -26,9 +27,13 @@ from training.distillers import DISTILLERS, as_device
 from training.metrics import classification_report
 from training.prepare import prepare
 from training.report import write_report
+from training.scene_crops import scene_training_crops
 from training.speed import crops_per_second
 
 log = logging.getLogger("training.distill")
+
+# The sensitive detector settings whose false boxes become not_face examples.
+NEGATIVE_DETECTOR = DetectorConfig(thresholds=(0.4, 0.5, 0.5), min_face_size=12, min_score=0.5)
 
 
 @dataclass
@@ -54,6 +59,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--teacher", type=Path, help="distil from this trained teacher instead")
+    p.add_argument("--scenes", type=Path,
+                   help="also train on the face crops of this scenes set's train split")
+    p.add_argument("--negatives", action="store_true",
+                   help="with --scenes: add the detector's false boxes there as a third "
+                        "class, not_face, which the app then drops")
+    p.add_argument("--negative-thresholds", type=float, nargs=3, default=NEGATIVE_DETECTOR.thresholds,
+                   metavar=("P", "R", "O"), help="MTCNN thresholds used to find false boxes")
     p.add_argument("--work-dir", type=Path, default=Path(".cache"),
                    help="prepared crops and per-epoch training state (default .cache/)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run")
@@ -62,21 +74,28 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def make_loaders(prepared, input_size: int, batch_size: int, seed: int) -> Loaders:
+def make_loaders(prepared, input_size: int, batch_size: int, seed: int,
+                 extra: tuple[np.ndarray, np.ndarray] | None = None) -> Loaders:
+    """Loaders of the three splits; ``extra`` crops and labels join the training split only."""
     mean, std = checkpoint.IMAGENET_MEAN, checkpoint.IMAGENET_STD
 
-    def dataset(split: str, aug: AugmentConfig | None) -> CropDataset:
+    def arrays(split: str) -> tuple[np.ndarray, np.ndarray]:
         crops, labels = prepared.subset(split)
         if len(crops) == 0:
             raise DatasetError(f"the {split} split is empty: the dataset is too small")
-        return CropDataset(crops, labels, input_size, mean, std, aug, seed)
+        if split == "train" and extra is not None and len(extra[0]):
+            crops, labels = np.concatenate([crops, extra[0]]), np.concatenate([labels, extra[1]])
+        return crops, labels
 
+    train_crops, train_labels = arrays("train")
     generator = torch.Generator().manual_seed(seed)
     return Loaders(
-        DataLoader(dataset("train", AugmentConfig()), batch_size, shuffle=True,
-                   generator=generator, drop_last=len(prepared.subset("train")[0]) > batch_size),
-        DataLoader(dataset("val", None), 128),
-        DataLoader(dataset("test", None), 128))
+        DataLoader(CropDataset(train_crops, train_labels, input_size, mean, std,
+                               AugmentConfig(), seed),
+                   batch_size, shuffle=True, generator=generator,
+                   drop_last=len(train_crops) > batch_size),
+        DataLoader(CropDataset(*arrays("val"), input_size, mean, std), 128),
+        DataLoader(CropDataset(*arrays("test"), input_size, mean, std), 128))
 
 
 @torch.no_grad()
@@ -101,13 +120,31 @@ def train(args: argparse.Namespace) -> dict:
     prepared = prepare(args.data, args.work_dir / "prepared", args.seed, device,
                        progress=not args.quiet)
     log.info("data: %s", prepared.stats["split_sizes"])
-    loaders = make_loaders(prepared, args.input_size, args.batch_size, args.seed)
+    class_names = prepared.class_names + (("not_face",) if args.negatives else ())
+    extra, scene_stats = None, None
+    if args.negatives and not args.scenes:
+        raise DatasetError("--negatives needs --scenes: false boxes are mined from scenes")
+    if args.scenes:
+        negatives = None
+        if args.negatives:
+            negatives = DetectorConfig(thresholds=tuple(args.negative_thresholds),
+                                       min_face_size=NEGATIVE_DETECTOR.min_face_size,
+                                       min_score=NEGATIVE_DETECTOR.min_score)
+        crops, labels, scene_stats = scene_training_crops(
+            args.scenes, class_names, args.work_dir / "prepared", args.seed, negatives, device,
+            progress=not args.quiet)
+        extra = (crops, labels)
+        log.info("scene crops added to training: %s", scene_stats["crops"])
+    loaders = make_loaders(prepared, args.input_size, args.batch_size, args.seed, extra)
 
     if args.teacher:
-        teacher, _ = checkpoint.load(args.teacher, "teacher")
+        teacher, teacher_meta = checkpoint.load(args.teacher, "teacher")
+        if tuple(teacher_meta.class_names) != class_names:
+            raise CheckpointError(f"{args.teacher} predicts {teacher_meta.class_names}, "
+                                  f"this run needs {class_names}")
     else:
-        teacher = checkpoint.build("teacher")
-    student = checkpoint.build("student")
+        teacher = checkpoint.build("teacher", len(class_names))
+    student = checkpoint.build("student", len(class_names))
     opt_teacher = torch.optim.AdamW(teacher.parameters(), lr=args.lr, weight_decay=1e-4)
     opt_student = torch.optim.AdamW(student.parameters(), lr=args.lr, weight_decay=1e-4)
     options = {"temp": args.temperature, "distil_weight": args.distil_weight}
@@ -139,7 +176,7 @@ def train(args: argparse.Namespace) -> dict:
     results, models_report = {}, {}
     for role, model in (("teacher", teacher), ("student", student)):
         model = model.to(device)
-        figures = test_figures(model, loaders.test, device, prepared.class_names)
+        figures = test_figures(model, loaders.test, device, class_names)
         results[role] = figures
         models_report[role] = {
             "parameters": count_parameters(model), "test": figures,
@@ -148,7 +185,8 @@ def train(args: argparse.Namespace) -> dict:
         }
     report = {
         "method": args.method, "command": command, "data": str(args.data),
-        "data_stats": prepared.stats, "device": str(device), "seed": args.seed,
+        "data_stats": prepared.stats, "scene_crops": scene_stats, "device": str(device),
+        "seed": args.seed, "class_names": list(class_names),
         "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "models": models_report,
         "param_ratio": models_report["student"]["parameters"] / models_report["teacher"]["parameters"],
@@ -157,7 +195,8 @@ def train(args: argparse.Namespace) -> dict:
         if role == "teacher" and args.teacher:
             continue
         r = models_report[role]
-        meta = ModelMeta(arch=role, input_size=args.input_size, data=str(args.data),
+        data = str(args.data) + (f" + {args.scenes} (train split)" if args.scenes else "")
+        meta = ModelMeta(arch=role, class_names=class_names, input_size=args.input_size, data=data,
                          command=command, scores={"test": r["test"], "best_val_acc": r["best_val_acc"]},
                          extra={"method": args.method, "seed": args.seed,
                                 "parameters": r["parameters"]})

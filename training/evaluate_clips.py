@@ -72,8 +72,9 @@ def clip_shares(pipeline: TrackingPipeline, path: Path, expected: str,
             result = pipeline.process(frame)
             names = pipeline.pipeline.classifier(result.model).meta.class_names
             frames += 1
-            for face, track in zip(result.faces, pipeline.tracks):
-                raw = names[int(track.probs[-1].argmax())]
+            tracks = {track.id: track for track in pipeline.tracks}
+            for face in result.faces:
+                raw = names[int(tracks[face.track_id].probs[-1].argmax())]
                 faces += 1
                 hits += face.label == expected
                 raw_hits += raw == expected

@@ -1,0 +1,183 @@
+"""Alerts for faces that stay unmasked: decided per track, logged as JPEG snapshots and JSON Lines.
+
+``AlertMonitor`` is fed every processed frame and fires once per face (track) that has been
+labelled no_mask without a break for the delay. ``AlertLog`` writes alerts into a folder as
+``alerts.jsonl`` plus one snapshot of the face per alert. Nothing here depends on Qt; the
+window and headless mode share it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from app.atomic import atomic_path, check_writable
+from app.config import CropConfig
+from app.crops import expand_box
+
+log = logging.getLogger(__name__)
+
+DEFAULT_DELAY_S = 3.0
+UNMASKED = "no_mask"
+ALERTS_FILE = "alerts.jsonl"
+SNAPSHOT_MARGIN = CropConfig(margin=0.25, square=False)  # some context around the face
+JPEG_QUALITY = 90
+
+
+@dataclass(frozen=True)
+class Alert:
+    """One face that stayed unmasked for the delay.
+
+    Attributes:
+        time_s: media time of the frame that fired it.
+        track_id: the face's track; a track fires again only after a masked frame or leaving.
+        box: the face box in frame pixels.
+        score: the classifier's probability for no_mask.
+        wall_time: when it fired, local time with offset.
+        snapshot: BGR crop of the face with some margin, when the frame was given.
+    """
+
+    time_s: float
+    track_id: int
+    box: tuple[int, int, int, int]
+    score: float
+    wall_time: datetime = field(default_factory=lambda: datetime.now().astimezone())
+    snapshot: np.ndarray | None = field(default=None, repr=False, compare=False)
+
+    def record(self, snapshot_name: str | None) -> dict:
+        """The alerts.jsonl line for this alert, naming its snapshot file."""
+        return {"time": self.wall_time.isoformat(timespec="milliseconds"),
+                "media_time_s": round(self.time_s, 3), "track": self.track_id,
+                "box": [int(v) for v in self.box], "score": round(float(self.score), 4),
+                "snapshot": snapshot_name}
+
+    def snapshot_name(self) -> str:
+        stamp = self.wall_time.strftime("%Y%m%d-%H%M%S-%f")[:-3]
+        return f"alert-{stamp}-track{self.track_id}.jpg"
+
+
+def face_crop(frame: np.ndarray, box) -> np.ndarray:
+    """A copy of the face at ``box`` with a margin around it, clipped to the frame."""
+    height, width = frame.shape[:2]
+    x1, y1, x2, y2 = expand_box(box, width, height, SNAPSHOT_MARGIN)
+    return frame[y1:y2, x1:x2].copy()
+
+
+@dataclass
+class _Run:
+    """A track's current stretch of no_mask frames."""
+
+    since_s: float
+    fired: bool = False
+
+
+class AlertMonitor:
+    """Fires an Alert when a track has been labelled no_mask continuously for ``delay_s``.
+
+    A masked frame or the track leaving the frame ends its stretch; it may then fire again.
+    Faces without a track id are ignored, since their continuity cannot be told.
+    """
+
+    def __init__(self, delay_s: float = DEFAULT_DELAY_S):
+        if delay_s < 0:
+            raise ValueError(f"alert delay must not be negative, got {delay_s}")
+        self.delay_s = delay_s
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget every track (the tracker restarted, so ids may be reused)."""
+        self._runs: dict[int, _Run] = {}
+        self._last_s: float | None = None
+
+    @property
+    def alerting(self) -> list[int]:
+        """Tracks that have fired and are still unmasked in the frame."""
+        return sorted(tid for tid, run in self._runs.items() if run.fired)
+
+    def update(self, time_s: float, faces, frame: np.ndarray | None = None) -> list[Alert]:
+        """Take one frame's faces (media time ``time_s``); return the alerts it fires.
+
+        ``frame`` is the BGR frame without overlay; when given, alerts carry a face snapshot.
+        """
+        if self._last_s is not None and time_s < self._last_s:
+            self.reset()  # time went back: a new source or a seek
+        self._last_s = time_s
+        present = {face.track_id for face in faces if face.track_id is not None}
+        for gone in set(self._runs) - present:
+            del self._runs[gone]
+
+        alerts = []
+        for face in faces:
+            if face.track_id is None:
+                continue
+            if face.label != UNMASKED:
+                self._runs.pop(face.track_id, None)
+                continue
+            run = self._runs.setdefault(face.track_id, _Run(time_s))
+            if run.fired or time_s - run.since_s < self.delay_s:
+                continue
+            run.fired = True
+            snapshot = face_crop(frame, face.box) if frame is not None else None
+            alerts.append(Alert(time_s, face.track_id, tuple(face.box), face.score,
+                                snapshot=snapshot))
+        return alerts
+
+
+def write_jpeg(path: Path, image: np.ndarray) -> None:
+    """Write a BGR image as JPEG under a temporary name, then rename it to ``path``."""
+    with atomic_path(path) as tmp:
+        if not cv2.imwrite(str(tmp), image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY]):
+            raise OSError(f"cannot write image {path}")
+
+
+class AlertLog:
+    """An alerts folder: ``alerts.jsonl`` (one line per alert) and the snapshot JPEGs.
+
+    ``append`` writes an alert at once (the window); headless mode collects its alerts and
+    calls ``write_all`` at the end so that nothing appears for a run that did not finish.
+    """
+
+    def __init__(self, folder: Path):
+        self.folder = Path(folder)
+
+    @property
+    def path(self) -> Path:
+        return self.folder / ALERTS_FILE
+
+    def check(self, overwrite: bool) -> None:
+        """Create the folder if needed; refuse an existing alerts.jsonl unless ``overwrite``."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        check_writable(self.path, overwrite)
+
+    def _save_snapshot(self, alert: Alert) -> str | None:
+        if alert.snapshot is None or alert.snapshot.size == 0:
+            return None
+        name = alert.snapshot_name()
+        stem, n = name[:-4], 1
+        while (self.folder / name).exists():
+            name, n = f"{stem}-{n}.jpg", n + 1
+        write_jpeg(self.folder / name, alert.snapshot)
+        return name
+
+    def append(self, alert: Alert) -> dict:
+        """Write the alert's snapshot, then append its line to alerts.jsonl; returns the line."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        record = alert.record(self._save_snapshot(alert))
+        with open(self.path, "a", encoding="utf-8") as out:
+            out.write(json.dumps(record) + "\n")
+        log.info("alert: track %d unmasked at %.2f s", alert.track_id, alert.time_s)
+        return record
+
+    def write_all(self, alerts: list[Alert]) -> list[dict]:
+        """Write every snapshot, then alerts.jsonl in one go (replacing an existing one)."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        records = [alert.record(self._save_snapshot(alert)) for alert in alerts]
+        with atomic_path(self.path) as tmp:
+            tmp.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+        return records

@@ -1,0 +1,119 @@
+"""What the window remembers between runs (QSettings) and where it puts the files it writes.
+
+The real app keeps its settings under organisation and application "MaskWatch" in an INI file
+in the user's config folder; tests pass a QSettings on a temporary INI file instead. A window
+without settings remembers nothing and writes into a temporary folder.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from PySide6.QtCore import QSettings, QStandardPaths
+
+from app.alerts import DEFAULT_DELAY_S
+from app.pipeline import MODEL_NAMES
+
+log = logging.getLogger(__name__)
+
+ORGANISATION = APPLICATION = "MaskWatch"
+MAX_ALERT_DELAY_S = 600.0
+FOLDER_FIELDS = ("alerts_dir", "snapshots_dir", "recordings_dir", "exports_dir")
+
+
+def user_settings() -> QSettings:
+    """The user's MaskWatch settings (an INI file, so every platform stores them alike)."""
+    return QSettings(QSettings.Format.IniFormat, QSettings.Scope.UserScope, ORGANISATION,
+                     APPLICATION)
+
+
+def _standard(location: QStandardPaths.StandardLocation) -> Path | None:
+    path = QStandardPaths.writableLocation(location)
+    return Path(path) if path else None
+
+
+def user_folders() -> dict[str, Path]:
+    """Default output folders in the user's standard locations."""
+    generic = _standard(QStandardPaths.StandardLocation.GenericDataLocation)
+    data = (generic or Path.home() / ".local" / "share") / APPLICATION
+    pictures = _standard(QStandardPaths.StandardLocation.PicturesLocation)
+    movies = _standard(QStandardPaths.StandardLocation.MoviesLocation)
+    documents = _standard(QStandardPaths.StandardLocation.DocumentsLocation)
+    return {"alerts_dir": data / "alerts",
+            "snapshots_dir": pictures / APPLICATION if pictures else data / "snapshots",
+            "recordings_dir": movies / APPLICATION if movies else data / "recordings",
+            "exports_dir": documents or data}
+
+
+def temporary_folders() -> dict[str, Path]:
+    """Output folders under one temporary folder for a window that remembers nothing."""
+    base = Path(tempfile.gettempdir()) / f"maskwatch-{os.getpid()}"
+    return {name: base / name.removesuffix("_dir") for name in FOLDER_FIELDS}
+
+
+def _as_bool(value) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes", "on")
+    return bool(value)
+
+
+@dataclass
+class Preferences:
+    """Every setting the user can change in the window, with its default."""
+
+    alerts_dir: Path
+    snapshots_dir: Path
+    recordings_dir: Path
+    exports_dir: Path
+    source: str = "0"
+    model: str = "student"
+    device: str = "auto"
+    loop: bool = False
+    alert_delay_s: float = DEFAULT_DELAY_S
+    alert_sound: bool = False
+
+    @classmethod
+    def defaults(cls, temporary: bool = False) -> Preferences:
+        return cls(**(temporary_folders() if temporary else user_folders()))
+
+    @classmethod
+    def load(cls, settings: QSettings) -> Preferences:
+        """Read the settings, keeping the default for anything missing or unusable."""
+        prefs = cls.defaults()
+        for name in FOLDER_FIELDS:
+            value = settings.value(f"folders/{name}")
+            if value:
+                setattr(prefs, name, Path(str(value)))
+        prefs.source = str(settings.value("source", prefs.source) or prefs.source)
+        model = str(settings.value("model", prefs.model))
+        prefs.model = model if model in MODEL_NAMES else prefs.model
+        prefs.device = str(settings.value("device", prefs.device) or prefs.device)
+        prefs.loop = _as_bool(settings.value("loop", prefs.loop))
+        prefs.alert_sound = _as_bool(settings.value("alerts/sound", prefs.alert_sound))
+        try:
+            delay = float(settings.value("alerts/delay_s", prefs.alert_delay_s))
+        except (TypeError, ValueError):
+            delay = -1.0
+        if 0 <= delay <= MAX_ALERT_DELAY_S:
+            prefs.alert_delay_s = delay
+        else:
+            log.warning("ignoring saved alert delay %r", settings.value("alerts/delay_s"))
+        return prefs
+
+    def save(self, settings: QSettings) -> None:
+        for name in FOLDER_FIELDS:
+            settings.setValue(f"folders/{name}", str(getattr(self, name)))
+        settings.setValue("source", self.source)
+        settings.setValue("model", self.model)
+        settings.setValue("device", self.device)
+        settings.setValue("loop", self.loop)
+        settings.setValue("alerts/delay_s", float(self.alert_delay_s))
+        settings.setValue("alerts/sound", self.alert_sound)
+        settings.sync()
+
+    def as_dict(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self)}

@@ -1,0 +1,111 @@
+"""Saving what the user sees: annotated frames as PNG and the annotated stream as an mp4.
+
+A recording is written under a temporary name in its folder and renamed when it stops, so a
+crash never leaves a half-written file under the final name. Frames are placed by their media
+time at a fixed rate, so a recording plays at real speed even when frames were skipped. Qt-free.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from datetime import datetime
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from app.atomic import atomic_path, temp_name
+
+log = logging.getLogger(__name__)
+
+RECORD_FPS = 15.0
+FOURCC = "mp4v"
+
+
+def stamped_path(folder: Path, prefix: str, suffix: str) -> Path:
+    """``folder/prefix-YYYYmmdd-HHMMSS-mmm.suffix``, with a counter if that name is taken."""
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S-%f")[:-3]
+    path = Path(folder) / f"{prefix}-{stamp}{suffix}"
+    n = 1
+    while path.exists():
+        path = Path(folder) / f"{prefix}-{stamp}-{n}{suffix}"
+        n += 1
+    return path
+
+
+def write_image(path: Path, image: np.ndarray) -> Path:
+    """Write a BGR image (format from the suffix) atomically; returns ``path``."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        if not cv2.imwrite(str(tmp), image):
+            raise OSError(f"cannot write image {path}")
+    return path
+
+
+class VideoRecorder:
+    """Writes BGR frames to ``path`` (mp4v) at ``fps``, timed by each frame's media time.
+
+    Frames are written to a temporary name; ``stop`` renames the file to ``path``, ``abort``
+    deletes it. The size is the first frame's; later frames of another size are resized.
+    """
+
+    def __init__(self, path: Path, fps: float = RECORD_FPS):
+        self.path = Path(path)
+        self.fps = fps
+        self.tmp = temp_name(self.path)
+        self._writer: cv2.VideoWriter | None = None
+        self._size: tuple[int, int] | None = None
+        self._t0: float | None = None
+        self.frames_written = 0
+        self.closed = False
+
+    def _open(self, width: int, height: int) -> None:
+        if not self.path.parent.is_dir():
+            raise FileNotFoundError(f"folder {self.path.parent} does not exist")
+        writer = cv2.VideoWriter(str(self.tmp), cv2.VideoWriter_fourcc(*FOURCC), self.fps,
+                                 (width, height))
+        if not writer.isOpened():
+            raise OSError(f"cannot write video {self.path}")
+        self._writer, self._size = writer, (width, height)
+
+    def write(self, frame: np.ndarray, time_s: float) -> int:
+        """Add a frame shown at media time ``time_s``; returns how often it was written.
+
+        A frame is repeated to fill the time since the last one, or skipped when it comes
+        sooner than the recording's frame rate needs.
+        """
+        if self.closed:
+            raise RuntimeError(f"recording {self.path} is already closed")
+        if self._writer is None:
+            self._open(frame.shape[1], frame.shape[0])
+            self._t0 = time_s
+        if (frame.shape[1], frame.shape[0]) != self._size:
+            frame = cv2.resize(frame, self._size)
+        due = round((time_s - self._t0) * self.fps) + 1
+        repeats = max(0, due - self.frames_written)
+        for _ in range(repeats):
+            self._writer.write(frame)
+        self.frames_written += repeats
+        return repeats
+
+    def stop(self) -> Path | None:
+        """Finish the file and give it its final name; None when no frame was written."""
+        if self.closed:
+            return self.path if self.path.exists() else None
+        self.closed = True
+        if self._writer is None:
+            return None
+        self._writer.release()
+        os.replace(self.tmp, self.path)
+        log.info("recorded %d frames to %s", self.frames_written, self.path)
+        return self.path
+
+    def abort(self) -> None:
+        """Throw the recording away."""
+        self.closed = True
+        if self._writer is not None:
+            self._writer.release()
+        with contextlib.suppress(FileNotFoundError):
+            self.tmp.unlink()

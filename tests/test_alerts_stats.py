@@ -1,0 +1,208 @@
+"""Alerts and statistics without Qt: hand-made face sequences, then headless end to end."""
+
+import csv
+import io
+import json
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from app.alerts import ALERTS_FILE, AlertLog, AlertMonitor
+from app.pipeline import Face
+from app.recording import VideoRecorder
+from app.stats import FaceStats, is_masked
+
+ROOT = Path(__file__).resolve().parents[1]
+BOX = (100, 80, 180, 180)
+
+
+def face(label: str, track_id: int | None = 1, box=BOX) -> Face:
+    return Face(box, label, 0.9, 0.99, track_id)
+
+
+def feed(monitor: AlertMonitor, frames, step_s: float = 0.5, frame=None):
+    """Feed one list of faces per frame, ``step_s`` apart; return (time, alert) pairs."""
+    fired = []
+    for i, faces in enumerate(frames):
+        for alert in monitor.update(i * step_s, faces, frame):
+            fired.append((i * step_s, alert))
+    return fired
+
+
+def test_alert_fires_once_after_the_delay_with_a_snapshot():
+    frame = np.full((240, 320, 3), 50, np.uint8)
+    fired = feed(AlertMonitor(delay_s=3.0), [[face("no_mask")]] * 12, frame=frame)
+    assert [t for t, _ in fired] == [3.0]
+    alert = fired[0][1]
+    assert (alert.track_id, alert.box, alert.score) == (1, BOX, 0.9)
+    height, width = alert.snapshot.shape[:2]
+    assert width > BOX[2] - BOX[0] and height > BOX[3] - BOX[1]  # the face plus a margin
+    assert not np.shares_memory(alert.snapshot, frame)
+
+
+def test_masked_frame_resets_the_clock_and_rearms_the_track():
+    no, yes = [face("no_mask")], [face("mask")]
+    frames = [no] * 5 + [yes] + [no] * 8 + [yes] + [no] * 7
+    fired = feed(AlertMonitor(delay_s=3.0), frames)
+    # a stretch from 3.0 s fires at 6.0 s; after the mask at 7.0 s, one from 7.5 s at 10.5 s
+    assert [t for t, _ in fired] == [6.0, 10.5]
+
+
+def test_leaving_ends_a_stretch_and_tracks_are_independent():
+    monitor = AlertMonitor(delay_s=1.0)
+    frames = [[face("no_mask", 1)], [face("no_mask", 1), face("no_mask", 2)], [],
+              [face("no_mask", 1), face("no_mask", 2)], [face("no_mask", 1), face("mask", 2)],
+              [face("no_mask", 1), face("no_mask", None)], [face("no_mask", 1)]]
+    fired = feed(monitor, frames)
+    assert [(t, a.track_id) for t, a in fired] == [(2.5, 1)]
+    assert monitor.alerting == [1]
+    with pytest.raises(ValueError, match="-1"):
+        AlertMonitor(delay_s=-1)
+
+
+def test_alert_log_lines_and_snapshots(tmp_path):
+    frame = np.random.default_rng(0).integers(0, 255, (240, 320, 3), np.uint8)
+    fired = feed(AlertMonitor(delay_s=0.0), [[face("no_mask", 4)], [face("no_mask", 7)]],
+                 frame=frame)
+    log = AlertLog(tmp_path / "alerts")
+    for _, alert in fired:
+        log.append(alert)
+    lines = [json.loads(line) for line in (tmp_path / "alerts" / ALERTS_FILE).read_text()
+             .splitlines()]
+    assert [line["track"] for line in lines] == [4, 7]
+    assert set(lines[0]) == {"time", "media_time_s", "track", "box", "score", "snapshot"}
+    assert lines[1]["media_time_s"] == 0.5 and lines[0]["box"] == list(BOX)
+    assert "T" in lines[0]["time"]  # ISO date and time
+    for line in lines:
+        image = cv2.imread(str(tmp_path / "alerts" / line["snapshot"]))
+        assert image is not None and image.shape[2] == 3
+    assert not [p for p in (tmp_path / "alerts").iterdir() if "partial" in p.name]
+
+
+def sequence(stats: FaceStats, seconds, faces_at, fps: int = 2):
+    for i in range(int(seconds * fps)):
+        t = i / fps
+        stats.add(t, faces_at(t))
+
+
+def test_stats_count_faces_by_majority_and_shares():
+    def faces_at(t):
+        out = []
+        if t < 10:  # face 1: masked except one frame
+            out.append(face("no_mask" if t == 3 else "mask", 1))
+        if 5 <= t < 20:  # face 2: unmasked throughout
+            out.append(face("no_mask", 2))
+        if 90 <= t < 100:  # face 3: masked, much later
+            out.append(face("mask", 3))
+        return out
+
+    stats = FaceStats()
+    sequence(stats, 100, faces_at)
+    summary = stats.summary()
+    assert (summary.session.faces, summary.session.masked) == (3, 2)
+    assert summary.session.masked_share == pytest.approx(2 / 3)
+    assert (summary.last_minute.faces, summary.last_minute.masked) == (1, 1)
+    assert summary.last_minute.masked_share == 1.0
+
+    rows = {row.time_s: row.tally for row in stats.series()}
+    assert len(rows) == 100
+    assert (rows[3].faces, rows[3].masked) == (1, 0)  # one mask and one no_mask frame: a tie
+    assert (rows[6].faces, rows[6].masked) == (2, 1)
+    assert rows[50].faces == 0 and rows[50].masked_share is None
+    assert [row.time_s for row in stats.series(span_s=5)] == [95, 96, 97, 98, 99]
+
+
+def test_new_tracks_keep_repeated_ids_apart():
+    stats = FaceStats()
+    stats.add(0.0, [face("mask", 1)])
+    stats.new_tracks()
+    stats.add(0.5, [face("no_mask", 1)])
+    stats.add(0.7, [face("no_mask", None), face("no_mask", None)])
+    assert stats.summary().session.faces == 4
+    assert not is_masked(Counter({"mask": 1, "no_mask": 1}))  # a tie counts as unmasked
+    assert is_masked(Counter({"mask": 2, "no_mask": 1}))
+
+
+def test_stats_csv_contents(tmp_path):
+    stats = FaceStats()
+    stats.add(0.0, [face("mask", 1), face("no_mask", 2)])
+    stats.add(0.5, [face("mask", 1), face("no_mask", 2), face("mask", 3)])
+    stats.add(1.2, [])
+    stats.add(3.0, [face("no_mask", 2)])
+    path = tmp_path / "stats.csv"
+    stats.write_csv(path)
+    assert path.read_text() == ("time_s,faces,masked,unmasked,masked_share\n"
+                                "0,3,2,1,0.667\n"
+                                "1,0,0,0,\n"
+                                "3,1,0,1,0.000\n")
+    with pytest.raises(FileExistsError):
+        stats.write_csv(path)
+    stats.write_csv(path, overwrite=True)
+    assert [p.name for p in tmp_path.iterdir()] == ["stats.csv"]
+
+
+def test_recorder_times_frames_and_renames_only_when_stopped(tmp_path):
+    path = tmp_path / "rec.mp4"
+    recorder = VideoRecorder(path, fps=10)
+    frame = np.zeros((120, 160, 3), np.uint8)
+    assert recorder.write(frame, 5.0) == 1
+    assert recorder.write(frame, 5.05) == 0  # sooner than 10 fps needs
+    assert recorder.write(frame, 5.5) == 5  # fills the half second
+    assert not path.exists() and recorder.tmp.exists()
+    assert recorder.stop() == path and not recorder.tmp.exists()
+    video = cv2.VideoCapture(str(path))
+    assert int(video.get(cv2.CAP_PROP_FRAME_COUNT)) == 6
+    aborted = VideoRecorder(tmp_path / "gone.mp4")
+    aborted.write(frame, 0.0)
+    aborted.abort()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rec.mp4"]
+
+
+def run_app(*args, timeout=240):
+    return subprocess.run([sys.executable, "-m", "app", "--headless", "--quiet", *map(str, args)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+
+
+def test_headless_alerts_stats_and_snapshots(tmp_path, no_mask_video):
+    alerts, stats, snaps = tmp_path / "alerts", tmp_path / "stats.csv", tmp_path / "snaps"
+    events = tmp_path / "events.jsonl"
+    proc = run_app("--source", no_mask_video, "--device", "cpu", "--events", events,
+                   "--alerts", alerts, "--alert-delay", "0.5", "--stats", stats,
+                   "--snapshot-every", "5", "--snapshots", snaps)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[0].startswith("12 frames, 12 faces (no_mask 12)")
+    assert f"1 alerts written to {alerts}" in proc.stdout
+
+    lines = [json.loads(line) for line in (alerts / ALERTS_FILE).read_text().splitlines()]
+    assert len(lines) == 1
+    alert = lines[0]
+    assert alert["track"] == 1 and alert["media_time_s"] == 0.5 and len(alert["box"]) == 4
+    snapshot = cv2.imread(str(alerts / alert["snapshot"]))
+    assert snapshot is not None and 0 < snapshot.shape[1] < 640
+
+    rows = list(csv.DictReader(io.StringIO(stats.read_text())))
+    assert [(r["time_s"], r["faces"], r["masked"], r["unmasked"], r["masked_share"])
+            for r in rows] == [("0", "1", "0", "1", "0.000"), ("1", "1", "0", "1", "0.000")]
+
+    pngs = sorted(p.name for p in snaps.iterdir())
+    assert pngs == [f"no_mask-frame{i:06d}.png" for i in (0, 5, 10)]
+    assert cv2.imread(str(snaps / pngs[0])).shape == (480, 640, 3)
+    record = json.loads(events.read_text().splitlines()[0])
+    assert set(record) == {"frame", "time_s", "faces"}  # the events format did not change
+
+
+def test_headless_keeps_existing_alerts_and_checks_flags(tmp_path, no_mask_video):
+    (tmp_path / ALERTS_FILE).write_text("precious\n")
+    proc = run_app("--source", no_mask_video, "--alerts", tmp_path)
+    assert proc.returncode == 2 and "already exists" in proc.stderr
+    assert (tmp_path / ALERTS_FILE).read_text() == "precious\n"
+    proc = run_app("--source", no_mask_video, "--snapshot-every", "3")
+    assert proc.returncode == 2 and "--snapshots" in proc.stderr
+    proc = run_app("--source", no_mask_video, "--stats", tmp_path / "s.csv",
+                   "--alert-delay", "-2")
+    assert proc.returncode == 2 and "-2" in proc.stderr and "Traceback" not in proc.stderr

@@ -1,0 +1,157 @@
+"""The window's alert banner, statistics, snapshot, recording, shortcuts and saved settings,
+offscreen, with settings and output folders under tmp_path (never the user's own).
+"""
+
+import os
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import json  # noqa: E402
+
+import cv2  # noqa: E402
+import pytest  # noqa: E402
+from PySide6.QtCore import QSettings, Qt  # noqa: E402
+from PySide6.QtGui import QImage  # noqa: E402
+from PySide6.QtWidgets import QApplication  # noqa: E402
+
+from app.alerts import ALERTS_FILE  # noqa: E402
+from app.config import PipelineConfig  # noqa: E402
+from app.preferences import Preferences  # noqa: E402
+from app.window import MainWindow  # noqa: E402
+from conftest import fixture_bgr, on_canvas, write_video  # noqa: E402
+
+FRAME_TIMEOUT_MS = 45_000  # inference is slow on this machine; these are upper bounds
+
+
+@pytest.fixture(scope="module")
+def face_video(tmp_path_factory):
+    """Four seconds of one unmasked face, 640x480 at 5 fps."""
+    frame = on_canvas(fixture_bgr("no_mask_1.jpg"))
+    return write_video(tmp_path_factory.mktemp("features") / "no_mask.mp4", [frame] * 20, fps=5)
+
+
+@pytest.fixture
+def settings(tmp_path):
+    return QSettings(str(tmp_path / "maskwatch.ini"), QSettings.Format.IniFormat)
+
+
+@pytest.fixture
+def prefs(tmp_path):
+    prefs = Preferences.defaults(temporary=True)
+    for name in ("alerts_dir", "snapshots_dir", "recordings_dir", "exports_dir"):
+        setattr(prefs, name, tmp_path / name)
+    return prefs
+
+
+def make_window(qtbot, pipeline, settings, prefs, source):
+    win = MainWindow(PipelineConfig(device="cpu"), source=str(source), pipeline=pipeline,
+                     autostart=False, settings=settings, prefs=prefs)
+    qtbot.addWidget(win)
+    win.show()
+    qtbot.waitExposed(win)
+    win.activateWindow()
+    shown = []
+    win.frame_displayed.connect(lambda image, stats: shown.append(stats))
+    win.shown = shown
+    return win
+
+
+@pytest.fixture
+def window(qtbot, pipeline, settings, prefs, face_video):
+    win = make_window(qtbot, pipeline, settings, prefs, face_video)
+    yield win
+    win.close()
+
+
+def test_alert_banner_log_and_statistics(qtbot, window, prefs, tmp_path, monkeypatch):
+    beeps = []
+    monkeypatch.setattr(QApplication, "beep", staticmethod(lambda: beeps.append(1)))
+    window.settings_panel.delay_spin.setValue(0.3)
+    window.settings_panel.sound_check.setChecked(True)
+    assert not window.banner.isVisible()
+    window.start()
+    qtbot.waitUntil(window.banner.isVisible, timeout=FRAME_TIMEOUT_MS)
+    assert window.banner.text().startswith("Unmasked face for 0.3 s")
+    assert "c81e1e" in window.banner.styleSheet() and beeps == [1]
+
+    lines = [json.loads(line) for line in (prefs.alerts_dir / ALERTS_FILE).read_text()
+             .splitlines()]
+    assert len(lines) == 1 and lines[0]["track"] == window.alerts[0].track_id
+    assert lines[0]["media_time_s"] >= 0.3
+    assert cv2.imread(str(prefs.alerts_dir / lines[0]["snapshot"])) is not None
+
+    qtbot.waitUntil(lambda: not window.is_playing, timeout=FRAME_TIMEOUT_MS)
+    assert len(window.alerts) == 1  # one face, one alert
+    assert window.stats_panel.faces_label.text() == "1"
+    assert window.stats_panel.session_label.text() == "0% (0 of 1)"
+    assert window.stats_panel.plot.rows
+    csv_path = window.export_csv(tmp_path / "stats.csv")
+    header, *rows = csv_path.read_text().splitlines()
+    assert header == "time_s,faces,masked,unmasked,masked_share"
+    assert rows and all(row.endswith(",1,0,1,0.000") for row in rows)
+
+
+def test_snapshot_button_and_shortcuts(qtbot, window, prefs):
+    assert "(S)" in window.snapshot_button.toolTip() and "(Space)" in window.start_button.toolTip()
+    qtbot.keyClick(window, Qt.Key.Key_Space)
+    assert window.is_playing
+    qtbot.waitUntil(lambda: len(window.shown) >= 1, timeout=FRAME_TIMEOUT_MS)
+
+    window.snapshot_button.click()
+    qtbot.keyClick(window, Qt.Key.Key_S)
+    pngs = sorted(prefs.snapshots_dir.glob("*.png"))
+    assert len(pngs) == 2
+    for png in pngs:
+        image = QImage(str(png))
+        assert (image.width(), image.height()) == (640, 480)
+    assert not [p for p in prefs.snapshots_dir.iterdir() if "partial" in p.name]
+
+    qtbot.keyClick(window, Qt.Key.Key_Space)
+    qtbot.waitUntil(lambda: not window.is_playing, timeout=FRAME_TIMEOUT_MS)
+
+
+def test_record_writes_a_playable_mp4_only_when_stopped(qtbot, window, prefs):
+    window.loop_check.setChecked(True)
+    window.start()
+    qtbot.waitUntil(lambda: len(window.shown) >= 1, timeout=FRAME_TIMEOUT_MS)
+    qtbot.keyClick(window, Qt.Key.Key_R)
+    assert window.record_button.isChecked() and window.recorder is not None
+    recorder = window.recorder
+    start = len(window.shown)
+    qtbot.waitUntil(lambda: len(window.shown) >= start + 3, timeout=FRAME_TIMEOUT_MS)
+    assert not recorder.path.exists() and recorder.tmp.exists()  # only a hidden partial file
+
+    window.stop()  # stopping playback finishes the recording
+    qtbot.waitUntil(lambda: not window.is_playing, timeout=FRAME_TIMEOUT_MS)
+    assert not window.record_button.isChecked() and window.recorder is None
+    assert [p.name for p in prefs.recordings_dir.iterdir()] == [recorder.path.name]
+    video = cv2.VideoCapture(str(recorder.path))
+    ok, frame = video.read()
+    assert ok and frame.shape == (480, 640, 3)
+    assert int(video.get(cv2.CAP_PROP_FRAME_COUNT)) >= 3
+
+
+def test_settings_round_trip_through_an_ini_file(qtbot, pipeline, settings, prefs, face_video,
+                                                 tmp_path):
+    win = make_window(qtbot, pipeline, settings, prefs, face_video)
+    win.settings_panel.delay_spin.setValue(1.5)
+    win.settings_panel.sound_check.setChecked(True)
+    win.loop_check.setChecked(True)
+    picked = tmp_path / "elsewhere"
+    win.settings_panel.folders["snapshots_dir"].set_path(picked)
+    win.settings_panel.folders["snapshots_dir"].changed.emit(picked)
+    win.close()
+
+    saved = Preferences.load(QSettings(settings.fileName(), QSettings.Format.IniFormat))
+    assert (saved.alert_delay_s, saved.alert_sound, saved.loop) == (1.5, True, True)
+    assert saved.snapshots_dir == picked and saved.alerts_dir == prefs.alerts_dir
+    assert saved.source == str(face_video) and saved.model == "student"
+
+    again = MainWindow(PipelineConfig(device="cpu"), pipeline=pipeline, autostart=False,
+                       settings=QSettings(settings.fileName(), QSettings.Format.IniFormat))
+    qtbot.addWidget(again)
+    assert again.settings_panel.delay_spin.value() == 1.5
+    assert again.settings_panel.sound_check.isChecked() and again.loop_check.isChecked()
+    assert again.picker.spec() == str(face_video) and again.alert_monitor.delay_s == 1.5
+    again.close()
+    assert "elsewhere" in (tmp_path / "maskwatch.ini").read_text()

@@ -12,7 +12,8 @@ from pathlib import Path
 
 from app.alerts import DEFAULT_DELAY_S
 from app.atomic import OutputExistsError
-from app.config import DetectorConfig, PipelineConfig, TrackingConfig
+from app.config import (SENSITIVITY, DetectorConfig, PipelineConfig, TrackingConfig,
+                        sensitivity_of, with_sensitivity)
 from app.device import DeviceError
 from app.source import SourceError
 from models.checkpoint import CheckpointError
@@ -52,14 +53,20 @@ def build_parser() -> argparse.ArgumentParser:
                        help="headless: folder for --snapshot-every")
     det = parser.add_argument_group("detector")
     defaults = DetectorConfig()
-    det.add_argument("--min-face", type=int, default=defaults.min_face_size,
-                     help=f"smallest face in pixels (default {defaults.min_face_size})")
+    det.add_argument("--sensitivity", choices=list(SENSITIVITY),
+                     help="detector preset for the thresholds and --min-score: high finds more "
+                          "masked and small faces but may box things that are not faces "
+                          "(default standard; the window reuses its last choice)")
+    det.add_argument("--min-face", type=int,
+                     help=f"smallest face in pixels (default {defaults.min_face_size}; the "
+                          "window reuses the last one set)")
     det.add_argument("--detect-scale", type=float, default=defaults.scale,
                      help=f"resize frames by this before detection (default {defaults.scale})")
-    det.add_argument("--thresholds", type=float, nargs=3, default=defaults.thresholds,
-                     metavar=("P", "R", "O"), help="MTCNN stage thresholds")
-    det.add_argument("--min-score", type=float, default=defaults.min_score,
-                     help=f"drop detections below this confidence (default {defaults.min_score})")
+    det.add_argument("--thresholds", type=float, nargs=3, metavar=("P", "R", "O"),
+                     help="MTCNN stage thresholds (default: those of --sensitivity)")
+    det.add_argument("--min-score", type=float,
+                     help=f"drop detections below this confidence (default {defaults.min_score}, "
+                          "or that of --sensitivity)")
     det.add_argument("--max-side", type=int, default=defaults.max_side,
                      help="shrink larger frames to this longer side before detection "
                           f"(0: never; default {defaults.max_side})")
@@ -76,12 +83,32 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def detector_config(args: argparse.Namespace) -> DetectorConfig:
+    """The detector flags on top of the --sensitivity preset; explicit flags win over it."""
+    detector = DetectorConfig(scale=args.detect_scale, max_side=args.max_side)
+    if args.sensitivity is not None:
+        detector = with_sensitivity(detector, args.sensitivity)
+    if args.min_face is not None:
+        detector.min_face_size = args.min_face
+    if args.thresholds is not None:
+        detector.thresholds = tuple(args.thresholds)
+    if args.min_score is not None:
+        detector.min_score = args.min_score
+    return detector
+
+
+def window_sensitivity(args: argparse.Namespace, detector: DetectorConfig) -> str | None:
+    """The preset the window should start with: None for its saved one, and also for
+    --thresholds / --min-score that match no preset (the window then keeps them as given)."""
+    if args.thresholds is None and args.min_score is None:
+        return args.sensitivity
+    return sensitivity_of(detector)
+
+
 def pipeline_config(args: argparse.Namespace) -> PipelineConfig:
     if args.detect_every < 1 or args.smooth < 1:
         raise ValueError("--detect-every and --smooth must be at least 1")
-    detector = DetectorConfig(min_face_size=args.min_face, thresholds=tuple(args.thresholds),
-                              scale=args.detect_scale, max_side=args.max_side,
-                              min_score=args.min_score)
+    detector = detector_config(args)
     tracking = TrackingConfig(detect_every=args.detect_every, smooth_window=args.smooth)
     return PipelineConfig(detector=detector, tracking=tracking, model=args.model or "student",
                           device=args.device or "auto")
@@ -126,8 +153,11 @@ def run_headless_cli(args: argparse.Namespace) -> int:
 def run_window_cli(args: argparse.Namespace) -> int:
     from app.window import run_window
 
-    return run_window(pipeline_config(args), weights(args), args.source, model=args.model,
-                      device=args.device, alert_delay_s=alert_delay(args))
+    config = pipeline_config(args)
+    return run_window(config, weights(args), args.source, model=args.model,
+                      device=args.device, alert_delay_s=alert_delay(args),
+                      sensitivity=window_sensitivity(args, config.detector),
+                      min_face=args.min_face)
 
 
 def main(argv: list[str] | None = None) -> int:

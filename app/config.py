@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 
 @dataclass
@@ -25,6 +25,31 @@ class DetectorConfig:
     scale: float = 1.0
     max_side: int = 640
     min_score: float = 0.9
+
+
+# Detector sensitivity presets: MTCNN stage thresholds and the final score cut.
+# "high" finds more masked and small faces (MTCNN was trained on unmasked faces) at the
+# price of more false boxes, which a classifier with a not_face class then drops.
+SENSITIVITY = {
+    "standard": {"thresholds": (0.6, 0.7, 0.7), "min_score": 0.9},
+    "high": {"thresholds": (0.4, 0.5, 0.5), "min_score": 0.5},
+}
+
+
+def with_sensitivity(config: DetectorConfig, name: str) -> DetectorConfig:
+    """A copy of ``config`` with the thresholds and score cut of preset ``name``."""
+    if name not in SENSITIVITY:
+        raise ValueError(f"unknown sensitivity {name!r}; choose {' or '.join(SENSITIVITY)}")
+    preset = SENSITIVITY[name]
+    return replace(config, thresholds=preset["thresholds"], min_score=preset["min_score"])
+
+
+def sensitivity_of(config: DetectorConfig) -> str | None:
+    """The preset ``config`` matches, or None for hand-set thresholds."""
+    for name, preset in SENSITIVITY.items():
+        if tuple(config.thresholds) == preset["thresholds"] and config.min_score == preset["min_score"]:
+            return name
+    return None
 
 
 @dataclass

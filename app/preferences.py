@@ -16,6 +16,8 @@ from pathlib import Path
 from PySide6.QtCore import QSettings, QStandardPaths
 
 from app.alerts import DEFAULT_DELAY_S
+from app.config import SENSITIVITY, DetectorConfig
+from app.detector import MTCNN_MIN_SIDE
 from app.pipeline import MODEL_NAMES
 
 log = logging.getLogger(__name__)
@@ -23,6 +25,7 @@ log = logging.getLogger(__name__)
 ORGANISATION = APPLICATION = "MaskWatch"
 MAX_ALERT_DELAY_S = 600.0
 FOLDER_FIELDS = ("alerts_dir", "snapshots_dir", "recordings_dir", "exports_dir")
+MIN_FACE_RANGE = (MTCNN_MIN_SIDE, 200)  # pixels; what the window's spin box allows
 
 
 def user_settings() -> QSettings:
@@ -75,6 +78,8 @@ class Preferences:
     loop: bool = False
     alert_delay_s: float = DEFAULT_DELAY_S
     alert_sound: bool = False
+    sensitivity: str = "standard"
+    min_face_size: int = DetectorConfig.min_face_size
 
     @classmethod
     def defaults(cls, temporary: bool = False) -> Preferences:
@@ -102,7 +107,24 @@ class Preferences:
             prefs.alert_delay_s = delay
         else:
             log.warning("ignoring saved alert delay %r", settings.value("alerts/delay_s"))
+        prefs._load_detector(settings)
         return prefs
+
+    def _load_detector(self, settings: QSettings) -> None:
+        sensitivity = str(settings.value("detector/sensitivity", self.sensitivity))
+        if sensitivity in SENSITIVITY:
+            self.sensitivity = sensitivity
+        else:
+            log.warning("ignoring saved detector sensitivity %r", sensitivity)
+        saved = settings.value("detector/min_face_size", self.min_face_size)
+        try:
+            size = int(saved)
+        except (TypeError, ValueError):
+            size = -1
+        if MIN_FACE_RANGE[0] <= size <= MIN_FACE_RANGE[1]:
+            self.min_face_size = size
+        else:
+            log.warning("ignoring saved minimum face size %r", saved)
 
     def save(self, settings: QSettings) -> None:
         for name in FOLDER_FIELDS:
@@ -113,6 +135,8 @@ class Preferences:
         settings.setValue("loop", self.loop)
         settings.setValue("alerts/delay_s", float(self.alert_delay_s))
         settings.setValue("alerts/sound", self.alert_sound)
+        settings.setValue("detector/sensitivity", self.sensitivity)
+        settings.setValue("detector/min_face_size", int(self.min_face_size))
         settings.sync()
 
     def as_dict(self) -> dict:

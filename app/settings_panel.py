@@ -1,17 +1,27 @@
-"""The window's "Alerts & files" tab: alert delay, alert sound and the output folders."""
+"""Settings widgets of the window's side panel: the "Alerts & files" tab (alert delay, alert
+sound, output folders) and the Live tab's "Detector" group (sensitivity, minimum face size).
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import (QCheckBox, QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout,
-                               QLabel, QLineEdit, QToolButton, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout,
+                               QGroupBox, QHBoxLayout, QLabel, QLineEdit, QSpinBox, QToolButton,
+                               QVBoxLayout, QWidget)
 
-from app.preferences import MAX_ALERT_DELAY_S, Preferences
+from app.config import SENSITIVITY
+from app.preferences import MAX_ALERT_DELAY_S, MIN_FACE_RANGE, Preferences
 
 FOLDER_TITLES = {"alerts_dir": "Alerts", "snapshots_dir": "Snapshots",
                  "recordings_dir": "Recordings"}
+SENSITIVITY_TITLES = {"standard": "Standard", "high": "High"}
+CUSTOM_TITLE = "Custom (command line)"
+SENSITIVITY_TIP = ("High finds more masked and small faces but may box things that are not "
+                   "faces")
+MIN_FACE_TIP = ("Smallest face searched for, in pixels of the video frame; smaller values find "
+                "faces further away but detection takes longer")
 
 
 class FolderField(QWidget):
@@ -92,3 +102,60 @@ class SettingsPanel(QWidget):
         prefs.alert_sound = self.sound_check.isChecked()
         for name, field in self.folders.items():
             setattr(prefs, name, field.path())
+
+
+class DetectorSettings(QGroupBox):
+    """The "Detector" group: sensitivity preset and minimum face size.
+
+    ``changed`` carries "sensitivity" or "min_face_size". With ``custom`` the sensitivity box
+    starts on an extra entry for thresholds given on the command line; it goes away once the
+    user picks a preset.
+    """
+
+    changed = Signal(str)
+
+    def __init__(self, prefs: Preferences, custom: bool = False, parent: QWidget | None = None):
+        super().__init__("Detector", parent)
+        self.sensitivity_combo = QComboBox()
+        for name in SENSITIVITY:
+            self.sensitivity_combo.addItem(SENSITIVITY_TITLES.get(name, name.title()), name)
+        if custom:
+            self.sensitivity_combo.addItem(CUSTOM_TITLE, None)
+            self.sensitivity_combo.setCurrentIndex(self.sensitivity_combo.count() - 1)
+        else:
+            self.sensitivity_combo.setCurrentIndex(
+                max(0, self.sensitivity_combo.findData(prefs.sensitivity)))
+        self.sensitivity_combo.setToolTip(SENSITIVITY_TIP)
+        self.min_face_spin = QSpinBox()
+        self.min_face_spin.setRange(*MIN_FACE_RANGE)
+        self.min_face_spin.setSuffix(" px")
+        self.min_face_spin.setValue(prefs.min_face_size)
+        self.min_face_spin.setToolTip(MIN_FACE_TIP)
+
+        form = QFormLayout(self)
+        form.addRow("Sensitivity:", self.sensitivity_combo)
+        form.addRow("Minimum face:", self.min_face_spin)
+        for widget, tip in ((self.sensitivity_combo, SENSITIVITY_TIP),
+                            (self.min_face_spin, MIN_FACE_TIP)):
+            form.labelForField(widget).setToolTip(tip)
+
+        self.sensitivity_combo.currentIndexChanged.connect(self._on_sensitivity)
+        self.min_face_spin.valueChanged.connect(lambda _: self.changed.emit("min_face_size"))
+
+    def sensitivity(self) -> str | None:
+        """The chosen preset, or None while the command line's thresholds are in use."""
+        return self.sensitivity_combo.currentData()
+
+    def _on_sensitivity(self, _index: int) -> None:
+        custom = self.sensitivity_combo.findData(None)
+        if custom >= 0 and self.sensitivity() is not None:
+            self.sensitivity_combo.blockSignals(True)
+            self.sensitivity_combo.removeItem(custom)
+            self.sensitivity_combo.blockSignals(False)
+        self.changed.emit("sensitivity")
+
+    def apply_to(self, prefs: Preferences) -> None:
+        """Copy what the group shows into ``prefs`` (a custom sensitivity keeps the saved one)."""
+        if self.sensitivity() is not None:
+            prefs.sensitivity = self.sensitivity()
+        prefs.min_face_size = self.min_face_spin.value()

@@ -25,13 +25,14 @@ from PySide6.QtWidgets import (QApplication, QButtonGroup, QCheckBox, QFileDialo
 
 from app.alerts import Alert, AlertLog, AlertMonitor
 from app.atomic import atomic_path
-from app.config import PipelineConfig
+from app.config import DetectorConfig, PipelineConfig, sensitivity_of, with_sensitivity
 from app.device import DeviceError, resolve_device
 from app.model_loader import LoadReport, ModelSwitcher, PipelineLoader, other_model
 from app.pipeline import MODEL_NAMES, Pipeline
-from app.preferences import APPLICATION, ORGANISATION, Preferences, user_settings
+from app.preferences import (APPLICATION, MIN_FACE_RANGE, ORGANISATION, Preferences,
+                             user_settings)
 from app.recording import VideoRecorder, stamped_path
-from app.settings_panel import SettingsPanel
+from app.settings_panel import DetectorSettings, SettingsPanel
 from app.source import describe
 from app.source_picker import SourcePicker
 from app.stats import FaceStats
@@ -142,6 +143,8 @@ class MainWindow(QMainWindow):
     ``settings`` is where the user's choices are kept between runs; without it the window
     remembers nothing and writes its files into a temporary folder. ``prefs`` overrides what
     ``settings`` hold (the command line does that); ``source``, when given, overrides both.
+    The detector's sensitivity and minimum face size come from the preferences, unless
+    ``config`` has thresholds that match no preset (given on the command line): those stay.
     """
 
     frame_displayed = Signal(QImage, object)  # the annotated frame just shown, its FrameStats
@@ -158,6 +161,9 @@ class MainWindow(QMainWindow):
             prefs = (Preferences.load(settings) if settings is not None
                      else Preferences.defaults(temporary=True))
         self.prefs = prefs
+        custom = sensitivity_of(self.config.detector) is None
+        self.config = replace(self.config, detector=self._wanted_detector(
+            None if custom else prefs.sensitivity))
         self.alert_monitor = AlertMonitor(prefs.alert_delay_s)
         self.alert_log = AlertLog(prefs.alerts_dir)
         self.alerts: list[Alert] = []
@@ -181,7 +187,7 @@ class MainWindow(QMainWindow):
 
         self.setWindowTitle("MaskWatch")
         self.resize(*WINDOW_SIZE)
-        self._build_ui()
+        self._build_ui(custom)
         self._build_actions()
         self.picker.set_spec(source if source is not None else prefs.source or DEFAULT_SOURCE)
         self.loop_check.setChecked(prefs.loop)
@@ -201,7 +207,7 @@ class MainWindow(QMainWindow):
 
     # ---- layout --------------------------------------------------------------------------
 
-    def _build_ui(self) -> None:
+    def _build_ui(self, custom_detector: bool = False) -> None:
         self.video = VideoView()
         self.picker = SourcePicker()
 
@@ -246,6 +252,9 @@ class MainWindow(QMainWindow):
             radio.setEnabled(False)
         self._show_model_choice(self.config.model)
 
+        self.detector_box = DetectorSettings(self.prefs, custom=custom_detector)
+        self.detector_box.changed.connect(self._on_detector_changed)
+
         frame_box = QGroupBox("Current frame")
         form = QFormLayout(frame_box)
         self.mask_label = big_label("0", "#1e8c1e")
@@ -269,6 +278,7 @@ class MainWindow(QMainWindow):
         live_layout = QVBoxLayout(live)
         live_layout.setContentsMargins(4, 4, 4, 4)
         live_layout.addWidget(model_box)
+        live_layout.addWidget(self.detector_box)
         live_layout.addWidget(frame_box)
         live_layout.addStretch(1)
         self.settings_panel = SettingsPanel(self.prefs)
@@ -349,6 +359,7 @@ class MainWindow(QMainWindow):
 
     def _on_loaded(self, report: LoadReport) -> None:
         self.pipeline = report.pipeline
+        self._apply_detector()  # settings changed while loading, or a pipeline passed in
         self._unavailable = dict(report.unavailable)
         self._show_model_choice(self.pipeline.active)
         for radio in self.model_radios.values():
@@ -467,6 +478,7 @@ class MainWindow(QMainWindow):
         self.fps_label.setText("-")
         self.video.show_placeholder(f"Opening {spec}...")
         self.statusBar().showMessage(f"Opening {spec}...")
+        self._apply_detector()
         worker = PlaybackWorker(self.pipeline, spec, lambda: self._loop)
         worker.opened.connect(self._on_opened)
         worker.frame_ready.connect(self._on_frame)
@@ -555,13 +567,15 @@ class MainWindow(QMainWindow):
             self.show_message(f"Finished: reached the end of {name}. Press Start to play "
                               "it again or pick another source.", "info")
         else:
-            self.show_message(f"Playback ended: {reason}. Pick a source and press Start.")
+            self.show_message(f"Playback ended: {reason}. Press Start to retry, or pick "
+                              "another source.")
 
     def _on_worker_finished(self) -> None:
         worker, self._worker = self._worker, None
         if worker is not None:
             worker.wait()
             worker.deleteLater()
+        self._apply_detector()  # a change the worker had no frame left to pick up
         self._stopping = False
         recorded = self.recorder is not None
         self._set_playing(False)
@@ -706,6 +720,36 @@ class MainWindow(QMainWindow):
             self._alert_log_failed = False
         self.save_prefs()
 
+    def _wanted_detector(self, sensitivity: str | None) -> DetectorConfig:
+        """The configured detector with the preferred minimum face size and, unless None,
+        the thresholds of preset ``sensitivity``."""
+        detector = replace(self.config.detector, min_face_size=self.prefs.min_face_size)
+        return detector if sensitivity is None else with_sensitivity(detector, sensitivity)
+
+    def _on_detector_changed(self, _name: str) -> None:
+        self.detector_box.apply_to(self.prefs)
+        detector = self._wanted_detector(self.detector_box.sensitivity())
+        self.config = replace(self.config, detector=detector)
+        self._apply_detector()
+        self.save_prefs()
+        preset = sensitivity_of(detector) or "custom"
+        when = "from the next frame" if self.is_playing else "when playback starts"
+        self.statusBar().showMessage(f"Detector: {preset} sensitivity, faces from "
+                                     f"{detector.min_face_size} px, {when}")
+
+    def _apply_detector(self) -> None:
+        """Bring the pipeline's detector to ``self.config.detector``.
+
+        While a video plays, the worker thread runs the detector, so the settings are handed
+        to it and it applies them before its next frame; otherwise they are applied here.
+        """
+        if self.pipeline is None:
+            return  # the loader builds the detector from the config
+        if self._worker is not None:
+            self._worker.set_detector_config(self.config.detector)
+        elif self.pipeline.detector.config != self.config.detector:
+            self.pipeline.detector.configure(self.config.detector)
+
     def _remember_source(self) -> None:
         """Keep the picked source; a file by its absolute path, so any folder can start it."""
         if self.picker.problem() is not None:
@@ -733,18 +777,21 @@ class MainWindow(QMainWindow):
             if not thread.wait(CLOSE_WAIT_MS):
                 log.warning("a background thread did not stop within %d ms", CLOSE_WAIT_MS)
         self._stop_recording()
+        self.detector_box.apply_to(self.prefs)
+        self.save_prefs()
         self._remember_source()
         super().closeEvent(event)
 
 
 def run_window(config: PipelineConfig, weights: dict[str, Path], source: str | None = None,
                model: str | None = None, device: str | None = None,
-               alert_delay_s: float | None = None) -> int:
+               alert_delay_s: float | None = None, sensitivity: str | None = None,
+               min_face: int | None = None) -> int:
     """Open the window and run the Qt event loop; returns the exit code.
 
-    ``model``, ``device`` and ``alert_delay_s`` are what the command line gave (None: the
-    saved setting). Playback starts at once, from ``source`` or the last source played; if
-    that fails the window says why.
+    ``model``, ``device``, ``alert_delay_s``, ``sensitivity`` and ``min_face`` are what the
+    command line gave (None: the saved setting). Playback starts at once, from ``source`` or
+    the last source played; if that fails the window says why.
     """
     settings = user_settings()
     prefs = Preferences.load(settings)
@@ -760,6 +807,14 @@ def run_window(config: PipelineConfig, weights: dict[str, Path], source: str | N
     prefs.model = model or prefs.model
     if alert_delay_s is not None:
         prefs.alert_delay_s = alert_delay_s
+    if sensitivity is not None:
+        prefs.sensitivity = sensitivity
+    if min_face is not None:
+        low, high = MIN_FACE_RANGE
+        prefs.min_face_size = min(max(min_face, low), high)
+        if prefs.min_face_size != min_face:
+            log.warning("--min-face %d is outside the window's range %d-%d; using %d",
+                        min_face, low, high, prefs.min_face_size)
     config = replace(config, model=prefs.model, device=prefs.device)
 
     app = QApplication.instance() or QApplication(sys.argv[:1])

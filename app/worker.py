@@ -18,6 +18,7 @@ from PySide6.QtCore import QThread, Signal
 from PySide6.QtGui import QImage
 
 from app.alerts import UNMASKED
+from app.config import DetectorConfig
 from app.overlay import draw_faces
 from app.pipeline import Face, Pipeline
 from app.capture import END_FINISHED, CapturedFrame, CaptureThread, LatestFrame
@@ -76,7 +77,9 @@ class PlaybackWorker(QThread):
 
     Faces are tracked between detections (``app.tracking``) with the pipeline's tracking
     settings; the tracks start afresh for each source and each lap of a looped file. A model
-    switched on the shared pipeline is picked up on the next frame.
+    switched on the shared pipeline is picked up on the next frame, and so are detector
+    settings handed over with ``set_detector_config`` (this thread applies them, so the
+    detector never changes in the middle of a detection).
 
     At most one annotated frame is in flight: the next is emitted only after the window calls
     ``frame_shown``, so frames never queue up in the GUI and latency stays flat.
@@ -100,11 +103,24 @@ class PlaybackWorker(QThread):
         self._stop = threading.Event()
         self._shown = threading.Event()
         self._shown.set()
+        self._detector_lock = threading.Lock()
+        self._detector_config: DetectorConfig | None = None
 
     def stop(self) -> None:
         """Ask the worker to finish; it ends after the frame it is working on."""
         self._stop.set()
         self._shown.set()
+
+    def set_detector_config(self, config: DetectorConfig) -> None:
+        """Use ``config`` from the next frame on; safe to call from any thread."""
+        with self._detector_lock:
+            self._detector_config = config
+
+    def _apply_detector_config(self) -> None:
+        with self._detector_lock:
+            config, self._detector_config = self._detector_config, None
+        if config is not None:
+            self.pipeline.detector.configure(config)
 
     def frame_shown(self) -> None:
         """Called by the window once a frame is on screen; lets the next one through."""
@@ -163,6 +179,7 @@ class PlaybackWorker(QThread):
         if self.pipeline.active != self._model:
             self._model = self.pipeline.active
             self.tracker.use(self._model)  # already loaded: only drops the old model's votes
+        self._apply_detector_config()
         result = self.tracker.process(item.frame)
         raw = item.frame.copy() if any(f.label == UNMASKED for f in result.faces) else None
         draw_faces(item.frame, result.faces)  # the window shows the FPS it measures itself

@@ -62,3 +62,25 @@ def test_missing_source_is_one_line(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
         f"maskwatch: error: video file {tmp_path / 'nope.mp4'} not found"]
+
+
+def test_ctrl_c_leaves_no_half_written_output(tmp_path):
+    import signal
+    import time
+
+    from conftest import fixture_bgr, on_canvas, write_video
+
+    frames = [on_canvas(fixture_bgr("no_mask_1.jpg"))] * 400
+    video = write_video(tmp_path / "long.mp4", frames, fps=25)
+    out, events = tmp_path / "out.mp4", tmp_path / "events.jsonl"
+    proc = subprocess.Popen([sys.executable, "-m", "app", "--headless", "--quiet", "--source",
+                             str(video), "--output", str(out), "--events", str(events),
+                             "--detect-every", "1"], cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not list(tmp_path.glob(".out.partial-*")):
+        time.sleep(0.1)
+    time.sleep(1.0)  # well into the run
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "no partial output was kept" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["long.mp4"]

@@ -86,6 +86,16 @@ def test_bad_video_files(tmp_path, content, message):
         VideoSource(str(path))
 
 
+def test_zero_frame_video(tmp_path):
+    import cv2
+
+    path = tmp_path / "empty.mp4"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10, (64, 48))
+    writer.release()
+    with pytest.raises(SourceError, match="empty.mp4 (holds no readable|is not a video)"):
+        VideoSource(str(path))
+
+
 def test_truncated_video_plays_what_it_has(tmp_path):
     frames = [on_canvas(fixture_bgr("no_mask_1.jpg"))] * 30
     data = write_video(tmp_path / "full.mp4", frames).read_bytes()

@@ -131,3 +131,45 @@ def test_ctrl_c_leaves_a_resumable_run(tmp_path):
     assert report["models"]["student"]["parameters"] < report["models"]["teacher"]["parameters"]
     assert (tmp_path / "out" / "student.pt").exists()
     assert not list((tmp_path / "out").glob(".*partial*"))
+
+
+def make_scenes(root: Path) -> Path:
+    (root / "images").mkdir(parents=True)
+    (root / "annotations").mkdir()
+    for n in (129, 289, 52):
+        shutil.copy(FIXTURES / f"maksssksksss{n}.jpg", root / "images")
+        shutil.copy(FIXTURES / f"maksssksksss{n}.xml", root / "annotations")
+    return root
+
+
+def test_scenes_split_is_seeded_and_stable(tmp_path):
+    from training.scenes_split import split_scenes
+    from training.voc import find_scenes
+
+    pairs = find_scenes(make_scenes(tmp_path / "scenes")).pairs
+    first = split_scenes(pairs, seed=0, test_fraction=0.5)
+    assert first == split_scenes(pairs, seed=0, test_fraction=0.5)
+    assert set(first.values()) <= {"train", "test"}
+    assert split_scenes(pairs, seed=0, test_fraction=0.0) == dict.fromkeys(first, "train")
+    assert split_scenes(pairs[:2], seed=0, test_fraction=0.5) == {
+        k: v for k, v in first.items() if k in {p.image.stem for p in pairs[:2]}}
+
+
+def test_scene_crops_take_only_the_train_split(tmp_path, monkeypatch):
+    from app.config import DetectorConfig
+    from training import scene_crops
+
+    scenes = make_scenes(tmp_path / "scenes")
+    monkeypatch.setattr(scene_crops, "split_scenes",
+                        lambda pairs, seed: {p.image.stem: "test" if "52" in p.image.stem
+                                             else "train" for p in pairs})
+    names = ("mask", "no_mask", "not_face")
+    crops, labels, stats = scene_crops.scene_training_crops(
+        scenes, names, tmp_path / "cache", negatives=DetectorConfig(thresholds=(0.4, 0.5, 0.5),
+                                                                    min_score=0.5),
+        progress=False)
+    # 129 holds 1 with_mask and 2 without_mask faces, 289 two without_mask; 52 is test only
+    assert stats["train_images"] == 2
+    assert stats["crops"]["mask"] == 1 and stats["crops"]["no_mask"] == 4
+    assert crops.shape[1:] == (128, 128, 3) and len(crops) == len(labels)
+    assert set(labels.tolist()) <= {0, 1, 2}

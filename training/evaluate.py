@@ -33,6 +33,7 @@ from training.dataset_files import FOLDER_LABELS, DatasetError, DatasetFiles, fi
 from training.detection_metrics import ClassAP, iou_matrix, match_detections
 from training.metrics import classification_report
 from training.prepare import face_crop_for_image
+from training.scenes_split import split_scenes
 from training.voc import (INCORRECT, VOC_CLASSES, Annotation, AnnotationError, SceneFiles,
                           find_scenes, is_scenes_layout, parse_annotation)
 
@@ -57,6 +58,9 @@ class EvaluationConfig:
         safety_min_side: unmasked faces at least this large count for the safety recall.
         batch_size: face crops per classifier call on class-folder sets.
         limit: evaluate at most this many images, spread evenly over the sorted list.
+        split: scenes only: ``test`` or ``train`` of the seeded scenes split that training
+            uses (``training.scenes_split``), or ``all``.
+        seed: the seed of that split.
     """
 
     iou_threshold: float = 0.5
@@ -64,6 +68,8 @@ class EvaluationConfig:
     safety_min_side: int = 32
     batch_size: int = 32
     limit: int | None = None
+    split: str = "all"
+    seed: int = 0
 
     def size_bins(self) -> list[tuple[str, float, float]]:
         """(name, low, high) bins, e.g. ``<32``, ``32-63``, ``64+``."""
@@ -249,7 +255,11 @@ class SceneTally:
 def evaluate_scenes(pipeline: Pipeline, files: SceneFiles, config: EvaluationConfig,
                     progress: bool = True) -> dict:
     """Run the app's pipeline on every annotated scene and score it against the boxes."""
-    pairs = spread(files.pairs, config.limit)
+    pairs = files.pairs
+    if config.split != "all":
+        splits = split_scenes(pairs, config.seed)
+        pairs = [p for p in pairs if splits[p.image.stem] == config.split]
+    pairs = spread(pairs, config.limit)
     tally = SceneTally(config)
     unreadable: list[str] = []
     detect_ms = classify_ms = 0.0
@@ -409,6 +419,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"detector's smallest face in pixels (default {det.min_face_size})")
     parser.add_argument("--thresholds", type=float, nargs=3, default=det.thresholds,
                         metavar=("P", "R", "O"), help="MTCNN stage thresholds")
+    parser.add_argument("--min-score", type=float, default=det.min_score,
+                        help=f"drop detections below this confidence (default {det.min_score})")
+    parser.add_argument("--split", choices=["all", "train", "test"], default="all",
+                        help="scenes: which part of the seeded split training uses (default all; "
+                             "test is leak-free for models trained with --scenes)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of that split (default 0)")
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size,
                         help=f"crops per classifier call (default {defaults.batch_size})")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -427,9 +443,10 @@ def configs(args: argparse.Namespace) -> tuple[DetectorConfig, EvaluationConfig]
         raise EvaluationError(f"--min-face must be at least 1, got {args.min_face}")
     if not all(0 <= t <= 1 for t in args.thresholds):
         raise EvaluationError(f"--thresholds must lie in [0, 1], got {args.thresholds}")
-    detector = DetectorConfig(min_face_size=args.min_face, thresholds=tuple(args.thresholds))
+    detector = DetectorConfig(min_face_size=args.min_face, thresholds=tuple(args.thresholds),
+                              min_score=args.min_score)
     return detector, EvaluationConfig(iou_threshold=args.iou, batch_size=args.batch_size,
-                                      limit=args.limit)
+                                      limit=args.limit, split=args.split, seed=args.seed)
 
 
 USER_ERRORS = (EvaluationError, DatasetError, CheckpointError, DeviceError, OutputExistsError,

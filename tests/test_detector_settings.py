@@ -1,0 +1,196 @@
+"""Detector settings: the window's Detector group (live while a video plays, saved in a
+temporary INI file) and ``--sensitivity`` / ``--min-face`` on the command line.
+"""
+
+import os
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import json  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import threading  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+from PySide6.QtCore import QSettings  # noqa: E402
+
+from app.cli import build_parser, pipeline_config, window_sensitivity  # noqa: E402
+from app.config import SENSITIVITY, DetectorConfig, PipelineConfig  # noqa: E402
+from app.detector import FaceDetector  # noqa: E402
+from app.preferences import Preferences  # noqa: E402
+from app.settings_panel import CUSTOM_TITLE  # noqa: E402
+from app.window import MainWindow  # noqa: E402
+from conftest import fixture_bgr, on_canvas, write_video  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+FRAME_TIMEOUT_MS = 45_000  # inference is slow on this machine; an upper bound
+STANDARD, HIGH = SENSITIVITY["standard"], SENSITIVITY["high"]
+
+
+@pytest.fixture(scope="module")
+def face_video(tmp_path_factory):
+    """Two seconds of one unmasked face, 640x480 at 5 fps."""
+    frame = on_canvas(fixture_bgr("no_mask_1.jpg"))
+    return write_video(tmp_path_factory.mktemp("detector") / "face.mp4", [frame] * 10, fps=5)
+
+
+@pytest.fixture
+def settings(tmp_path):
+    return QSettings(str(tmp_path / "maskwatch.ini"), QSettings.Format.IniFormat)
+
+
+@pytest.fixture
+def prefs(tmp_path):
+    prefs = Preferences.defaults(temporary=True)
+    for name in ("alerts_dir", "snapshots_dir", "recordings_dir", "exports_dir"):
+        setattr(prefs, name, tmp_path / name)
+    return prefs
+
+
+@pytest.fixture
+def detector(pipeline):
+    """The shared pipeline's detector, put back as it was after the test."""
+    before = pipeline.detector.config
+    yield pipeline.detector
+    FaceDetector.configure(pipeline.detector, before)
+
+
+def make_window(qtbot, pipeline, settings, prefs=None, source=None, config=None):
+    win = MainWindow(config or PipelineConfig(device="cpu"), pipeline=pipeline,
+                     source=None if source is None else str(source), autostart=False,
+                     settings=settings, prefs=prefs)
+    qtbot.addWidget(win)
+    shown = []
+    win.frame_displayed.connect(lambda image, stats: shown.append(stats))
+    win.shown = shown
+    return win
+
+
+def choose(win, sensitivity):
+    combo = win.detector_box.sensitivity_combo
+    combo.setCurrentIndex(combo.findData(sensitivity))
+
+
+def test_changes_while_playing_reach_the_detector_on_the_worker_thread(
+        qtbot, pipeline, detector, settings, prefs, face_video, monkeypatch):
+    win = make_window(qtbot, pipeline, settings, prefs, face_video)
+    from_gui = []  # configure() calls on the GUI thread while the worker may be detecting
+    original = detector.configure
+
+    def configure(config):
+        if threading.current_thread() is threading.main_thread() and win.is_playing:
+            from_gui.append(config)
+        original(config)
+
+    monkeypatch.setattr(detector, "configure", configure)
+    assert detector.config.thresholds == STANDARD["thresholds"]
+    assert "not faces" in win.detector_box.sensitivity_combo.toolTip()
+    win.loop_check.setChecked(True)
+    win.start()
+    qtbot.waitUntil(lambda: len(win.shown) >= 1, timeout=FRAME_TIMEOUT_MS)
+
+    choose(win, "high")
+    win.detector_box.min_face_spin.setValue(40)
+    seen = len(win.shown)  # one frame may have been under way before the change
+    qtbot.waitUntil(lambda: len(win.shown) >= seen + 2, timeout=FRAME_TIMEOUT_MS)
+    assert detector.config.thresholds == HIGH["thresholds"]
+    assert detector.config.min_score == HIGH["min_score"]
+    assert detector.config.min_face_size == 40
+    assert win.is_playing and win.message == "" and from_gui == []
+
+    win.stop()
+    qtbot.waitUntil(lambda: not win.is_playing, timeout=FRAME_TIMEOUT_MS)
+    win.close()
+
+
+def test_settings_apply_at_once_when_stopped_and_round_trip(qtbot, pipeline, detector,
+                                                           settings, prefs):
+    win = make_window(qtbot, pipeline, settings, prefs)
+    spin = win.detector_box.min_face_spin
+    assert spin.value() == DetectorConfig().min_face_size
+    assert (spin.minimum(), spin.maximum()) == (12, 200)
+    choose(win, "high")
+    spin.setValue(48)
+    assert detector.config.min_face_size == 48
+    assert detector.config.thresholds == HIGH["thresholds"]
+    saved = Preferences.load(QSettings(settings.fileName(), QSettings.Format.IniFormat))
+    assert (saved.sensitivity, saved.min_face_size) == ("high", 48)  # saved when changed
+    win.close()
+
+    FaceDetector.configure(detector, DetectorConfig())  # as a fresh start would have it
+    again = make_window(qtbot, pipeline,
+                        QSettings(settings.fileName(), QSettings.Format.IniFormat))
+    assert again.detector_box.sensitivity() == "high"
+    assert again.detector_box.min_face_spin.value() == 48
+    assert detector.config.thresholds == HIGH["thresholds"]
+    assert detector.config.min_face_size == 48
+    again.close()
+
+
+def test_unusable_saved_values_fall_back_to_defaults(settings):
+    settings.setValue("detector/sensitivity", "extreme")
+    settings.setValue("detector/min_face_size", 3)
+    loaded = Preferences.load(settings)
+    assert (loaded.sensitivity, loaded.min_face_size) == ("standard", 20)
+
+
+def test_command_line_thresholds_stay_until_a_preset_is_picked(qtbot, pipeline, detector,
+                                                              settings):
+    settings.setValue("detector/sensitivity", "high")
+    custom = DetectorConfig(thresholds=(0.5, 0.6, 0.6))
+    win = make_window(qtbot, pipeline, settings,
+                      config=PipelineConfig(detector=custom, device="cpu"))
+    combo = win.detector_box.sensitivity_combo
+    assert combo.currentText() == CUSTOM_TITLE and detector.config.thresholds == (0.5, 0.6, 0.6)
+    win.detector_box.min_face_spin.setValue(30)
+    assert detector.config.thresholds == (0.5, 0.6, 0.6)
+    assert detector.config.min_face_size == 30
+
+    choose(win, "standard")
+    assert combo.findText(CUSTOM_TITLE) == -1 and combo.count() == len(SENSITIVITY)
+    assert detector.config.thresholds == STANDARD["thresholds"]
+    win.close()
+    assert Preferences.load(settings).sensitivity == "standard"
+
+
+@pytest.mark.parametrize("argv, thresholds, min_score, window", [
+    ([], STANDARD["thresholds"], STANDARD["min_score"], None),
+    (["--sensitivity", "high"], HIGH["thresholds"], HIGH["min_score"], "high"),
+    (["--sensitivity", "high", "--thresholds", "0.5", "0.6", "0.7"], (0.5, 0.6, 0.7),
+     HIGH["min_score"], None),
+    (["--sensitivity", "high", "--min-score", "0.8"], HIGH["thresholds"], 0.8, None),
+    (["--thresholds", "0.4", "0.5", "0.5", "--min-score", "0.5"], HIGH["thresholds"],
+     HIGH["min_score"], "high"),
+])
+def test_explicit_flags_win_over_the_sensitivity_preset(argv, thresholds, min_score, window):
+    args = build_parser().parse_args(argv)
+    detector = pipeline_config(args).detector
+    assert (detector.thresholds, detector.min_score) == (thresholds, min_score)
+    assert detector.min_face_size == DetectorConfig().min_face_size
+    assert window_sensitivity(args, detector) == window
+
+
+def run_app(*args):
+    return subprocess.run([sys.executable, "-m", "app", "--headless", "--quiet",
+                           *map(str, args)], check=False, cwd=ROOT, capture_output=True, text=True,
+                          timeout=240)
+
+
+def test_headless_high_sensitivity_runs(tmp_path):
+    frame = on_canvas(fixture_bgr("no_mask_1.jpg"))
+    video = write_video(tmp_path / "short.mp4", [frame] * 3)
+    events = tmp_path / "events.jsonl"
+    proc = run_app("--source", video, "--events", events, "--device", "cpu",
+                   "--sensitivity", "high", "--min-face", "24")
+    assert proc.returncode == 0, proc.stderr
+    assert "3 frames" in proc.stdout
+    first = json.loads(events.read_text().splitlines()[0])
+    assert "no_mask" in [face["label"] for face in first["faces"]]
+
+
+def test_headless_unknown_sensitivity_is_a_usage_error(tmp_path):
+    proc = run_app("--source", tmp_path / "any.mp4", "--sensitivity", "bogus")
+    assert proc.returncode == 2
+    assert "argument --sensitivity: invalid choice: 'bogus'" in proc.stderr
+    assert "Traceback" not in proc.stderr

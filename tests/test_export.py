@@ -1,0 +1,42 @@
+"""ONNX and TorchScript exports answer as the PyTorch student does on the fixture faces."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import torch
+
+from app.classifier import crops_to_tensor
+from models import checkpoint
+from training.export import check, export, fixture_crops
+from conftest import FIXTURES
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_exports_match_pytorch_on_fixture_crops(tmp_path):
+    model, meta = checkpoint.load(checkpoint.default_weights("student"), "student")
+    batch = crops_to_tensor(fixture_crops(FIXTURES), meta)
+    assert len(batch) >= 4
+    onnx_path, script_path = tmp_path / "s.onnx", tmp_path / "s.pt"
+    export(model, meta.input_size, onnx_path, script_path)
+    result = check(model, batch, onnx_path, script_path)
+    assert result.ok and result.labels_agree
+    assert result.onnx_max_diff < 1e-4 and result.torchscript_max_diff < 1e-4
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    logits = session.run(None, {"crops": batch[:3].numpy()})[0]  # the batch size is dynamic
+    assert logits.shape == (3, len(meta.class_names))
+    with torch.no_grad():
+        assert np.allclose(logits, model(batch[:3]).numpy(), atol=1e-4)
+
+
+def test_export_command_and_overwrite_guard(tmp_path):
+    cmd = [sys.executable, "-m", "training.export", "--out", str(tmp_path)]
+    first = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=180)
+    assert first.returncode == 0, first.stderr
+    assert "labels agree True" in first.stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["student.onnx", "student.torchscript.pt"]
+    again = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=180)
+    assert again.returncode == 2 and "already exists" in again.stderr

@@ -47,7 +47,8 @@ def with_sensitivity(config: DetectorConfig, name: str) -> DetectorConfig:
 def sensitivity_of(config: DetectorConfig) -> str | None:
     """The preset ``config`` matches, or None for hand-set thresholds."""
     for name, preset in SENSITIVITY.items():
-        if tuple(config.thresholds) == preset["thresholds"] and config.min_score == preset["min_score"]:
+        same = tuple(config.thresholds) == preset["thresholds"]
+        if same and config.min_score == preset["min_score"]:
             return name
     return None
 

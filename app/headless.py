@@ -4,7 +4,8 @@ Optionally also alerts for faces that stay unmasked, per-second statistics as CS
 n-th annotated frame as PNG.
 
 Events are JSON Lines, one object per frame:
-``{"frame": 0, "time_s": 0.0, "faces": [{"box": [x1, y1, x2, y2], "label": "mask", "score": 0.98}]}``
+``{"frame": 0, "time_s": 0.0,
+"faces": [{"box": [x1, y1, x2, y2], "label": "mask", "score": 0.98}]}``
 """
 
 from __future__ import annotations

@@ -99,7 +99,8 @@ def load(path: Path, arch: str | None = None) -> tuple[nn.Module, ModelMeta]:
         model.load_state_dict(payload["state_dict"])
     except RuntimeError as exc:
         first = str(exc).splitlines()[0]
-        raise CheckpointError(f"{path} does not fit the {meta.arch} architecture ({first})") from None
+        raise CheckpointError(
+            f"{path} does not fit the {meta.arch} architecture ({first})") from None
     model.eval()
     return model, meta
 

@@ -47,7 +47,8 @@ def slope(xs: list[float], ys: list[float]) -> float:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--source", default=str(ROOT.parent / "shared/data/videos/masked-woman-laptop.mp4"))
+    p.add_argument("--source",
+                   default=str(ROOT.parent / "shared/data/videos/masked-woman-laptop.mp4"))
     p.add_argument("--minutes", type=float, default=30.0)
     p.add_argument("--sample-s", type=float, default=10.0)
     p.add_argument("--warmup-s", type=float, default=60.0)
@@ -101,8 +102,8 @@ def main() -> int:
     last = sum(lat[-tenth:]) / len(lat[-tenth:]) if lat else float("nan")
     mb_per_min = slope([r["elapsed_s"] / 60 for r in steady], [r["rss_mb"] for r in steady])
     print(f"ran {rows[-1]['elapsed_s'] / 60:.1f} min, {rows[-1]['frames']} frames shown")
-    print(f"memory after warm-up {steady[0]['rss_mb']:.0f} MB, at the end {steady[-1]['rss_mb']:.0f} "
-          f"MB, slope {mb_per_min:+.2f} MB/min")
+    print(f"memory after warm-up {steady[0]['rss_mb']:.0f} MB, at the end "
+          f"{steady[-1]['rss_mb']:.0f} MB, slope {mb_per_min:+.2f} MB/min")
     print(f"latency first tenth {first:.0f} ms, last tenth {last:.0f} ms")
     return 0
 

@@ -55,5 +55,6 @@ def no_mask_video(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def mixed_video(tmp_path_factory) -> Path:
-    frames = [on_canvas(fixture_bgr("mask_1.jpg"))] * 6 + [on_canvas(fixture_bgr("no_mask_1.jpg"))] * 6
+    mask, no_mask = on_canvas(fixture_bgr("mask_1.jpg")), on_canvas(fixture_bgr("no_mask_1.jpg"))
+    frames = [mask] * 6 + [no_mask] * 6
     return write_video(tmp_path_factory.mktemp("video") / "mixed.mp4", frames)

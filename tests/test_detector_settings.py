@@ -172,8 +172,8 @@ def test_explicit_flags_win_over_the_sensitivity_preset(argv, thresholds, min_sc
 
 
 def run_app(*args):
-    return subprocess.run([sys.executable, "-m", "app", "--headless", "--quiet",
-                           *map(str, args)], check=False, cwd=ROOT, capture_output=True, text=True,
+    command = [sys.executable, "-m", "app", "--headless", "--quiet", *map(str, args)]
+    return subprocess.run(command, check=False, cwd=ROOT, capture_output=True, text=True,
                           timeout=240)
 
 

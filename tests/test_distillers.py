@@ -76,8 +76,9 @@ def test_vanilla_loss_is_kl_divergence(cls, flawed):
     assert torch.isclose(got, expected, atol=1e-6) is not flawed
 
 
-@pytest.mark.parametrize("cls, flawed", [(kd_compat.MessyCollab, True), (FixedMessyCollab, False),
-                                         (kd_compat.NoisyTeacher, True), (FixedNoisyTeacher, False)])
+@pytest.mark.parametrize("cls, flawed", [
+    (kd_compat.MessyCollab, True), (FixedMessyCollab, False),
+    (kd_compat.NoisyTeacher, True), (FixedNoisyTeacher, False)])
 def test_kl_default_is_batchmean(cls, flawed):
     distiller = make(cls)
     loss = distiller.loss_fn

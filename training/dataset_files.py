@@ -34,7 +34,8 @@ def find_images(root: Path) -> DatasetFiles:
     for folder in sorted(p for p in root.iterdir() if p.is_dir()):
         label = FOLDER_LABELS.get(folder.name.lower())
         if label is not None:
-            classes.setdefault(label, []).extend(sorted(p for p in folder.rglob("*") if p.is_file()))
+            files = sorted(p for p in folder.rglob("*") if p.is_file())
+            classes.setdefault(label, []).extend(files)
     if not classes:
         raise DatasetError(f"{root} has no class folders (expected with_mask/ and without_mask/)")
     missing = {"mask", "no_mask"} - set(classes)

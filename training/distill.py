@@ -1,4 +1,4 @@
-"""Train the teacher from scratch and distil the student with KD_Lib: ``python -m training.distill``.
+"""Train the teacher from scratch and distil the student: ``python -m training.distill``.
 
 Faces are cropped by the app's own detector, near-duplicates grouped before a seeded split,
 and the best weights by validation accuracy saved with their metadata and a report.
@@ -45,7 +45,8 @@ class Loaders:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m training.distill", description=__doc__)
-    p.add_argument("--data", type=Path, required=True, help="folder with with_mask/ and without_mask/")
+    p.add_argument("--data", type=Path, required=True,
+                   help="folder with with_mask/ and without_mask/")
     p.add_argument("--out", type=Path, default=checkpoint.MODEL_DIR,
                    help="where teacher.pt, student.pt and the report go (default models/)")
     p.add_argument("--method", choices=sorted(DISTILLERS), default="vanilla")
@@ -64,7 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--negatives", action="store_true",
                    help="with --scenes: add the detector's false boxes there as a third "
                         "class, not_face, which the app then drops")
-    p.add_argument("--negative-thresholds", type=float, nargs=3, default=NEGATIVE_DETECTOR.thresholds,
+    p.add_argument("--negative-thresholds", type=float, nargs=3,
+                   default=NEGATIVE_DETECTOR.thresholds,
                    metavar=("P", "R", "O"), help="MTCNN thresholds used to find false boxes")
     p.add_argument("--work-dir", type=Path, default=Path(".cache"),
                    help="prepared crops and per-epoch training state (default .cache/)")
@@ -114,7 +116,8 @@ def train(args: argparse.Namespace) -> dict:
     device = as_device(args.device)
     out = Path(args.out)
     for name in ("teacher.pt", "student.pt"):
-        if (out / name).exists() and not args.overwrite and not (args.teacher and name == "teacher.pt"):
+        kept = args.teacher and name == "teacher.pt"
+        if (out / name).exists() and not args.overwrite and not kept:
             raise OutputExistsError(f"{out / name} already exists (pass --overwrite to replace it)")
     out.mkdir(parents=True, exist_ok=True)
     prepared = prepare(args.data, args.work_dir / "prepared", args.seed, device,
@@ -189,7 +192,8 @@ def train(args: argparse.Namespace) -> dict:
         "seed": args.seed, "class_names": list(class_names),
         "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "models": models_report,
-        "param_ratio": models_report["student"]["parameters"] / models_report["teacher"]["parameters"],
+        "param_ratio": (models_report["student"]["parameters"]
+                        / models_report["teacher"]["parameters"]),
     }
     for role, model in (("teacher", teacher), ("student", student)):
         if role == "teacher" and args.teacher:
@@ -197,7 +201,8 @@ def train(args: argparse.Namespace) -> dict:
         r = models_report[role]
         data = str(args.data) + (f" + {args.scenes} (train split)" if args.scenes else "")
         meta = ModelMeta(arch=role, class_names=class_names, input_size=args.input_size, data=data,
-                         command=command, scores={"test": r["test"], "best_val_acc": r["best_val_acc"]},
+                         command=command,
+                         scores={"test": r["test"], "best_val_acc": r["best_val_acc"]},
                          extra={"method": args.method, "seed": args.seed,
                                 "parameters": r["parameters"]})
         checkpoint.save(out / f"{role}.pt", model.cpu(), meta)

@@ -128,6 +128,8 @@ class TrainingLoop:
             optimizer.load_state_dict(state["optimizer"])
             if scheduler is not None and state.get("scheduler"):
                 scheduler.load_state_dict(state["scheduler"])
+                if hasattr(scheduler, "T_max"):  # a resumed run may be given another length
+                    scheduler.T_max = epochs
             start, best_acc, best_weights = state["epoch"], state["best_acc"], state["best_model"]
             history[:] = state["history"]
         epochs_bar = tqdm(range(start, epochs), desc=f"{role} epochs", unit="epoch",

@@ -114,8 +114,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"training.export: error: {exc}", file=sys.stderr)
         return 2
     print(f"wrote {onnx_path} and {script_path}")
-    print(f"checked on {result.crops} crops: labels agree {result.labels_agree}, max probability "
-          f"difference ONNX {result.onnx_max_diff:.2e}, TorchScript {result.torchscript_max_diff:.2e}")
+    print(f"checked on {result.crops} crops: labels agree {result.labels_agree}, max "
+          f"probability difference ONNX {result.onnx_max_diff:.2e}, "
+          f"TorchScript {result.torchscript_max_diff:.2e}")
     if not result.ok:
         print("training.export: error: the exported models disagree with PyTorch", file=sys.stderr)
         return 1

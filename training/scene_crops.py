@@ -81,12 +81,11 @@ def scene_training_crops(scenes: Path, class_names: tuple[str, ...], cache_dir: 
     counts = Counter(class_names[y] for y in labels)
     stats = {"scenes": str(scenes), "train_images": len(train), "unreadable": unreadable,
              "crops": dict(counts), "negatives": asdict(negatives) if negatives else None}
+    stacked = np.stack(crops) if crops else np.zeros((0, CACHE_SIZE, CACHE_SIZE, 3), np.uint8)
     cache.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(cache) as tmp:
         with open(tmp, "wb") as fh:
-            np.savez(fh, crops=np.stack(crops) if crops else np.zeros((0, CACHE_SIZE, CACHE_SIZE, 3),
-                                                                      np.uint8),
-                     labels=np.array(labels, dtype=np.int64), stats=np.array(json.dumps(stats)))
+            np.savez(fh, crops=stacked, labels=np.array(labels, dtype=np.int64),
+                     stats=np.array(json.dumps(stats)))
     log.info("scene crops: %s", stats["crops"])
-    return (np.stack(crops) if crops else np.zeros((0, CACHE_SIZE, CACHE_SIZE, 3), np.uint8),
-            np.array(labels, dtype=np.int64), stats)
+    return stacked, np.array(labels, dtype=np.int64), stats

@@ -192,6 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--live-seconds", type=float, default=6.0, help="live run per clip and path")
     p.add_argument("--camera-fps", type=float, default=30.0,
                    help="the live run delivers frames at this rate (default 30)")
+    p.add_argument("--repeats", type=int, default=10, help="detector runs per setting")
     p.add_argument("--skip-clips", action="store_true", help="classifier and detector only")
     p.add_argument("--quiet", action="store_true")
     args = p.parse_args(argv)
@@ -209,7 +210,8 @@ def main(argv: list[str] | None = None) -> int:
             "camera_fps": args.camera_fps,
             "classifier": classifier_table(devices, args.seconds),
             "detector_frame": f"{frame.shape[1]}x{frame.shape[0]}",
-            "detector": detector_table(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB), device, 10),
+            "detector": detector_table(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB), device,
+                                       args.repeats),
             "clips": [] if args.skip_clips else clip_table(
                 args.videos, device, args.max_frames, args.live_seconds, args.camera_fps,
                 args.clips, not args.quiet),

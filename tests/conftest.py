@@ -55,6 +55,6 @@ def no_mask_video(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def mixed_video(tmp_path_factory) -> Path:
-    mask, no_mask = on_canvas(fixture_bgr("mask_1.jpg")), on_canvas(fixture_bgr("no_mask_1.jpg"))
+    mask, no_mask = on_canvas(fixture_bgr("mask_2.png")), on_canvas(fixture_bgr("no_mask_2.jpg"))
     frames = [mask] * 6 + [no_mask] * 6
     return write_video(tmp_path_factory.mktemp("video") / "mixed.mp4", frames)

@@ -12,6 +12,7 @@ import torch
 from app.crops import resize_crop
 from models import checkpoint
 from models.checkpoint import ModelMeta
+from models.fuse import fold_batchnorm
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,8 @@ class FaceClassifier:
         self.meta = meta
         self.device = device
         self.name = name or meta.arch
-        self.model = model.to(device).eval()
+        # Folding BatchNorm changes no answer (to float rounding) and speeds the student up.
+        self.model = fold_batchnorm(model).to(device).eval()
         if device.type == "cpu":
             self.model = self.model.to(memory_format=torch.channels_last)
 

@@ -11,7 +11,8 @@ def test_committed_weights_load_with_metadata():
     for arch in ("teacher", "student"):
         model, meta = checkpoint.load(checkpoint.default_weights(arch), arch)
         assert meta.arch == arch
-        assert meta.class_names == ("mask", "no_mask")
+        assert meta.class_names[:2] == ("mask", "no_mask")
+        assert set(meta.class_names[2:]) <= {"not_face"}
         assert meta.input_size > 0 and len(meta.mean) == 3
         assert "training.distill" in meta.command
         assert meta.scores["test"]["accuracy"] > 0.9
@@ -80,3 +81,19 @@ def test_pickled_code_is_refused(tmp_path):
     torch.save({"format": checkpoint.FORMAT, "obj": ModelMeta(arch="student")}, path)
     with pytest.raises(CheckpointError):
         checkpoint.load(path)
+
+
+def test_folding_batchnorm_keeps_the_answers():
+    from models.fuse import fold_batchnorm
+
+    for arch in ("student", "teacher"):
+        model, meta = checkpoint.load(checkpoint.default_weights(arch), arch)
+        folded = fold_batchnorm(model)
+        x = torch.randn(4, 3, meta.input_size, meta.input_size)
+        with torch.no_grad():
+            assert torch.allclose(model(x), folded(x), atol=1e-4)
+        bn = sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+        left = sum(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+        assert left < bn
+        assert model.training is False and any(
+            isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())  # original untouched

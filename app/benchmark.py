@@ -40,7 +40,8 @@ DETECTOR_SETTINGS = [(sensitivity, scale, min_face) for sensitivity in SENSITIVI
                      for scale in (1.0, 0.75, 0.5) for min_face in (20, 40)]
 LIVE_SIZE = (640, 480)
 PATHS = {
-    "naive": (DetectorConfig(max_side=0), TrackingConfig(detect_every=1, smooth_window=1)),
+    "naive": (DetectorConfig(max_side=0),
+              TrackingConfig(detect_every=1, smooth_window=1, max_misses=0)),
     "default": (DetectorConfig(), TrackingConfig()),
 }
 
@@ -165,6 +166,8 @@ def print_tables(result: dict) -> None:
     for r in result["detector"]:
         print(f"{r['sensitivity']:>11} {r['scale']:6.2f} {r['min_face']:9d} {r['ms']:8.1f} "
               f"{r['faces']:6d}")
+    if not result["clips"]:
+        return
     print(f"\nEnd to end (frames fitted into 640x480): processed FPS flat out (decode, detect, "
           f"classify, draw); live run as a {result['camera_fps']:.0f} FPS camera: displayed FPS, "
           "glass-to-box latency mean / p95 ms")

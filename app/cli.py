@@ -109,7 +109,11 @@ def pipeline_config(args: argparse.Namespace) -> PipelineConfig:
     if args.detect_every < 1 or args.smooth < 1:
         raise ValueError("--detect-every and --smooth must be at least 1")
     detector = detector_config(args)
-    tracking = TrackingConfig(detect_every=args.detect_every, smooth_window=args.smooth)
+    # Detecting every frame without smoothing is the naive path: each frame stands alone,
+    # so a face the detector loses is not carried over either.
+    naive = args.detect_every == 1 and args.smooth == 1
+    tracking = TrackingConfig(detect_every=args.detect_every, smooth_window=args.smooth,
+                              max_misses=0 if naive else TrackingConfig().max_misses)
     return PipelineConfig(detector=detector, tracking=tracking, model=args.model or "student",
                           device=args.device or "auto")
 

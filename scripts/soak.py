@@ -17,6 +17,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+FLAT_MB_PER_MIN = 1.0  # steady-state growth below this per minute counts as flat
+FLAT_MB_TOTAL = 50.0
+LATENCY_GROWTH = 1.5  # the last tenth may be this much slower than the first, plus slack
+LATENCY_SLACK_MS = 20.0
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
@@ -105,7 +109,14 @@ def main() -> int:
     print(f"memory after warm-up {steady[0]['rss_mb']:.0f} MB, at the end "
           f"{steady[-1]['rss_mb']:.0f} MB, slope {mb_per_min:+.2f} MB/min")
     print(f"latency first tenth {first:.0f} ms, last tenth {last:.0f} ms")
-    return 0
+    growth = steady[-1]["rss_mb"] - steady[0]["rss_mb"]
+    flat = abs(mb_per_min) < FLAT_MB_PER_MIN and growth < FLAT_MB_TOTAL
+    steady_latency = last <= first * LATENCY_GROWTH + LATENCY_SLACK_MS
+    print(f"verdict: memory {'flat' if flat else 'GROWING'}, latency "
+          f"{'not growing' if steady_latency else 'GROWING'}")
+    if len(rows) * args.sample_s < args.warmup_s:
+        print("note: the run was shorter than the warm-up; figures include start-up")
+    return 0 if flat and steady_latency else 1
 
 
 if __name__ == "__main__":

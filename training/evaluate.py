@@ -259,6 +259,7 @@ def evaluate_scenes(pipeline: Pipeline, files: SceneFiles, config: EvaluationCon
     if config.split != "all":
         splits = split_scenes(pairs, config.seed)
         pairs = [p for p in pairs if splits[p.image.stem] == config.split]
+    split_size = len(pairs)
     pairs = spread(pairs, config.limit)
     tally = SceneTally(config)
     unreadable: list[str] = []
@@ -286,7 +287,8 @@ def evaluate_scenes(pipeline: Pipeline, files: SceneFiles, config: EvaluationCon
         raise EvaluationError(f"none of the {len(pairs)} scenes could be read")
     return {
         "layout": "scenes",
-        "images": {"listed": len(files.pairs), "evaluated": images, "unreadable": unreadable,
+        "images": {"listed": len(files.pairs), "in_split": split_size,
+                   "split": config.split, "evaluated": images, "unreadable": unreadable,
                    "without_annotation": [str(p) for p in files.images_without_annotation]},
         **tally.figures(),
         "timing": {"seconds": round(seconds, 2), "images_per_s": round(images / seconds, 2),
@@ -318,7 +320,7 @@ def format_classes(report: dict) -> list[str]:
             continue
         names = figures["class_names"]
         lines += [f"{title:<12}{'precision':>10}{'recall':>8}{'support':>9}"]
-        for name in names:
+        for name in (n for n in names if n in figures["per_class"]):
             pc = figures["per_class"][name]
             lines.append(f"{name:<12}{pc['precision']:>10.4f}{pc['recall']:>8.4f}"
                          f"{pc['support']:>9}")
@@ -331,7 +333,9 @@ def format_classes(report: dict) -> list[str]:
 def format_scenes(report: dict, config: EvaluationConfig) -> list[str]:
     images = report["images"]
     gt = report["ground_truth"]
-    lines = [f"images: {images['evaluated']} evaluated of {images['listed']} listed, "
+    listed = (f"{images['in_split']} in the {images['split']} split of {images['listed']}"
+              if images.get("split", "all") != "all" else f"{images['listed']} listed")
+    lines = [f"images: {images['evaluated']} evaluated of {listed}, "
              f"{len(images['unreadable'])} unreadable; ground truth "
              + ", ".join(f"{n} {c}" for n, c in gt.items())
              + f"; detections {report['detections']}", ""]

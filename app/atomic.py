@@ -19,6 +19,8 @@ class OutputExistsError(FileExistsError):
 def check_writable(path: Path, overwrite: bool) -> None:
     """Refuse an existing output unless ``overwrite`` is set; make sure its folder exists."""
     path = Path(path)
+    if path.is_dir():
+        raise OutputExistsError(f"{path} is a folder; name a file")
     if path.exists() and not overwrite:
         raise OutputExistsError(f"{path} already exists (pass --overwrite to replace it)")
     if not path.parent.exists():

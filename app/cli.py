@@ -20,8 +20,8 @@ from models.checkpoint import CheckpointError
 
 log = logging.getLogger("maskwatch")
 
-USER_ERRORS = (SourceError, CheckpointError, DeviceError, OutputExistsError,
-               FileNotFoundError, ValueError)
+# OSError covers a path that is a file where a folder is needed and the like.
+USER_ERRORS = (SourceError, CheckpointError, DeviceError, OutputExistsError, ValueError, OSError)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -108,6 +108,15 @@ def window_sensitivity(args: argparse.Namespace, detector: DetectorConfig) -> st
 def pipeline_config(args: argparse.Namespace) -> PipelineConfig:
     if args.detect_every < 1 or args.smooth < 1:
         raise ValueError("--detect-every and --smooth must be at least 1")
+    if args.max_frames is not None and args.max_frames < 1:
+        raise ValueError(f"--max-frames must be at least 1, got {args.max_frames}")
+    if args.max_side < 0:
+        raise ValueError(f"--max-side must be 0 (never shrink) or more, got {args.max_side}")
+    if args.min_face is not None and not 1 <= args.min_face <= 4096:
+        raise ValueError(f"--min-face must be between 1 and 4096 pixels, got {args.min_face}")
+    for value in list(args.thresholds or []) + ([args.min_score] if args.min_score else []):
+        if not 0.0 <= value <= 1.0:  # also refuses nan
+            raise ValueError(f"--thresholds and --min-score must lie in [0, 1], got {value}")
     detector = detector_config(args)
     # Detecting every frame without smoothing is the naive path: each frame stands alone,
     # so a face the detector loses is not carried over either.

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +22,7 @@ import cv2
 from tqdm import tqdm
 
 from app.alerts import DEFAULT_DELAY_S, Alert, AlertLog, AlertMonitor
-from app.atomic import OutputExistsError, atomic_path, check_writable
+from app.atomic import OutputExistsError, atomic_path, check_writable, temp_name
 from app.overlay import draw_faces
 from app.pipeline import Pipeline
 from app.recording import write_image
@@ -91,6 +92,26 @@ class Extras:
                                         "replace the snapshots)")
 
 
+VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv"}
+
+
+def check_distinct_outputs(source: str, outputs: list) -> None:
+    """Refuse an output that is the source, or two outputs that are one file."""
+    seen: set[Path] = set()
+    source_path = Path(str(source)).resolve() if Path(str(source)).exists() else None
+    for path in outputs:
+        if path is None:
+            continue
+        resolved = Path(path).resolve()
+        if resolved == source_path:
+            raise ValueError(f"{path} is the source video; write the output elsewhere")
+        if resolved in seen:
+            raise ValueError(f"{path} is named for two outputs; give each its own file")
+        if resolved.is_dir():
+            raise ValueError(f"{path} is a folder; name a file")
+        seen.add(resolved)
+
+
 def snapshot_stem(source: str) -> str:
     return Path(str(source)).stem or "frame"
 
@@ -105,6 +126,9 @@ def run_headless(pipeline: Pipeline | TrackingPipeline, source: str, output: Pat
     written along the way are removed again if it does not.
     """
     extras = extras or Extras()
+    check_distinct_outputs(source, [output, events, extras.stats])
+    if output is not None and Path(output).suffix.lower() not in VIDEO_SUFFIXES:
+        raise ValueError(f"--output {output}: use one of {', '.join(sorted(VIDEO_SUFFIXES))}")
     for path in (output, events):
         if path is not None:
             check_writable(Path(path), overwrite)
@@ -159,7 +183,8 @@ def run_headless(pipeline: Pipeline | TrackingPipeline, source: str, output: Pat
                 writer.write(frame)
             if snap:
                 name = f"{snapshot_stem(source)}-frame{frames:06d}.png"
-                snapshots.append(write_image(Path(extras.snapshots_dir) / name, frame))
+                final = Path(extras.snapshots_dir) / name
+                snapshots.append((write_image(temp_name(final), frame), final))
             frames += 1
             faces += len(result.faces)
             for label, n in result.counts().items():
@@ -172,14 +197,17 @@ def run_headless(pipeline: Pipeline | TrackingPipeline, source: str, output: Pat
             face_stats.write_csv(Path(extras.stats), overwrite=True)
         if extras.alerts_dir is not None:
             AlertLog(extras.alerts_dir).write_all(alerts)
+        for tmp, final in snapshots:  # the run is complete: snapshots take their names
+            os.replace(tmp, final)
         kept = list(snapshots)
-        snapshots.clear()  # the run is complete: keep them
+        snapshots.clear()
     return RunSummary(str(source), pipeline.active, str(pipeline.device), frames, faces,
                       counts, seconds, len(alerts), len(kept))
 
 
-def _remove_unless_done(paths: list[Path]) -> None:
-    """Delete frame snapshots of a run that stopped early (the list is emptied on success)."""
-    for path in paths:
+def _remove_unless_done(pairs: list[tuple[Path, Path]]) -> None:
+    """Delete the temporary snapshots of a run that stopped early (emptied on success);
+    snapshots of earlier runs under the final names are never touched."""
+    for tmp, _ in pairs:
         with contextlib.suppress(FileNotFoundError):
-            path.unlink()
+            tmp.unlink()

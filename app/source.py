@@ -44,6 +44,10 @@ class VideoSource:
 
     def __init__(self, spec: str | int):
         self.spec = str(spec)
+        if not self.spec.strip():
+            raise SourceError("no source given: name a camera index, a video file or a URL")
+        if self.spec.lower().startswith("file://"):
+            self.spec = self.spec[len("file://"):]
         self.kind = describe(self.spec)
         self.capture = self._open()
         ok, first = self.capture.read()
@@ -59,7 +63,10 @@ class VideoSource:
 
     def _open(self) -> cv2.VideoCapture:
         if self.kind == "camera":
-            capture = cv2.VideoCapture(int(self.spec))
+            try:
+                capture = cv2.VideoCapture(int(self.spec))
+            except (cv2.error, OverflowError):
+                raise SourceError(f"no camera at index {self.spec}") from None
             if not capture.isOpened():
                 raise SourceError(f"no camera at index {self.spec}")
             return capture

@@ -88,10 +88,20 @@ def load(path: Path, arch: str | None = None) -> tuple[nn.Module, ModelMeta]:
         raise CheckpointError(f"{path} is not a readable MaskWatch checkpoint ({reason})") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a MaskWatch checkpoint")
+    if not isinstance(payload.get("meta"), dict) or "state_dict" not in payload:
+        raise CheckpointError(f"{path} is a damaged MaskWatch checkpoint (no metadata or weights)")
     meta_dict = dict(payload["meta"])
-    meta = ModelMeta(**{k: v for k, v in meta_dict.items() if k in ModelMeta.__dataclass_fields__})
+    try:
+        meta = ModelMeta(**{k: v for k, v in meta_dict.items()
+                            if k in ModelMeta.__dataclass_fields__})
+    except TypeError as exc:
+        raise CheckpointError(f"{path} has unusable metadata ({exc})") from None
     meta.class_names = tuple(meta.class_names)
     meta.mean, meta.std = tuple(meta.mean), tuple(meta.std)
+    if not isinstance(meta.input_size, int) or not 8 <= meta.input_size <= 1024:
+        raise CheckpointError(f"{path} gives an impossible input size {meta.input_size!r}")
+    if len(meta.class_names) < 2 or len(meta.mean) != 3 or len(meta.std) != 3:
+        raise CheckpointError(f"{path} has unusable metadata (classes, mean or std)")
     if arch is not None and meta.arch != arch:
         raise CheckpointError(f"{path} holds a {meta.arch} model, not a {arch}")
     model = build(meta.arch, len(meta.class_names))

@@ -97,3 +97,18 @@ def test_folding_batchnorm_keeps_the_answers():
         assert left < bn
         assert model.training is False and any(
             isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())  # original untouched
+
+
+@pytest.mark.parametrize("payload, message", [
+    ({"format": checkpoint.FORMAT, "version": 1}, "damaged"),
+    ({"format": checkpoint.FORMAT, "version": 1, "meta": {"arch": "student", "input_size": 0},
+      "state_dict": {}}, "impossible input size"),
+    ({"format": checkpoint.FORMAT, "version": 1, "meta": {"arch": "student", "bogus": 1,
+                                                          "class_names": ["x"]},
+      "state_dict": {}}, "unusable metadata"),
+])
+def test_damaged_metadata_is_refused(tmp_path, payload, message):
+    path = tmp_path / "w.pt"
+    torch.save(payload, path)
+    with pytest.raises(CheckpointError, match=message):
+        checkpoint.load(path)

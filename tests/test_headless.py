@@ -84,3 +84,53 @@ def test_ctrl_c_leaves_no_half_written_output(tmp_path):
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130 and "no partial output was kept" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["long.mp4"]
+
+
+def test_outputs_that_collide_are_refused_before_any_work(tmp_path, no_mask_video):
+    same = tmp_path / "same.mp4"
+    proc = run_app("--source", no_mask_video, "--output", same, "--events", same)
+    assert proc.returncode == 2 and "named for two outputs" in proc.stderr
+    proc = run_app("--source", no_mask_video, "--output", no_mask_video, "--overwrite")
+    assert proc.returncode == 2 and "is the source video" in proc.stderr
+    assert no_mask_video.stat().st_size > 0
+    proc = run_app("--source", no_mask_video, "--output", tmp_path / "noext")
+    assert proc.returncode == 2 and "use one of" in proc.stderr
+    proc = run_app("--source", no_mask_video, "--events", tmp_path, "--overwrite")
+    assert proc.returncode == 2 and "is a folder" in proc.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_interrupted_overwrite_keeps_earlier_snapshots(tmp_path):
+    import signal
+    import time
+
+    from conftest import fixture_bgr, on_canvas, write_video
+
+    video = write_video(tmp_path / "v.mp4", [on_canvas(fixture_bgr("no_mask_2.jpg"))] * 300)
+    snaps = tmp_path / "snaps"
+    snaps.mkdir()
+    earlier = snaps / "v-frame000000.png"
+    earlier.write_bytes(b"an earlier snapshot")
+    proc = subprocess.Popen([sys.executable, "-m", "app", "--headless", "--quiet", "--source",
+                             str(video), "--snapshots", str(snaps), "--snapshot-every", "1",
+                             "--overwrite"], cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list(snaps.iterdir())) < 4:
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert earlier.read_bytes() == b"an earlier snapshot"
+    assert [p.name for p in snaps.iterdir()] == [earlier.name]
+
+
+def test_bad_values_are_refused(tmp_path, no_mask_video):
+    for flags, message in [(["--max-frames", "-1"], "--max-frames"),
+                           (["--max-side", "-1"], "--max-side"),
+                           (["--thresholds", "2", "0.5", "0.5"], "[0, 1]"),
+                           (["--thresholds", "nan", "0.5", "0.5"], "[0, 1]"),
+                           (["--min-score", "5"], "[0, 1]"),
+                           (["--min-face", "0"], "--min-face")]:
+        proc = run_app("--source", no_mask_video, *flags)
+        assert proc.returncode == 2 and message in proc.stderr, (flags, proc.stderr)
+        assert "Traceback" not in proc.stderr

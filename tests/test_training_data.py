@@ -111,11 +111,14 @@ def test_ctrl_c_leaves_a_resumable_run(tmp_path):
     common = ["--data", data, "--out", tmp_path / "out", "--work-dir", tmp_path / "work",
               "--input-size", "32", "--batch-size", "8", "--student-epochs", "2"]
     proc = distill(*common, "--teacher-epochs", "50")
-    state = tmp_path / "work" / "train-state" / "vanilla-seed0" / "teacher-state.pt"
+    states = tmp_path / "work" / "train-state"
     deadline = time.time() + 240
-    while not state.exists() and time.time() < deadline and proc.poll() is None:
+    while (not list(states.glob("vanilla-seed0-*/teacher-state.pt"))
+           and time.time() < deadline and proc.poll() is None):
         time.sleep(0.2)
-    assert state.exists(), proc.communicate()[1]
+    found = list(states.glob("vanilla-seed0-*/teacher-state.pt"))
+    assert found, proc.communicate()[1]
+    state = found[0]
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130 and "--resume" in err
@@ -173,3 +176,15 @@ def test_scene_crops_take_only_the_train_split(tmp_path, monkeypatch):
     assert stats["crops"]["mask"] == 1 and stats["crops"]["no_mask"] == 4
     assert crops.shape[1:] == (128, 128, 3) and len(crops) == len(labels)
     assert set(labels.tolist()) <= {0, 1, 2}
+
+
+def test_distill_keeps_an_existing_report_and_checks_values(tmp_path):
+    out = tmp_path / "out"
+    (out / "report").mkdir(parents=True)
+    (out / "report" / "report.json").write_text("{}")
+    for extra, message in [([], "already holds a report"),
+                           (["--overwrite", "--batch-size", "0"], "--batch-size")]:
+        proc = distill("--data", FIXTURES, "--out", out, *extra)
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 2 and message in err and "Traceback" not in err
+    assert (out / "report" / "report.json").read_text() == "{}"

@@ -7,6 +7,7 @@ and the best weights by validation accuracy saved with their metadata and a repo
 from __future__ import annotations
 
 import argparse
+import hashlib
 import logging
 import shlex
 import sys
@@ -115,6 +116,16 @@ def train(args: argparse.Namespace) -> dict:
     np.random.seed(args.seed)
     device = as_device(args.device)
     out = Path(args.out)
+    if args.batch_size < 1 or args.input_size < 16 or args.student_epochs < 1:
+        raise ValueError("--batch-size and --student-epochs must be at least 1, "
+                         "--input-size at least 16")
+    if args.teacher_epochs < 1 and not args.teacher:
+        raise ValueError("--teacher-epochs must be at least 1 (or give a trained --teacher)")
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file, not a folder")
+    if (out / "report" / "report.json").exists() and not args.overwrite:
+        raise OutputExistsError(f"{out / 'report'} already holds a report "
+                                "(pass --overwrite to replace it)")
     for name in ("teacher.pt", "student.pt"):
         kept = args.teacher and name == "teacher.pt"
         if (out / name).exists() and not args.overwrite and not kept:
@@ -160,7 +171,14 @@ def train(args: argparse.Namespace) -> dict:
         teacher_trainer = DISTILLERS[args.method](teacher, student, loaders.train, loaders.val,
                                                   opt_teacher, opt_student, device, **options)
         student_trainer = teacher_trainer
-    state_dir = args.work_dir / "train-state" / f"{args.method}-seed{args.seed}"
+    # The state of an interrupted run belongs to its data: another dataset never resumes it.
+    data_key = hashlib.sha1("\n".join(prepared.files + [str(args.scenes), str(class_names),
+                                                         str(args.input_size)]).encode())
+    state_dir = (args.work_dir / "train-state"
+                 / f"{args.method}-seed{args.seed}-{data_key.hexdigest()[:10]}")
+    if args.resume and not state_dir.exists():
+        log.warning("--resume: no interrupted run of this data and method in %s; starting anew",
+                    args.work_dir)
     for trainer in {id(teacher_trainer): teacher_trainer,
                     id(student_trainer): student_trainer}.values():
         trainer.progress, trainer.resume, trainer.checkpoint_dir = (
@@ -215,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         report = train(args)
-    except (DatasetError, CheckpointError, OutputExistsError, FileNotFoundError) as exc:
+    except (DatasetError, CheckpointError, ValueError, OSError) as exc:
         print(f"training.distill: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

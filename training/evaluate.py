@@ -23,7 +23,7 @@ from typing import Sequence, TypeVar
 import numpy as np
 from tqdm import tqdm
 
-from app.atomic import OutputExistsError, check_writable, write_text
+from app.atomic import check_writable, write_text
 from app.config import DetectorConfig, PipelineConfig
 from app.device import DeviceError
 from app.images import ImageError, read_rgb
@@ -453,8 +453,7 @@ def configs(args: argparse.Namespace) -> tuple[DetectorConfig, EvaluationConfig]
                                       limit=args.limit, split=args.split, seed=args.seed)
 
 
-USER_ERRORS = (EvaluationError, DatasetError, CheckpointError, DeviceError, OutputExistsError,
-               FileNotFoundError)
+USER_ERRORS = (EvaluationError, DatasetError, CheckpointError, DeviceError, OSError)
 
 
 def main(argv: list[str] | None = None) -> int:

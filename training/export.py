@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         batch = crops_to_tensor(fixture_crops(args.images), meta)
         export(model, meta.input_size, onnx_path, script_path)
         result = check(model, batch, onnx_path, script_path)
-    except (CheckpointError, FileExistsError, FileNotFoundError, ValueError) as exc:
+    except (CheckpointError, ValueError, OSError) as exc:
         print(f"training.export: error: {exc}", file=sys.stderr)
         return 2
     print(f"wrote {onnx_path} and {script_path}")
@@ -118,7 +118,10 @@ def main(argv: list[str] | None = None) -> int:
           f"probability difference ONNX {result.onnx_max_diff:.2e}, "
           f"TorchScript {result.torchscript_max_diff:.2e}")
     if not result.ok:
-        print("training.export: error: the exported models disagree with PyTorch", file=sys.stderr)
+        onnx_path.unlink(missing_ok=True)
+        script_path.unlink(missing_ok=True)
+        print("training.export: error: the exported models disagree with PyTorch; "
+              "removed them", file=sys.stderr)
         return 1
     return 0
 

@@ -52,10 +52,14 @@ class Alert:
 
     def record(self, snapshot_name: str | None) -> dict:
         """The alerts.jsonl line for this alert, naming its snapshot file."""
-        return {"time": self.wall_time.isoformat(timespec="milliseconds"),
-                "media_time_s": round(self.time_s, 3), "track": self.track_id,
-                "box": [int(v) for v in self.box], "score": round(float(self.score), 4),
-                "snapshot": snapshot_name}
+        return {
+            "time": self.wall_time.isoformat(timespec="milliseconds"),
+            "media_time_s": round(self.time_s, 3),
+            "track": self.track_id,
+            "box": [int(v) for v in self.box],
+            "score": round(float(self.score), 4),
+            "snapshot": snapshot_name,
+        }
 
     def snapshot_name(self) -> str:
         stamp = self.wall_time.strftime("%Y%m%d-%H%M%S-%f")[:-3]
@@ -124,8 +128,9 @@ class AlertMonitor:
                 continue
             run.fired = True
             snapshot = face_crop(frame, face.box) if frame is not None else None
-            alerts.append(Alert(time_s, face.track_id, tuple(face.box), face.score,
-                                snapshot=snapshot))
+            alerts.append(
+                Alert(time_s, face.track_id, tuple(face.box), face.score, snapshot=snapshot)
+            )
         return alerts
 
 

@@ -24,8 +24,7 @@ import torch
 from tqdm import tqdm
 
 from app.atomic import check_writable, write_text
-from app.config import (SENSITIVITY, DetectorConfig, PipelineConfig, TrackingConfig,
-                        with_sensitivity)
+from app.config import SENSITIVITY, DetectorConfig, PipelineConfig, TrackingConfig, with_sensitivity
 from app.overlay import draw_faces
 from app.pipeline import Pipeline
 from app.source import SourceError, VideoSource
@@ -36,12 +35,18 @@ from training.speed import crops_per_second
 log = logging.getLogger(__name__)
 
 BATCHES = (1, 8, 32)
-DETECTOR_SETTINGS = [(sensitivity, scale, min_face) for sensitivity in SENSITIVITY
-                     for scale in (1.0, 0.75, 0.5) for min_face in (20, 40)]
+DETECTOR_SETTINGS = [
+    (sensitivity, scale, min_face)
+    for sensitivity in SENSITIVITY
+    for scale in (1.0, 0.75, 0.5)
+    for min_face in (20, 40)
+]
 LIVE_SIZE = (640, 480)
 PATHS = {
-    "naive": (DetectorConfig(max_side=0),
-              TrackingConfig(detect_every=1, smooth_window=1, max_misses=0)),
+    "naive": (
+        DetectorConfig(max_side=0),
+        TrackingConfig(detect_every=1, smooth_window=1, max_misses=0),
+    ),
     "default": (DetectorConfig(), TrackingConfig()),
 }
 
@@ -62,8 +67,9 @@ def classifier_table(devices: list[torch.device], seconds: float) -> list[dict]:
             row = {"device": str(device), "batch": batch}
             for arch in ("teacher", "student"):
                 model, meta = checkpoint.load(checkpoint.default_weights(arch), arch)
-                row[arch] = crops_per_second(model, meta.input_size, batch, device, seconds,
-                                             half=device.type == "cuda")
+                row[arch] = crops_per_second(
+                    model, meta.input_size, batch, device, seconds, half=device.type == "cuda"
+                )
             row["ratio"] = row["student"] / row["teacher"]
             rows.append(row)
     return rows
@@ -75,17 +81,26 @@ def detector_table(frame_rgb: np.ndarray, device: torch.device, repeats: int) ->
     detector = FaceDetector(DetectorConfig(max_side=0), device)
     rows = []
     for sensitivity, scale, min_face in DETECTOR_SETTINGS:
-        detector.configure(with_sensitivity(
-            DetectorConfig(scale=scale, min_face_size=min_face, max_side=0), sensitivity))
+        detector.configure(
+            with_sensitivity(
+                DetectorConfig(scale=scale, min_face_size=min_face, max_side=0), sensitivity
+            )
+        )
         detector.detect(frame_rgb)
         times = []
         for _ in range(repeats):
             start = time.perf_counter()
             faces = detector.detect(frame_rgb)
             times.append((time.perf_counter() - start) * 1000)
-        rows.append({"sensitivity": sensitivity, "scale": scale, "min_face": min_face,
-                     "ms": statistics.median(times),
-                     "faces": len(faces)})
+        rows.append(
+            {
+                "sensitivity": sensitivity,
+                "scale": scale,
+                "min_face": min_face,
+                "ms": statistics.median(times),
+                "faces": len(faces),
+            }
+        )
     return rows
 
 
@@ -125,10 +140,12 @@ def live_run(tracker: TrackingPipeline, path: Path, seconds: float, camera_fps: 
     elapsed = time.perf_counter() - start
     stop.set()
     thread.join()
-    return {"displayed_fps": len(latencies) / elapsed,
-            "latency_ms": statistics.mean(latencies) if latencies else None,
-            "latency_p95_ms": float(np.percentile(latencies, 95)) if latencies else None,
-            "dropped": mailbox.dropped}
+    return {
+        "displayed_fps": len(latencies) / elapsed,
+        "latency_ms": statistics.mean(latencies) if latencies else None,
+        "latency_p95_ms": float(np.percentile(latencies, 95)) if latencies else None,
+        "dropped": mailbox.dropped,
+    }
 
 
 def first_frame(path: Path) -> tuple[np.ndarray, float, tuple[int, int]]:
@@ -136,8 +153,15 @@ def first_frame(path: Path) -> tuple[np.ndarray, float, tuple[int, int]]:
         return fit_frame(video.read()), video.info.fps, (video.info.width, video.info.height)
 
 
-def clip_table(videos: Path, device: torch.device, max_frames: int, live_seconds: float,
-               camera_fps: float, clips: list[str] | None, progress: bool) -> list[dict]:
+def clip_table(
+    videos: Path,
+    device: torch.device,
+    max_frames: int,
+    live_seconds: float,
+    camera_fps: float,
+    clips: list[str] | None,
+    progress: bool,
+) -> list[dict]:
     paths = sorted(videos.glob("*.mp4")) if not clips else [videos / c for c in clips]
     trackers = {}
     for name, (detector, tracking) in PATHS.items():
@@ -146,11 +170,17 @@ def clip_table(videos: Path, device: torch.device, max_frames: int, live_seconds
     rows = []
     for path in tqdm(paths, desc="clips", unit="clip", disable=not progress):
         frame, fps, size = first_frame(path)
-        row = {"clip": path.name, "source": f"{size[0]}x{size[1]}",
-               "processed": f"{frame.shape[1]}x{frame.shape[0]}", "fps": fps}
+        row = {
+            "clip": path.name,
+            "source": f"{size[0]}x{size[1]}",
+            "processed": f"{frame.shape[1]}x{frame.shape[0]}",
+            "fps": fps,
+        }
         for name, tracker in trackers.items():
-            row[name] = {"processed_fps": processed_fps(tracker, path, max_frames),
-                         **live_run(tracker, path, live_seconds, camera_fps)}
+            row[name] = {
+                "processed_fps": processed_fps(tracker, path, max_frames),
+                **live_run(tracker, path, live_seconds, camera_fps),
+            }
         rows.append(row)
     return rows
 
@@ -159,18 +189,24 @@ def print_tables(result: dict) -> None:
     print("\nClassifier crops/s (student/teacher ratio measured in the same run)")
     print(f"{'device':8} {'batch':>5} {'teacher':>10} {'student':>10} {'ratio':>7}")
     for r in result["classifier"]:
-        print(f"{r['device']:8} {r['batch']:5d} {r['teacher']:10.0f} {r['student']:10.0f} "
-              f"{r['ratio']:7.1f}")
+        print(
+            f"{r['device']:8} {r['batch']:5d} {r['teacher']:10.0f} {r['student']:10.0f} "
+            f"{r['ratio']:7.1f}"
+        )
     print(f"\nDetector ms per frame ({result['detector_frame']}, {result['device']})")
     print(f"{'sensitivity':>11} {'scale':>6} {'min face':>9} {'ms':>8} {'faces':>6}")
     for r in result["detector"]:
-        print(f"{r['sensitivity']:>11} {r['scale']:6.2f} {r['min_face']:9d} {r['ms']:8.1f} "
-              f"{r['faces']:6d}")
+        print(
+            f"{r['sensitivity']:>11} {r['scale']:6.2f} {r['min_face']:9d} {r['ms']:8.1f} "
+            f"{r['faces']:6d}"
+        )
     if not result["clips"]:
         return
-    print(f"\nEnd to end (frames fitted into 640x480): processed FPS flat out (decode, detect, "
-          f"classify, draw); live run as a {result['camera_fps']:.0f} FPS camera: displayed FPS, "
-          "glass-to-box latency mean / p95 ms")
+    print(
+        f"\nEnd to end (frames fitted into 640x480): processed FPS flat out (decode, detect, "
+        f"classify, draw); live run as a {result['camera_fps']:.0f} FPS camera: displayed FPS, "
+        "glass-to-box latency mean / p95 ms"
+    )
     head = f"{'clip':36} {'src fps':>7}"
     for name in PATHS:
         head += f" | {name + ' proc':>12} {'disp':>6} {'lat':>6} {'p95':>6}"
@@ -179,8 +215,10 @@ def print_tables(result: dict) -> None:
         line = f"{r['clip']:36} {r['fps']:7.1f}"
         for name in PATHS:
             p = r[name]
-            line += (f" | {p['processed_fps']:12.1f} {p['displayed_fps']:6.1f} "
-                     f"{p['latency_ms'] or 0:6.0f} {p['latency_p95_ms'] or 0:6.0f}")
+            line += (
+                f" | {p['processed_fps']:12.1f} {p['displayed_fps']:6.1f} "
+                f"{p['latency_ms'] or 0:6.0f} {p['latency_p95_ms'] or 0:6.0f}"
+            )
         print(line)
 
 
@@ -193,8 +231,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seconds", type=float, default=1.5, help="per classifier measurement")
     p.add_argument("--max-frames", type=int, default=150, help="frames per clip, flat out")
     p.add_argument("--live-seconds", type=float, default=6.0, help="live run per clip and path")
-    p.add_argument("--camera-fps", type=float, default=30.0,
-                   help="the live run delivers frames at this rate (default 30)")
+    p.add_argument(
+        "--camera-fps",
+        type=float,
+        default=30.0,
+        help="the live run delivers frames at this rate (default 30)",
+    )
     p.add_argument("--repeats", type=int, default=10, help="detector runs per setting")
     p.add_argument("--skip-clips", action="store_true", help="classifier and detector only")
     p.add_argument("--quiet", action="store_true")
@@ -203,21 +245,32 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.json:
             check_writable(args.json, args.overwrite)
-        devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available()
-                                           else [])
+        devices = [torch.device("cpu")] + (
+            [torch.device("cuda")] if torch.cuda.is_available() else []
+        )
         device = devices[-1]
         clip = args.videos / "masked-woman-laptop.mp4"
         frame = first_frame(clip)[0] if clip.exists() else np.full((480, 640, 3), 127, np.uint8)
         result = {
-            "torch_threads": torch.get_num_threads(), "device": str(device),
+            "torch_threads": torch.get_num_threads(),
+            "device": str(device),
             "camera_fps": args.camera_fps,
             "classifier": classifier_table(devices, args.seconds),
             "detector_frame": f"{frame.shape[1]}x{frame.shape[0]}",
-            "detector": detector_table(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB), device,
-                                       args.repeats),
-            "clips": [] if args.skip_clips else clip_table(
-                args.videos, device, args.max_frames, args.live_seconds, args.camera_fps,
-                args.clips, not args.quiet),
+            "detector": detector_table(
+                cv2.cvtColor(frame, cv2.COLOR_BGR2RGB), device, args.repeats
+            ),
+            "clips": []
+            if args.skip_clips
+            else clip_table(
+                args.videos,
+                device,
+                args.max_frames,
+                args.live_seconds,
+                args.camera_fps,
+                args.clips,
+                not args.quiet,
+            ),
         }
     except (SourceError, FileExistsError, FileNotFoundError, ValueError) as exc:
         print(f"app.benchmark: error: {exc}", file=sys.stderr)

@@ -75,9 +75,14 @@ class CaptureThread(threading.Thread):
     The thread owns the source and releases it when it ends.
     """
 
-    def __init__(self, source: VideoSource, mailbox: LatestFrame, stop: threading.Event,
-                 should_loop: Callable[[], bool],
-                 transform: Callable[[np.ndarray], np.ndarray] | None = None):
+    def __init__(
+        self,
+        source: VideoSource,
+        mailbox: LatestFrame,
+        stop: threading.Event,
+        should_loop: Callable[[], bool],
+        transform: Callable[[np.ndarray], np.ndarray] | None = None,
+    ):
         super().__init__(name="maskwatch-capture", daemon=True)
         self.source = source
         self.mailbox = mailbox

@@ -40,8 +40,9 @@ def crops_to_tensor(crops: list[np.ndarray], meta: ModelMeta) -> torch.Tensor:
 class FaceClassifier:
     """A loaded classifier bound to a device; classifies all crops of a frame in one batch."""
 
-    def __init__(self, model: torch.nn.Module, meta: ModelMeta, device: torch.device,
-                 name: str | None = None):
+    def __init__(
+        self, model: torch.nn.Module, meta: ModelMeta, device: torch.device, name: str | None = None
+    ):
         self.meta = meta
         self.device = device
         self.name = name or meta.arch
@@ -72,5 +73,7 @@ class FaceClassifier:
         probs = torch.softmax(self.logits(crops), dim=1)
         scores, indices = probs.max(dim=1)
         names = self.meta.class_names
-        return [Prediction(names[i], float(s), tuple(p))
-                for i, s, p in zip(indices.tolist(), scores.tolist(), probs.tolist())]
+        return [
+            Prediction(names[i], float(s), tuple(p))
+            for i, s, p in zip(indices.tolist(), scores.tolist(), probs.tolist())
+        ]

@@ -12,8 +12,14 @@ from pathlib import Path
 
 from app.alerts import DEFAULT_DELAY_S
 from app.atomic import OutputExistsError
-from app.config import (SENSITIVITY, DetectorConfig, PipelineConfig, TrackingConfig,
-                        sensitivity_of, with_sensitivity)
+from app.config import (
+    SENSITIVITY,
+    DetectorConfig,
+    PipelineConfig,
+    TrackingConfig,
+    sensitivity_of,
+    with_sensitivity,
+)
 from app.device import DeviceError
 from app.source import SourceError
 from models.checkpoint import CheckpointError
@@ -25,13 +31,19 @@ USER_ERRORS = (SourceError, CheckpointError, DeviceError, OutputExistsError, Val
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m app", description=(
-        "MaskWatch: mark every face in a video as masked or unmasked."))
+    parser = argparse.ArgumentParser(
+        prog="python -m app",
+        description=("MaskWatch: mark every face in a video as masked or unmasked."),
+    )
     parser.add_argument("--source", help="camera index, video file or stream URL (default 0)")
-    parser.add_argument("--model", choices=["student", "teacher"],
-                        help="classifier (default student; the window reuses its last choice)")
-    parser.add_argument("--device", help="auto, cpu or cuda (default auto; the window reuses "
-                                         "the last one given)")
+    parser.add_argument(
+        "--model",
+        choices=["student", "teacher"],
+        help="classifier (default student; the window reuses its last choice)",
+    )
+    parser.add_argument(
+        "--device", help="auto, cpu or cuda (default auto; the window reuses the last one given)"
+    )
     parser.add_argument("--student-weights", type=Path, help="student checkpoint to load")
     parser.add_argument("--teacher-weights", type=Path, help="teacher checkpoint to load")
     parser.add_argument("--headless", action="store_true", help="no window: process and exit")
@@ -40,44 +52,92 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     parser.add_argument("--max-frames", type=int, help="headless: stop after this many frames")
     feats = parser.add_argument_group("alerts, statistics and snapshots")
-    feats.add_argument("--alerts", type=Path, metavar="DIR",
-                       help="headless: write alerts.jsonl and a JPEG per alert into DIR")
-    feats.add_argument("--alert-delay", type=float, metavar="S",
-                       help="alert when a face stays unmasked this many seconds "
-                            f"(default {DEFAULT_DELAY_S:g}, or in the window the last one set)")
-    feats.add_argument("--stats", type=Path, metavar="FILE",
-                       help="headless: write per-second mask statistics as CSV")
-    feats.add_argument("--snapshot-every", type=int, default=0, metavar="N",
-                       help="headless: save every N-th annotated frame as PNG (needs --snapshots)")
-    feats.add_argument("--snapshots", type=Path, metavar="DIR",
-                       help="headless: folder for --snapshot-every")
+    feats.add_argument(
+        "--alerts",
+        type=Path,
+        metavar="DIR",
+        help="headless: write alerts.jsonl and a JPEG per alert into DIR",
+    )
+    feats.add_argument(
+        "--alert-delay",
+        type=float,
+        metavar="S",
+        help="alert when a face stays unmasked this many seconds "
+        f"(default {DEFAULT_DELAY_S:g}, or in the window the last one set)",
+    )
+    feats.add_argument(
+        "--stats",
+        type=Path,
+        metavar="FILE",
+        help="headless: write per-second mask statistics as CSV",
+    )
+    feats.add_argument(
+        "--snapshot-every",
+        type=int,
+        default=0,
+        metavar="N",
+        help="headless: save every N-th annotated frame as PNG (needs --snapshots)",
+    )
+    feats.add_argument(
+        "--snapshots", type=Path, metavar="DIR", help="headless: folder for --snapshot-every"
+    )
     det = parser.add_argument_group("detector")
     defaults = DetectorConfig()
-    det.add_argument("--sensitivity", choices=list(SENSITIVITY),
-                     help="detector preset for the thresholds and --min-score: high finds more "
-                          "masked and small faces but may box things that are not faces "
-                          "(default standard; the window reuses its last choice)")
-    det.add_argument("--min-face", type=int,
-                     help=f"smallest face in pixels (default {defaults.min_face_size}; the "
-                          "window reuses the last one set)")
-    det.add_argument("--detect-scale", type=float, default=defaults.scale,
-                     help=f"resize frames by this before detection (default {defaults.scale})")
-    det.add_argument("--thresholds", type=float, nargs=3, metavar=("P", "R", "O"),
-                     help="MTCNN stage thresholds (default: those of --sensitivity)")
-    det.add_argument("--min-score", type=float,
-                     help=f"drop detections below this confidence (default {defaults.min_score}, "
-                          "or that of --sensitivity)")
-    det.add_argument("--max-side", type=int, default=defaults.max_side,
-                     help="shrink larger frames to this longer side before detection "
-                          f"(0: never; default {defaults.max_side})")
+    det.add_argument(
+        "--sensitivity",
+        choices=list(SENSITIVITY),
+        help="detector preset for the thresholds and --min-score: high finds more "
+        "masked and small faces but may box things that are not faces "
+        "(default standard; the window reuses its last choice)",
+    )
+    det.add_argument(
+        "--min-face",
+        type=int,
+        help=f"smallest face in pixels (default {defaults.min_face_size}; the "
+        "window reuses the last one set)",
+    )
+    det.add_argument(
+        "--detect-scale",
+        type=float,
+        default=defaults.scale,
+        help=f"resize frames by this before detection (default {defaults.scale})",
+    )
+    det.add_argument(
+        "--thresholds",
+        type=float,
+        nargs=3,
+        metavar=("P", "R", "O"),
+        help="MTCNN stage thresholds (default: those of --sensitivity)",
+    )
+    det.add_argument(
+        "--min-score",
+        type=float,
+        help=f"drop detections below this confidence (default {defaults.min_score}, "
+        "or that of --sensitivity)",
+    )
+    det.add_argument(
+        "--max-side",
+        type=int,
+        default=defaults.max_side,
+        help="shrink larger frames to this longer side before detection "
+        f"(0: never; default {defaults.max_side})",
+    )
     track = parser.add_argument_group("tracking")
     tracking = TrackingConfig()
-    track.add_argument("--detect-every", type=int, default=tracking.detect_every,
-                       help="run the detector on every n-th frame and track faces in between "
-                            f"(1: every frame; default {tracking.detect_every})")
-    track.add_argument("--smooth", type=int, default=tracking.smooth_window,
-                       help="decide each face's label over this many frames "
-                            f"(1: no smoothing; default {tracking.smooth_window})")
+    track.add_argument(
+        "--detect-every",
+        type=int,
+        default=tracking.detect_every,
+        help="run the detector on every n-th frame and track faces in between "
+        f"(1: every frame; default {tracking.detect_every})",
+    )
+    track.add_argument(
+        "--smooth",
+        type=int,
+        default=tracking.smooth_window,
+        help="decide each face's label over this many frames "
+        f"(1: no smoothing; default {tracking.smooth_window})",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return parser
@@ -121,10 +181,17 @@ def pipeline_config(args: argparse.Namespace) -> PipelineConfig:
     # Detecting every frame without smoothing is the naive path: each frame stands alone,
     # so a face the detector loses is not carried over either.
     naive = args.detect_every == 1 and args.smooth == 1
-    tracking = TrackingConfig(detect_every=args.detect_every, smooth_window=args.smooth,
-                              max_misses=0 if naive else TrackingConfig().max_misses)
-    return PipelineConfig(detector=detector, tracking=tracking, model=args.model or "student",
-                          device=args.device or "auto")
+    tracking = TrackingConfig(
+        detect_every=args.detect_every,
+        smooth_window=args.smooth,
+        max_misses=0 if naive else TrackingConfig().max_misses,
+    )
+    return PipelineConfig(
+        detector=detector,
+        tracking=tracking,
+        model=args.model or "student",
+        device=args.device or "auto",
+    )
 
 
 def alert_delay(args: argparse.Namespace) -> float | None:
@@ -149,12 +216,25 @@ def run_headless_cli(args: argparse.Namespace) -> int:
     if all(path is None for path in outputs):
         log.warning("neither --output nor --events given: results are only summarised")
     delay = alert_delay(args)
-    extras = Extras(args.alerts, DEFAULT_DELAY_S if delay is None else delay, args.stats,
-                    args.snapshots, args.snapshot_every)
+    extras = Extras(
+        args.alerts,
+        DEFAULT_DELAY_S if delay is None else delay,
+        args.stats,
+        args.snapshots,
+        args.snapshot_every,
+    )
     extras.check(args.source, args.overwrite)  # before the models load
     pipeline = TrackingPipeline(Pipeline(pipeline_config(args), weights(args)))
-    summary = run_headless(pipeline, args.source, args.output, args.events, args.overwrite,
-                           args.max_frames, progress=not args.quiet, extras=extras)
+    summary = run_headless(
+        pipeline,
+        args.source,
+        args.output,
+        args.events,
+        args.overwrite,
+        args.max_frames,
+        progress=not args.quiet,
+        extras=extras,
+    )
     print(summary.text())
     if args.alerts is not None:
         print(f"{summary.alerts} alerts written to {args.alerts}")
@@ -167,16 +247,24 @@ def run_window_cli(args: argparse.Namespace) -> int:
     from app.window import run_window
 
     config = pipeline_config(args)
-    return run_window(config, weights(args), args.source, model=args.model,
-                      device=args.device, alert_delay_s=alert_delay(args),
-                      sensitivity=window_sensitivity(args, config.detector),
-                      min_face=args.min_face)
+    return run_window(
+        config,
+        weights(args),
+        args.source,
+        model=args.model,
+        device=args.device,
+        alert_delay_s=alert_delay(args),
+        sensitivity=window_sensitivity(args, config.detector),
+        min_face=args.min_face,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
     try:
         if args.headless:
             return run_headless_cli(args)

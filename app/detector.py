@@ -62,8 +62,10 @@ class FaceDetector:
         self._mtcnn.min_face_size = max(MTCNN_MIN_SIDE, round(self.config.min_face_size * scale))
         image = frame_rgb
         if scale != 1.0:
-            size = (max(1, round(frame_rgb.shape[1] * scale)),
-                    max(1, round(frame_rgb.shape[0] * scale)))
+            size = (
+                max(1, round(frame_rgb.shape[1] * scale)),
+                max(1, round(frame_rgb.shape[0] * scale)),
+            )
             interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
             image = cv2.resize(frame_rgb, size, interpolation=interp)
         if min(image.shape[:2]) < max(MTCNN_MIN_SIDE, self._mtcnn.min_face_size):

@@ -51,8 +51,10 @@ class RunSummary:
 
     def text(self) -> str:
         labels = ", ".join(f"{k} {v}" for k, v in sorted(self.counts.items())) or "none"
-        return (f"{self.frames} frames, {self.faces} faces ({labels}), "
-                f"{self.fps:.1f} FPS, model {self.model} on {self.device}")
+        return (
+            f"{self.frames} frames, {self.faces} faces ({labels}), "
+            f"{self.fps:.1f} FPS, model {self.model} on {self.device}"
+        )
 
 
 @dataclass
@@ -88,8 +90,9 @@ class Extras:
             folder.mkdir(parents=True, exist_ok=True)
             taken = sorted(folder.glob(f"{snapshot_stem(source)}-frame*.png"))
             if taken and not overwrite:
-                raise OutputExistsError(f"{taken[0]} already exists (pass --overwrite to "
-                                        "replace the snapshots)")
+                raise OutputExistsError(
+                    f"{taken[0]} already exists (pass --overwrite to replace the snapshots)"
+                )
 
 
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv"}
@@ -116,10 +119,16 @@ def snapshot_stem(source: str) -> str:
     return Path(str(source)).stem or "frame"
 
 
-def run_headless(pipeline: Pipeline | TrackingPipeline, source: str, output: Path | None = None,
-                 events: Path | None = None, overwrite: bool = False,
-                 max_frames: int | None = None, progress: bool = True,
-                 extras: Extras | None = None) -> RunSummary:
+def run_headless(
+    pipeline: Pipeline | TrackingPipeline,
+    source: str,
+    output: Path | None = None,
+    events: Path | None = None,
+    overwrite: bool = False,
+    max_frames: int | None = None,
+    progress: bool = True,
+    extras: Extras | None = None,
+) -> RunSummary:
     """Process ``source`` to the end (or ``max_frames``) and write the requested outputs.
 
     Outputs appear under their final names only when the run completes; frame snapshots
@@ -144,8 +153,9 @@ def run_headless(pipeline: Pipeline | TrackingPipeline, source: str, output: Pat
         writer = None
         if output is not None:
             tmp_video = stack.enter_context(atomic_path(Path(output)))
-            writer = cv2.VideoWriter(str(tmp_video), cv2.VideoWriter_fourcc(*"mp4v"),
-                                     info.fps, (info.width, info.height))
+            writer = cv2.VideoWriter(
+                str(tmp_video), cv2.VideoWriter_fourcc(*"mp4v"), info.fps, (info.width, info.height)
+            )
             if not writer.isOpened():
                 raise OSError(f"cannot write video {output}")
             stack.callback(writer.release)
@@ -156,8 +166,15 @@ def run_headless(pipeline: Pipeline | TrackingPipeline, source: str, output: Pat
         total = info.frame_count or None
         if max_frames:
             total = min(total or max_frames, max_frames)
-        bar = stack.enter_context(tqdm(total=total, unit="frame", disable=not progress,
-                                       desc=Path(str(source)).name, leave=False))
+        bar = stack.enter_context(
+            tqdm(
+                total=total,
+                unit="frame",
+                disable=not progress,
+                desc=Path(str(source)).name,
+                leave=False,
+            )
+        )
         frames, faces, counts = 0, 0, {}
         start = time.perf_counter()
         for frame in video.frames():
@@ -166,8 +183,11 @@ def run_headless(pipeline: Pipeline | TrackingPipeline, source: str, output: Pat
             result = pipeline.process(frame)
             time_s = video.position_s(frames)
             if event_file is not None:
-                record = {"frame": frames, "time_s": round(time_s, 4),
-                          "faces": [f.as_event() for f in result.faces]}
+                record = {
+                    "frame": frames,
+                    "time_s": round(time_s, 4),
+                    "faces": [f.as_event() for f in result.faces],
+                }
                 event_file.write(json.dumps(record) + "\n")
             if monitor is not None:
                 alerts += monitor.update(time_s, result.faces, frame)
@@ -201,8 +221,17 @@ def run_headless(pipeline: Pipeline | TrackingPipeline, source: str, output: Pat
             os.replace(tmp, final)
         kept = list(snapshots)
         snapshots.clear()
-    return RunSummary(str(source), pipeline.active, str(pipeline.device), frames, faces,
-                      counts, seconds, len(alerts), len(kept))
+    return RunSummary(
+        str(source),
+        pipeline.active,
+        str(pipeline.device),
+        frames,
+        faces,
+        counts,
+        seconds,
+        len(alerts),
+        len(kept),
+    )
 
 
 def _remove_unless_done(pairs: list[tuple[Path, Path]]) -> None:

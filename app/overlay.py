@@ -28,6 +28,14 @@ def draw_faces(frame: np.ndarray, faces, fps: float | None = None) -> np.ndarray
         text = f"{fps:.1f} FPS"
         (tw, th), base = cv2.getTextSize(text, FONT, font_scale * 1.2, 2)
         cv2.rectangle(frame, (width - tw - 12, 4), (width - 4, th + base + 10), (0, 0, 0), -1)
-        cv2.putText(frame, text, (width - tw - 8, th + 8), FONT, font_scale * 1.2,
-                    (255, 255, 255), 2, cv2.LINE_AA)
+        cv2.putText(
+            frame,
+            text,
+            (width - tw - 8, th + 8),
+            FONT,
+            font_scale * 1.2,
+            (255, 255, 255),
+            2,
+            cv2.LINE_AA,
+        )
     return frame

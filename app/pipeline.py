@@ -78,7 +78,8 @@ class Pipeline:
         with self._lock:
             if name not in self._classifiers:
                 self._classifiers[name] = FaceClassifier.from_file(
-                    self.weights.get(name), name, self.device)
+                    self.weights.get(name), name, self.device
+                )
             return self._classifiers[name]
 
     def use(self, name: str) -> None:
@@ -104,6 +105,9 @@ class Pipeline:
         predictions = self.classify_boxes(rgb, [d.box for d in detections])
         done = time.perf_counter()
         height, width = rgb.shape[:2]
-        faces = [Face(clip_box(d.box, width, height), p.label, p.score, d.score)
-                 for d, p in zip(detections, predictions) if p.label != REJECT_LABEL]
+        faces = [
+            Face(clip_box(d.box, width, height), p.label, p.score, d.score)
+            for d, p in zip(detections, predictions)
+            if p.label != REJECT_LABEL
+        ]
         return FrameResult(faces, name, (detected - start) * 1000, (done - detected) * 1000)

@@ -30,8 +30,9 @@ MIN_FACE_RANGE = (MTCNN_MIN_SIDE, 200)  # pixels; what the window's spin box all
 
 def user_settings() -> QSettings:
     """The user's MaskWatch settings (an INI file, so every platform stores them alike)."""
-    return QSettings(QSettings.Format.IniFormat, QSettings.Scope.UserScope, ORGANISATION,
-                     APPLICATION)
+    return QSettings(
+        QSettings.Format.IniFormat, QSettings.Scope.UserScope, ORGANISATION, APPLICATION
+    )
 
 
 def _standard(location: QStandardPaths.StandardLocation) -> Path | None:
@@ -46,10 +47,12 @@ def user_folders() -> dict[str, Path]:
     pictures = _standard(QStandardPaths.StandardLocation.PicturesLocation)
     movies = _standard(QStandardPaths.StandardLocation.MoviesLocation)
     documents = _standard(QStandardPaths.StandardLocation.DocumentsLocation)
-    return {"alerts_dir": data / "alerts",
-            "snapshots_dir": pictures / APPLICATION if pictures else data / "snapshots",
-            "recordings_dir": movies / APPLICATION if movies else data / "recordings",
-            "exports_dir": documents or data}
+    return {
+        "alerts_dir": data / "alerts",
+        "snapshots_dir": pictures / APPLICATION if pictures else data / "snapshots",
+        "recordings_dir": movies / APPLICATION if movies else data / "recordings",
+        "exports_dir": documents or data,
+    }
 
 
 def temporary_folders() -> dict[str, Path]:

@@ -64,8 +64,9 @@ class VideoRecorder:
     def _open(self, width: int, height: int) -> None:
         if not self.path.parent.is_dir():
             raise FileNotFoundError(f"folder {self.path.parent} does not exist")
-        writer = cv2.VideoWriter(str(self.tmp), cv2.VideoWriter_fourcc(*FOURCC), self.fps,
-                                 (width, height))
+        writer = cv2.VideoWriter(
+            str(self.tmp), cv2.VideoWriter_fourcc(*FOURCC), self.fps, (width, height)
+        )
         if not writer.isOpened():
             raise OSError(f"cannot write video {self.path}")
         self._writer, self._size = writer, (width, height)

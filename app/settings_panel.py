@@ -7,21 +7,37 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout,
-                               QGroupBox, QHBoxLayout, QLabel, QLineEdit, QSpinBox, QToolButton,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QSpinBox,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 from app.config import SENSITIVITY
 from app.preferences import MAX_ALERT_DELAY_S, MIN_FACE_RANGE, Preferences
 
-FOLDER_TITLES = {"alerts_dir": "Alerts", "snapshots_dir": "Snapshots",
-                 "recordings_dir": "Recordings"}
+FOLDER_TITLES = {
+    "alerts_dir": "Alerts",
+    "snapshots_dir": "Snapshots",
+    "recordings_dir": "Recordings",
+}
 SENSITIVITY_TITLES = {"standard": "Standard", "high": "High"}
 CUSTOM_TITLE = "Custom (command line)"
-SENSITIVITY_TIP = ("High finds more masked and small faces but may box things that are not "
-                   "faces")
-MIN_FACE_TIP = ("Smallest face searched for, in pixels of the video frame; smaller values find "
-                "faces further away but detection takes longer")
+SENSITIVITY_TIP = "High finds more masked and small faces but may box things that are not faces"
+MIN_FACE_TIP = (
+    "Smallest face searched for, in pixels of the video frame; smaller values find "
+    "faces further away but detection takes longer"
+)
 
 
 class FolderField(QWidget):
@@ -124,7 +140,8 @@ class DetectorSettings(QGroupBox):
             self.sensitivity_combo.setCurrentIndex(self.sensitivity_combo.count() - 1)
         else:
             self.sensitivity_combo.setCurrentIndex(
-                max(0, self.sensitivity_combo.findData(prefs.sensitivity)))
+                max(0, self.sensitivity_combo.findData(prefs.sensitivity))
+            )
         self.sensitivity_combo.setToolTip(SENSITIVITY_TIP)
         self.min_face_spin = QSpinBox()
         self.min_face_spin.setRange(*MIN_FACE_RANGE)
@@ -135,8 +152,10 @@ class DetectorSettings(QGroupBox):
         form = QFormLayout(self)
         form.addRow("Sensitivity:", self.sensitivity_combo)
         form.addRow("Minimum face:", self.min_face_spin)
-        for widget, tip in ((self.sensitivity_combo, SENSITIVITY_TIP),
-                            (self.min_face_spin, MIN_FACE_TIP)):
+        for widget, tip in (
+            (self.sensitivity_combo, SENSITIVITY_TIP),
+            (self.min_face_spin, MIN_FACE_TIP),
+        ):
             form.labelForField(widget).setToolTip(tip)
 
         self.sensitivity_combo.currentIndexChanged.connect(self._on_sensitivity)

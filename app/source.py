@@ -47,7 +47,7 @@ class VideoSource:
         if not self.spec.strip():
             raise SourceError("no source given: name a camera index, a video file or a URL")
         if self.spec.lower().startswith("file://"):
-            self.spec = self.spec[len("file://"):]
+            self.spec = self.spec[len("file://") :]
         self.kind = describe(self.spec)
         self.capture = self._open()
         ok, first = self.capture.read()
@@ -57,9 +57,13 @@ class VideoSource:
         self._pending: np.ndarray | None = first
         fps = self.capture.get(cv2.CAP_PROP_FPS)
         self.info = SourceInfo(
-            self.spec, self.kind, first.shape[1], first.shape[0],
+            self.spec,
+            self.kind,
+            first.shape[1],
+            first.shape[0],
             fps if fps and 1 <= fps <= 240 else 30.0,
-            int(self.capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0) if self.kind == "file" else 0)
+            int(self.capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0) if self.kind == "file" else 0,
+        )
 
     def _open(self) -> cv2.VideoCapture:
         if self.kind == "camera":
@@ -80,12 +84,18 @@ class VideoSource:
             if not capture.isOpened():
                 raise SourceError(f"{self.spec} is not a video OpenCV can read")
             return capture
-        params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, STREAM_TIMEOUT_MS,
-                  cv2.CAP_PROP_READ_TIMEOUT_MSEC, STREAM_TIMEOUT_MS]
+        params = [
+            cv2.CAP_PROP_OPEN_TIMEOUT_MSEC,
+            STREAM_TIMEOUT_MS,
+            cv2.CAP_PROP_READ_TIMEOUT_MSEC,
+            STREAM_TIMEOUT_MS,
+        ]
         capture = cv2.VideoCapture(self.spec, cv2.CAP_FFMPEG, params)
         if not capture.isOpened():
-            raise SourceError(f"stream {self.spec} could not be opened "
-                              f"(unreachable or timed out after {STREAM_TIMEOUT_MS / 1000:.0f} s)")
+            raise SourceError(
+                f"stream {self.spec} could not be opened "
+                f"(unreachable or timed out after {STREAM_TIMEOUT_MS / 1000:.0f} s)"
+            )
         return capture
 
     def _no_frames_message(self) -> str:
@@ -121,5 +131,3 @@ class VideoSource:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-

@@ -4,8 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtWidgets import (QButtonGroup, QFileDialog, QGridLayout, QGroupBox, QLineEdit,
-                               QPushButton, QRadioButton, QSpinBox, QWidget)
+from PySide6.QtWidgets import (
+    QButtonGroup,
+    QFileDialog,
+    QGridLayout,
+    QGroupBox,
+    QLineEdit,
+    QPushButton,
+    QRadioButton,
+    QSpinBox,
+    QWidget,
+)
 
 from app.source import STREAM_PREFIXES, describe
 
@@ -63,7 +72,7 @@ class SourcePicker(QGroupBox):
         """A sentence saying why the current choice cannot be played, or None."""
         spec = self.spec()
         if self.file_radio.isChecked() and not spec:
-            return "Choose a video file with \"Open file...\" first."
+            return 'Choose a video file with "Open file..." first.'
         if self.url_radio.isChecked():
             if not spec:
                 return "Type a stream URL first."

@@ -121,8 +121,15 @@ class FaceStats:
         writer.writerow(CSV_COLUMNS)
         for row in self.series():
             share = row.tally.masked_share
-            writer.writerow([row.time_s, row.tally.faces, row.tally.masked, row.tally.unmasked,
-                             "" if share is None else f"{share:.3f}"])
+            writer.writerow(
+                [
+                    row.time_s,
+                    row.tally.faces,
+                    row.tally.masked,
+                    row.tally.unmasked,
+                    "" if share is None else f"{share:.3f}",
+                ]
+            )
         return out.getvalue()
 
     def write_csv(self, path: Path, overwrite: bool = False) -> None:

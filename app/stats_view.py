@@ -7,8 +7,16 @@ from __future__ import annotations
 
 from PySide6.QtCore import QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QPainter, QPaintEvent
-from PySide6.QtWidgets import (QFormLayout, QGroupBox, QHBoxLayout, QLabel, QPushButton,
-                               QSizePolicy, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSizePolicy,
+    QVBoxLayout,
+    QWidget,
+)
 
 from app.stats import FaceStats, SecondRow, Tally
 
@@ -38,9 +46,11 @@ class StatsPlot(QWidget):
         self.span_s = PLOT_MIN_SPAN_S
         self.setMinimumSize(220, 70)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
-        self.setToolTip("Faces per second of video, up to the last two minutes: masked in "
-                        "green, unmasked in red; a gap is a second in which no frame was "
-                        "analysed")
+        self.setToolTip(
+            "Faces per second of video, up to the last two minutes: masked in "
+            "green, unmasked in red; a gap is a second in which no frame was "
+            "analysed"
+        )
 
     def set_rows(self, rows: list[SecondRow], last_second: int | None) -> None:
         """Show ``rows`` (at most the last PLOT_SPAN_S seconds) ending at ``last_second``."""
@@ -73,8 +83,11 @@ class StatsPlot(QWidget):
             painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, "No faces counted yet")
             return
         peak = max(1, max(row.tally.faces for row in self.rows))
-        painter.drawText(QRectF(4, 0, area.width(), text_h), Qt.AlignmentFlag.AlignLeft,
-                         f"faces per second over the last {self.span_s} s (peak {peak})")
+        painter.drawText(
+            QRectF(4, 0, area.width(), text_h),
+            Qt.AlignmentFlag.AlignLeft,
+            f"faces per second over the last {self.span_s} s (peak {peak})",
+        )
         bar_w = area.width() / self.span_s
         unit = area.height() / peak
         first = self.last_second - self.span_s + 1
@@ -86,8 +99,9 @@ class StatsPlot(QWidget):
             unmasked_h = row.tally.unmasked * unit
             width = max(1.0, bar_w - 1)
             painter.fillRect(QRectF(x, area.bottom() - masked_h, width, masked_h), MASKED_COLOUR)
-            painter.fillRect(QRectF(x, area.bottom() - masked_h - unmasked_h, width, unmasked_h),
-                             UNMASKED_COLOUR)
+            painter.fillRect(
+                QRectF(x, area.bottom() - masked_h - unmasked_h, width, unmasked_h), UNMASKED_COLOUR
+            )
 
 
 class StatsPanel(QGroupBox):
@@ -103,8 +117,9 @@ class StatsPanel(QGroupBox):
         for label in (self.faces_label, self.minute_label, self.session_label):
             label.setStyleSheet("font-weight: bold;")
         form = QFormLayout()
-        self.faces_label.setToolTip("Distinct faces (tracks) this session, each counted by "
-                                    "the label most of its frames had")
+        self.faces_label.setToolTip(
+            "Distinct faces (tracks) this session, each counted by the label most of its frames had"
+        )
         form.addRow("Faces seen:", self.faces_label)
         form.addRow("Masked, last minute:", self.minute_label)
         form.addRow("Masked, session:", self.session_label)

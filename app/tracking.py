@@ -52,8 +52,10 @@ class Track:
 
 def match(tracks: list[Track], boxes: list, threshold: float) -> dict[int, int]:
     """Greedy IoU matching, best pairs first: detection index -> track index."""
-    pairs = sorted(((iou(t.box, b), ti, di) for ti, t in enumerate(tracks)
-                    for di, b in enumerate(boxes)), reverse=True)
+    pairs = sorted(
+        ((iou(t.box, b), ti, di) for ti, t in enumerate(tracks) for di, b in enumerate(boxes)),
+        reverse=True,
+    )
     used_t, used_d, out = set(), set(), {}
     for overlap, ti, di in pairs:
         if overlap < threshold or ti in used_t or di in used_d:
@@ -70,8 +72,9 @@ def flow_shift(prev_gray: np.ndarray, gray: np.ndarray, box) -> tuple[float, flo
     xs = np.linspace(x1 + (x2 - x1) * 0.2, x2 - (x2 - x1) * 0.2, FLOW_GRID)
     ys = np.linspace(y1 + (y2 - y1) * 0.2, y2 - (y2 - y1) * 0.2, FLOW_GRID)
     points = np.array([[x, y] for y in ys for x in xs], np.float32).reshape(-1, 1, 2)
-    moved, status, _ = cv2.calcOpticalFlowPyrLK(prev_gray, gray, points, None,
-                                                winSize=FLOW_WINDOW, maxLevel=2)
+    moved, status, _ = cv2.calcOpticalFlowPyrLK(
+        prev_gray, gray, points, None, winSize=FLOW_WINDOW, maxLevel=2
+    )
     good = status.reshape(-1) == 1
     if good.sum() < 3:
         return None
@@ -118,8 +121,9 @@ class TrackingPipeline:
         longest = max(gray.shape)
         self._flow_scale = min(1.0, FLOW_MAX_SIDE / longest)
         if self._flow_scale < 1.0:
-            gray = cv2.resize(gray, None, fx=self._flow_scale, fy=self._flow_scale,
-                              interpolation=cv2.INTER_AREA)
+            gray = cv2.resize(
+                gray, None, fx=self._flow_scale, fy=self._flow_scale, interpolation=cv2.INTER_AREA
+            )
         return gray
 
     def process(self, frame_bgr: np.ndarray) -> FrameResult:
@@ -137,9 +141,12 @@ class TrackingPipeline:
         self._frame_index += 1
         faces = self._classify(rgb)
         done = time.perf_counter()
-        return FrameResult(faces, self.pipeline.active,
-                           (detected - start) * 1000 if detect_now else 0.0,
-                           (done - detected) * 1000)
+        return FrameResult(
+            faces,
+            self.pipeline.active,
+            (detected - start) * 1000 if detect_now else 0.0,
+            (done - detected) * 1000,
+        )
 
     def _update_from_detector(self, rgb: np.ndarray) -> None:
         detections = self.pipeline.detector.detect(rgb)
@@ -156,8 +163,12 @@ class TrackingPipeline:
                 track = self.tracks[matched[di]]
                 track.box, track.detector_score, track.misses = boxes[di], det.score, 0
             else:
-                track = Track(next(self._ids), boxes[di], det.score,
-                              deque(maxlen=max(1, self.config.smooth_window)))
+                track = Track(
+                    next(self._ids),
+                    boxes[di],
+                    det.score,
+                    deque(maxlen=max(1, self.config.smooth_window)),
+                )
             kept.append(track)
         self.tracks = sorted(kept, key=lambda t: t.id)
 
@@ -167,8 +178,11 @@ class TrackingPipeline:
             shift = flow_shift(self._prev_gray, gray, track.box * s)
             if shift is not None:
                 track.box = track.box + np.array([shift[0], shift[1]] * 2, np.float32) / s
-        self.tracks = [t for t in self.tracks
-                       if t.box[2] > 0 and t.box[3] > 0 and t.box[0] < width and t.box[1] < height]
+        self.tracks = [
+            t
+            for t in self.tracks
+            if t.box[2] > 0 and t.box[3] > 0 and t.box[0] < width and t.box[1] < height
+        ]
 
     def _classify(self, rgb: np.ndarray) -> list[Face]:
         if not self.tracks:
@@ -183,6 +197,9 @@ class TrackingPipeline:
             label, score = track.vote(names)
             if label == REJECT_LABEL:  # the classifier says this box holds no face
                 continue
-            faces.append(Face(clip_box(track.box, width, height), label, score,
-                              track.detector_score, track.id))
+            faces.append(
+                Face(
+                    clip_box(track.box, width, height), label, score, track.detector_score, track.id
+                )
+            )
         return faces

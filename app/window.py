@@ -19,9 +19,23 @@ from pathlib import Path
 
 from PySide6.QtCore import QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QImage, QKeySequence, QPixmap, QResizeEvent
-from PySide6.QtWidgets import (QApplication, QButtonGroup, QCheckBox, QFileDialog, QFormLayout,
-                               QGroupBox, QHBoxLayout, QLabel, QMainWindow, QPushButton,
-                               QRadioButton, QSizePolicy, QTabWidget, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QApplication,
+    QButtonGroup,
+    QCheckBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QMainWindow,
+    QPushButton,
+    QRadioButton,
+    QSizePolicy,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
 
 from app.alerts import Alert, AlertLog, AlertMonitor
 from app.atomic import atomic_path
@@ -29,8 +43,7 @@ from app.config import DetectorConfig, PipelineConfig, sensitivity_of, with_sens
 from app.device import DeviceError, resolve_device
 from app.model_loader import LoadReport, ModelSwitcher, PipelineLoader, other_model
 from app.pipeline import MODEL_NAMES, Pipeline
-from app.preferences import (APPLICATION, MIN_FACE_RANGE, ORGANISATION, Preferences,
-                             user_settings)
+from app.preferences import APPLICATION, MIN_FACE_RANGE, ORGANISATION, Preferences, user_settings
 from app.recording import VideoRecorder, stamped_path
 from app.settings_panel import DetectorSettings, SettingsPanel
 from app.source import describe
@@ -52,13 +65,22 @@ MESSAGE_STYLES = {
     "error": "background: #fbe3e3; color: #7a1010; border: 1px solid #d99; padding: 6px;",
     "info": "background: #e6eefb; color: #10306a; border: 1px solid #9ab; padding: 6px;",
 }
-BANNER_STYLE = ("background: #c81e1e; color: white; font-size: 20px; font-weight: bold; "
-                "padding: 8px; border-radius: 4px;")
+BANNER_STYLE = (
+    "background: #c81e1e; color: white; font-size: 20px; font-weight: bold; "
+    "padding: 8px; border-radius: 4px;"
+)
 RECORDING_STYLE = "background: #c81e1e; color: white; font-weight: bold;"
 BANNER_HOLD_MS = 4000  # the banner stays this long after the last unmasked frame of an alert
 STATS_REFRESH_MS = 500
-SHORTCUTS = {"play": "Space", "snapshot": "S", "record": "R", "model": "T", "open": "Ctrl+O",
-             "export": "Ctrl+E", "quit": "Ctrl+Q"}
+SHORTCUTS = {
+    "play": "Space",
+    "snapshot": "S",
+    "record": "R",
+    "model": "T",
+    "open": "Ctrl+O",
+    "export": "Ctrl+E",
+    "quit": "Ctrl+Q",
+}
 
 
 class FpsMeter:
@@ -115,8 +137,10 @@ class VideoView(QLabel):
         if self._image is None:
             return
         pixmap = QPixmap.fromImage(self._image).scaled(
-            self.size(), Qt.AspectRatioMode.KeepAspectRatio,
-            Qt.TransformationMode.SmoothTransformation)
+            self.size(),
+            Qt.AspectRatioMode.KeepAspectRatio,
+            Qt.TransformationMode.SmoothTransformation,
+        )
         self.setPixmap(pixmap)
 
 
@@ -150,20 +174,30 @@ class MainWindow(QMainWindow):
     frame_displayed = Signal(QImage, object)  # the annotated frame just shown, its FrameStats
     alert_raised = Signal(object)  # an app.alerts.Alert
 
-    def __init__(self, config: PipelineConfig | None = None,
-                 weights: dict[str, Path] | None = None, source: str | None = None,
-                 pipeline: Pipeline | None = None, autostart: bool = True,
-                 settings: QSettings | None = None, prefs: Preferences | None = None):
+    def __init__(
+        self,
+        config: PipelineConfig | None = None,
+        weights: dict[str, Path] | None = None,
+        source: str | None = None,
+        pipeline: Pipeline | None = None,
+        autostart: bool = True,
+        settings: QSettings | None = None,
+        prefs: Preferences | None = None,
+    ):
         super().__init__()
         self.config = config or PipelineConfig()
         self.settings = settings
         if prefs is None:
-            prefs = (Preferences.load(settings) if settings is not None
-                     else Preferences.defaults(temporary=True))
+            prefs = (
+                Preferences.load(settings)
+                if settings is not None
+                else Preferences.defaults(temporary=True)
+            )
         self.prefs = prefs
         custom = sensitivity_of(self.config.detector) is None
-        self.config = replace(self.config, detector=self._wanted_detector(
-            None if custom else prefs.sensitivity))
+        self.config = replace(
+            self.config, detector=self._wanted_detector(None if custom else prefs.sensitivity)
+        )
         self.alert_monitor = AlertMonitor(prefs.alert_delay_s)
         self.alert_log = AlertLog(prefs.alerts_dir)
         self.alerts: list[Alert] = []
@@ -231,8 +265,7 @@ class MainWindow(QMainWindow):
         self.record_button = QPushButton("Record")
         self.record_button.setCheckable(True)
         self.record_button.setEnabled(False)
-        self.record_button.setToolTip(with_shortcut("Record the annotated video (.mp4)",
-                                                    "record"))
+        self.record_button.setToolTip(with_shortcut("Record the annotated video (.mp4)", "record"))
         self.record_button.toggled.connect(self._on_record_toggled)
         capture_buttons = QHBoxLayout()
         capture_buttons.addWidget(self.snapshot_button)
@@ -317,9 +350,15 @@ class MainWindow(QMainWindow):
 
     def _build_actions(self) -> None:
         """Keyboard shortcuts; each also works when its button has no focus."""
-        slots = {"play": self.toggle_playback, "snapshot": self.snapshot,
-                 "record": self.record_button.click, "model": self.toggle_model,
-                 "open": self.open_file, "export": self.export_csv, "quit": self.close}
+        slots = {
+            "play": self.toggle_playback,
+            "snapshot": self.snapshot,
+            "record": self.record_button.click,
+            "model": self.toggle_model,
+            "open": self.open_file,
+            "export": self.export_csv,
+            "quit": self.close,
+        }
         self.actions: dict[str, QAction] = {}
         for name, slot in slots.items():
             action = QAction(name, self)
@@ -369,11 +408,14 @@ class MainWindow(QMainWindow):
         self.model_label.setText(self.pipeline.active)
         self.prefs.model = self.pipeline.active
         self.start_button.setEnabled(self._worker is None)
-        self.statusBar().showMessage(f"Ready: {self.pipeline.active} model on "
-                                     f"{self.pipeline.device}")
+        self.statusBar().showMessage(
+            f"Ready: {self.pipeline.active} model on {self.pipeline.device}"
+        )
         if self._unavailable:
-            lines = [f"The {name} model could not be loaded: {reason}"
-                     for name, reason in self._unavailable.items()]
+            lines = [
+                f"The {name} model could not be loaded: {reason}"
+                for name, reason in self._unavailable.items()
+            ]
             lines.append(f"Using the {self.pipeline.active} model.")
             self.show_message("\n".join(lines))
         if self._start_when_ready:
@@ -416,8 +458,9 @@ class MainWindow(QMainWindow):
         active = self.pipeline.active
         self._unavailable[name] = reason
         self._show_model_choice(active)
-        self.show_message(f"The {name} model could not be loaded: {reason}\n"
-                          f"Still using the {active} model.")
+        self.show_message(
+            f"The {name} model could not be loaded: {reason}\nStill using the {active} model."
+        )
         self.statusBar().showMessage(f"Still using the {active} model")
 
     def toggle_model(self) -> None:
@@ -541,7 +584,8 @@ class MainWindow(QMainWindow):
         detect = f"detect {stats.detect_ms:.0f} ms" if stats.detect_ms else "tracked"
         self.timing_label.setText(
             f"{detect}, classify {stats.classify_ms:.0f} ms, "
-            f"latency {stats.latency_ms:.0f} ms; {stats.dropped} stale frames skipped so far")
+            f"latency {stats.latency_ms:.0f} ms; {stats.dropped} stale frames skipped so far"
+        )
         self._worker.frame_shown()
         self.frame_displayed.emit(image, stats)
 
@@ -552,23 +596,30 @@ class MainWindow(QMainWindow):
                 problem = f"No camera found at index {spec}."
             else:
                 problem = f"Camera {spec} cannot be used: {reason}."
-            self.show_message(f"{problem} Choose a video file with \"Open file...\" or type "
-                              "a URL, then press Start.")
+            self.show_message(
+                f'{problem} Choose a video file with "Open file..." or type '
+                "a URL, then press Start."
+            )
             self.picker.offer_file()
         else:
-            self.show_message(f"{reason[:1].upper()}{reason[1:]}. "
-                              "Pick another source and press Start.")
+            self.show_message(
+                f"{reason[:1].upper()}{reason[1:]}. Pick another source and press Start."
+            )
         if self._shown_this_run == 0:
             self.video.show_placeholder("No video. Pick a source and press Start.")
 
     def _on_ended(self, reason: str) -> None:
         if reason == END_FINISHED:
             name = Path(self._worker.spec).name if self._worker else "the file"
-            self.show_message(f"Finished: reached the end of {name}. Press Start to play "
-                              "it again or pick another source.", "info")
+            self.show_message(
+                f"Finished: reached the end of {name}. Press Start to play "
+                "it again or pick another source.",
+                "info",
+            )
         else:
-            self.show_message(f"Playback ended: {reason}. Press Start to retry, or pick "
-                              "another source.")
+            self.show_message(
+                f"Playback ended: {reason}. Press Start to retry, or pick another source."
+            )
 
     def _on_worker_finished(self) -> None:
         worker, self._worker = self._worker, None
@@ -598,8 +649,9 @@ class MainWindow(QMainWindow):
     def _raise_alert(self, alert: Alert) -> None:
         self.alerts.append(alert)
         delay = f"{self.alert_monitor.delay_s:g}"
-        self.banner.setText(f"Unmasked face for {delay} s (face {alert.track_id}, "
-                            f"at {clock(alert.time_s)})")
+        self.banner.setText(
+            f"Unmasked face for {delay} s (face {alert.track_id}, at {clock(alert.time_s)})"
+        )
         self.banner.show()
         self._banner_timer.start(BANNER_HOLD_MS)
         if self.prefs.alert_sound:
@@ -609,15 +661,19 @@ class MainWindow(QMainWindow):
         except OSError as exc:
             if not self._alert_log_failed:  # say it once, not for every alert
                 self._alert_log_failed = True
-                self.show_message(f"Alerts cannot be saved in {self.alert_log.folder}: {exc}. "
-                                  "Choose another alerts folder.")
+                self.show_message(
+                    f"Alerts cannot be saved in {self.alert_log.folder}: {exc}. "
+                    "Choose another alerts folder."
+                )
         wall = alert.wall_time.strftime("%H:%M:%S")
         count = len(self.alerts)
         self.settings_panel.alert_status.setText(
             f"{count} alert{'s' if count != 1 else ''}, the last at {wall}; logged in "
-            f"{self.alert_log.path}")
-        self.statusBar().showMessage(f"Alert at {wall}: face {alert.track_id} unmasked for "
-                                     f"{delay} s")
+            f"{self.alert_log.path}"
+        )
+        self.statusBar().showMessage(
+            f"Alert at {wall}: face {alert.track_id} unmasked for {delay} s"
+        )
         self.alert_raised.emit(alert)
 
     def refresh_stats(self) -> None:
@@ -627,8 +683,9 @@ class MainWindow(QMainWindow):
         """Save the session's per-second statistics as CSV; asks for a file without ``path``."""
         if path is None:
             suggested = self.prefs.exports_dir / time.strftime("maskwatch-stats-%Y%m%d-%H%M.csv")
-            chosen, _ = QFileDialog.getSaveFileName(self, "Export statistics", str(suggested),
-                                                    "CSV files (*.csv);;All files (*)")
+            chosen, _ = QFileDialog.getSaveFileName(
+                self, "Export statistics", str(suggested), "CSV files (*.csv);;All files (*)"
+            )
             if not chosen:
                 return None
             path = Path(chosen)
@@ -734,8 +791,9 @@ class MainWindow(QMainWindow):
         self.save_prefs()
         preset = sensitivity_of(detector) or "custom"
         when = "from the next frame" if self.is_playing else "when playback starts"
-        self.statusBar().showMessage(f"Detector: {preset} sensitivity, faces from "
-                                     f"{detector.min_face_size} px, {when}")
+        self.statusBar().showMessage(
+            f"Detector: {preset} sensitivity, faces from {detector.min_face_size} px, {when}"
+        )
 
     def _apply_detector(self) -> None:
         """Bring the pipeline's detector to ``self.config.detector``.
@@ -783,10 +841,16 @@ class MainWindow(QMainWindow):
         super().closeEvent(event)
 
 
-def run_window(config: PipelineConfig, weights: dict[str, Path], source: str | None = None,
-               model: str | None = None, device: str | None = None,
-               alert_delay_s: float | None = None, sensitivity: str | None = None,
-               min_face: int | None = None) -> int:
+def run_window(
+    config: PipelineConfig,
+    weights: dict[str, Path],
+    source: str | None = None,
+    model: str | None = None,
+    device: str | None = None,
+    alert_delay_s: float | None = None,
+    sensitivity: str | None = None,
+    min_face: int | None = None,
+) -> int:
     """Open the window and run the Qt event loop; returns the exit code.
 
     ``model``, ``device``, ``alert_delay_s``, ``sensitivity`` and ``min_face`` are what the
@@ -813,8 +877,13 @@ def run_window(config: PipelineConfig, weights: dict[str, Path], source: str | N
         low, high = MIN_FACE_RANGE
         prefs.min_face_size = min(max(min_face, low), high)
         if prefs.min_face_size != min_face:
-            log.warning("--min-face %d is outside the window's range %d-%d; using %d",
-                        min_face, low, high, prefs.min_face_size)
+            log.warning(
+                "--min-face %d is outside the window's range %d-%d; using %d",
+                min_face,
+                low,
+                high,
+                prefs.min_face_size,
+            )
     config = replace(config, model=prefs.model, device=prefs.device)
 
     app = QApplication.instance() or QApplication(sys.argv[:1])

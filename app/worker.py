@@ -62,7 +62,7 @@ def to_bgr(image: QImage) -> np.ndarray:
         image = image.convertToFormat(QImage.Format.Format_BGR888)
     width, height, stride = image.width(), image.height(), image.bytesPerLine()
     data = np.frombuffer(image.constBits(), np.uint8, count=stride * height)
-    return data.reshape(height, stride)[:, :width * 3].reshape(height, width, 3).copy()
+    return data.reshape(height, stride)[:, : width * 3].reshape(height, width, 3).copy()
 
 
 def describe_source(info: SourceInfo) -> str:
@@ -185,9 +185,19 @@ class PlaybackWorker(QThread):
         draw_faces(item.frame, result.faces)  # the window shows the FPS it measures itself
         image = to_qimage(item.frame)
         latency_ms = (time.perf_counter() - item.captured_at) * 1000
-        stats = FrameStats(item.index, result.faces, result.model, result.detect_ms,
-                           result.classify_ms, latency_ms, dropped, result.counts(),
-                           self._media_time(item), item.lap, raw)
+        stats = FrameStats(
+            item.index,
+            result.faces,
+            result.model,
+            result.detect_ms,
+            result.classify_ms,
+            latency_ms,
+            dropped,
+            result.counts(),
+            self._media_time(item),
+            item.lap,
+            raw,
+        )
         return image, stats
 
     def _media_time(self, item: CapturedFrame) -> float:

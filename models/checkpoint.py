@@ -62,8 +62,12 @@ def build(arch: str, num_classes: int = len(CLASS_NAMES)) -> nn.Module:
 def save(path: Path, model: nn.Module, meta: ModelMeta) -> None:
     """Save weights and metadata atomically, so a crash never leaves half a file."""
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    payload = {"format": FORMAT, "version": VERSION, "meta": _plain(asdict(meta)),
-               "state_dict": state}
+    payload = {
+        "format": FORMAT,
+        "version": VERSION,
+        "meta": _plain(asdict(meta)),
+        "state_dict": state,
+    }
     with atomic_path(Path(path)) as tmp:
         torch.save(payload, tmp)
 
@@ -92,8 +96,9 @@ def load(path: Path, arch: str | None = None) -> tuple[nn.Module, ModelMeta]:
         raise CheckpointError(f"{path} is a damaged MaskWatch checkpoint (no metadata or weights)")
     meta_dict = dict(payload["meta"])
     try:
-        meta = ModelMeta(**{k: v for k, v in meta_dict.items()
-                            if k in ModelMeta.__dataclass_fields__})
+        meta = ModelMeta(
+            **{k: v for k, v in meta_dict.items() if k in ModelMeta.__dataclass_fields__}
+        )
     except TypeError as exc:
         raise CheckpointError(f"{path} has unusable metadata ({exc})") from None
     meta.class_names = tuple(meta.class_names)
@@ -110,7 +115,8 @@ def load(path: Path, arch: str | None = None) -> tuple[nn.Module, ModelMeta]:
     except RuntimeError as exc:
         first = str(exc).splitlines()[0]
         raise CheckpointError(
-            f"{path} does not fit the {meta.arch} architecture ({first})") from None
+            f"{path} does not fit the {meta.arch} architecture ({first})"
+        ) from None
     model.eval()
     return model, meta
 

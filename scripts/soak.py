@@ -51,8 +51,9 @@ def slope(xs: list[float], ys: list[float]) -> float:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--source",
-                   default=str(ROOT.parent / "shared/data/videos/masked-woman-laptop.mp4"))
+    p.add_argument(
+        "--source", default=str(ROOT.parent / "shared/data/videos/masked-woman-laptop.mp4")
+    )
     p.add_argument("--minutes", type=float, default=30.0)
     p.add_argument("--sample-s", type=float, default=10.0)
     p.add_argument("--warmup-s", type=float, default=60.0)
@@ -79,9 +80,15 @@ def main() -> int:
         elapsed = time.perf_counter() - start
         batch = latencies[:]
         latencies.clear()
-        rows.append({"elapsed_s": round(elapsed, 1), "rss_mb": round(rss_mb(), 1),
-                     "frames": shown[0], "display_fps": round(window.display_fps, 2),
-                     "latency_ms": round(sum(batch) / len(batch), 1) if batch else ""})
+        rows.append(
+            {
+                "elapsed_s": round(elapsed, 1),
+                "rss_mb": round(rss_mb(), 1),
+                "frames": shown[0],
+                "display_fps": round(window.display_fps, 2),
+                "latency_ms": round(sum(batch) / len(batch), 1) if batch else "",
+            }
+        )
         if elapsed >= args.minutes * 60:
             window.close()
             app.quit()
@@ -106,14 +113,18 @@ def main() -> int:
     last = sum(lat[-tenth:]) / len(lat[-tenth:]) if lat else float("nan")
     mb_per_min = slope([r["elapsed_s"] / 60 for r in steady], [r["rss_mb"] for r in steady])
     print(f"ran {rows[-1]['elapsed_s'] / 60:.1f} min, {rows[-1]['frames']} frames shown")
-    print(f"memory after warm-up {steady[0]['rss_mb']:.0f} MB, at the end "
-          f"{steady[-1]['rss_mb']:.0f} MB, slope {mb_per_min:+.2f} MB/min")
+    print(
+        f"memory after warm-up {steady[0]['rss_mb']:.0f} MB, at the end "
+        f"{steady[-1]['rss_mb']:.0f} MB, slope {mb_per_min:+.2f} MB/min"
+    )
     print(f"latency first tenth {first:.0f} ms, last tenth {last:.0f} ms")
     growth = steady[-1]["rss_mb"] - steady[0]["rss_mb"]
     flat = abs(mb_per_min) < FLAT_MB_PER_MIN and growth < FLAT_MB_TOTAL
     steady_latency = last <= first * LATENCY_GROWTH + LATENCY_SLACK_MS
-    print(f"verdict: memory {'flat' if flat else 'GROWING'}, latency "
-          f"{'not growing' if steady_latency else 'GROWING'}")
+    print(
+        f"verdict: memory {'flat' if flat else 'GROWING'}, latency "
+        f"{'not growing' if steady_latency else 'GROWING'}"
+    )
     if len(rows) * args.sample_s < args.warmup_s:
         print("note: the run was shorter than the warm-up; figures include start-up")
     return 0 if flat and steady_latency else 1

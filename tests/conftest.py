@@ -35,7 +35,7 @@ def on_canvas(image: np.ndarray, width: int = 640, height: int = 480) -> np.ndar
     resized = cv2.resize(image, None, fx=scale, fy=scale)
     h, w = resized.shape[:2]
     y, x = (height - h) // 2, (width - w) // 2
-    canvas[y:y + h, x:x + w] = resized
+    canvas[y : y + h, x : x + w] = resized
     return canvas
 
 

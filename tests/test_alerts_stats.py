@@ -55,9 +55,15 @@ def test_masked_frame_resets_the_clock_and_rearms_the_track():
 
 def test_leaving_ends_a_stretch_and_tracks_are_independent():
     monitor = AlertMonitor(delay_s=1.0)
-    frames = [[face("no_mask", 1)], [face("no_mask", 1), face("no_mask", 2)], [],
-              [face("no_mask", 1), face("no_mask", 2)], [face("no_mask", 1), face("mask", 2)],
-              [face("no_mask", 1), face("no_mask", None)], [face("no_mask", 1)]]
+    frames = [
+        [face("no_mask", 1)],
+        [face("no_mask", 1), face("no_mask", 2)],
+        [],
+        [face("no_mask", 1), face("no_mask", 2)],
+        [face("no_mask", 1), face("mask", 2)],
+        [face("no_mask", 1), face("no_mask", None)],
+        [face("no_mask", 1)],
+    ]
     fired = feed(monitor, frames)
     assert [(t, a.track_id) for t, a in fired] == [(2.5, 1)]
     assert monitor.alerting == [1]
@@ -67,13 +73,15 @@ def test_leaving_ends_a_stretch_and_tracks_are_independent():
 
 def test_alert_log_lines_and_snapshots(tmp_path):
     frame = np.random.default_rng(0).integers(0, 255, (240, 320, 3), np.uint8)
-    fired = feed(AlertMonitor(delay_s=0.0), [[face("no_mask", 4)], [face("no_mask", 7)]],
-                 frame=frame)
+    fired = feed(
+        AlertMonitor(delay_s=0.0), [[face("no_mask", 4)], [face("no_mask", 7)]], frame=frame
+    )
     log = AlertLog(tmp_path / "alerts")
     for _, alert in fired:
         log.append(alert)
-    lines = [json.loads(line) for line in (tmp_path / "alerts" / ALERTS_FILE).read_text()
-             .splitlines()]
+    lines = [
+        json.loads(line) for line in (tmp_path / "alerts" / ALERTS_FILE).read_text().splitlines()
+    ]
     assert [line["track"] for line in lines] == [4, 7]
     assert set(lines[0]) == {"time", "media_time_s", "track", "box", "score", "snapshot"}
     assert lines[1]["media_time_s"] == 0.5 and lines[0]["box"] == list(BOX)
@@ -136,10 +144,9 @@ def test_stats_csv_contents(tmp_path):
     stats.add(3.0, [face("no_mask", 2)])
     path = tmp_path / "stats.csv"
     stats.write_csv(path)
-    assert path.read_text() == ("time_s,faces,masked,unmasked,masked_share\n"
-                                "0,3,2,1,0.667\n"
-                                "1,0,0,0,\n"
-                                "3,1,0,1,0.000\n")
+    assert path.read_text() == (
+        "time_s,faces,masked,unmasked,masked_share\n0,3,2,1,0.667\n1,0,0,0,\n3,1,0,1,0.000\n"
+    )
     with pytest.raises(FileExistsError):
         stats.write_csv(path)
     stats.write_csv(path, overwrite=True)
@@ -164,16 +171,36 @@ def test_recorder_times_frames_and_renames_only_when_stopped(tmp_path):
 
 
 def run_app(*args, timeout=240):
-    return subprocess.run([sys.executable, "-m", "app", "--headless", "--quiet", *map(str, args)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "app", "--headless", "--quiet", *map(str, args)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def test_headless_alerts_stats_and_snapshots(tmp_path, no_mask_video):
     alerts, stats, snaps = tmp_path / "alerts", tmp_path / "stats.csv", tmp_path / "snaps"
     events = tmp_path / "events.jsonl"
-    proc = run_app("--source", no_mask_video, "--device", "cpu", "--events", events,
-                   "--alerts", alerts, "--alert-delay", "0.5", "--stats", stats,
-                   "--snapshot-every", "5", "--snapshots", snaps)
+    proc = run_app(
+        "--source",
+        no_mask_video,
+        "--device",
+        "cpu",
+        "--events",
+        events,
+        "--alerts",
+        alerts,
+        "--alert-delay",
+        "0.5",
+        "--stats",
+        stats,
+        "--snapshot-every",
+        "5",
+        "--snapshots",
+        snaps,
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines()[0].startswith("12 frames, 12 faces (no_mask 12)")
     assert f"1 alerts written to {alerts}" in proc.stdout
@@ -186,8 +213,9 @@ def test_headless_alerts_stats_and_snapshots(tmp_path, no_mask_video):
     assert snapshot is not None and 0 < snapshot.shape[1] < 640
 
     rows = list(csv.DictReader(io.StringIO(stats.read_text())))
-    assert [(r["time_s"], r["faces"], r["masked"], r["unmasked"], r["masked_share"])
-            for r in rows] == [("0", "1", "0", "1", "0.000"), ("1", "1", "0", "1", "0.000")]
+    assert [
+        (r["time_s"], r["faces"], r["masked"], r["unmasked"], r["masked_share"]) for r in rows
+    ] == [("0", "1", "0", "1", "0.000"), ("1", "1", "0", "1", "0.000")]
 
     pngs = sorted(p.name for p in snaps.iterdir())
     assert pngs == [f"no_mask-frame{i:06d}.png" for i in (0, 5, 10)]
@@ -203,6 +231,5 @@ def test_headless_keeps_existing_alerts_and_checks_flags(tmp_path, no_mask_video
     assert (tmp_path / ALERTS_FILE).read_text() == "precious\n"
     proc = run_app("--source", no_mask_video, "--snapshot-every", "3")
     assert proc.returncode == 2 and "--snapshots" in proc.stderr
-    proc = run_app("--source", no_mask_video, "--stats", tmp_path / "s.csv",
-                   "--alert-delay", "-2")
+    proc = run_app("--source", no_mask_video, "--stats", tmp_path / "s.csv", "--alert-delay", "-2")
     assert proc.returncode == 2 and "-2" in proc.stderr and "Traceback" not in proc.stderr

@@ -45,8 +45,12 @@ def test_wrong_architecture_is_refused(tmp_path):
 
 def test_weights_of_another_shape_are_refused(tmp_path):
     path = tmp_path / "bad.pt"
-    payload = {"format": checkpoint.FORMAT, "version": 1, "meta": {"arch": "student"},
-               "state_dict": {"features.0.0.weight": torch.zeros(3, 3, 3, 3)}}
+    payload = {
+        "format": checkpoint.FORMAT,
+        "version": 1,
+        "meta": {"arch": "student"},
+        "state_dict": {"features.0.0.weight": torch.zeros(3, 3, 3, 3)},
+    }
     torch.save(payload, path)
     with pytest.raises(CheckpointError, match="does not fit the student architecture"):
         checkpoint.load(path)
@@ -96,17 +100,34 @@ def test_folding_batchnorm_keeps_the_answers():
         left = sum(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
         assert left < bn
         assert model.training is False and any(
-            isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())  # original untouched
+            isinstance(m, torch.nn.BatchNorm2d) for m in model.modules()
+        )  # original untouched
 
 
-@pytest.mark.parametrize("payload, message", [
-    ({"format": checkpoint.FORMAT, "version": 1}, "damaged"),
-    ({"format": checkpoint.FORMAT, "version": 1, "meta": {"arch": "student", "input_size": 0},
-      "state_dict": {}}, "impossible input size"),
-    ({"format": checkpoint.FORMAT, "version": 1, "meta": {"arch": "student", "bogus": 1,
-                                                          "class_names": ["x"]},
-      "state_dict": {}}, "unusable metadata"),
-])
+@pytest.mark.parametrize(
+    "payload, message",
+    [
+        ({"format": checkpoint.FORMAT, "version": 1}, "damaged"),
+        (
+            {
+                "format": checkpoint.FORMAT,
+                "version": 1,
+                "meta": {"arch": "student", "input_size": 0},
+                "state_dict": {},
+            },
+            "impossible input size",
+        ),
+        (
+            {
+                "format": checkpoint.FORMAT,
+                "version": 1,
+                "meta": {"arch": "student", "bogus": 1, "class_names": ["x"]},
+                "state_dict": {},
+            },
+            "unusable metadata",
+        ),
+    ],
+)
 def test_damaged_metadata_is_refused(tmp_path, payload, message):
     path = tmp_path / "w.pt"
     torch.save(payload, path)

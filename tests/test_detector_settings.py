@@ -57,9 +57,14 @@ def detector(pipeline):
 
 
 def make_window(qtbot, pipeline, settings, prefs=None, source=None, config=None):
-    win = MainWindow(config or PipelineConfig(device="cpu"), pipeline=pipeline,
-                     source=None if source is None else str(source), autostart=False,
-                     settings=settings, prefs=prefs)
+    win = MainWindow(
+        config or PipelineConfig(device="cpu"),
+        pipeline=pipeline,
+        source=None if source is None else str(source),
+        autostart=False,
+        settings=settings,
+        prefs=prefs,
+    )
     qtbot.addWidget(win)
     shown = []
     win.frame_displayed.connect(lambda image, stats: shown.append(stats))
@@ -73,7 +78,8 @@ def choose(win, sensitivity):
 
 
 def test_changes_while_playing_reach_the_detector_on_the_worker_thread(
-        qtbot, pipeline, detector, settings, prefs, face_video, monkeypatch):
+    qtbot, pipeline, detector, settings, prefs, face_video, monkeypatch
+):
     win = make_window(qtbot, pipeline, settings, prefs, face_video)
     from_gui = []  # configure() calls on the GUI thread while the worker may be detecting
     original = detector.configure
@@ -104,8 +110,9 @@ def test_changes_while_playing_reach_the_detector_on_the_worker_thread(
     win.close()
 
 
-def test_settings_apply_at_once_when_stopped_and_round_trip(qtbot, pipeline, detector,
-                                                           settings, prefs):
+def test_settings_apply_at_once_when_stopped_and_round_trip(
+    qtbot, pipeline, detector, settings, prefs
+):
     win = make_window(qtbot, pipeline, settings, prefs)
     spin = win.detector_box.min_face_spin
     assert spin.value() == DetectorConfig().min_face_size
@@ -119,8 +126,7 @@ def test_settings_apply_at_once_when_stopped_and_round_trip(qtbot, pipeline, det
     win.close()
 
     FaceDetector.configure(detector, DetectorConfig())  # as a fresh start would have it
-    again = make_window(qtbot, pipeline,
-                        QSettings(settings.fileName(), QSettings.Format.IniFormat))
+    again = make_window(qtbot, pipeline, QSettings(settings.fileName(), QSettings.Format.IniFormat))
     assert again.detector_box.sensitivity() == "high"
     assert again.detector_box.min_face_spin.value() == 48
     assert detector.config.thresholds == HIGH["thresholds"]
@@ -135,12 +141,12 @@ def test_unusable_saved_values_fall_back_to_defaults(settings):
     assert (loaded.sensitivity, loaded.min_face_size) == ("standard", 20)
 
 
-def test_command_line_thresholds_stay_until_a_preset_is_picked(qtbot, pipeline, detector,
-                                                              settings):
+def test_command_line_thresholds_stay_until_a_preset_is_picked(qtbot, pipeline, detector, settings):
     settings.setValue("detector/sensitivity", "high")
     custom = DetectorConfig(thresholds=(0.5, 0.6, 0.6))
-    win = make_window(qtbot, pipeline, settings,
-                      config=PipelineConfig(detector=custom, device="cpu"))
+    win = make_window(
+        qtbot, pipeline, settings, config=PipelineConfig(detector=custom, device="cpu")
+    )
     combo = win.detector_box.sensitivity_combo
     assert combo.currentText() == CUSTOM_TITLE and detector.config.thresholds == (0.5, 0.6, 0.6)
     win.detector_box.min_face_spin.setValue(30)
@@ -154,15 +160,26 @@ def test_command_line_thresholds_stay_until_a_preset_is_picked(qtbot, pipeline, 
     assert Preferences.load(settings).sensitivity == "standard"
 
 
-@pytest.mark.parametrize("argv, thresholds, min_score, window", [
-    ([], STANDARD["thresholds"], STANDARD["min_score"], None),
-    (["--sensitivity", "high"], HIGH["thresholds"], HIGH["min_score"], "high"),
-    (["--sensitivity", "high", "--thresholds", "0.5", "0.6", "0.7"], (0.5, 0.6, 0.7),
-     HIGH["min_score"], None),
-    (["--sensitivity", "high", "--min-score", "0.8"], HIGH["thresholds"], 0.8, None),
-    (["--thresholds", "0.4", "0.5", "0.5", "--min-score", "0.5"], HIGH["thresholds"],
-     HIGH["min_score"], "high"),
-])
+@pytest.mark.parametrize(
+    "argv, thresholds, min_score, window",
+    [
+        ([], STANDARD["thresholds"], STANDARD["min_score"], None),
+        (["--sensitivity", "high"], HIGH["thresholds"], HIGH["min_score"], "high"),
+        (
+            ["--sensitivity", "high", "--thresholds", "0.5", "0.6", "0.7"],
+            (0.5, 0.6, 0.7),
+            HIGH["min_score"],
+            None,
+        ),
+        (["--sensitivity", "high", "--min-score", "0.8"], HIGH["thresholds"], 0.8, None),
+        (
+            ["--thresholds", "0.4", "0.5", "0.5", "--min-score", "0.5"],
+            HIGH["thresholds"],
+            HIGH["min_score"],
+            "high",
+        ),
+    ],
+)
 def test_explicit_flags_win_over_the_sensitivity_preset(argv, thresholds, min_score, window):
     args = build_parser().parse_args(argv)
     detector = pipeline_config(args).detector
@@ -173,16 +190,27 @@ def test_explicit_flags_win_over_the_sensitivity_preset(argv, thresholds, min_sc
 
 def run_app(*args):
     command = [sys.executable, "-m", "app", "--headless", "--quiet", *map(str, args)]
-    return subprocess.run(command, check=False, cwd=ROOT, capture_output=True, text=True,
-                          timeout=240)
+    return subprocess.run(
+        command, check=False, cwd=ROOT, capture_output=True, text=True, timeout=240
+    )
 
 
 def test_headless_high_sensitivity_runs(tmp_path):
     frame = on_canvas(fixture_bgr("no_mask_1.jpg"))
     video = write_video(tmp_path / "short.mp4", [frame] * 3)
     events = tmp_path / "events.jsonl"
-    proc = run_app("--source", video, "--events", events, "--device", "cpu",
-                   "--sensitivity", "high", "--min-face", "24")
+    proc = run_app(
+        "--source",
+        video,
+        "--events",
+        events,
+        "--device",
+        "cpu",
+        "--sensitivity",
+        "high",
+        "--min-face",
+        "24",
+    )
     assert proc.returncode == 0, proc.stderr
     assert "3 frames" in proc.stdout
     first = json.loads(events.read_text().splitlines()[0])

@@ -13,13 +13,24 @@ import torch.nn as nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from training import kd_compat
-from training.distillers import (FixedMessyCollab, FixedNoisyTeacher, FixedSelfTraining,
-                                 FixedVanillaKD, noisy_labels)
+from training.distillers import (
+    FixedMessyCollab,
+    FixedNoisyTeacher,
+    FixedSelfTraining,
+    FixedVanillaKD,
+    noisy_labels,
+)
 
 
 def tiny_net(classes: int = 2) -> nn.Module:
-    return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(),
-                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, classes))
+    return nn.Sequential(
+        nn.Conv2d(3, 4, 3, padding=1),
+        nn.BatchNorm2d(4),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(4, classes),
+    )
 
 
 def loaders():
@@ -33,8 +44,15 @@ def make(cls, **kwargs):
     torch.manual_seed(0)
     teacher, student = tiny_net(), tiny_net()
     train, val = loaders()
-    distiller = cls(teacher, student, train, val, torch.optim.SGD(teacher.parameters(), 0.01),
-                    torch.optim.SGD(student.parameters(), 0.01), **kwargs)
+    distiller = cls(
+        teacher,
+        student,
+        train,
+        val,
+        torch.optim.SGD(teacher.parameters(), 0.01),
+        torch.optim.SGD(student.parameters(), 0.01),
+        **kwargs,
+    )
     distiller.progress = False
     return distiller
 
@@ -58,8 +76,10 @@ def test_student_trains_in_train_mode_after_validation(cls, flawed):
     distiller = make(cls)
     modes = []
     distiller.student_model.register_forward_hook(
-        lambda module, inputs, output: modes.append(module.training)
-        if torch.is_grad_enabled() else None)
+        lambda module, inputs, output: (
+            modes.append(module.training) if torch.is_grad_enabled() else None
+        )
+    )
     quietly_train_student(distiller, epochs=2)
     assert len(modes) == 8  # 4 batches x 2 epochs
     assert all(modes) is not flawed
@@ -76,9 +96,15 @@ def test_vanilla_loss_is_kl_divergence(cls, flawed):
     assert torch.isclose(got, expected, atol=1e-6) is not flawed
 
 
-@pytest.mark.parametrize("cls, flawed", [
-    (kd_compat.MessyCollab, True), (FixedMessyCollab, False),
-    (kd_compat.NoisyTeacher, True), (FixedNoisyTeacher, False)])
+@pytest.mark.parametrize(
+    "cls, flawed",
+    [
+        (kd_compat.MessyCollab, True),
+        (FixedMessyCollab, False),
+        (kd_compat.NoisyTeacher, True),
+        (FixedNoisyTeacher, False),
+    ],
+)
 def test_kl_default_is_batchmean(cls, flawed):
     distiller = make(cls)
     loss = distiller.loss_fn

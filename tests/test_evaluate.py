@@ -10,8 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from training.detection_metrics import (IGNORED, UNMATCHED, ClassAP, average_precision, iou,
-                                        iou_matrix, match_detections)
+from training.detection_metrics import (
+    IGNORED,
+    UNMATCHED,
+    ClassAP,
+    average_precision,
+    iou,
+    iou_matrix,
+    match_detections,
+)
 from training.evaluate import EvaluationConfig, main, spread
 from training.voc import AnnotationError, find_scenes, parse_annotation
 
@@ -20,14 +27,17 @@ ROOT = Path(__file__).parent.parent
 SCENES = ("maksssksksss129", "maksssksksss289", "maksssksksss52")
 
 
-@pytest.mark.parametrize("a, b, expected", [
-    ((0, 0, 10, 10), (0, 0, 10, 10), 1.0),
-    ((0, 0, 10, 10), (20, 20, 30, 30), 0.0),
-    ((0, 0, 10, 10), (10, 0, 20, 10), 0.0),  # touching edges share no area
-    ((0, 0, 2, 2), (1, 0, 3, 2), 2 / 6),
-    ((0, 0, 4, 4), (1, 1, 3, 3), 4 / 16),  # one inside the other
-    ((5, 5, 5, 9), (0, 0, 10, 10), 0.0),  # no area
-])
+@pytest.mark.parametrize(
+    "a, b, expected",
+    [
+        ((0, 0, 10, 10), (0, 0, 10, 10), 1.0),
+        ((0, 0, 10, 10), (20, 20, 30, 30), 0.0),
+        ((0, 0, 10, 10), (10, 0, 20, 10), 0.0),  # touching edges share no area
+        ((0, 0, 2, 2), (1, 0, 3, 2), 2 / 6),
+        ((0, 0, 4, 4), (1, 1, 3, 3), 4 / 16),  # one inside the other
+        ((5, 5, 5, 9), (0, 0, 10, 10), 0.0),  # no area
+    ],
+)
 def test_iou_known_values(a, b, expected):
     assert iou(a, b) == pytest.approx(expected)
     assert iou(b, a) == pytest.approx(expected)
@@ -37,7 +47,8 @@ def test_iou_matrix_shapes_with_empty_sides():
     assert iou_matrix([], [(0, 0, 1, 1)]).shape == (0, 1)
     assert iou_matrix([(0, 0, 1, 1)] * 3, []).shape == (3, 0)
     assert iou_matrix([(0, 0, 2, 2), (1, 0, 3, 2)], [(0, 0, 2, 2)])[:, 0] == pytest.approx(
-        [1.0, 1 / 3])
+        [1.0, 1 / 3]
+    )
 
 
 def test_match_prefers_higher_score_and_is_one_to_one():
@@ -52,8 +63,7 @@ def test_match_takes_best_free_box_and_respects_threshold():
     dets = [(11, 0, 21, 10), (0, 0, 10, 10), (40, 40, 50, 50)]
     assert match_detections(dets, [0.9, 0.8, 0.7], gt, 0.5).tolist() == [1, 0, UNMATCHED]
     # at a stricter threshold the shifted box (IoU 9/11) no longer counts
-    assert match_detections(dets, [0.9, 0.8, 0.7], gt, 0.9).tolist() == [
-        UNMATCHED, 0, UNMATCHED]
+    assert match_detections(dets, [0.9, 0.8, 0.7], gt, 0.9).tolist() == [UNMATCHED, 0, UNMATCHED]
 
 
 def test_match_marks_ignore_regions_and_prefers_real_boxes():
@@ -61,7 +71,10 @@ def test_match_marks_ignore_regions_and_prefers_real_boxes():
     ignore = [(0, 0, 10, 10), (30, 30, 40, 40)]
     dets = [(0, 0, 10, 10), (30, 30, 40, 40), (31, 30, 41, 40)]
     assert match_detections(dets, [0.5, 0.9, 0.8], gt, 0.5, ignore).tolist() == [
-        0, IGNORED, IGNORED]
+        0,
+        IGNORED,
+        IGNORED,
+    ]
 
 
 def test_match_rejects_mismatched_lengths():
@@ -127,12 +140,18 @@ def test_detections_on_ignore_regions_do_not_lower_ap():
     assert ignored.result().ignored == 1 and ignored.result().positives == 2
 
 
-@pytest.mark.parametrize("name, counts, size", [
-    ("maksssksksss129", {"with_mask": 1, "without_mask": 2}, (400, 295)),
-    ("maksssksksss289", {"without_mask": 2}, (267, 400)),
-    ("maksssksksss52", {"with_mask": 37, "without_mask": 10, "mask_weared_incorrect": 4},
-     (400, 225)),
-])
+@pytest.mark.parametrize(
+    "name, counts, size",
+    [
+        ("maksssksksss129", {"with_mask": 1, "without_mask": 2}, (400, 295)),
+        ("maksssksksss289", {"without_mask": 2}, (267, 400)),
+        (
+            "maksssksksss52",
+            {"with_mask": 37, "without_mask": 10, "mask_weared_incorrect": 4},
+            (400, 225),
+        ),
+    ],
+)
 def test_voc_parser_reads_fixture(name, counts, size):
     annotation = parse_annotation(FIXTURES / f"{name}.xml")
     assert annotation.filename == f"{name}.jpg"
@@ -148,14 +167,23 @@ def test_voc_parser_box_values_and_labels():
     assert [f.label for f in faces] == ["no_mask", "no_mask", "mask"]
 
 
-@pytest.mark.parametrize("text, message", [
-    ("<annotation><object>", "cannot read annotation"),
-    ("<annotation><object><name>hat</name></object></annotation>", "unknown class 'hat'"),
-    ("<annotation><object><name>with_mask</name><bndbox><xmin>5</xmin><ymin>1</ymin>"
-     "<xmax>5</xmax><ymax>9</ymax></bndbox></object></annotation>", "has no area"),
-    ("<annotation><object><name>with_mask</name><bndbox><xmin>a</xmin></bndbox></object>"
-     "</annotation>", "not a number"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("<annotation><object>", "cannot read annotation"),
+        ("<annotation><object><name>hat</name></object></annotation>", "unknown class 'hat'"),
+        (
+            "<annotation><object><name>with_mask</name><bndbox><xmin>5</xmin><ymin>1</ymin>"
+            "<xmax>5</xmax><ymax>9</ymax></bndbox></object></annotation>",
+            "has no area",
+        ),
+        (
+            "<annotation><object><name>with_mask</name><bndbox><xmin>a</xmin></bndbox></object>"
+            "</annotation>",
+            "not a number",
+        ),
+    ],
+)
 def test_voc_parser_rejects_bad_files(tmp_path, text, message):
     path = tmp_path / "bad.xml"
     path.write_text(text)
@@ -163,8 +191,10 @@ def test_voc_parser_rejects_bad_files(tmp_path, text, message):
         parse_annotation(path)
 
 
-@pytest.mark.parametrize("side, name", [(0, "<32"), (31.9, "<32"), (32, "32-63"),
-                                        (63.5, "32-63"), (64, "64+"), (1000, "64+")])
+@pytest.mark.parametrize(
+    "side, name",
+    [(0, "<32"), (31.9, "<32"), (32, "32-63"), (63.5, "32-63"), (64, "64+"), (1000, "64+")],
+)
 def test_size_bins(side, name):
     assert EvaluationConfig().size_bin(side) == name
 
@@ -208,8 +238,9 @@ def test_find_scenes_pairs_fixtures(datasets):
 @pytest.mark.parametrize("model", ["student", "teacher"])
 def test_cli_on_class_folders(datasets, tmp_path, capsys, model):
     out_json = tmp_path / "classes.json"
-    code, out, err = _run(["--data", str(datasets["classes"]), "--model", model,
-                           "--json", str(out_json)], capsys)
+    code, out, err = _run(
+        ["--data", str(datasets["classes"]), "--model", model, "--json", str(out_json)], capsys
+    )
     assert code == 0, err
     report = json.loads(out_json.read_text())
     assert report["layout"] == "classes" and report["model"] == model
@@ -220,8 +251,7 @@ def test_cli_on_class_folders(datasets, tmp_path, capsys, model):
     assert overall["count"] == 4
     assert 0.0 <= overall["accuracy"] <= 1.0
     assert sum(map(sum, overall["confusion"])) == 4
-    assert {n: c["support"] for n, c in overall["per_class"].items()} == {"mask": 2,
-                                                                          "no_mask": 2}
+    assert {n: c["support"] for n, c in overall["per_class"].items()} == {"mask": 2, "no_mask": 2}
     assert 0 <= report["no_face"]["count"] <= 4
     assert sum(report["rules"].values()) == 4
     found = report["faces_found"]
@@ -231,14 +261,18 @@ def test_cli_on_class_folders(datasets, tmp_path, capsys, model):
 
 def test_cli_on_scenes(datasets, tmp_path, capsys):
     out_json = tmp_path / "scenes.json"
-    code, out, err = _run(["--data", str(datasets["scenes"]), "--model", "student",
-                           "--json", str(out_json)], capsys)
+    code, out, err = _run(
+        ["--data", str(datasets["scenes"]), "--model", "student", "--json", str(out_json)], capsys
+    )
     assert code == 0, err
     report = json.loads(out_json.read_text())
     assert report["layout"] == "scenes"
     assert report["images"]["evaluated"] == 3
-    assert report["ground_truth"] == {"with_mask": 38, "without_mask": 14,
-                                      "mask_weared_incorrect": 4}
+    assert report["ground_truth"] == {
+        "with_mask": 38,
+        "without_mask": 14,
+        "mask_weared_incorrect": 4,
+    }
     ap = report["ap"]
     assert ap["mask"]["positives"] == 38 and ap["no_mask"]["positives"] == 14
     assert all(0.0 <= ap[c]["ap"] <= 1.0 for c in ("mask", "no_mask"))
@@ -249,14 +283,17 @@ def test_cli_on_scenes(datasets, tmp_path, capsys):
     assert set(recall) == {"with_mask", "without_mask", "mask_weared_incorrect", "all"}
     assert set(recall["all"]) == {"<32", "32-63", "64+", "all"}
     assert recall["all"]["all"]["total"] == 56
-    assert sum(recall["all"][b]["found"] for b in ("<32", "32-63", "64+")) == (
-        recall["all"]["all"]["found"])
+    assert (
+        sum(recall["all"][b]["found"] for b in ("<32", "32-63", "64+"))
+        == (recall["all"]["all"]["found"])
+    )
     assert 0 < recall["all"]["all"]["found"] <= report["detections"]
     safety = report["unmasked_recall"]
     assert safety["total"] == sum(recall["without_mask"][b]["total"] for b in ("32-63", "64+"))
     assert report["incorrect_mask"]["total"] == 4
-    assert sum(report["incorrect_mask"]["labels"].values()) == (
-        report["incorrect_mask"]["detected"])
+    assert (
+        sum(report["incorrect_mask"]["labels"].values()) == (report["incorrect_mask"]["detected"])
+    )
     false = report["false_detections"]
     assert false["per_image"] == pytest.approx(false["total"] / 3)
     assert len(report["per_image"]) == 3
@@ -266,8 +303,9 @@ def test_cli_on_scenes(datasets, tmp_path, capsys):
 def test_cli_refuses_to_overwrite_json(datasets, tmp_path, capsys):
     existing = tmp_path / "old.json"
     existing.write_text("{}")
-    code, _, err = _run(["--data", str(datasets["classes"]), "--model", "student",
-                         "--json", str(existing)], capsys)
+    code, _, err = _run(
+        ["--data", str(datasets["classes"]), "--model", "student", "--json", str(existing)], capsys
+    )
     assert code == 2
     assert err.strip().splitlines() == [err.strip()]
     assert "already exists" in err and existing.read_text() == "{}"
@@ -295,15 +333,21 @@ def test_cli_empty_class_folders_are_a_user_error(tmp_path, capsys):
 def test_cli_bad_weights_is_a_user_error(datasets, tmp_path, capsys):
     weights = tmp_path / "student.pt"
     weights.write_bytes(b"garbage")
-    code, _, err = _run(["--data", str(datasets["classes"]), "--model", "student",
-                         "--weights", str(weights)], capsys)
+    code, _, err = _run(
+        ["--data", str(datasets["classes"]), "--model", "student", "--weights", str(weights)],
+        capsys,
+    )
     _assert_one_line_error(code, err, "not a readable MaskWatch checkpoint")
 
 
 def test_cli_missing_folder_exits_2_without_traceback(tmp_path):
     missing = tmp_path / "nowhere"
-    done = subprocess.run([sys.executable, "-m", "training.evaluate", "--data", str(missing),
-                           "--model", "student"], cwd=ROOT, capture_output=True, text=True,
-                          timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "training.evaluate", "--data", str(missing), "--model", "student"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     _assert_one_line_error(done.returncode, done.stderr, f"{missing} not found")
     assert done.stdout == ""

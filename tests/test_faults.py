@@ -19,10 +19,8 @@ class StallingCamera(VideoSource):
         self.kind = "camera"
 
 
-def test_camera_that_stops_is_reported_and_can_be_retried(qtbot, pipeline, tmp_path,
-                                                           monkeypatch):
-    video = write_video(tmp_path / "cam.mp4", [on_canvas(fixture_bgr("no_mask_1.jpg"))] * 6,
-                        fps=10)
+def test_camera_that_stops_is_reported_and_can_be_retried(qtbot, pipeline, tmp_path, monkeypatch):
+    video = write_video(tmp_path / "cam.mp4", [on_canvas(fixture_bgr("no_mask_1.jpg"))] * 6, fps=10)
     monkeypatch.setattr(worker, "VideoSource", StallingCamera)
     window = MainWindow(PipelineConfig(device="cpu"), pipeline=pipeline, autostart=False)
     qtbot.addWidget(window)

@@ -73,11 +73,14 @@ def test_portrait_video_source(tmp_path):
     assert len(list(video.frames())) == 3
 
 
-@pytest.mark.parametrize("content, message", [
-    (None, "not found"),
-    (b"this is a text file, not a video", "not a video OpenCV can read|holds no readable"),
-    (b"", "not a video OpenCV can read|holds no readable"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (None, "not found"),
+        (b"this is a text file, not a video", "not a video OpenCV can read|holds no readable"),
+        (b"", "not a video OpenCV can read|holds no readable"),
+    ],
+)
 def test_bad_video_files(tmp_path, content, message):
     path = tmp_path / "clip.mp4"
     if content is not None:
@@ -136,7 +139,7 @@ def with_rotation_metadata(path, degrees_cw: int = 90):
     at = data.find(b"tkhd")
     offset = at + 8 + (32 if data[at + 4] == 1 else 20) + 16
     assert degrees_cw == 90
-    data[offset:offset + 36] = struct.pack(">9i", 0, 1 << 16, 0, -1 << 16, 0, 0, 0, 0, 1 << 30)
+    data[offset : offset + 36] = struct.pack(">9i", 0, 1 << 16, 0, -1 << 16, 0, 0, 0, 0, 1 << 30)
     path.write_bytes(bytes(data))
     return path
 

@@ -8,10 +8,15 @@ from app.crops import crop_face, expand_box
 from conftest import fixture_bgr, on_canvas
 
 
-@pytest.mark.parametrize("name, label", [
-    ("no_mask_1.jpg", "no_mask"), ("no_mask_2.jpg", "no_mask"),
-    ("mask_1.jpg", "mask"), ("mask_2.png", "mask"),
-])
+@pytest.mark.parametrize(
+    "name, label",
+    [
+        ("no_mask_1.jpg", "no_mask"),
+        ("no_mask_2.jpg", "no_mask"),
+        ("mask_1.jpg", "mask"),
+        ("mask_2.png", "mask"),
+    ],
+)
 @pytest.mark.parametrize("model", ["student", "teacher"])
 def test_fixture_face_gets_its_label(pipeline, name, label, model):
     pipeline.use(model)

@@ -15,8 +15,10 @@ def test_iou_known_values():
 
 
 def test_match_prefers_best_overlap():
-    tracks = [Track(1, np.array([0, 0, 10, 10], np.float32), 1.0),
-              Track(2, np.array([50, 50, 60, 60], np.float32), 1.0)]
+    tracks = [
+        Track(1, np.array([0, 0, 10, 10], np.float32), 1.0),
+        Track(2, np.array([50, 50, 60, 60], np.float32), 1.0),
+    ]
     boxes = [np.array([51, 51, 61, 61]), np.array([1, 1, 11, 11]), np.array([200, 0, 210, 9])]
     assert match(tracks, boxes, 0.3) == {0: 1, 1: 0}
 
@@ -44,8 +46,9 @@ def test_box_follows_a_moving_face_between_detections(pipeline):
 def test_one_bad_frame_does_not_flip_the_label(pipeline):
     no_mask = on_canvas(fixture_bgr("no_mask_1.jpg"))
     mask = on_canvas(fixture_bgr("mask_1.jpg"))
-    tracker = TrackingPipeline(pipeline, TrackingConfig(detect_every=1, smooth_window=5,
-                                                        iou_match=0.1))
+    tracker = TrackingPipeline(
+        pipeline, TrackingConfig(detect_every=1, smooth_window=5, iou_match=0.1)
+    )
     labels = [tracker.process(f).faces[0].label for f in [no_mask] * 4 + [mask] + [no_mask] * 2]
     assert labels == ["no_mask"] * 7
     raw = TrackingPipeline(pipeline, TrackingConfig(detect_every=1, smooth_window=1))

@@ -24,18 +24,24 @@ def image_variants(name: str) -> list[np.ndarray]:
     """Distinct-looking versions of one fixture (not near-duplicates of each other)."""
     image = cv2.imread(str(FIXTURES / name))
     h, w = image.shape[:2]
-    return [image, image[:, ::-1].copy(), image[: h * 3 // 4].copy(),
-            cv2.GaussianBlur(image[h // 8:, w // 8:], (0, 0), 1.5)]
+    return [
+        image,
+        image[:, ::-1].copy(),
+        image[: h * 3 // 4].copy(),
+        cv2.GaussianBlur(image[h // 8 :, w // 8 :], (0, 0), 1.5),
+    ]
 
 
 def make_dataset(root: Path) -> Path:
     (root / "with_mask").mkdir(parents=True)
     (root / "without_mask").mkdir()
-    for folder, names in (("with_mask", ["mask_1.jpg", "mask_2.png"]),
-                          ("without_mask", ["no_mask_1.jpg", "no_mask_2.jpg"])):
+    for folder, names in (
+        ("with_mask", ["mask_1.jpg", "mask_2.png"]),
+        ("without_mask", ["no_mask_1.jpg", "no_mask_2.jpg"]),
+    ):
         for name in names:
             for k, image in enumerate(image_variants(name)):
-                cv2.imwrite(str(root / folder / f"{Path(name).stem} {k}'s \"copy\".png"), image)
+                cv2.imwrite(str(root / folder / f'{Path(name).stem} {k}\'s "copy".png'), image)
     return root
 
 
@@ -72,7 +78,7 @@ def test_prepare_counts_rules_and_lists_bad_files(tmp_path):
     assert prepared.crops.shape == (16, 128, 128, 3)
     assert sorted(set(prepared.splits)) == ["test", "train", "val"]
     manifest = json.loads(next((tmp_path / "cache").glob("manifest-*.json")).read_text())
-    assert any("'s \"copy\"" in f["file"] for f in manifest["files"])
+    assert any('\'s "copy"' in f["file"] for f in manifest["files"])
     assert {f["label"] for f in manifest["files"]} == {"mask", "no_mask"}
     again = prepare(data, tmp_path / "cache", seed=0, progress=False)  # from the cache
     assert np.array_equal(again.crops, prepared.crops)
@@ -93,9 +99,14 @@ def test_bad_dataset_folders(tmp_path):
 
 
 def distill(*args, **kwargs):
-    return subprocess.Popen([sys.executable, "-m", "training.distill", "--quiet", *map(str, args)],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            **kwargs)
+    return subprocess.Popen(
+        [sys.executable, "-m", "training.distill", "--quiet", *map(str, args)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kwargs,
+    )
 
 
 def test_distill_refuses_a_folder_that_is_not_a_dataset(tmp_path):
@@ -108,13 +119,28 @@ def test_distill_refuses_a_folder_that_is_not_a_dataset(tmp_path):
 
 def test_ctrl_c_leaves_a_resumable_run(tmp_path):
     data = make_dataset(tmp_path / "data")
-    common = ["--data", data, "--out", tmp_path / "out", "--work-dir", tmp_path / "work",
-              "--input-size", "32", "--batch-size", "8", "--student-epochs", "2"]
+    common = [
+        "--data",
+        data,
+        "--out",
+        tmp_path / "out",
+        "--work-dir",
+        tmp_path / "work",
+        "--input-size",
+        "32",
+        "--batch-size",
+        "8",
+        "--student-epochs",
+        "2",
+    ]
     proc = distill(*common, "--teacher-epochs", "50")
     states = tmp_path / "work" / "train-state"
     deadline = time.time() + 240
-    while (not list(states.glob("vanilla-seed0-*/teacher-state.pt"))
-           and time.time() < deadline and proc.poll() is None):
+    while (
+        not list(states.glob("vanilla-seed0-*/teacher-state.pt"))
+        and time.time() < deadline
+        and proc.poll() is None
+    ):
         time.sleep(0.2)
     found = list(states.glob("vanilla-seed0-*/teacher-state.pt"))
     assert found, proc.communicate()[1]
@@ -155,7 +181,8 @@ def test_scenes_split_is_seeded_and_stable(tmp_path):
     assert set(first.values()) <= {"train", "test"}
     assert split_scenes(pairs, seed=0, test_fraction=0.0) == dict.fromkeys(first, "train")
     assert split_scenes(pairs[:2], seed=0, test_fraction=0.5) == {
-        k: v for k, v in first.items() if k in {p.image.stem for p in pairs[:2]}}
+        k: v for k, v in first.items() if k in {p.image.stem for p in pairs[:2]}
+    }
 
 
 def test_scene_crops_take_only_the_train_split(tmp_path, monkeypatch):
@@ -163,14 +190,21 @@ def test_scene_crops_take_only_the_train_split(tmp_path, monkeypatch):
     from training import scene_crops
 
     scenes = make_scenes(tmp_path / "scenes")
-    monkeypatch.setattr(scene_crops, "split_scenes",
-                        lambda pairs, seed: {p.image.stem: "test" if "52" in p.image.stem
-                                             else "train" for p in pairs})
+    monkeypatch.setattr(
+        scene_crops,
+        "split_scenes",
+        lambda pairs, seed: {
+            p.image.stem: "test" if "52" in p.image.stem else "train" for p in pairs
+        },
+    )
     names = ("mask", "no_mask", "not_face")
     crops, labels, stats = scene_crops.scene_training_crops(
-        scenes, names, tmp_path / "cache", negatives=DetectorConfig(thresholds=(0.4, 0.5, 0.5),
-                                                                    min_score=0.5),
-        progress=False)
+        scenes,
+        names,
+        tmp_path / "cache",
+        negatives=DetectorConfig(thresholds=(0.4, 0.5, 0.5), min_score=0.5),
+        progress=False,
+    )
     # 129 holds 1 with_mask and 2 without_mask faces, 289 two without_mask; 52 is test only
     assert stats["train_images"] == 2
     assert stats["crops"]["mask"] == 1 and stats["crops"]["no_mask"] == 4
@@ -182,8 +216,10 @@ def test_distill_keeps_an_existing_report_and_checks_values(tmp_path):
     out = tmp_path / "out"
     (out / "report").mkdir(parents=True)
     (out / "report" / "report.json").write_text("{}")
-    for extra, message in [([], "already holds a report"),
-                           (["--overwrite", "--batch-size", "0"], "--batch-size")]:
+    for extra, message in [
+        ([], "already holds a report"),
+        (["--overwrite", "--batch-size", "0"], "--batch-size"),
+    ]:
         proc = distill("--data", FIXTURES, "--out", out, *extra)
         _, err = proc.communicate(timeout=120)
         assert proc.returncode == 2 and message in err and "Traceback" not in err

@@ -44,8 +44,14 @@ def prefs(tmp_path):
 
 
 def make_window(qtbot, pipeline, settings, prefs, source):
-    win = MainWindow(PipelineConfig(device="cpu"), source=str(source), pipeline=pipeline,
-                     autostart=False, settings=settings, prefs=prefs)
+    win = MainWindow(
+        PipelineConfig(device="cpu"),
+        source=str(source),
+        pipeline=pipeline,
+        autostart=False,
+        settings=settings,
+        prefs=prefs,
+    )
     qtbot.addWidget(win)
     win.show()
     qtbot.waitExposed(win)
@@ -74,8 +80,7 @@ def test_alert_banner_log_and_statistics(qtbot, window, prefs, tmp_path, monkeyp
     assert window.banner.text().startswith("Unmasked face for 0.3 s")
     assert "c81e1e" in window.banner.styleSheet() and beeps == [1]
 
-    lines = [json.loads(line) for line in (prefs.alerts_dir / ALERTS_FILE).read_text()
-             .splitlines()]
+    lines = [json.loads(line) for line in (prefs.alerts_dir / ALERTS_FILE).read_text().splitlines()]
     assert len(lines) == 1 and lines[0]["track"] == window.alerts[0].track_id
     assert lines[0]["media_time_s"] >= 0.3
     assert cv2.imread(str(prefs.alerts_dir / lines[0]["snapshot"])) is not None
@@ -131,8 +136,9 @@ def test_record_writes_a_playable_mp4_only_when_stopped(qtbot, window, prefs):
     assert int(video.get(cv2.CAP_PROP_FRAME_COUNT)) >= 3
 
 
-def test_settings_round_trip_through_an_ini_file(qtbot, pipeline, settings, prefs, face_video,
-                                                 tmp_path):
+def test_settings_round_trip_through_an_ini_file(
+    qtbot, pipeline, settings, prefs, face_video, tmp_path
+):
     win = make_window(qtbot, pipeline, settings, prefs, face_video)
     win.settings_panel.delay_spin.setValue(1.5)
     win.settings_panel.sound_check.setChecked(True)
@@ -147,8 +153,12 @@ def test_settings_round_trip_through_an_ini_file(qtbot, pipeline, settings, pref
     assert saved.snapshots_dir == picked and saved.alerts_dir == prefs.alerts_dir
     assert saved.source == str(face_video) and saved.model == "student"
 
-    again = MainWindow(PipelineConfig(device="cpu"), pipeline=pipeline, autostart=False,
-                       settings=QSettings(settings.fileName(), QSettings.Format.IniFormat))
+    again = MainWindow(
+        PipelineConfig(device="cpu"),
+        pipeline=pipeline,
+        autostart=False,
+        settings=QSettings(settings.fileName(), QSettings.Format.IniFormat),
+    )
     qtbot.addWidget(again)
     assert again.settings_panel.delay_spin.value() == 1.5
     assert again.settings_panel.sound_check.isChecked() and again.loop_check.isChecked()

@@ -39,8 +39,9 @@ def augment(crop: np.ndarray, rng: np.random.Generator, cfg: AugmentConfig) -> n
     tx, ty = rng.uniform(-cfg.shift, cfg.shift, size=2) * (w, h)
     matrix = cv2.getRotationMatrix2D((w / 2, h / 2), angle, zoom)
     matrix[:, 2] += (tx, ty)
-    crop = cv2.warpAffine(np.ascontiguousarray(crop), matrix, (w, h),
-                          borderMode=cv2.BORDER_REFLECT_101)
+    crop = cv2.warpAffine(
+        np.ascontiguousarray(crop), matrix, (w, h), borderMode=cv2.BORDER_REFLECT_101
+    )
     image = crop.astype(np.float32)
     gray = image.mean(axis=2, keepdims=True)
     image = gray + (image - gray) * (1 + rng.uniform(-cfg.saturation, cfg.saturation))
@@ -58,9 +59,16 @@ def augment(crop: np.ndarray, rng: np.random.Generator, cfg: AugmentConfig) -> n
 class CropDataset(Dataset):
     """Prepared crops as normalised tensors, augmented when ``augment_cfg`` is given."""
 
-    def __init__(self, crops: np.ndarray, labels: np.ndarray, input_size: int,
-                 mean: tuple[float, ...], std: tuple[float, ...],
-                 augment_cfg: AugmentConfig | None = None, seed: int = 0):
+    def __init__(
+        self,
+        crops: np.ndarray,
+        labels: np.ndarray,
+        input_size: int,
+        mean: tuple[float, ...],
+        std: tuple[float, ...],
+        augment_cfg: AugmentConfig | None = None,
+        seed: int = 0,
+    ):
         self.crops, self.labels = crops, torch.as_tensor(labels, dtype=torch.long)
         self.input_size = input_size
         self.mean = np.array(mean, dtype=np.float32)

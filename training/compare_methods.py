@@ -32,8 +32,19 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for method in args.methods:
         out = args.out / method
-        cmd = ["--data", str(args.data), "--teacher", str(args.teacher), "--method", method,
-               "--student-epochs", str(args.epochs), "--out", str(out), "--quiet"]
+        cmd = [
+            "--data",
+            str(args.data),
+            "--teacher",
+            str(args.teacher),
+            "--method",
+            method,
+            "--student-epochs",
+            str(args.epochs),
+            "--out",
+            str(out),
+            "--quiet",
+        ]
         if not args.no_scenes:
             cmd += ["--scenes", str(args.scenes), "--negatives"]
         if args.overwrite:
@@ -44,16 +55,25 @@ def main(argv: list[str] | None = None) -> int:
             return code
         report = json.loads((out / "report" / "report.json").read_text())
         student = report["models"]["student"]
-        rows.append({"method": method, "test_accuracy": student["test"]["accuracy"],
-                     "best_val_acc": student["best_val_acc"],
-                     "no_mask_recall": student["test"]["per_class"]["no_mask"]["recall"],
-                     "mask_recall": student["test"]["per_class"]["mask"]["recall"],
-                     "minutes": (time.perf_counter() - start) / 60})
-    print(f"\n{'method':15} {'test acc':>9} {'best val':>9} {'mask R':>7} {'no_mask R':>9} "
-          f"{'minutes':>8}")
+        rows.append(
+            {
+                "method": method,
+                "test_accuracy": student["test"]["accuracy"],
+                "best_val_acc": student["best_val_acc"],
+                "no_mask_recall": student["test"]["per_class"]["no_mask"]["recall"],
+                "mask_recall": student["test"]["per_class"]["mask"]["recall"],
+                "minutes": (time.perf_counter() - start) / 60,
+            }
+        )
+    print(
+        f"\n{'method':15} {'test acc':>9} {'best val':>9} {'mask R':>7} {'no_mask R':>9} "
+        f"{'minutes':>8}"
+    )
     for r in rows:
-        print(f"{r['method']:15} {r['test_accuracy']:9.4f} {r['best_val_acc']:9.4f} "
-              f"{r['mask_recall']:7.4f} {r['no_mask_recall']:9.4f} {r['minutes']:8.1f}")
+        print(
+            f"{r['method']:15} {r['test_accuracy']:9.4f} {r['best_val_acc']:9.4f} "
+            f"{r['mask_recall']:7.4f} {r['no_mask_recall']:9.4f} {r['minutes']:8.1f}"
+        )
     write_text(args.out / "comparison.json", json.dumps(rows, indent=1))
     return 0
 

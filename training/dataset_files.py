@@ -7,8 +7,14 @@ from pathlib import Path
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
 SKIPPED_SUFFIXES = {".txt", ".md", ".json", ".xml", ".csv", ".db", ".ini"}
-FOLDER_LABELS = {"with_mask": "mask", "mask": "mask", "masked": "mask",
-                 "without_mask": "no_mask", "no_mask": "no_mask", "unmasked": "no_mask"}
+FOLDER_LABELS = {
+    "with_mask": "mask",
+    "mask": "mask",
+    "masked": "mask",
+    "without_mask": "no_mask",
+    "no_mask": "no_mask",
+    "unmasked": "no_mask",
+}
 
 
 class DatasetError(ValueError):

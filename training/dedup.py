@@ -33,7 +33,7 @@ def group_near_duplicates(hashes: list[int], max_distance: int = HASH_DISTANCE) 
 
     values = np.array(hashes, dtype=np.uint64)
     for i in range(n):
-        xor = values[i + 1:] ^ values[i]
+        xor = values[i + 1 :] ^ values[i]
         bits = np.unpackbits(xor.view(np.uint8).reshape(-1, 8), axis=1).sum(axis=1)
         for j in np.nonzero(bits <= max_distance)[0]:
             a, b = find(i), find(i + 1 + int(j))

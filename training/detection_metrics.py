@@ -39,9 +39,13 @@ def iou_matrix(boxes_a: Sequence[Box], boxes_b: Sequence[Box]) -> np.ndarray:
         return np.where(union > 0, inter / union, 0.0)
 
 
-def match_detections(det_boxes: Sequence[Box], det_scores: Sequence[float],
-                     gt_boxes: Sequence[Box], iou_threshold: float,
-                     ignore_boxes: Sequence[Box] = ()) -> np.ndarray:
+def match_detections(
+    det_boxes: Sequence[Box],
+    det_scores: Sequence[float],
+    gt_boxes: Sequence[Box],
+    iou_threshold: float,
+    ignore_boxes: Sequence[Box] = (),
+) -> np.ndarray:
     """Match the detections of one image to its ground truth, greedily by score then IoU.
 
     A detection that claims no ground-truth box but overlaps an ignore region by at least
@@ -73,8 +77,9 @@ def match_detections(det_boxes: Sequence[Box], det_scores: Sequence[float],
     return result
 
 
-def average_precision(scores: Sequence[float], is_true: Sequence[bool],
-                      positives: int) -> float | None:
+def average_precision(
+    scores: Sequence[float], is_true: Sequence[bool], positives: int
+) -> float | None:
     """VOC average precision with all-point interpolation.
 
     Args:
@@ -121,10 +126,16 @@ class APResult:
         return self.true_positives / counted if counted else None
 
     def as_dict(self) -> dict:
-        return {"ap": self.ap, "positives": self.positives, "detections": self.detections,
-                "true_positives": self.true_positives,
-                "false_positives": self.false_positives, "ignored": self.ignored,
-                "recall": self.recall, "precision": self.precision}
+        return {
+            "ap": self.ap,
+            "positives": self.positives,
+            "detections": self.detections,
+            "true_positives": self.true_positives,
+            "false_positives": self.false_positives,
+            "ignored": self.ignored,
+            "recall": self.recall,
+            "precision": self.precision,
+        }
 
 
 class ClassAP:
@@ -137,11 +148,17 @@ class ClassAP:
         self._positives = 0
         self._ignored = 0
 
-    def add_image(self, det_boxes: Sequence[Box], det_scores: Sequence[float],
-                  gt_boxes: Sequence[Box], ignore_boxes: Sequence[Box] = ()) -> None:
+    def add_image(
+        self,
+        det_boxes: Sequence[Box],
+        det_scores: Sequence[float],
+        gt_boxes: Sequence[Box],
+        ignore_boxes: Sequence[Box] = (),
+    ) -> None:
         """Add one image: the detections given this class and the boxes of this class."""
-        matches = match_detections(det_boxes, det_scores, gt_boxes, self.iou_threshold,
-                                   ignore_boxes)
+        matches = match_detections(
+            det_boxes, det_scores, gt_boxes, self.iou_threshold, ignore_boxes
+        )
         self._positives += len(gt_boxes)
         for score, match in zip(det_scores, matches):
             if match == IGNORED:
@@ -152,6 +169,11 @@ class ClassAP:
 
     def result(self) -> APResult:
         tp = sum(self._true)
-        return APResult(average_precision(self._scores, self._true, self._positives),
-                        self._positives, len(self._true) + self._ignored, tp,
-                        len(self._true) - tp, self._ignored)
+        return APResult(
+            average_precision(self._scores, self._true, self._positives),
+            self._positives,
+            len(self._true) + self._ignored,
+            tp,
+            len(self._true) - tp,
+            self._ignored,
+        )

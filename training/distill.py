@@ -46,10 +46,15 @@ class Loaders:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m training.distill", description=__doc__)
-    p.add_argument("--data", type=Path, required=True,
-                   help="folder with with_mask/ and without_mask/")
-    p.add_argument("--out", type=Path, default=checkpoint.MODEL_DIR,
-                   help="where teacher.pt, student.pt and the report go (default models/)")
+    p.add_argument(
+        "--data", type=Path, required=True, help="folder with with_mask/ and without_mask/"
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=checkpoint.MODEL_DIR,
+        help="where teacher.pt, student.pt and the report go (default models/)",
+    )
     p.add_argument("--method", choices=sorted(DISTILLERS), default="vanilla")
     p.add_argument("--teacher-epochs", type=int, default=12)
     p.add_argument("--student-epochs", type=int, default=15)
@@ -61,24 +66,42 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--teacher", type=Path, help="distil from this trained teacher instead")
-    p.add_argument("--scenes", type=Path,
-                   help="also train on the face crops of this scenes set's train split")
-    p.add_argument("--negatives", action="store_true",
-                   help="with --scenes: add the detector's false boxes there as a third "
-                        "class, not_face, which the app then drops")
-    p.add_argument("--negative-thresholds", type=float, nargs=3,
-                   default=NEGATIVE_DETECTOR.thresholds,
-                   metavar=("P", "R", "O"), help="MTCNN thresholds used to find false boxes")
-    p.add_argument("--work-dir", type=Path, default=Path(".cache"),
-                   help="prepared crops and per-epoch training state (default .cache/)")
+    p.add_argument(
+        "--scenes", type=Path, help="also train on the face crops of this scenes set's train split"
+    )
+    p.add_argument(
+        "--negatives",
+        action="store_true",
+        help="with --scenes: add the detector's false boxes there as a third "
+        "class, not_face, which the app then drops",
+    )
+    p.add_argument(
+        "--negative-thresholds",
+        type=float,
+        nargs=3,
+        default=NEGATIVE_DETECTOR.thresholds,
+        metavar=("P", "R", "O"),
+        help="MTCNN thresholds used to find false boxes",
+    )
+    p.add_argument(
+        "--work-dir",
+        type=Path,
+        default=Path(".cache"),
+        help="prepared crops and per-epoch training state (default .cache/)",
+    )
     p.add_argument("--resume", action="store_true", help="continue an interrupted run")
     p.add_argument("--overwrite", action="store_true", help="replace existing weights in --out")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     return p
 
 
-def make_loaders(prepared, input_size: int, batch_size: int, seed: int,
-                 extra: tuple[np.ndarray, np.ndarray] | None = None) -> Loaders:
+def make_loaders(
+    prepared,
+    input_size: int,
+    batch_size: int,
+    seed: int,
+    extra: tuple[np.ndarray, np.ndarray] | None = None,
+) -> Loaders:
     """Loaders of the three splits; ``extra`` crops and labels join the training split only."""
     mean, std = checkpoint.IMAGENET_MEAN, checkpoint.IMAGENET_STD
 
@@ -93,12 +116,16 @@ def make_loaders(prepared, input_size: int, batch_size: int, seed: int,
     train_crops, train_labels = arrays("train")
     generator = torch.Generator().manual_seed(seed)
     return Loaders(
-        DataLoader(CropDataset(train_crops, train_labels, input_size, mean, std,
-                               AugmentConfig(), seed),
-                   batch_size, shuffle=True, generator=generator,
-                   drop_last=len(train_crops) > batch_size),
+        DataLoader(
+            CropDataset(train_crops, train_labels, input_size, mean, std, AugmentConfig(), seed),
+            batch_size,
+            shuffle=True,
+            generator=generator,
+            drop_last=len(train_crops) > batch_size,
+        ),
         DataLoader(CropDataset(*arrays("val"), input_size, mean, std), 128),
-        DataLoader(CropDataset(*arrays("test"), input_size, mean, std), 128))
+        DataLoader(CropDataset(*arrays("test"), input_size, mean, std), 128),
+    )
 
 
 @torch.no_grad()
@@ -117,22 +144,25 @@ def train(args: argparse.Namespace) -> dict:
     device = as_device(args.device)
     out = Path(args.out)
     if args.batch_size < 1 or args.input_size < 16 or args.student_epochs < 1:
-        raise ValueError("--batch-size and --student-epochs must be at least 1, "
-                         "--input-size at least 16")
+        raise ValueError(
+            "--batch-size and --student-epochs must be at least 1, --input-size at least 16"
+        )
     if args.teacher_epochs < 1 and not args.teacher:
         raise ValueError("--teacher-epochs must be at least 1 (or give a trained --teacher)")
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} is a file, not a folder")
     if (out / "report" / "report.json").exists() and not args.overwrite:
-        raise OutputExistsError(f"{out / 'report'} already holds a report "
-                                "(pass --overwrite to replace it)")
+        raise OutputExistsError(
+            f"{out / 'report'} already holds a report (pass --overwrite to replace it)"
+        )
     for name in ("teacher.pt", "student.pt"):
         kept = args.teacher and name == "teacher.pt"
         if (out / name).exists() and not args.overwrite and not kept:
             raise OutputExistsError(f"{out / name} already exists (pass --overwrite to replace it)")
     out.mkdir(parents=True, exist_ok=True)
-    prepared = prepare(args.data, args.work_dir / "prepared", args.seed, device,
-                       progress=not args.quiet)
+    prepared = prepare(
+        args.data, args.work_dir / "prepared", args.seed, device, progress=not args.quiet
+    )
     log.info("data: %s", prepared.stats["split_sizes"])
     class_names = prepared.class_names + (("not_face",) if args.negatives else ())
     extra, scene_stats = None, None
@@ -141,12 +171,20 @@ def train(args: argparse.Namespace) -> dict:
     if args.scenes:
         negatives = None
         if args.negatives:
-            negatives = DetectorConfig(thresholds=tuple(args.negative_thresholds),
-                                       min_face_size=NEGATIVE_DETECTOR.min_face_size,
-                                       min_score=NEGATIVE_DETECTOR.min_score)
+            negatives = DetectorConfig(
+                thresholds=tuple(args.negative_thresholds),
+                min_face_size=NEGATIVE_DETECTOR.min_face_size,
+                min_score=NEGATIVE_DETECTOR.min_score,
+            )
         crops, labels, scene_stats = scene_training_crops(
-            args.scenes, class_names, args.work_dir / "prepared", args.seed, negatives, device,
-            progress=not args.quiet)
+            args.scenes,
+            class_names,
+            args.work_dir / "prepared",
+            args.seed,
+            negatives,
+            device,
+            progress=not args.quiet,
+        )
         extra = (crops, labels)
         log.info("scene crops added to training: %s", scene_stats["crops"])
     loaders = make_loaders(prepared, args.input_size, args.batch_size, args.seed, extra)
@@ -154,8 +192,9 @@ def train(args: argparse.Namespace) -> dict:
     if args.teacher:
         teacher, teacher_meta = checkpoint.load(args.teacher, "teacher")
         if tuple(teacher_meta.class_names) != class_names:
-            raise CheckpointError(f"{args.teacher} predicts {teacher_meta.class_names}, "
-                                  f"this run needs {class_names}")
+            raise CheckpointError(
+                f"{args.teacher} predicts {teacher_meta.class_names}, this run needs {class_names}"
+            )
     else:
         teacher = checkpoint.build("teacher", len(class_names))
     student = checkpoint.build("student", len(class_names))
@@ -163,30 +202,60 @@ def train(args: argparse.Namespace) -> dict:
     opt_student = torch.optim.AdamW(student.parameters(), lr=args.lr, weight_decay=1e-4)
     options = {"temp": args.temperature, "distil_weight": args.distil_weight}
     if args.method == "self-training":
-        teacher_trainer = DISTILLERS["vanilla"](teacher, student, loaders.train, loaders.val,
-                                                opt_teacher, opt_student, device, **options)
-        student_trainer = DISTILLERS["self-training"](student, loaders.train, loaders.val,
-                                                      opt_student, device, **options)
+        teacher_trainer = DISTILLERS["vanilla"](
+            teacher,
+            student,
+            loaders.train,
+            loaders.val,
+            opt_teacher,
+            opt_student,
+            device,
+            **options,
+        )
+        student_trainer = DISTILLERS["self-training"](
+            student, loaders.train, loaders.val, opt_student, device, **options
+        )
     else:
-        teacher_trainer = DISTILLERS[args.method](teacher, student, loaders.train, loaders.val,
-                                                  opt_teacher, opt_student, device, **options)
+        teacher_trainer = DISTILLERS[args.method](
+            teacher,
+            student,
+            loaders.train,
+            loaders.val,
+            opt_teacher,
+            opt_student,
+            device,
+            **options,
+        )
         student_trainer = teacher_trainer
     # The state of an interrupted run belongs to its data: another dataset never resumes it.
-    data_key = hashlib.sha1("\n".join(prepared.files + [str(args.scenes), str(class_names),
-                                                         str(args.input_size)]).encode())
-    state_dir = (args.work_dir / "train-state"
-                 / f"{args.method}-seed{args.seed}-{data_key.hexdigest()[:10]}")
+    data_key = hashlib.sha1(
+        "\n".join(
+            prepared.files + [str(args.scenes), str(class_names), str(args.input_size)]
+        ).encode()
+    )
+    state_dir = (
+        args.work_dir / "train-state" / f"{args.method}-seed{args.seed}-{data_key.hexdigest()[:10]}"
+    )
     if args.resume and not state_dir.exists():
-        log.warning("--resume: no interrupted run of this data and method in %s; starting anew",
-                    args.work_dir)
-    for trainer in {id(teacher_trainer): teacher_trainer,
-                    id(student_trainer): student_trainer}.values():
+        log.warning(
+            "--resume: no interrupted run of this data and method in %s; starting anew",
+            args.work_dir,
+        )
+    for trainer in {
+        id(teacher_trainer): teacher_trainer,
+        id(student_trainer): student_trainer,
+    }.values():
         trainer.progress, trainer.resume, trainer.checkpoint_dir = (
-            not args.quiet, args.resume, state_dir)
+            not args.quiet,
+            args.resume,
+            state_dir,
+        )
     teacher_trainer.schedulers["teacher"] = torch.optim.lr_scheduler.CosineAnnealingLR(
-        opt_teacher, max(args.teacher_epochs, 1))
+        opt_teacher, max(args.teacher_epochs, 1)
+    )
     student_trainer.schedulers["student"] = torch.optim.lr_scheduler.CosineAnnealingLR(
-        opt_student, max(args.student_epochs, 1))
+        opt_student, max(args.student_epochs, 1)
+    )
 
     if not args.teacher:
         teacher_trainer.train_teacher(epochs=args.teacher_epochs)
@@ -200,29 +269,40 @@ def train(args: argparse.Namespace) -> dict:
         figures = test_figures(model, loaders.test, device, class_names)
         results[role] = figures
         models_report[role] = {
-            "parameters": count_parameters(model), "test": figures,
+            "parameters": count_parameters(model),
+            "test": figures,
             "best_val_acc": max((r["val_acc"] for r in history.get(role, [])), default=None),
             "crops_per_s": crops_per_second(model, args.input_size, 32, device),
         }
     report = {
-        "method": args.method, "command": command, "data": str(args.data),
-        "data_stats": prepared.stats, "scene_crops": scene_stats, "device": str(device),
-        "seed": args.seed, "class_names": list(class_names),
+        "method": args.method,
+        "command": command,
+        "data": str(args.data),
+        "data_stats": prepared.stats,
+        "scene_crops": scene_stats,
+        "device": str(device),
+        "seed": args.seed,
+        "class_names": list(class_names),
         "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "models": models_report,
-        "param_ratio": (models_report["student"]["parameters"]
-                        / models_report["teacher"]["parameters"]),
+        "param_ratio": (
+            models_report["student"]["parameters"] / models_report["teacher"]["parameters"]
+        ),
     }
     for role, model in (("teacher", teacher), ("student", student)):
         if role == "teacher" and args.teacher:
             continue
         r = models_report[role]
         data = str(args.data) + (f" + {args.scenes} (train split)" if args.scenes else "")
-        meta = ModelMeta(arch=role, class_names=class_names, input_size=args.input_size, data=data,
-                         command=command,
-                         scores={"test": r["test"], "best_val_acc": r["best_val_acc"]},
-                         extra={"method": args.method, "seed": args.seed,
-                                "parameters": r["parameters"]})
+        meta = ModelMeta(
+            arch=role,
+            class_names=class_names,
+            input_size=args.input_size,
+            data=data,
+            command=command,
+            scores={"test": r["test"], "best_val_acc": r["best_val_acc"]},
+            extra={"method": args.method, "seed": args.seed, "parameters": r["parameters"]},
+        )
         checkpoint.save(out / f"{role}.pt", model.cpu(), meta)
     write_report(out / "report", report, history, results)
     return report
@@ -237,12 +317,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"training.distill: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("training.distill: interrupted; run again with --resume to continue",
-              file=sys.stderr)
+        print("training.distill: interrupted; run again with --resume to continue", file=sys.stderr)
         return 130
     for role, r in report["models"].items():
-        print(f"{role}: test accuracy {r['test']['accuracy']:.4f}, "
-              f"{r['parameters']:,} parameters, {r['crops_per_s']:.0f} crops/s")
+        print(
+            f"{role}: test accuracy {r['test']['accuracy']:.4f}, "
+            f"{r['parameters']:,} parameters, {r['crops_per_s']:.0f} crops/s"
+        )
     print(f"weights and report in {args.out}")
     return 0
 

@@ -48,8 +48,13 @@ def kl_loss() -> nn.KLDivLoss:
 
 def as_device(device: str | torch.device) -> torch.device:
     """Any device spelling torch accepts; CUDA falls back to CPU with a warning."""
-    device = torch.device("cuda" if device == "auto" and torch.cuda.is_available()
-                          else "cpu" if device == "auto" else device)
+    device = torch.device(
+        "cuda"
+        if device == "auto" and torch.cuda.is_available()
+        else "cpu"
+        if device == "auto"
+        else device
+    )
     if device.type == "cuda" and not torch.cuda.is_available():
         log.warning("CUDA is not available; training on the CPU")
         return torch.device("cpu")
@@ -116,8 +121,14 @@ class TrainingLoop:
         model.train(was_training)
         return correct / max(total, 1)
 
-    def fit(self, role: str, model: nn.Module, optimizer: torch.optim.Optimizer, epochs: int,
-            batch_loss: BatchLoss) -> nn.Module:
+    def fit(
+        self,
+        role: str,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        epochs: int,
+        batch_loss: BatchLoss,
+    ) -> nn.Module:
         """Train ``model`` for ``epochs`` and load its best validation weights into it."""
         scheduler = self.schedulers.get(role)
         state = self._load_state(role)
@@ -132,13 +143,24 @@ class TrainingLoop:
                     scheduler.T_max = epochs
             start, best_acc, best_weights = state["epoch"], state["best_acc"], state["best_model"]
             history[:] = state["history"]
-        epochs_bar = tqdm(range(start, epochs), desc=f"{role} epochs", unit="epoch",
-                          disable=not self.progress, initial=start, total=epochs)
+        epochs_bar = tqdm(
+            range(start, epochs),
+            desc=f"{role} epochs",
+            unit="epoch",
+            disable=not self.progress,
+            initial=start,
+            total=epochs,
+        )
         for ep in epochs_bar:
             model.train()  # fix 2: validation must not leave BatchNorm frozen
             epoch_loss, correct, seen = 0.0, 0, 0
-            batches = tqdm(self.train_loader, desc=f"{role} {ep + 1}/{epochs}", unit="batch",
-                           leave=False, disable=not self.progress)
+            batches = tqdm(
+                self.train_loader,
+                desc=f"{role} {ep + 1}/{epochs}",
+                unit="batch",
+                leave=False,
+                disable=not self.progress,
+            )
             for data, label in batches:
                 data, label = data.to(self.device), label.to(self.device)
                 loss, logits = batch_loss(data, label)
@@ -154,17 +176,36 @@ class TrainingLoop:
             val_acc = self.val_accuracy(model)
             if val_acc > best_acc:
                 best_acc, best_weights = val_acc, deepcopy(model.state_dict())
-            record = {"epoch": ep + 1, "loss": epoch_loss / max(len(self.train_loader), 1),
-                      "train_acc": correct / max(seen, 1), "val_acc": val_acc, "lr": lr}
+            record = {
+                "epoch": ep + 1,
+                "loss": epoch_loss / max(len(self.train_loader), 1),
+                "train_acc": correct / max(seen, 1),
+                "val_acc": val_acc,
+                "lr": lr,
+            }
             history.append(record)
             self._log_scalars(role, record, ep)
             epochs_bar.set_postfix(loss=f"{record['loss']:.4f}", val=f"{val_acc:.4f}")
-            log.info("%s epoch %d: loss %.4f, train acc %.4f, val acc %.4f", role, ep + 1,
-                     record["loss"], record["train_acc"], val_acc)
-            self._save_state(role, {
-                "epoch": ep + 1, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict() if scheduler is not None else {},
-                "best_acc": best_acc, "best_model": best_weights, "history": history})
+            log.info(
+                "%s epoch %d: loss %.4f, train acc %.4f, val acc %.4f",
+                role,
+                ep + 1,
+                record["loss"],
+                record["train_acc"],
+                val_acc,
+            )
+            self._save_state(
+                role,
+                {
+                    "epoch": ep + 1,
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict() if scheduler is not None else {},
+                    "best_acc": best_acc,
+                    "best_model": best_weights,
+                    "history": history,
+                },
+            )
         model.load_state_dict(best_weights)
         return model
 
@@ -201,8 +242,13 @@ class FixedBase(TrainingLoop):
     def student_labels(self, label: torch.Tensor) -> torch.Tensor:
         return label
 
-    def train_teacher(self, epochs: int = 20, plot_losses: bool = False, save_model: bool = False,
-                      save_model_pth: str = "teacher.pt") -> nn.Module:
+    def train_teacher(
+        self,
+        epochs: int = 20,
+        plot_losses: bool = False,
+        save_model: bool = False,
+        save_model_pth: str = "teacher.pt",
+    ) -> nn.Module:
         def step(data, label):
             logits = self.teacher_model(data)
             return F.cross_entropy(logits, self.teacher_labels(label)), logits
@@ -223,10 +269,20 @@ class FixedBase(TrainingLoop):
 
         return step
 
-    def train_student(self, epochs: int = 10, plot_losses: bool = False, save_model: bool = False,
-                      save_model_pth: str = "student.pt") -> nn.Module:
-        self.fit("student", self.student_model, self.optimizer_student, epochs,
-                 self._student_step(self.teacher_model))
+    def train_student(
+        self,
+        epochs: int = 10,
+        plot_losses: bool = False,
+        save_model: bool = False,
+        save_model_pth: str = "student.pt",
+    ) -> nn.Module:
+        self.fit(
+            "student",
+            self.student_model,
+            self.optimizer_student,
+            epochs,
+            self._student_step(self.teacher_model),
+        )
         if save_model:
             self._save_weights(self.student_model, save_model_pth)
         return self.student_model
@@ -235,40 +291,87 @@ class FixedBase(TrainingLoop):
 class FixedVanillaKD(FixedBase, kd_compat.VanillaKD):
     """Hinton et al.'s distillation: soft-target KL at temperature T plus hard-label CE."""
 
-    def __init__(self, teacher_model, student_model, train_loader, val_loader,
-                 optimizer_teacher, optimizer_student, device="cpu", **kwargs):
-        self._init_fixed(device, teacher_model=teacher_model, student_model=student_model,
-                         train_loader=train_loader, val_loader=val_loader,
-                         optimizer_teacher=optimizer_teacher,
-                         optimizer_student=optimizer_student, **kwargs)
+    def __init__(
+        self,
+        teacher_model,
+        student_model,
+        train_loader,
+        val_loader,
+        optimizer_teacher,
+        optimizer_student,
+        device="cpu",
+        **kwargs,
+    ):
+        self._init_fixed(
+            device,
+            teacher_model=teacher_model,
+            student_model=student_model,
+            train_loader=train_loader,
+            val_loader=val_loader,
+            optimizer_teacher=optimizer_teacher,
+            optimizer_student=optimizer_student,
+            **kwargs,
+        )
 
     def calculate_kd_loss(self, y_pred_student, y_pred_teacher, y_true):
-        soft = self.loss_fn(F.log_softmax(y_pred_student / self.temp, dim=1),
-                            F.softmax(y_pred_teacher / self.temp, dim=1))
+        soft = self.loss_fn(
+            F.log_softmax(y_pred_student / self.temp, dim=1),
+            F.softmax(y_pred_teacher / self.temp, dim=1),
+        )
         hard = F.cross_entropy(y_pred_student, y_true)
-        return (1 - self.distil_weight) * hard + self.distil_weight * self.temp ** 2 * soft
+        return (1 - self.distil_weight) * hard + self.distil_weight * self.temp**2 * soft
 
 
 class FixedNoisyTeacher(FixedBase, kd_compat.NoisyTeacher):
     """Distillation from a teacher whose logits get multiplicative Gaussian noise."""
 
-    def __init__(self, teacher_model, student_model, train_loader, val_loader,
-                 optimizer_teacher, optimizer_student, device="cpu", **kwargs):
-        self._init_fixed(device, teacher_model=teacher_model, student_model=student_model,
-                         train_loader=train_loader, val_loader=val_loader,
-                         optimizer_teacher=optimizer_teacher,
-                         optimizer_student=optimizer_student, **kwargs)
+    def __init__(
+        self,
+        teacher_model,
+        student_model,
+        train_loader,
+        val_loader,
+        optimizer_teacher,
+        optimizer_student,
+        device="cpu",
+        **kwargs,
+    ):
+        self._init_fixed(
+            device,
+            teacher_model=teacher_model,
+            student_model=student_model,
+            train_loader=train_loader,
+            val_loader=val_loader,
+            optimizer_teacher=optimizer_teacher,
+            optimizer_student=optimizer_student,
+            **kwargs,
+        )
 
 
 class FixedMessyCollab(FixedBase, kd_compat.MessyCollab):
     """Distillation with a share of labels flipped to another class (student, teacher or both)."""
 
-    def __init__(self, teacher_model, student_model, train_loader, val_loader,
-                 optimizer_teacher, optimizer_student, device="cpu", **kwargs):
-        self._init_fixed(device, teacher_model=teacher_model, student_model=student_model,
-                         train_loader=train_loader, val_loader=val_loader,
-                         optimizer_teacher=optimizer_teacher,
-                         optimizer_student=optimizer_student, **kwargs)
+    def __init__(
+        self,
+        teacher_model,
+        student_model,
+        train_loader,
+        val_loader,
+        optimizer_teacher,
+        optimizer_student,
+        device="cpu",
+        **kwargs,
+    ):
+        self._init_fixed(
+            device,
+            teacher_model=teacher_model,
+            student_model=student_model,
+            train_loader=train_loader,
+            val_loader=val_loader,
+            optimizer_teacher=optimizer_teacher,
+            optimizer_student=optimizer_student,
+            **kwargs,
+        )
 
     def teacher_labels(self, label):
         if self.method not in ("T", "TS"):
@@ -294,20 +397,28 @@ class FixedSelfTraining(TrainingLoop, kd_compat.SelfTraining):
     optimizer, with the same settings, as the student.
     """
 
-    def __init__(self, student_model, train_loader, val_loader, optimizer_student,
-                 device="cpu", **kwargs):
+    def __init__(
+        self, student_model, train_loader, val_loader, optimizer_student, device="cpu", **kwargs
+    ):
         kwargs.setdefault("loss_fn", kl_loss())
-        super().__init__(student_model, train_loader, val_loader, optimizer_student,
-                         device="cpu", **kwargs)
+        super().__init__(
+            student_model, train_loader, val_loader, optimizer_student, device="cpu", **kwargs
+        )
         self._setup_loop(device)
         self.student_model = self.student_model.to(self.device)
         self.loss_fn = self.loss_fn.to(self.device)
 
-    def train_student(self, epochs: int = 10, plot_losses: bool = False, save_model: bool = False,
-                      save_model_pth: str = "student.pt") -> nn.Module:
+    def train_student(
+        self,
+        epochs: int = 10,
+        plot_losses: bool = False,
+        save_model: bool = False,
+        save_model_pth: str = "student.pt",
+    ) -> nn.Module:
         self_teacher = deepcopy(self.student_model)
-        optimizer = type(self.optimizer_student)(self_teacher.parameters(),
-                                                 **self.optimizer_student.defaults)
+        optimizer = type(self.optimizer_student)(
+            self_teacher.parameters(), **self.optimizer_student.defaults
+        )
 
         def teacher_step(data, label):
             logits = self_teacher(data)
@@ -328,5 +439,9 @@ class FixedSelfTraining(TrainingLoop, kd_compat.SelfTraining):
         return self.student_model
 
 
-DISTILLERS = {"vanilla": FixedVanillaKD, "noisy-teacher": FixedNoisyTeacher,
-              "self-training": FixedSelfTraining, "messy-collab": FixedMessyCollab}
+DISTILLERS = {
+    "vanilla": FixedVanillaKD,
+    "noisy-teacher": FixedNoisyTeacher,
+    "self-training": FixedSelfTraining,
+    "messy-collab": FixedMessyCollab,
+}

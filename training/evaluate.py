@@ -34,8 +34,16 @@ from training.detection_metrics import ClassAP, iou_matrix, match_detections
 from training.metrics import classification_report
 from training.prepare import face_crop_for_image
 from training.scenes_split import split_scenes
-from training.voc import (INCORRECT, VOC_CLASSES, Annotation, AnnotationError, SceneFiles,
-                          find_scenes, is_scenes_layout, parse_annotation)
+from training.voc import (
+    INCORRECT,
+    VOC_CLASSES,
+    Annotation,
+    AnnotationError,
+    SceneFiles,
+    find_scenes,
+    is_scenes_layout,
+    parse_annotation,
+)
 
 log = logging.getLogger(__name__)
 
@@ -100,16 +108,19 @@ def detect_layout(root: Path) -> str:
         return "classes"
     if is_scenes_layout(root):
         return "scenes"
-    raise EvaluationError(f"{root} is neither a class-folder set (with_mask/, without_mask/) "
-                          "nor a scenes set (images/ + annotations/)")
+    raise EvaluationError(
+        f"{root} is neither a class-folder set (with_mask/, without_mask/) "
+        "nor a scenes set (images/ + annotations/)"
+    )
 
 
 def _fraction(hits: int, total: int) -> float | None:
     return hits / total if total else None
 
 
-def evaluate_classes(pipeline: Pipeline, found: DatasetFiles, config: EvaluationConfig,
-                     progress: bool = True) -> dict:
+def evaluate_classes(
+    pipeline: Pipeline, found: DatasetFiles, config: EvaluationConfig, progress: bool = True
+) -> dict:
     """Crop each labelled image as training does, classify the crops in batches."""
     items = spread(found.images, config.limit)
     classifier = pipeline.classifier(pipeline.active)
@@ -119,8 +130,9 @@ def evaluate_classes(pipeline: Pipeline, found: DatasetFiles, config: Evaluation
     batch: list[np.ndarray] = []
 
     def flush() -> None:
-        for record, prediction in zip(records[len(records) - len(batch):],
-                                      classifier.classify(batch)):
+        for record, prediction in zip(
+            records[len(records) - len(batch) :], classifier.classify(batch)
+        ):
             record["predicted"], record["score"] = prediction.label, round(prediction.score, 4)
         batch.clear()
 
@@ -146,22 +158,31 @@ def evaluate_classes(pipeline: Pipeline, found: DatasetFiles, config: Evaluation
     def report(subset: list[dict]) -> dict | None:
         if not subset:
             return None
-        return classification_report([names.index(r["label"]) for r in subset],
-                                     [names.index(r["predicted"]) for r in subset], names)
+        return classification_report(
+            [names.index(r["label"]) for r in subset],
+            [names.index(r["predicted"]) for r in subset],
+            names,
+        )
 
     with_face = [r for r in records if r["rule"] != NO_FACE_RULE]
     no_face = len(records) - len(with_face)
     return {
         "layout": "classes",
-        "images": {"listed": len(found.images), "evaluated": len(records),
-                   "unreadable": unreadable, "not_images": len(found.skipped)},
+        "images": {
+            "listed": len(found.images),
+            "evaluated": len(records),
+            "unreadable": unreadable,
+            "not_images": len(found.skipped),
+        },
         "no_face": {"count": no_face, "fraction": _fraction(no_face, len(records))},
         "rules": dict(Counter(r["rule"] for r in records)),
         "all_images": report(records),
         "faces_found": report(with_face),
         "mistakes": [r for r in records if r["predicted"] != r["label"]],
-        "timing": {"seconds": round(seconds, 2),
-                   "images_per_s": round(len(records) / seconds, 2) if seconds else None},
+        "timing": {
+            "seconds": round(seconds, 2),
+            "images_per_s": round(len(records) / seconds, 2) if seconds else None,
+        },
     }
 
 
@@ -187,8 +208,12 @@ class SceneTally:
         ignore = [gt.box for gt in annotation.faces if gt.name == INCORRECT]
         for label, ap in self.ap.items():
             mine = [i for i, face in enumerate(faces) if face.label == label]
-            ap.add_image([boxes[i] for i in mine], [ranks[i] for i in mine],
-                         [gt.box for gt in annotation.faces if gt.label == label], ignore)
+            ap.add_image(
+                [boxes[i] for i in mine],
+                [ranks[i] for i in mine],
+                [gt.box for gt in annotation.faces if gt.label == label],
+                ignore,
+            )
 
         gt_boxes = [gt.box for gt in annotation.faces]
         matches = match_detections(boxes, [face.detector_score for face in faces], gt_boxes, iou)
@@ -210,17 +235,27 @@ class SceneTally:
         self.false_detections += false
         self.duplicates += int(np.sum((matches < 0) & (best >= iou)))
         self.detections += len(faces)
-        self.per_image.append({"file": file, "faces": len(annotation.faces),
-                               "detections": len(faces), "found": len(found_by),
-                               "false_detections": false})
+        self.per_image.append(
+            {
+                "file": file,
+                "faces": len(annotation.faces),
+                "detections": len(faces),
+                "found": len(found_by),
+                "false_detections": false,
+            }
+        )
 
     def figures(self) -> dict:
         ap = {label: tally.result().as_dict() for label, tally in self.ap.items()}
         values = [v["ap"] for v in ap.values() if v["ap"] is not None]
         recall = {name: self._cells(cells) for name, cells in self.recall.items()}
-        recall["all"] = {b: self._cell(sum(recall[n][b]["found"] for n in VOC_CLASSES),
-                                       sum(recall[n][b]["total"] for n in VOC_CLASSES))
-                         for b in recall[INCORRECT]}
+        recall["all"] = {
+            b: self._cell(
+                sum(recall[n][b]["found"] for n in VOC_CLASSES),
+                sum(recall[n][b]["total"] for n in VOC_CLASSES),
+            )
+            for b in recall[INCORRECT]
+        }
         images = len(self.per_image)
         return {
             "ground_truth": {n: sum(c[1] for c in self.recall[n].values()) for n in VOC_CLASSES},
@@ -229,14 +264,20 @@ class SceneTally:
             "map": float(np.mean(values)) if values else None,
             "recall_by_size": recall,
             "labels_of_found": {n: dict(c) for n, c in self.labels.items()},
-            "unmasked_recall": {"min_side": self.config.safety_min_side,
-                                **self._cell(*self.safety)},
-            "incorrect_mask": {"total": recall[INCORRECT]["all"]["total"],
-                               "detected": recall[INCORRECT]["all"]["found"],
-                               "labels": dict(self.labels[INCORRECT])},
-            "false_detections": {"total": self.false_detections,
-                                 "per_image": self.false_detections / images if images else None,
-                                 "duplicates": self.duplicates},
+            "unmasked_recall": {
+                "min_side": self.config.safety_min_side,
+                **self._cell(*self.safety),
+            },
+            "incorrect_mask": {
+                "total": recall[INCORRECT]["all"]["total"],
+                "detected": recall[INCORRECT]["all"]["found"],
+                "labels": dict(self.labels[INCORRECT]),
+            },
+            "false_detections": {
+                "total": self.false_detections,
+                "per_image": self.false_detections / images if images else None,
+                "duplicates": self.duplicates,
+            },
             "per_image": self.per_image,
         }
 
@@ -252,8 +293,9 @@ class SceneTally:
         return out
 
 
-def evaluate_scenes(pipeline: Pipeline, files: SceneFiles, config: EvaluationConfig,
-                    progress: bool = True) -> dict:
+def evaluate_scenes(
+    pipeline: Pipeline, files: SceneFiles, config: EvaluationConfig, progress: bool = True
+) -> dict:
     """Run the app's pipeline on every annotated scene and score it against the boxes."""
     pairs = files.pairs
     if config.split != "all":
@@ -275,8 +317,14 @@ def evaluate_scenes(pipeline: Pipeline, files: SceneFiles, config: EvaluationCon
             continue
         height, width = rgb.shape[:2]
         if annotation.width and (annotation.width, annotation.height) != (width, height):
-            log.warning("%s is %dx%d but its annotation says %dx%d", pair.image, width, height,
-                        annotation.width, annotation.height)
+            log.warning(
+                "%s is %dx%d but its annotation says %dx%d",
+                pair.image,
+                width,
+                height,
+                annotation.width,
+                annotation.height,
+            )
         result = pipeline.process_rgb(rgb)
         detect_ms += result.detect_ms
         classify_ms += result.classify_ms
@@ -287,13 +335,21 @@ def evaluate_scenes(pipeline: Pipeline, files: SceneFiles, config: EvaluationCon
         raise EvaluationError(f"none of the {len(pairs)} scenes could be read")
     return {
         "layout": "scenes",
-        "images": {"listed": len(files.pairs), "in_split": split_size,
-                   "split": config.split, "evaluated": images, "unreadable": unreadable,
-                   "without_annotation": [str(p) for p in files.images_without_annotation]},
+        "images": {
+            "listed": len(files.pairs),
+            "in_split": split_size,
+            "split": config.split,
+            "evaluated": images,
+            "unreadable": unreadable,
+            "without_annotation": [str(p) for p in files.images_without_annotation],
+        },
         **tally.figures(),
-        "timing": {"seconds": round(seconds, 2), "images_per_s": round(images / seconds, 2),
-                   "detect_ms_mean": round(detect_ms / images, 1),
-                   "classify_ms_mean": round(classify_ms / images, 1)},
+        "timing": {
+            "seconds": round(seconds, 2),
+            "images_per_s": round(images / seconds, 2),
+            "detect_ms_mean": round(detect_ms / images, 1),
+            "classify_ms_mean": round(classify_ms / images, 1),
+        },
     }
 
 
@@ -307,14 +363,19 @@ def _recall_text(cell: dict) -> str:
 
 def format_classes(report: dict) -> list[str]:
     images, no_face = report["images"], report["no_face"]
-    lines = [f"images: {images['evaluated']} evaluated of {images['listed']} listed, "
-             f"{len(images['unreadable'])} unreadable",
-             f"no face detected: {no_face['count']} ({_num(no_face['fraction'], 3)}); "
-             f"crop rules {report['rules']}"]
+    lines = [
+        f"images: {images['evaluated']} evaluated of {images['listed']} listed, "
+        f"{len(images['unreadable'])} unreadable",
+        f"no face detected: {no_face['count']} ({_num(no_face['fraction'], 3)}); "
+        f"crop rules {report['rules']}",
+    ]
     found = report["faces_found"]
-    found_text = (f"{_num(found['accuracy'])} ({found['count']} images)" if found else "n/a")
-    lines += [f"accuracy: all images {_num(report['all_images']['accuracy'])}, "
-              f"where a face was found {found_text}", ""]
+    found_text = f"{_num(found['accuracy'])} ({found['count']} images)" if found else "n/a"
+    lines += [
+        f"accuracy: all images {_num(report['all_images']['accuracy'])}, "
+        f"where a face was found {found_text}",
+        "",
+    ]
     for title, figures in (("all images", report["all_images"]), ("face found", found)):
         if figures is None:
             continue
@@ -322,10 +383,13 @@ def format_classes(report: dict) -> list[str]:
         lines += [f"{title:<12}{'precision':>10}{'recall':>8}{'support':>9}"]
         for name in (n for n in names if n in figures["per_class"]):
             pc = figures["per_class"][name]
-            lines.append(f"{name:<12}{pc['precision']:>10.4f}{pc['recall']:>8.4f}"
-                         f"{pc['support']:>9}")
-        lines.append("confusion (rows true, columns predicted): "
-                     + ", ".join(f"{n} {row}" for n, row in zip(names, figures["confusion"])))
+            lines.append(
+                f"{name:<12}{pc['precision']:>10.4f}{pc['recall']:>8.4f}{pc['support']:>9}"
+            )
+        lines.append(
+            "confusion (rows true, columns predicted): "
+            + ", ".join(f"{n} {row}" for n, row in zip(names, figures["confusion"]))
+        )
         lines.append("")
     return lines
 
@@ -333,19 +397,29 @@ def format_classes(report: dict) -> list[str]:
 def format_scenes(report: dict, config: EvaluationConfig) -> list[str]:
     images = report["images"]
     gt = report["ground_truth"]
-    listed = (f"{images['in_split']} in the {images['split']} split of {images['listed']}"
-              if images.get("split", "all") != "all" else f"{images['listed']} listed")
-    lines = [f"images: {images['evaluated']} evaluated of {listed}, "
-             f"{len(images['unreadable'])} unreadable; ground truth "
-             + ", ".join(f"{n} {c}" for n, c in gt.items())
-             + f"; detections {report['detections']}", ""]
+    listed = (
+        f"{images['in_split']} in the {images['split']} split of {images['listed']}"
+        if images.get("split", "all") != "all"
+        else f"{images['listed']} listed"
+    )
+    lines = [
+        f"images: {images['evaluated']} evaluated of {listed}, "
+        f"{len(images['unreadable'])} unreadable; ground truth "
+        + ", ".join(f"{n} {c}" for n, c in gt.items())
+        + f"; detections {report['detections']}",
+        "",
+    ]
     iou = config.iou_threshold
-    lines.append(f"{'AP@' + format(iou, 'g'):<10}{'AP':>8}{'positives':>11}{'TP':>6}{'FP':>6}"
-                 f"{'ignored':>9}{'recall':>8}")
+    lines.append(
+        f"{'AP@' + format(iou, 'g'):<10}{'AP':>8}{'positives':>11}{'TP':>6}{'FP':>6}"
+        f"{'ignored':>9}{'recall':>8}"
+    )
     for label, ap in report["ap"].items():
-        lines.append(f"{label:<10}{_num(ap['ap']):>8}{ap['positives']:>11}"
-                     f"{ap['true_positives']:>6}{ap['false_positives']:>6}{ap['ignored']:>9}"
-                     f"{_num(ap['recall'], 3):>8}")
+        lines.append(
+            f"{label:<10}{_num(ap['ap']):>8}{ap['positives']:>11}"
+            f"{ap['true_positives']:>6}{ap['false_positives']:>6}{ap['ignored']:>9}"
+            f"{_num(ap['recall'], 3):>8}"
+        )
     lines += [f"{'mAP':<10}{_num(report['map']):>8}", ""]
 
     bins = list(next(iter(report["recall_by_size"].values())))
@@ -356,24 +430,32 @@ def format_scenes(report: dict, config: EvaluationConfig) -> list[str]:
         lines.append(f"{name:<23}{row}")
     safety, wrong = report["unmasked_recall"], report["incorrect_mask"]
     false = report["false_detections"]
-    lines += ["", f"unmasked faces >= {safety['min_side']} px found and labelled no_mask: "
-                  f"{_num(safety['recall'], 3)} ({safety['found']}/{safety['total']})",
-              f"labels given to found faces: {report['labels_of_found']}",
-              f"{INCORRECT}: {wrong['total']} boxes, {wrong['detected']} detected, "
-              f"labelled {wrong['labels']} (left out of the mAP)",
-              f"false detections: {false['total']} ({_num(false['per_image'], 3)} per image), "
-              f"duplicates {false['duplicates']}", ""]
+    lines += [
+        "",
+        f"unmasked faces >= {safety['min_side']} px found and labelled no_mask: "
+        f"{_num(safety['recall'], 3)} ({safety['found']}/{safety['total']})",
+        f"labels given to found faces: {report['labels_of_found']}",
+        f"{INCORRECT}: {wrong['total']} boxes, {wrong['detected']} detected, "
+        f"labelled {wrong['labels']} (left out of the mAP)",
+        f"false detections: {false['total']} ({_num(false['per_image'], 3)} per image), "
+        f"duplicates {false['duplicates']}",
+        "",
+    ]
     return lines
 
 
 def format_report(report: dict, config: EvaluationConfig) -> str:
-    head = [f"MaskWatch evaluation: {report['model']} ({report['weights']}) on {report['data']}"
-            f" [{report['layout']}], device {report['device']}"]
-    body = (format_classes(report) if report["layout"] == "classes"
-            else format_scenes(report, config))
+    head = [
+        f"MaskWatch evaluation: {report['model']} ({report['weights']}) on {report['data']}"
+        f" [{report['layout']}], device {report['device']}"
+    ]
+    body = (
+        format_classes(report) if report["layout"] == "classes" else format_scenes(report, config)
+    )
     timing = report["timing"]
-    return "\n".join(head + body + [f"time: {timing['seconds']} s, "
-                                    f"{timing['images_per_s']} images/s"])
+    return "\n".join(
+        head + body + [f"time: {timing['seconds']} s, {timing['images_per_s']} images/s"]
+    )
 
 
 def _file_digest(path: Path) -> str:
@@ -384,53 +466,103 @@ def _file_digest(path: Path) -> str:
     return digest.hexdigest()[:12]
 
 
-def evaluate(data: Path, model: str, weights: Path | None, detector: DetectorConfig,
-             config: EvaluationConfig, device: str = "auto", progress: bool = True) -> dict:
+def evaluate(
+    data: Path,
+    model: str,
+    weights: Path | None,
+    detector: DetectorConfig,
+    config: EvaluationConfig,
+    device: str = "auto",
+    progress: bool = True,
+) -> dict:
     """Evaluate ``model`` on ``data`` of either layout; the whole report as a dict."""
     layout = detect_layout(data)
     files = find_images(data) if layout == "classes" else find_scenes(data)
-    pipeline = Pipeline(PipelineConfig(detector=detector, model=model, device=device),
-                        weights={model: weights} if weights else {})
+    pipeline = Pipeline(
+        PipelineConfig(detector=detector, model=model, device=device),
+        weights={model: weights} if weights else {},
+    )
     weights_path = Path(weights) if weights else default_weights(model)
     # NOTE: taken right after loading; a trainer replacing the file later does not change it.
     digest = _file_digest(weights_path)
     run = evaluate_classes if layout == "classes" else evaluate_scenes
     figures = run(pipeline, files, config, progress)
-    return {"model": model, "weights": str(weights_path),
-            "weights_sha1": digest, "device": str(pipeline.device),
-            "data": str(data), "layout": layout,
-            "settings": {"evaluation": asdict(config), "detector": asdict(detector),
-                         "crop": asdict(pipeline.config.crop)},
-            **figures}
+    return {
+        "model": model,
+        "weights": str(weights_path),
+        "weights_sha1": digest,
+        "device": str(pipeline.device),
+        "data": str(data),
+        "layout": layout,
+        "settings": {
+            "evaluation": asdict(config),
+            "detector": asdict(detector),
+            "crop": asdict(pipeline.config.crop),
+        },
+        **figures,
+    }
 
 
 def build_parser() -> argparse.ArgumentParser:
     defaults, det = EvaluationConfig(), DetectorConfig()
-    parser = argparse.ArgumentParser(prog=f"python -m {PROG}", description=(
-        "Measure the mask classifier on class folders, or the whole app on VOC scenes."))
-    parser.add_argument("--data", type=Path, required=True,
-                        help="with_mask/ + without_mask/, or images/ + annotations/")
+    parser = argparse.ArgumentParser(
+        prog=f"python -m {PROG}",
+        description=(
+            "Measure the mask classifier on class folders, or the whole app on VOC scenes."
+        ),
+    )
+    parser.add_argument(
+        "--data",
+        type=Path,
+        required=True,
+        help="with_mask/ + without_mask/, or images/ + annotations/",
+    )
     parser.add_argument("--model", choices=MODEL_NAMES, required=True)
     parser.add_argument("--weights", type=Path, help="checkpoint (default: the committed one)")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
     parser.add_argument("--json", type=Path, help="write all figures to this JSON file")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --json")
     parser.add_argument("--limit", type=int, help="at most this many images, evenly spread")
-    parser.add_argument("--iou", type=float, default=defaults.iou_threshold,
-                        help=f"IoU for a detection to match a box (default "
-                             f"{defaults.iou_threshold})")
-    parser.add_argument("--min-face", type=int, default=det.min_face_size,
-                        help=f"detector's smallest face in pixels (default {det.min_face_size})")
-    parser.add_argument("--thresholds", type=float, nargs=3, default=det.thresholds,
-                        metavar=("P", "R", "O"), help="MTCNN stage thresholds")
-    parser.add_argument("--min-score", type=float, default=det.min_score,
-                        help=f"drop detections below this confidence (default {det.min_score})")
-    parser.add_argument("--split", choices=["all", "train", "test"], default="all",
-                        help="scenes: which part of the seeded split training uses (default all; "
-                             "test is leak-free for models trained with --scenes)")
+    parser.add_argument(
+        "--iou",
+        type=float,
+        default=defaults.iou_threshold,
+        help=f"IoU for a detection to match a box (default {defaults.iou_threshold})",
+    )
+    parser.add_argument(
+        "--min-face",
+        type=int,
+        default=det.min_face_size,
+        help=f"detector's smallest face in pixels (default {det.min_face_size})",
+    )
+    parser.add_argument(
+        "--thresholds",
+        type=float,
+        nargs=3,
+        default=det.thresholds,
+        metavar=("P", "R", "O"),
+        help="MTCNN stage thresholds",
+    )
+    parser.add_argument(
+        "--min-score",
+        type=float,
+        default=det.min_score,
+        help=f"drop detections below this confidence (default {det.min_score})",
+    )
+    parser.add_argument(
+        "--split",
+        choices=["all", "train", "test"],
+        default="all",
+        help="scenes: which part of the seeded split training uses (default all; "
+        "test is leak-free for models trained with --scenes)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of that split (default 0)")
-    parser.add_argument("--batch-size", type=int, default=defaults.batch_size,
-                        help=f"crops per classifier call (default {defaults.batch_size})")
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=defaults.batch_size,
+        help=f"crops per classifier call (default {defaults.batch_size})",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return parser
@@ -447,10 +579,16 @@ def configs(args: argparse.Namespace) -> tuple[DetectorConfig, EvaluationConfig]
         raise EvaluationError(f"--min-face must be at least 1, got {args.min_face}")
     if not all(0 <= t <= 1 for t in args.thresholds):
         raise EvaluationError(f"--thresholds must lie in [0, 1], got {args.thresholds}")
-    detector = DetectorConfig(min_face_size=args.min_face, thresholds=tuple(args.thresholds),
-                              min_score=args.min_score)
-    return detector, EvaluationConfig(iou_threshold=args.iou, batch_size=args.batch_size,
-                                      limit=args.limit, split=args.split, seed=args.seed)
+    detector = DetectorConfig(
+        min_face_size=args.min_face, thresholds=tuple(args.thresholds), min_score=args.min_score
+    )
+    return detector, EvaluationConfig(
+        iou_threshold=args.iou,
+        batch_size=args.batch_size,
+        limit=args.limit,
+        split=args.split,
+        seed=args.seed,
+    )
 
 
 USER_ERRORS = (EvaluationError, DatasetError, CheckpointError, DeviceError, OSError)
@@ -458,14 +596,23 @@ USER_ERRORS = (EvaluationError, DatasetError, CheckpointError, DeviceError, OSEr
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
     try:
         detector, config = configs(args)
         if args.json is not None:
             check_writable(args.json, args.overwrite)
-        report = evaluate(args.data, args.model, args.weights, detector, config, args.device,
-                          progress=not args.quiet)
+        report = evaluate(
+            args.data,
+            args.model,
+            args.weights,
+            detector,
+            config,
+            args.device,
+            progress=not args.quiet,
+        )
         print(format_report(report, config))
         if args.json is not None:
             check_writable(args.json, args.overwrite)

@@ -54,8 +54,9 @@ class FlickerCount:
         return {k: (v / seconds if seconds else None) for k, v in self.changes.items()}
 
 
-def clip_shares(pipeline: TrackingPipeline, path: Path, expected: str,
-                progress: bool = True) -> dict:
+def clip_shares(
+    pipeline: TrackingPipeline, path: Path, expected: str, progress: bool = True
+) -> dict:
     """Share of face detections labelled ``expected`` in one clip, shown and raw, and flicker.
 
     "raw" is the classifier's answer on that frame alone; "shown" is the tracked, smoothed
@@ -67,8 +68,14 @@ def clip_shares(pipeline: TrackingPipeline, path: Path, expected: str,
     start = time.perf_counter()
     with VideoSource(str(path)) as video:
         fps = video.info.fps
-        for frame in tqdm(video.frames(), total=video.info.frame_count or None, unit="frame",
-                          desc=path.name, leave=False, disable=not progress):
+        for frame in tqdm(
+            video.frames(),
+            total=video.info.frame_count or None,
+            unit="frame",
+            desc=path.name,
+            leave=False,
+            disable=not progress,
+        ):
             result = pipeline.process(frame)
             names = pipeline.pipeline.classifier(result.model).meta.class_names
             frames += 1
@@ -79,11 +86,16 @@ def clip_shares(pipeline: TrackingPipeline, path: Path, expected: str,
                 hits += face.label == expected
                 raw_hits += raw == expected
                 flicker.add(face.track_id, face.label, raw)
-    return {"clip": path.name, "expected": expected, "frames": frames, "faces": faces,
-            "share": hits / faces if faces else None,
-            "raw_share": raw_hits / faces if faces else None,
-            "flicker": flicker.per_face_second(fps),
-            "fps": frames / (time.perf_counter() - start)}
+    return {
+        "clip": path.name,
+        "expected": expected,
+        "frames": frames,
+        "faces": faces,
+        "share": hits / faces if faces else None,
+        "raw_share": raw_hits / faces if faces else None,
+        "flicker": flicker.per_face_second(fps),
+        "fps": frames / (time.perf_counter() - start),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -103,10 +115,19 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.json:
             check_writable(args.json, args.overwrite)
-        config = PipelineConfig(detector=DetectorConfig(scale=args.detect_scale),
-                                tracking=TrackingConfig(detect_every=args.detect_every,
-                                                        smooth_window=args.smooth),
-                                model=args.model, device=args.device)
+        config = PipelineConfig(
+            detector=DetectorConfig(scale=args.detect_scale),
+            tracking=TrackingConfig(
+                detect_every=args.detect_every,
+                smooth_window=args.smooth,
+                # the naive path: every frame on its own, nothing carried
+                max_misses=0
+                if args.detect_every == args.smooth == 1
+                else TrackingConfig().max_misses,
+            ),
+            model=args.model,
+            device=args.device,
+        )
         weights = {args.model: args.weights} if args.weights else {}
         pipeline = TrackingPipeline(Pipeline(config, weights))
         rows = []
@@ -119,12 +140,18 @@ def main(argv: list[str] | None = None) -> int:
     except (SourceError, CheckpointError, FileExistsError, FileNotFoundError, ValueError) as exc:
         print(f"training.evaluate_clips: error: {exc}", file=sys.stderr)
         return 2
-    print(f"model {args.model}, detector scale {args.detect_scale}, "
-          f"detect every {args.detect_every}, smooth {args.smooth}")
-    print("share: detections with the expected label (shown = smoothed, raw = per frame); "
-          "flicker: label changes per face per second")
-    print(f"{'clip':36} {'expected':9} {'frames':>6} {'faces':>6} {'shown':>7} {'raw':>7} "
-          f"{'flicker shown':>13} {'flicker raw':>11} {'FPS':>6}")
+    print(
+        f"model {args.model}, detector scale {args.detect_scale}, "
+        f"detect every {args.detect_every}, smooth {args.smooth}"
+    )
+    print(
+        "share: detections with the expected label (shown = smoothed, raw = per frame); "
+        "flicker: label changes per face per second"
+    )
+    print(
+        f"{'clip':36} {'expected':9} {'frames':>6} {'faces':>6} {'shown':>7} {'raw':>7} "
+        f"{'flicker shown':>13} {'flicker raw':>11} {'FPS':>6}"
+    )
 
     def pct(value):
         return f"{value:.1%}" if value is not None else "-"
@@ -133,9 +160,11 @@ def main(argv: list[str] | None = None) -> int:
         return f"{value:.3f}" if value is not None else "-"
 
     for r in rows:
-        print(f"{r['clip']:36} {r['expected']:9} {r['frames']:6d} {r['faces']:6d} "
-              f"{pct(r['share']):>7} {pct(r['raw_share']):>7} {rate(r['flicker']['shown']):>13} "
-              f"{rate(r['flicker']['raw']):>11} {r['fps']:6.1f}")
+        print(
+            f"{r['clip']:36} {r['expected']:9} {r['frames']:6d} {r['faces']:6d} "
+            f"{pct(r['share']):>7} {pct(r['raw_share']):>7} {rate(r['flicker']['shown']):>13} "
+            f"{rate(r['flicker']['raw']):>11} {r['fps']:6.1f}"
+        )
     if args.json:
         write_text(args.json, json.dumps({"model": args.model, "clips": rows}, indent=1))
     return 0

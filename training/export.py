@@ -39,8 +39,11 @@ class ExportCheck:
 
     @property
     def ok(self) -> bool:
-        return (self.labels_agree and self.onnx_max_diff <= TOLERANCE
-                and self.torchscript_max_diff <= TOLERANCE)
+        return (
+            self.labels_agree
+            and self.onnx_max_diff <= TOLERANCE
+            and self.torchscript_max_diff <= TOLERANCE
+        )
 
 
 def fixture_crops(folder: Path, limit: int = 32) -> list[np.ndarray]:
@@ -65,15 +68,23 @@ def export(model: torch.nn.Module, input_size: int, onnx_path: Path, script_path
     model = model.eval().float()
     example = torch.zeros(1, 3, input_size, input_size)
     with atomic_path(onnx_path) as tmp:
-        torch.onnx.export(model, (example,), str(tmp), dynamo=False, input_names=["crops"],
-                          output_names=["logits"], opset_version=17,
-                          dynamic_axes={"crops": {0: "batch"}, "logits": {0: "batch"}})
+        torch.onnx.export(
+            model,
+            (example,),
+            str(tmp),
+            dynamo=False,
+            input_names=["crops"],
+            output_names=["logits"],
+            opset_version=17,
+            dynamic_axes={"crops": {0: "batch"}, "logits": {0: "batch"}},
+        )
     with atomic_path(script_path) as tmp, torch.no_grad():
         torch.jit.trace(model, example).save(str(tmp))
 
 
-def check(model: torch.nn.Module, batch: torch.Tensor, onnx_path: Path,
-          script_path: Path) -> ExportCheck:
+def check(
+    model: torch.nn.Module, batch: torch.Tensor, onnx_path: Path, script_path: Path
+) -> ExportCheck:
     import onnxruntime as ort
 
     with torch.no_grad():
@@ -83,10 +94,16 @@ def check(model: torch.nn.Module, batch: torch.Tensor, onnx_path: Path,
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     onnx_logits = session.run(None, {"crops": batch.numpy()})[0]
     onnx_probs = torch.softmax(torch.from_numpy(onnx_logits), 1).numpy()
-    agree = bool((reference.argmax(1) == onnx_probs.argmax(1)).all()
-                 and (reference.argmax(1) == script_probs.argmax(1)).all())
-    return ExportCheck(len(batch), float(np.abs(reference - onnx_probs).max()),
-                       float(np.abs(reference - script_probs).max()), agree)
+    agree = bool(
+        (reference.argmax(1) == onnx_probs.argmax(1)).all()
+        and (reference.argmax(1) == script_probs.argmax(1)).all()
+    )
+    return ExportCheck(
+        len(batch),
+        float(np.abs(reference - onnx_probs).max()),
+        float(np.abs(reference - script_probs).max()),
+        agree,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -94,8 +111,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", choices=["student", "teacher"], default="student")
     p.add_argument("--weights", type=Path, help="checkpoint (default: the committed one)")
     p.add_argument("--out", type=Path, default=Path("export"), help="folder (default export/)")
-    p.add_argument("--images", type=Path, default=DEFAULT_IMAGES,
-                   help="images whose face crops check the export (default tests/fixtures)")
+    p.add_argument(
+        "--images",
+        type=Path,
+        default=DEFAULT_IMAGES,
+        help="images whose face crops check the export (default tests/fixtures)",
+    )
     p.add_argument("--overwrite", action="store_true")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
@@ -105,8 +126,9 @@ def main(argv: list[str] | None = None) -> int:
         args.out.mkdir(parents=True, exist_ok=True)
         for path in (onnx_path, script_path):
             check_writable(path, args.overwrite)
-        model, meta = checkpoint.load(args.weights or checkpoint.default_weights(args.model),
-                                      args.model)
+        model, meta = checkpoint.load(
+            args.weights or checkpoint.default_weights(args.model), args.model
+        )
         batch = crops_to_tensor(fixture_crops(args.images), meta)
         export(model, meta.input_size, onnx_path, script_path)
         result = check(model, batch, onnx_path, script_path)
@@ -114,14 +136,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"training.export: error: {exc}", file=sys.stderr)
         return 2
     print(f"wrote {onnx_path} and {script_path}")
-    print(f"checked on {result.crops} crops: labels agree {result.labels_agree}, max "
-          f"probability difference ONNX {result.onnx_max_diff:.2e}, "
-          f"TorchScript {result.torchscript_max_diff:.2e}")
+    print(
+        f"checked on {result.crops} crops: labels agree {result.labels_agree}, max "
+        f"probability difference ONNX {result.onnx_max_diff:.2e}, "
+        f"TorchScript {result.torchscript_max_diff:.2e}"
+    )
     if not result.ok:
         onnx_path.unlink(missing_ok=True)
         script_path.unlink(missing_ok=True)
-        print("training.export: error: the exported models disagree with PyTorch; "
-              "removed them", file=sys.stderr)
+        print(
+            "training.export: error: the exported models disagree with PyTorch; removed them",
+            file=sys.stderr,
+        )
         return 1
     return 0
 

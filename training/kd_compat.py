@@ -31,7 +31,6 @@ BaseClass = importlib.import_module("KD_Lib.KD.common.base_class").BaseClass
 VanillaKD = importlib.import_module("KD_Lib.KD.vision.vanilla.vanilla_kd").VanillaKD
 NoisyTeacher = importlib.import_module("KD_Lib.KD.vision.noisy.noisy_teacher").NoisyTeacher
 MessyCollab = importlib.import_module("KD_Lib.KD.vision.noisy.messy_collab").MessyCollab
-SelfTraining = importlib.import_module(
-    "KD_Lib.KD.vision.teacher_free.self_training").SelfTraining
+SelfTraining = importlib.import_module("KD_Lib.KD.vision.teacher_free.self_training").SelfTraining
 
 __all__ = ["BaseClass", "VanillaKD", "NoisyTeacher", "MessyCollab", "SelfTraining"]

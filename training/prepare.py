@@ -58,16 +58,18 @@ def _largest(detections: list[Detection]) -> Detection:
     return max(detections, key=lambda d: (d.box[2] - d.box[0]) * (d.box[3] - d.box[1]))
 
 
-def face_crop_for_image(rgb: np.ndarray, detector: FaceDetector, crop: CropConfig
-                        ) -> tuple[np.ndarray, str]:
+def face_crop_for_image(
+    rgb: np.ndarray, detector: FaceDetector, crop: CropConfig
+) -> tuple[np.ndarray, str]:
     """The training crop of one labelled image and the rule that produced it."""
     detections = detector.detect(rgb)
     rule = "one_face"
     if not detections:
         h, w = rgb.shape[:2]
         pad = int(round(max(h, w) * PAD_FRACTION))
-        padded = cv2.copyMakeBorder(rgb, pad, pad, pad, pad, cv2.BORDER_CONSTANT,
-                                    value=(127, 127, 127))
+        padded = cv2.copyMakeBorder(
+            rgb, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=(127, 127, 127)
+        )
         found = detector.detect(padded)
         if found:
             x1, y1, x2, y2 = _largest(found).box
@@ -85,8 +87,11 @@ def _fingerprint(files: list[tuple[Path, str]], detector: DetectorConfig, crop: 
     for path, label in files:
         stat = path.stat()
         digest.update(f"{path}|{label}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
-    digest.update(json.dumps([asdict(detector), asdict(crop), CACHE_SIZE, PAD_FRACTION,
-                              SPLIT_FRACTIONS]).encode())
+    digest.update(
+        json.dumps(
+            [asdict(detector), asdict(crop), CACHE_SIZE, PAD_FRACTION, SPLIT_FRACTIONS]
+        ).encode()
+    )
     return digest.hexdigest()[:16]
 
 
@@ -110,9 +115,15 @@ def split_groups(groups: list[int], labels: list[int], seed: int) -> list[str]:
     return [assigned[g] for g in groups]
 
 
-def prepare(data: Path, cache_dir: Path, seed: int = 0, device: torch.device | None = None,
-            detector_config: DetectorConfig | None = None, crop: CropConfig | None = None,
-            progress: bool = True) -> Prepared:
+def prepare(
+    data: Path,
+    cache_dir: Path,
+    seed: int = 0,
+    device: torch.device | None = None,
+    detector_config: DetectorConfig | None = None,
+    crop: CropConfig | None = None,
+    progress: bool = True,
+) -> Prepared:
     """Crop, group and split ``data``; reuse the cache when files and settings are unchanged.
 
     Writes ``manifest.json`` (every file, its label, group, split and rule) beside the cache.
@@ -129,8 +140,9 @@ def prepare(data: Path, cache_dir: Path, seed: int = 0, device: torch.device | N
         log.info("using prepared crops from %s", cache)
         with np.load(cache, allow_pickle=False) as z:
             manifest = json.loads(manifest_path.read_text())
-            return Prepared(z["crops"], z["labels"], z["splits"], list(z["files"]),
-                            stats=manifest["stats"])
+            return Prepared(
+                z["crops"], z["labels"], z["splits"], list(z["files"]), stats=manifest["stats"]
+            )
 
     detector = FaceDetector(detector_config, device)
     class_names = ("mask", "no_mask")
@@ -154,19 +166,35 @@ def prepare(data: Path, cache_dir: Path, seed: int = 0, device: torch.device | N
     groups = group_near_duplicates(hashes)
     splits = split_groups(groups, labels, seed)
     stats = {
-        "images": len(found.images), "used": len(crops), "unreadable": unreadable,
-        "not_images": [str(p) for p in found.skipped], "rules": dict(Counter(rules)),
-        "groups": len(set(groups)), "near_duplicate_images": len(groups) - len(set(groups)),
-        "split_sizes": dict(Counter(splits)), "seed": seed,
+        "images": len(found.images),
+        "used": len(crops),
+        "unreadable": unreadable,
+        "not_images": [str(p) for p in found.skipped],
+        "rules": dict(Counter(rules)),
+        "groups": len(set(groups)),
+        "near_duplicate_images": len(groups) - len(set(groups)),
+        "split_sizes": dict(Counter(splits)),
+        "seed": seed,
     }
-    manifest = {"data": str(data), "stats": stats, "files": [
-        {"file": f, "label": class_names[y], "group": g, "split": s, "rule": r}
-        for f, y, g, s, r in zip(files, labels, groups, splits, rules)]}
+    manifest = {
+        "data": str(data),
+        "stats": stats,
+        "files": [
+            {"file": f, "label": class_names[y], "group": g, "split": s, "rule": r}
+            for f, y, g, s, r in zip(files, labels, groups, splits, rules)
+        ],
+    }
     with atomic_path(cache) as tmp:
         with open(tmp, "wb") as fh:
-            np.savez(fh, crops=np.stack(crops), labels=np.array(labels, dtype=np.int64),
-                     splits=np.array(splits), files=np.array(files))
+            np.savez(
+                fh,
+                crops=np.stack(crops),
+                labels=np.array(labels, dtype=np.int64),
+                splits=np.array(splits),
+                files=np.array(files),
+            )
     write_text(manifest_path, json.dumps(manifest, indent=1))
     log.info("prepared %d crops: %s", len(crops), stats["rules"])
-    return Prepared(np.stack(crops), np.array(labels, dtype=np.int64), np.array(splits),
-                    files, stats=stats)
+    return Prepared(
+        np.stack(crops), np.array(labels, dtype=np.int64), np.array(splits), files, stats=stats
+    )

@@ -41,29 +41,48 @@ def plot_confusions(results: dict[str, dict], path: Path) -> None:
         for i, row in enumerate(matrix):
             for j, value in enumerate(row):
                 ax.text(j, i, str(value), ha="center", va="center")
-        ax.set(title=f"{role}: acc {figures['accuracy']:.4f}", xticks=range(len(names)),
-               yticks=range(len(names)), xticklabels=names, yticklabels=names,
-               xlabel="predicted", ylabel="true")
+        ax.set(
+            title=f"{role}: acc {figures['accuracy']:.4f}",
+            xticks=range(len(names)),
+            yticks=range(len(names)),
+            xticklabels=names,
+            yticklabels=names,
+            xlabel="predicted",
+            ylabel="true",
+        )
     _save_figure(fig, path)
 
 
 def markdown(report: dict) -> str:
-    lines = [f"# Training report ({report['method']})", "",
-             f"Command: `{report['command']}`", "",
-             f"Data: `{report['data']}`, split sizes {report['data_stats']['split_sizes']}, "
-             f"crop rules {report['data_stats']['rules']}, "
-             f"near-duplicate images grouped: {report['data_stats']['near_duplicate_images']}.",
-             "", "| model | params | test accuracy | mask P / R | no_mask P / R | crops/s (b32) |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        f"# Training report ({report['method']})",
+        "",
+        f"Command: `{report['command']}`",
+        "",
+        f"Data: `{report['data']}`, split sizes {report['data_stats']['split_sizes']}, "
+        f"crop rules {report['data_stats']['rules']}, "
+        f"near-duplicate images grouped: {report['data_stats']['near_duplicate_images']}.",
+        "",
+        "| model | params | test accuracy | mask P / R | no_mask P / R | crops/s (b32) |",
+        "|---|---|---|---|---|---|",
+    ]
     for role, r in report["models"].items():
         pc = r["test"]["per_class"]
         lines.append(
             f"| {role} | {r['parameters']:,} | {r['test']['accuracy']:.4f} | "
             f"{pc['mask']['precision']:.4f} / {pc['mask']['recall']:.4f} | "
             f"{pc['no_mask']['precision']:.4f} / {pc['no_mask']['recall']:.4f} | "
-            f"{r['crops_per_s']:.0f} |")
-    lines += ["", f"Student / teacher parameters: {report['param_ratio']:.4f}", "",
-              "![curves](curves.png)", "", "![confusion](confusion.png)", ""]
+            f"{r['crops_per_s']:.0f} |"
+        )
+    lines += [
+        "",
+        f"Student / teacher parameters: {report['param_ratio']:.4f}",
+        "",
+        "![curves](curves.png)",
+        "",
+        "![confusion](confusion.png)",
+        "",
+    ]
     return "\n".join(lines)
 
 

@@ -36,10 +36,16 @@ NEGATIVE_MAX_IOU = 0.2  # a detection overlapping no face more than this is a fa
 SCENE_LABELS = {"with_mask": "mask", "without_mask": "no_mask"}
 
 
-def scene_training_crops(scenes: Path, class_names: tuple[str, ...], cache_dir: Path,
-                         seed: int = 0, negatives: DetectorConfig | None = None,
-                         device: torch.device | None = None, crop: CropConfig | None = None,
-                         progress: bool = True) -> tuple[np.ndarray, np.ndarray, dict]:
+def scene_training_crops(
+    scenes: Path,
+    class_names: tuple[str, ...],
+    cache_dir: Path,
+    seed: int = 0,
+    negatives: DetectorConfig | None = None,
+    device: torch.device | None = None,
+    crop: CropConfig | None = None,
+    progress: bool = True,
+) -> tuple[np.ndarray, np.ndarray, dict]:
     """Crops (N x 128 x 128 x 3 RGB), label indices into ``class_names`` and counts.
 
     Only scenes of the ``train`` split are read. ``not_face`` must be in ``class_names``
@@ -49,9 +55,19 @@ def scene_training_crops(scenes: Path, class_names: tuple[str, ...], cache_dir: 
     files = find_scenes(scenes)
     splits = split_scenes(files.pairs, seed)
     train = [p for p in files.pairs if splits[p.image.stem] == "train"]
-    key = hashlib.sha1(json.dumps([str(scenes), seed, sorted(s for s in splits), asdict(crop),
-                                   asdict(negatives) if negatives else None,
-                                   class_names, CACHE_SIZE]).encode()).hexdigest()[:16]
+    key = hashlib.sha1(
+        json.dumps(
+            [
+                str(scenes),
+                seed,
+                sorted(s for s in splits),
+                asdict(crop),
+                asdict(negatives) if negatives else None,
+                class_names,
+                CACHE_SIZE,
+            ]
+        ).encode()
+    ).hexdigest()[:16]
     cache = Path(cache_dir) / f"scene-crops-{key}.npz"
     if cache.exists():
         with np.load(cache, allow_pickle=False) as z:
@@ -79,13 +95,22 @@ def scene_training_crops(scenes: Path, class_names: tuple[str, ...], cache_dir: 
                 crops.append(resize_crop(crop_face(rgb, box, crop), CACHE_SIZE))
                 labels.append(class_names.index("not_face"))
     counts = Counter(class_names[y] for y in labels)
-    stats = {"scenes": str(scenes), "train_images": len(train), "unreadable": unreadable,
-             "crops": dict(counts), "negatives": asdict(negatives) if negatives else None}
+    stats = {
+        "scenes": str(scenes),
+        "train_images": len(train),
+        "unreadable": unreadable,
+        "crops": dict(counts),
+        "negatives": asdict(negatives) if negatives else None,
+    }
     stacked = np.stack(crops) if crops else np.zeros((0, CACHE_SIZE, CACHE_SIZE, 3), np.uint8)
     cache.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(cache) as tmp:
         with open(tmp, "wb") as fh:
-            np.savez(fh, crops=stacked, labels=np.array(labels, dtype=np.int64),
-                     stats=np.array(json.dumps(stats)))
+            np.savez(
+                fh,
+                crops=stacked,
+                labels=np.array(labels, dtype=np.int64),
+                stats=np.array(json.dumps(stats)),
+            )
     log.info("scene crops: %s", stats["crops"])
     return stacked, np.array(labels, dtype=np.int64), stats

@@ -11,6 +11,7 @@ import json
 import logging
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
 
 from app.atomic import write_text
@@ -26,7 +27,7 @@ THUMB = (9, 8)
 def _thumb_hash(path: Path) -> int:
     with Image.open(path) as image:
         gray = image.convert("L").resize(THUMB, Image.Resampling.BOX)
-    pixels = list(gray.getdata())
+    pixels = np.asarray(gray, dtype=np.int16).flatten().tolist()
     bits = [pixels[r * 9 + c + 1] > pixels[r * 9 + c] for r in range(8) for c in range(8)]
     return sum(1 << i for i, b in enumerate(bits) if b)
 
@@ -35,8 +36,9 @@ def _unit(text: str) -> float:
     return int(hashlib.sha1(text.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
 
 
-def split_scenes(pairs: list[ScenePair], seed: int = 0,
-                 test_fraction: float = TEST_FRACTION) -> dict[str, str]:
+def split_scenes(
+    pairs: list[ScenePair], seed: int = 0, test_fraction: float = TEST_FRACTION
+) -> dict[str, str]:
     """Image stem -> "train" or "test"; a near-duplicate group shares one split.
 
     A group's split depends only on the seed and its first member's name, so adding photos
@@ -47,10 +49,13 @@ def split_scenes(pairs: list[ScenePair], seed: int = 0,
     first: dict[int, str] = {}
     for pair, group in zip(pairs, groups):
         first.setdefault(group, pair.image.stem)
-    return {pair.image.stem: ("test" if _unit(f"{seed}:{first[g]}") < test_fraction else "train")
-            for pair, g in zip(pairs, groups)}
+    return {
+        pair.image.stem: ("test" if _unit(f"{seed}:{first[g]}") < test_fraction else "train")
+        for pair, g in zip(pairs, groups)
+    }
 
 
 def write_manifest(path: Path, splits: dict[str, str], seed: int) -> None:
-    write_text(path, json.dumps({"seed": seed, "test_fraction": TEST_FRACTION,
-                                 "splits": splits}, indent=1))
+    write_text(
+        path, json.dumps({"seed": seed, "test_fraction": TEST_FRACTION, "splits": splits}, indent=1)
+    )

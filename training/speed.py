@@ -9,14 +9,22 @@ import torch.nn as nn
 
 
 @torch.inference_mode()
-def crops_per_second(model: nn.Module, input_size: int, batch: int, device: torch.device,
-                     seconds: float = 1.0, half: bool = False) -> float:
+def crops_per_second(
+    model: nn.Module,
+    input_size: int,
+    batch: int,
+    device: torch.device,
+    seconds: float = 1.0,
+    half: bool = False,
+) -> float:
     """Forward random batches for about ``seconds`` after a warm-up; return crops/s."""
     model = model.to(device).eval()
     x = torch.randn(batch, 3, input_size, input_size, device=device)
     if device.type == "cpu":
-        model, x = model.to(memory_format=torch.channels_last), x.contiguous(
-            memory_format=torch.channels_last)
+        model, x = (
+            model.to(memory_format=torch.channels_last),
+            x.contiguous(memory_format=torch.channels_last),
+        )
     if half:
         model, x = model.half(), x.half()
     for _ in range(3):

@@ -126,17 +126,26 @@ def find_scenes(root: Path) -> SceneFiles:
     root = Path(root)
     if not is_scenes_layout(root):
         raise DatasetError(f"{root} is not a scenes set (expected images/ and annotations/)")
-    images = {p.stem: p for p in sorted((root / IMAGES_DIR).iterdir())
-              if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-              and not p.name.startswith(".")}
-    annotations = {p.stem: p for p in sorted((root / ANNOTATIONS_DIR).glob("*.xml"))
-                   if not p.name.startswith(".")}
+    images = {
+        p.stem: p
+        for p in sorted((root / IMAGES_DIR).iterdir())
+        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
+    }
+    annotations = {
+        p.stem: p
+        for p in sorted((root / ANNOTATIONS_DIR).glob("*.xml"))
+        if not p.name.startswith(".")
+    }
     pairs = [ScenePair(images[s], annotations[s]) for s in sorted(images) if s in annotations]
     if not pairs:
         raise DatasetError(f"{root} has no image in images/ with a matching annotations/*.xml")
     lonely_images = [images[s] for s in sorted(images) if s not in annotations]
     lonely_annotations = [annotations[s] for s in sorted(annotations) if s not in images]
     if lonely_images or lonely_annotations:
-        log.warning("%d images without annotation and %d annotations without image in %s",
-                    len(lonely_images), len(lonely_annotations), root)
+        log.warning(
+            "%d images without annotation and %d annotations without image in %s",
+            len(lonely_images),
+            len(lonely_annotations),
+            root,
+        )
     return SceneFiles(pairs, lonely_images, lonely_annotations)

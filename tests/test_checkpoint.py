@@ -133,3 +133,11 @@ def test_damaged_metadata_is_refused(tmp_path, payload, message):
     torch.save(payload, path)
     with pytest.raises(CheckpointError, match=message):
         checkpoint.load(path)
+
+
+def test_text_file_as_weights_gets_no_unsafe_advice(tmp_path):
+    path = tmp_path / "notes.pt"
+    path.write_text("these are not weights\n" * 20)
+    with pytest.raises(CheckpointError) as info:
+        checkpoint.load(path)
+    assert "weights_only" not in str(info.value) and str(path) in str(info.value)

@@ -227,6 +227,28 @@ class TrainingLoop:
 class FixedBase(TrainingLoop):
     """Fixes shared by the BaseClass distillers; mixed in before the KD_Lib class."""
 
+    def __init__(
+        self,
+        teacher_model,
+        student_model,
+        train_loader,
+        val_loader,
+        optimizer_teacher,
+        optimizer_student,
+        device="cpu",
+        **kwargs,
+    ):
+        self._init_fixed(
+            device,
+            teacher_model=teacher_model,
+            student_model=student_model,
+            train_loader=train_loader,
+            val_loader=val_loader,
+            optimizer_teacher=optimizer_teacher,
+            optimizer_student=optimizer_student,
+            **kwargs,
+        )
+
     def _init_fixed(self, device: str | torch.device, **kwargs) -> None:
         kwargs.setdefault("loss_fn", kl_loss())  # fixes 3 and 4
         # fix 6: the base class only understands "cpu"/"cuda"; give it "cpu", then move.
@@ -291,28 +313,6 @@ class FixedBase(TrainingLoop):
 class FixedVanillaKD(FixedBase, kd_compat.VanillaKD):
     """Hinton et al.'s distillation: soft-target KL at temperature T plus hard-label CE."""
 
-    def __init__(
-        self,
-        teacher_model,
-        student_model,
-        train_loader,
-        val_loader,
-        optimizer_teacher,
-        optimizer_student,
-        device="cpu",
-        **kwargs,
-    ):
-        self._init_fixed(
-            device,
-            teacher_model=teacher_model,
-            student_model=student_model,
-            train_loader=train_loader,
-            val_loader=val_loader,
-            optimizer_teacher=optimizer_teacher,
-            optimizer_student=optimizer_student,
-            **kwargs,
-        )
-
     def calculate_kd_loss(self, y_pred_student, y_pred_teacher, y_true):
         soft = self.loss_fn(
             F.log_softmax(y_pred_student / self.temp, dim=1),
@@ -325,53 +325,9 @@ class FixedVanillaKD(FixedBase, kd_compat.VanillaKD):
 class FixedNoisyTeacher(FixedBase, kd_compat.NoisyTeacher):
     """Distillation from a teacher whose logits get multiplicative Gaussian noise."""
 
-    def __init__(
-        self,
-        teacher_model,
-        student_model,
-        train_loader,
-        val_loader,
-        optimizer_teacher,
-        optimizer_student,
-        device="cpu",
-        **kwargs,
-    ):
-        self._init_fixed(
-            device,
-            teacher_model=teacher_model,
-            student_model=student_model,
-            train_loader=train_loader,
-            val_loader=val_loader,
-            optimizer_teacher=optimizer_teacher,
-            optimizer_student=optimizer_student,
-            **kwargs,
-        )
-
 
 class FixedMessyCollab(FixedBase, kd_compat.MessyCollab):
     """Distillation with a share of labels flipped to another class (student, teacher or both)."""
-
-    def __init__(
-        self,
-        teacher_model,
-        student_model,
-        train_loader,
-        val_loader,
-        optimizer_teacher,
-        optimizer_student,
-        device="cpu",
-        **kwargs,
-    ):
-        self._init_fixed(
-            device,
-            teacher_model=teacher_model,
-            student_model=student_model,
-            train_loader=train_loader,
-            val_loader=val_loader,
-            optimizer_teacher=optimizer_teacher,
-            optimizer_student=optimizer_student,
-            **kwargs,
-        )
 
     def teacher_labels(self, label):
         if self.method not in ("T", "TS"):

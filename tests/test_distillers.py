@@ -198,7 +198,8 @@ def test_self_training_distils_from_a_trained_copy():
     torch.manual_seed(0)
     train, val = loaders()
     student = tiny_net()
-    distiller = FixedSelfTraining(student, train, val, torch.optim.SGD(student.parameters(), 0.05))
+    optimizer = torch.optim.AdamW(student.parameters(), 0.01)  # as training.distill uses
+    distiller = FixedSelfTraining(student, train, val, optimizer)
     distiller.progress = False
     quietly_train_student(distiller, epochs=2)
     assert [len(distiller.history[r]) for r in ("self_teacher", "student")] == [2, 2]

@@ -22,6 +22,7 @@ an optional LR scheduler, and the best weights by validation accuracy kept at th
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 import random
@@ -372,9 +373,11 @@ class FixedSelfTraining(TrainingLoop, kd_compat.SelfTraining):
         save_model_pth: str = "student.pt",
     ) -> nn.Module:
         self_teacher = deepcopy(self.student_model)
-        optimizer = type(self.optimizer_student)(
-            self_teacher.parameters(), **self.optimizer_student.defaults
-        )
+        kind = type(self.optimizer_student)
+        accepted = inspect.signature(kind.__init__).parameters
+        # defaults can hold settings the constructor no longer takes (AdamW's own flag)
+        settings = {k: v for k, v in self.optimizer_student.defaults.items() if k in accepted}
+        optimizer = kind(self_teacher.parameters(), **settings)
 
         def teacher_step(data, label):
             logits = self_teacher(data)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -9,6 +11,18 @@ import numpy as np
 import pytest
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
+ROOT = FIXTURES.parents[1]
+
+
+def run_app(*args, timeout=240):
+    """Run ``python -m app --headless --quiet ARGS`` from the repository root."""
+    return subprocess.run(
+        [sys.executable, "-m", "app", "--headless", "--quiet", *map(str, args)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def fixture_bgr(name: str) -> np.ndarray:
@@ -58,3 +72,22 @@ def mixed_video(tmp_path_factory) -> Path:
     mask, no_mask = on_canvas(fixture_bgr("mask_2.png")), on_canvas(fixture_bgr("no_mask_2.jpg"))
     frames = [mask] * 6 + [no_mask] * 6
     return write_video(tmp_path_factory.mktemp("video") / "mixed.mp4", frames)
+
+
+@pytest.fixture
+def settings(tmp_path):
+    """Window settings in a temporary INI file, never the user's own."""
+    from PySide6.QtCore import QSettings
+
+    return QSettings(str(tmp_path / "maskwatch.ini"), QSettings.Format.IniFormat)
+
+
+@pytest.fixture
+def prefs(tmp_path):
+    """Preferences whose output folders all lie under the test's temporary folder."""
+    from app.preferences import Preferences
+
+    prefs = Preferences.defaults(temporary=True)
+    for name in ("alerts_dir", "snapshots_dir", "recordings_dir", "exports_dir"):
+        setattr(prefs, name, tmp_path / name)
+    return prefs

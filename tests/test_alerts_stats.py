@@ -3,14 +3,13 @@
 import csv
 import io
 import json
-import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+from conftest import run_app  # noqa: E402
 
 from app.alerts import ALERTS_FILE, AlertLog, AlertMonitor
 from app.pipeline import Face
@@ -168,16 +167,6 @@ def test_recorder_times_frames_and_renames_only_when_stopped(tmp_path):
     aborted.write(frame, 0.0)
     aborted.abort()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["rec.mp4"]
-
-
-def run_app(*args, timeout=240):
-    return subprocess.run(
-        [sys.executable, "-m", "app", "--headless", "--quiet", *map(str, args)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
 
 
 def test_headless_alerts_stats_and_snapshots(tmp_path, no_mask_video):

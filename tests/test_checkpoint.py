@@ -1,7 +1,7 @@
 """The checkpoint format: round trip, metadata, and clear refusals of wrong files."""
 
-import torch
 import pytest
+import torch
 
 from models import checkpoint
 from models.checkpoint import CheckpointError, ModelMeta

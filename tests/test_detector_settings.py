@@ -13,6 +13,7 @@ import threading  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
+from conftest import fixture_bgr, on_canvas, write_video  # noqa: E402
 from PySide6.QtCore import QSettings  # noqa: E402
 
 from app.cli import build_parser, pipeline_config, window_sensitivity  # noqa: E402
@@ -21,7 +22,6 @@ from app.detector import FaceDetector  # noqa: E402
 from app.preferences import Preferences  # noqa: E402
 from app.settings_panel import CUSTOM_TITLE  # noqa: E402
 from app.window import MainWindow  # noqa: E402
-from conftest import fixture_bgr, on_canvas, write_video  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 FRAME_TIMEOUT_MS = 45_000  # inference is slow on this machine; an upper bound
@@ -33,19 +33,6 @@ def face_video(tmp_path_factory):
     """Two seconds of one unmasked face, 640x480 at 5 fps."""
     frame = on_canvas(fixture_bgr("no_mask_1.jpg"))
     return write_video(tmp_path_factory.mktemp("detector") / "face.mp4", [frame] * 10, fps=5)
-
-
-@pytest.fixture
-def settings(tmp_path):
-    return QSettings(str(tmp_path / "maskwatch.ini"), QSettings.Format.IniFormat)
-
-
-@pytest.fixture
-def prefs(tmp_path):
-    prefs = Preferences.defaults(temporary=True)
-    for name in ("alerts_dir", "snapshots_dir", "recordings_dir", "exports_dir"):
-        setattr(prefs, name, tmp_path / name)
-    return prefs
 
 
 @pytest.fixture

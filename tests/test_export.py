@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 import torch
+from conftest import FIXTURES
 
 from app.classifier import crops_to_tensor
 from models import checkpoint
 from training.export import check, export, fixture_crops
-from conftest import FIXTURES
 
 ROOT = Path(__file__).resolve().parents[1]
 

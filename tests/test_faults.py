@@ -4,11 +4,12 @@ import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
+from conftest import fixture_bgr, on_canvas, write_video  # noqa: E402
+
 from app import worker  # noqa: E402
 from app.config import PipelineConfig  # noqa: E402
 from app.source import VideoSource  # noqa: E402
 from app.window import MainWindow  # noqa: E402
-from conftest import fixture_bgr, on_canvas, write_video  # noqa: E402
 
 
 class StallingCamera(VideoSource):

@@ -6,18 +6,9 @@ import sys
 from pathlib import Path
 
 import cv2
+from conftest import run_app
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def run_app(*args, timeout=240):
-    return subprocess.run(
-        [sys.executable, "-m", "app", "--headless", "--quiet", *map(str, args)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
 
 
 def test_headless_writes_video_and_events(tmp_path, no_mask_video):

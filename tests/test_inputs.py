@@ -2,11 +2,11 @@
 
 import numpy as np
 import pytest
+from conftest import FIXTURES, fixture_bgr, on_canvas, write_video
 from PIL import Image
 
 from app.images import ImageError, read_rgb
 from app.source import SourceError, VideoSource
-from conftest import FIXTURES, fixture_bgr, on_canvas, write_video
 
 
 def rgb_fixture() -> Image.Image:

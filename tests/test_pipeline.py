@@ -2,10 +2,10 @@
 
 import numpy as np
 import pytest
+from conftest import fixture_bgr, on_canvas
 
 from app.config import CropConfig
 from app.crops import crop_face, expand_box
-from conftest import fixture_bgr, on_canvas
 
 
 @pytest.mark.parametrize(

@@ -2,10 +2,10 @@
 
 import numpy as np
 import pytest
+from conftest import fixture_bgr, on_canvas
 
 from app.config import TrackingConfig
 from app.tracking import Track, TrackingPipeline, iou, match
-from conftest import fixture_bgr, on_canvas
 
 
 def test_iou_known_values():

@@ -11,11 +11,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from conftest import FIXTURES
 
 from training.dataset_files import DatasetError, find_images
 from training.dedup import dhash, group_near_duplicates
 from training.prepare import prepare, split_groups
-from conftest import FIXTURES
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -8,12 +8,12 @@ import threading
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import pytest  # noqa: E402
+from conftest import fixture_bgr, on_canvas, write_video  # noqa: E402
 
 from app.config import PipelineConfig  # noqa: E402
 from app.overlay import COLOURS  # noqa: E402
 from app.window import FpsMeter, MainWindow  # noqa: E402
 from app.worker import CapturedFrame, LatestFrame  # noqa: E402
-from conftest import fixture_bgr, on_canvas, write_video  # noqa: E402
 
 # Inference is slow here (two cores shared with training), so waits are generous upper bounds.
 FRAME_TIMEOUT_MS = 45_000

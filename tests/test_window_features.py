@@ -10,6 +10,7 @@ import json  # noqa: E402
 
 import cv2  # noqa: E402
 import pytest  # noqa: E402
+from conftest import fixture_bgr, on_canvas, write_video  # noqa: E402
 from PySide6.QtCore import QSettings, Qt  # noqa: E402
 from PySide6.QtGui import QImage  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
@@ -18,7 +19,6 @@ from app.alerts import ALERTS_FILE  # noqa: E402
 from app.config import PipelineConfig  # noqa: E402
 from app.preferences import Preferences  # noqa: E402
 from app.window import MainWindow  # noqa: E402
-from conftest import fixture_bgr, on_canvas, write_video  # noqa: E402
 
 FRAME_TIMEOUT_MS = 45_000  # inference is slow on this machine; these are upper bounds
 
@@ -28,19 +28,6 @@ def face_video(tmp_path_factory):
     """Four seconds of one unmasked face, 640x480 at 5 fps."""
     frame = on_canvas(fixture_bgr("no_mask_1.jpg"))
     return write_video(tmp_path_factory.mktemp("features") / "no_mask.mp4", [frame] * 20, fps=5)
-
-
-@pytest.fixture
-def settings(tmp_path):
-    return QSettings(str(tmp_path / "maskwatch.ini"), QSettings.Format.IniFormat)
-
-
-@pytest.fixture
-def prefs(tmp_path):
-    prefs = Preferences.defaults(temporary=True)
-    for name in ("alerts_dir", "snapshots_dir", "recordings_dir", "exports_dir"):
-        setattr(prefs, name, tmp_path / name)
-    return prefs
 
 
 def make_window(qtbot, pipeline, settings, prefs, source):

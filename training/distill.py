@@ -201,32 +201,17 @@ def train(args: argparse.Namespace) -> dict:
     opt_teacher = torch.optim.AdamW(teacher.parameters(), lr=args.lr, weight_decay=1e-4)
     opt_student = torch.optim.AdamW(student.parameters(), lr=args.lr, weight_decay=1e-4)
     options = {"temp": args.temperature, "distil_weight": args.distil_weight}
+    # Self-training needs no teacher for the student; the app's teacher is still trained,
+    # by the vanilla trainer.
+    teacher_method = "vanilla" if args.method == "self-training" else args.method
+    teacher_trainer = DISTILLERS[teacher_method](
+        teacher, student, loaders.train, loaders.val, opt_teacher, opt_student, device, **options
+    )
+    student_trainer = teacher_trainer
     if args.method == "self-training":
-        teacher_trainer = DISTILLERS["vanilla"](
-            teacher,
-            student,
-            loaders.train,
-            loaders.val,
-            opt_teacher,
-            opt_student,
-            device,
-            **options,
-        )
         student_trainer = DISTILLERS["self-training"](
             student, loaders.train, loaders.val, opt_student, device, **options
         )
-    else:
-        teacher_trainer = DISTILLERS[args.method](
-            teacher,
-            student,
-            loaders.train,
-            loaders.val,
-            opt_teacher,
-            opt_student,
-            device,
-            **options,
-        )
-        student_trainer = teacher_trainer
     # The state of an interrupted run belongs to its data: another dataset never resumes it.
     data_key = hashlib.sha1(
         "\n".join(

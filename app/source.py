@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import logging
+import socket
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Self
+from urllib.parse import urlsplit
 
 import cv2
 import numpy as np
@@ -14,6 +18,7 @@ log = logging.getLogger(__name__)
 
 STREAM_PREFIXES = ("rtsp://", "rtmp://", "http://", "https://", "udp://", "tcp://")
 STREAM_TIMEOUT_MS = 5000
+DEFAULT_PORTS = {"rtsp": 554, "rtmp": 1935, "http": 80, "https": 443}
 
 
 class SourceError(RuntimeError):
@@ -90,11 +95,12 @@ class VideoSource:
             cv2.CAP_PROP_READ_TIMEOUT_MSEC,
             STREAM_TIMEOUT_MS,
         ]
+        started = time.monotonic()
         capture = cv2.VideoCapture(self.spec, cv2.CAP_FFMPEG, params)
         if not capture.isOpened():
+            waited = time.monotonic() - started
             raise SourceError(
-                f"stream {self.spec} could not be opened "
-                f"(unreachable or timed out after {STREAM_TIMEOUT_MS / 1000:.0f} s)"
+                f"stream {self.spec} could not be opened ({why_stream_failed(self.spec, waited)})"
             )
         return capture
 
@@ -126,8 +132,41 @@ class VideoSource:
     def close(self) -> None:
         self.capture.release()
 
-    def __enter__(self) -> "VideoSource":
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def why_stream_failed(url: str, waited_s: float) -> str:
+    """A short reason for a stream that would not open, found by one TCP connect to its host.
+
+    FFmpeg only says that opening failed; users need to know whether nothing listens there,
+    the name does not resolve, or the server answered but sent no video.
+    """
+    parts = urlsplit(url)
+    host, scheme = parts.hostname, parts.scheme.lower()
+    try:
+        port = parts.port or DEFAULT_PORTS.get(scheme)
+    except ValueError:
+        return "the port in the URL is not a number"
+    if not host:
+        return "the URL names no host"
+    if port is None or scheme == "udp":
+        return f"nothing received after {waited_s:.0f} s"
+    timeout = STREAM_TIMEOUT_MS / 1000
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            pass
+    except socket.gaierror:
+        return f"host name {host} not found"
+    except ConnectionRefusedError:
+        return f"connection refused by {host}:{port}: nothing is listening there"
+    except TimeoutError:
+        return f"{host}:{port} did not answer within {timeout:.0f} s"
+    except OSError as err:
+        return f"{host}:{port} is unreachable ({err.strerror or err})"
+    if waited_s >= timeout - 0.5:
+        return f"{host}:{port} accepted the connection but sent no video within {timeout:.0f} s"
+    return f"{host}:{port} answered, but not with a video stream OpenCV can read"

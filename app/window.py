@@ -406,7 +406,8 @@ class MainWindow(QMainWindow):
         for name, reason in self._unavailable.items():
             self.model_radios[name].setToolTip(f"could not be loaded: {reason}")
         self.model_label.setText(self.pipeline.active)
-        self.prefs.model = self.pipeline.active
+        if self.prefs.model not in self._unavailable:
+            self.prefs.model = self.pipeline.active  # a fallback is not the user's choice
         self.start_button.setEnabled(self._worker is None)
         self.statusBar().showMessage(
             f"Ready: {self.pipeline.active} model on {self.pipeline.device}"

@@ -122,13 +122,59 @@ def test_missing_camera():
         VideoSource("7")
 
 
-def test_unreachable_stream_fails_fast():
+def closed_port() -> int:
+    """A local port with nothing listening on it (bound, then released)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_refused_stream_says_nothing_listens():
     import time
 
+    port = closed_port()
     start = time.perf_counter()
-    with pytest.raises(SourceError, match="stream rtsp://127.0.0.1:9/none"):
-        VideoSource("rtsp://127.0.0.1:9/none")
+    with pytest.raises(SourceError, match=f"refused by 127.0.0.1:{port}: nothing is listening"):
+        VideoSource(f"rtsp://127.0.0.1:{port}/none")
     assert time.perf_counter() - start < 15
+
+
+def test_silent_stream_times_out_with_a_message():
+    """A server that accepts and never answers must not hang the caller."""
+    import socket
+    import time
+
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(4)
+        url = f"http://127.0.0.1:{server.getsockname()[1]}/live"
+        start = time.perf_counter()
+        with pytest.raises(SourceError, match="accepted the connection but sent no video"):
+            VideoSource(url)
+    assert time.perf_counter() - start < 20
+
+
+def test_stream_of_a_web_page_is_not_a_video(tmp_path):
+    import http.server
+    import threading
+
+    (tmp_path / "index.html").write_text("<html>not a video</html>")
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, directory=str(tmp_path), **kwargs)
+
+        def log_message(self, *args):
+            pass
+
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        url = f"http://127.0.0.1:{server.server_address[1]}/index.html"
+        with pytest.raises(SourceError, match="answered, but not with a video"):
+            VideoSource(url)
+        server.shutdown()
 
 
 def with_rotation_metadata(path, degrees_cw: int = 90):

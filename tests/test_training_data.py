@@ -98,6 +98,16 @@ def test_bad_dataset_folders(tmp_path):
         find_images(tmp_path)
 
 
+def test_class_of_only_undecodable_files_is_named(tmp_path):
+    data = make_dataset(tmp_path / "data")
+    for image in (data / "without_mask").iterdir():
+        image.unlink()
+    for k in range(3):
+        (data / "without_mask" / f"scan {k}.pdf").write_bytes(b"%PDF-1.4 not an image")
+    with pytest.raises(DatasetError, match="class 'no_mask' .* no readable images: none of its 3"):
+        prepare(data, tmp_path / "cache", seed=0, progress=False)
+
+
 def distill(*args, **kwargs):
     return subprocess.Popen(
         [sys.executable, "-m", "training.distill", "--quiet", *map(str, args)],
@@ -115,6 +125,19 @@ def test_distill_refuses_a_folder_that_is_not_a_dataset(tmp_path):
     assert proc.returncode == 2
     assert err.strip().splitlines()[-1].startswith("training.distill: error: ")
     assert "Traceback" not in err
+
+
+def test_distill_says_how_many_images_are_too_few(tmp_path):
+    data = tmp_path / "data"
+    for folder, name in (("with_mask", "mask_1.jpg"), ("without_mask", "no_mask_1.jpg")):
+        (data / folder).mkdir(parents=True)
+        shutil.copy(FIXTURES / name, data / folder)
+    out = tmp_path / "out"
+    proc = distill("--data", data, "--out", out, "--work-dir", tmp_path / "work")
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 2, err
+    assert "2 usable images are too few to split" in err.strip().splitlines()[-1]
+    assert not out.exists()
 
 
 def test_ctrl_c_leaves_a_resumable_run(tmp_path):

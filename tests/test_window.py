@@ -111,10 +111,19 @@ def test_no_camera_offers_a_file_and_start_works_again(qtbot, window, face_video
     assert window.shown[0][1].faces[0].label == "no_mask"
 
 
-def test_broken_weights_fall_back_to_the_other_model(qtbot, tmp_path):
+def test_broken_weights_fall_back_to_the_other_model(qtbot, tmp_path, settings, prefs):
+    from app.preferences import Preferences
+
     broken = tmp_path / "broken.pt"
     broken.write_bytes(b"not a checkpoint")
-    win = MainWindow(PipelineConfig(device="cpu"), {"student": broken}, autostart=False)
+    prefs.model = "student"
+    win = MainWindow(
+        PipelineConfig(device="cpu", model="student"),
+        {"student": broken},
+        autostart=False,
+        settings=settings,
+        prefs=prefs,
+    )
     qtbot.addWidget(win)
     win.show()
     qtbot.waitUntil(lambda: win.pipeline is not None, timeout=LOAD_TIMEOUT_MS)
@@ -127,6 +136,8 @@ def test_broken_weights_fall_back_to_the_other_model(qtbot, tmp_path):
     assert win.pipeline.active == "teacher" and win.model_radios["teacher"].isChecked()
     assert "Still using the teacher model" in win.message
     win.close()
+    # The fallback is not the user's choice: the next start tries the student again.
+    assert Preferences.load(settings).model == "student"
 
 
 def test_mailbox_keeps_only_the_newest_frame():

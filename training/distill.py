@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import logging
+import os
 import shlex
 import sys
 from dataclasses import dataclass
@@ -108,7 +109,10 @@ def make_loaders(
     def arrays(split: str) -> tuple[np.ndarray, np.ndarray]:
         crops, labels = prepared.subset(split)
         if len(crops) == 0:
-            raise DatasetError(f"the {split} split is empty: the dataset is too small")
+            raise DatasetError(
+                f"the {split} split is empty: {len(prepared.labels)} usable images are too few "
+                "to split into train, val and test (use a few dozen per class at least)"
+            )
         if split == "train" and extra is not None and len(extra[0]):
             crops, labels = np.concatenate([crops, extra[0]]), np.concatenate([labels, extra[1]])
         return crops, labels
@@ -138,6 +142,17 @@ def test_figures(model, loader, device, class_names) -> dict:
     return classification_report(truth, guess, class_names)
 
 
+def check_folder_creatable(folder: Path) -> None:
+    """Fail before any training when ``folder`` could not be created or written later."""
+    existing = folder
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ValueError(f"--out {folder}: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise PermissionError(f"--out {folder}: {existing} is not writable")
+
+
 def train(args: argparse.Namespace) -> dict:
     torch.manual_seed(args.seed)
     np.random.seed(args.seed)
@@ -159,7 +174,7 @@ def train(args: argparse.Namespace) -> dict:
         kept = args.teacher and name == "teacher.pt"
         if (out / name).exists() and not args.overwrite and not kept:
             raise OutputExistsError(f"{out / name} already exists (pass --overwrite to replace it)")
-    out.mkdir(parents=True, exist_ok=True)
+    check_folder_creatable(out)
     prepared = prepare(
         args.data, args.work_dir / "prepared", args.seed, device, progress=not args.quiet
     )
@@ -288,6 +303,7 @@ def train(args: argparse.Namespace) -> dict:
             scores={"test": r["test"], "best_val_acc": r["best_val_acc"]},
             extra={"method": args.method, "seed": args.seed, "parameters": r["parameters"]},
         )
+        out.mkdir(parents=True, exist_ok=True)  # only now: a failed run leaves no empty folder
         checkpoint.save(out / f"{role}.pt", model.cpu(), meta)
     write_report(out / "report", report, history, results)
     return report

@@ -30,7 +30,7 @@ from app.config import CropConfig, DetectorConfig
 from app.crops import crop_face, resize_crop
 from app.detector import Detection, FaceDetector
 from app.images import ImageError, read_rgb
-from training.dataset_files import find_images
+from training.dataset_files import DatasetError, find_images
 from training.dedup import dhash, group_near_duplicates
 
 log = logging.getLogger(__name__)
@@ -161,8 +161,13 @@ def prepare(
         files.append(str(path))
         hashes.append(dhash(rgb))
         rules.append(rule)
-    if not crops:
-        raise ValueError(f"no readable images in {data}")
+    for index, name in enumerate(class_names):
+        if index not in labels:
+            bad = [f for f, y in found.images if y == name]
+            raise DatasetError(
+                f"class {name!r} in {data} has no readable images: none of its {len(bad)} "
+                f"files decodes as an image (e.g. {bad[0]})"
+            )
     groups = group_near_duplicates(hashes)
     splits = split_groups(groups, labels, seed)
     stats = {

@@ -22,6 +22,7 @@ from app.config import (
 )
 from app.device import DeviceError
 from app.source import SourceError
+from models import detector_checkpoint
 from models.checkpoint import CheckpointError
 
 log = logging.getLogger("maskwatch")
@@ -122,6 +123,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="shrink larger frames to this longer side before detection "
         f"(0: never; default {defaults.max_side})",
     )
+    det.add_argument(
+        "--detector-weights",
+        default=defaults.weights,
+        metavar="FILE|stock",
+        help="MTCNN weights: a file from training.tune_detector, or stock for "
+        "facenet-pytorch's own (default: models/detector.pt, tuned on masked faces)",
+    )
     track = parser.add_argument_group("tracking")
     tracking = TrackingConfig()
     track.add_argument(
@@ -145,7 +153,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def detector_config(args: argparse.Namespace) -> DetectorConfig:
     """The detector flags on top of the --sensitivity preset; explicit flags win over it."""
-    detector = DetectorConfig(scale=args.detect_scale, max_side=args.max_side)
+    detector = DetectorConfig(
+        scale=args.detect_scale, max_side=args.max_side, weights=args.detector_weights
+    )
     if args.sensitivity is not None:
         detector = with_sensitivity(detector, args.sensitivity)
     if args.min_face is not None:
@@ -177,6 +187,8 @@ def pipeline_config(args: argparse.Namespace) -> PipelineConfig:
     for value in list(args.thresholds or []) + ([args.min_score] if args.min_score else []):
         if not 0.0 <= value <= 1.0:  # also refuses nan
             raise ValueError(f"--thresholds and --min-score must lie in [0, 1], got {value}")
+    if args.detector_weights not in ("default", "stock"):
+        detector_checkpoint.read(Path(args.detector_weights))  # a bad file fails here, in one line
     detector = detector_config(args)
     # Detecting every frame without smoothing is the naive path: each frame stands alone,
     # so a face the detector loses is not carried over either.

@@ -17,6 +17,8 @@ class DetectorConfig:
         max_side: frames whose longer side exceeds this are shrunk to it before detection
             (0: never); bounds the detector's cost on HD sources.
         min_score: detections below this final confidence are dropped.
+        weights: MTCNN's weights: "default" (the tuned ``models/detector.pt`` when present,
+            else stock), "stock" (as shipped in facenet-pytorch) or a weights file.
     """
 
     min_face_size: int = 20
@@ -25,6 +27,7 @@ class DetectorConfig:
     scale: float = 1.0
     max_side: int = 640
     min_score: float = 0.9
+    weights: str = "default"
 
 
 # Detector sensitivity presets: MTCNN stage thresholds and the final score cut.

@@ -1,13 +1,16 @@
 """Face detection with facenet-pytorch's MTCNN, boxes returned in original frame pixels.
 
-Only MTCNN's ``detect()`` is used: the app crops and classifies faces itself. Its weights
-ship inside the facenet-pytorch package, so nothing is downloaded.
+Only MTCNN's ``detect()`` is used: the app crops and classifies faces itself. By default its
+nets carry the weights tuned on masked faces by ``training.tune_detector``
+(``models/detector.pt``); the stock weights inside facenet-pytorch are the fallback. Nothing
+is downloaded.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -15,6 +18,7 @@ import torch
 from facenet_pytorch import MTCNN
 
 from app.config import DetectorConfig
+from models import detector_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -34,11 +38,27 @@ class FaceDetector:
         self.device = device or torch.device("cpu")
         self.config = config or DetectorConfig()
         self._mtcnn = MTCNN(keep_all=True, device=self.device, post_process=False)
-        self._mtcnn.eval()
+        self.weights = self._load_weights(self.config.weights)
+        self._mtcnn.to(self.device).eval()
         self.configure(self.config)
 
+    def _load_weights(self, weights: str) -> str:
+        """Load tuned weights into the nets; returns what is in use ("stock" or a file).
+
+        Raises:
+            DetectorWeightsError: for a named file that is missing or not detector weights.
+        """
+        if weights == "stock":
+            return "stock"
+        path = detector_checkpoint.DEFAULT_DETECTOR if weights == "default" else Path(weights)
+        if weights == "default" and not path.exists():
+            log.warning("no tuned detector at %s; using MTCNN's stock weights", path)
+            return "stock"
+        detector_checkpoint.load_into(path, self._mtcnn)
+        return str(path)
+
     def configure(self, config: DetectorConfig) -> None:
-        """Apply new settings; takes effect on the next frame."""
+        """Apply new settings; takes effect on the next frame (weights are fixed at start)."""
         if not 0 < config.scale <= 4:
             raise ValueError(f"detector scale must be in (0, 4], got {config.scale}")
         self.config = replace(config)

@@ -24,11 +24,12 @@ import numpy as np
 from tqdm import tqdm
 
 from app.atomic import check_writable, write_text
-from app.config import DetectorConfig, PipelineConfig
+from app.config import SENSITIVITY, DetectorConfig, PipelineConfig, with_sensitivity
 from app.device import DeviceError
 from app.images import ImageError, read_rgb
 from app.pipeline import MODEL_NAMES, Face, Pipeline
 from models.checkpoint import CheckpointError, default_weights
+from models.detector_checkpoint import DetectorWeightsError
 from training.dataset_files import FOLDER_LABELS, DatasetError, DatasetFiles, find_images
 from training.detection_metrics import ClassAP, iou_matrix, match_detections
 from training.metrics import classification_report
@@ -539,15 +540,24 @@ def build_parser() -> argparse.ArgumentParser:
         "--thresholds",
         type=float,
         nargs=3,
-        default=det.thresholds,
         metavar=("P", "R", "O"),
-        help="MTCNN stage thresholds",
+        help=f"MTCNN stage thresholds (default {' '.join(map(str, det.thresholds))})",
     )
     parser.add_argument(
         "--min-score",
         type=float,
-        default=det.min_score,
         help=f"drop detections below this confidence (default {det.min_score})",
+    )
+    parser.add_argument(
+        "--sensitivity",
+        choices=list(SENSITIVITY),
+        help="detector preset for --thresholds and --min-score (explicit flags win)",
+    )
+    parser.add_argument(
+        "--detector-weights",
+        default=det.weights,
+        metavar="FILE|stock",
+        help="MTCNN weights (default: models/detector.pt when present; stock: facenet-pytorch's)",
     )
     parser.add_argument(
         "--split",
@@ -577,11 +587,15 @@ def configs(args: argparse.Namespace) -> tuple[DetectorConfig, EvaluationConfig]
         raise EvaluationError(f"--batch-size must be at least 1, got {args.batch_size}")
     if args.min_face < 1:
         raise EvaluationError(f"--min-face must be at least 1, got {args.min_face}")
-    if not all(0 <= t <= 1 for t in args.thresholds):
-        raise EvaluationError(f"--thresholds must lie in [0, 1], got {args.thresholds}")
-    detector = DetectorConfig(
-        min_face_size=args.min_face, thresholds=tuple(args.thresholds), min_score=args.min_score
-    )
+    detector = DetectorConfig(min_face_size=args.min_face, weights=args.detector_weights)
+    if args.sensitivity is not None:
+        detector = with_sensitivity(detector, args.sensitivity)
+    if args.thresholds is not None:
+        if not all(0 <= t <= 1 for t in args.thresholds):
+            raise EvaluationError(f"--thresholds must lie in [0, 1], got {args.thresholds}")
+        detector.thresholds = tuple(args.thresholds)
+    if args.min_score is not None:
+        detector.min_score = args.min_score
     return detector, EvaluationConfig(
         iou_threshold=args.iou,
         batch_size=args.batch_size,
@@ -591,7 +605,14 @@ def configs(args: argparse.Namespace) -> tuple[DetectorConfig, EvaluationConfig]
     )
 
 
-USER_ERRORS = (EvaluationError, DatasetError, CheckpointError, DeviceError, OSError)
+USER_ERRORS = (
+    EvaluationError,
+    DatasetError,
+    CheckpointError,
+    DetectorWeightsError,
+    DeviceError,
+    OSError,
+)
 
 
 def main(argv: list[str] | None = None) -> int:

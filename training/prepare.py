@@ -30,6 +30,7 @@ from app.config import CropConfig, DetectorConfig
 from app.crops import crop_face, resize_crop
 from app.detector import Detection, FaceDetector
 from app.images import ImageError, read_rgb
+from models import detector_checkpoint
 from training.dataset_files import DatasetError, find_images
 from training.dedup import dhash, group_near_duplicates
 
@@ -89,7 +90,14 @@ def _fingerprint(files: list[tuple[Path, str]], detector: DetectorConfig, crop: 
         digest.update(f"{path}|{label}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
     digest.update(
         json.dumps(
-            [asdict(detector), asdict(crop), CACHE_SIZE, PAD_FRACTION, SPLIT_FRACTIONS]
+            [
+                asdict(detector),
+                detector_checkpoint.identity(detector.weights),
+                asdict(crop),
+                CACHE_SIZE,
+                PAD_FRACTION,
+                SPLIT_FRACTIONS,
+            ]
         ).encode()
     )
     return digest.hexdigest()[:16]

@@ -25,6 +25,7 @@ from app.config import CropConfig, DetectorConfig
 from app.crops import crop_face, resize_crop
 from app.detector import FaceDetector
 from app.images import ImageError, read_rgb
+from models import detector_checkpoint
 from training.detection_metrics import iou_matrix
 from training.prepare import CACHE_SIZE
 from training.scenes_split import split_scenes
@@ -63,6 +64,7 @@ def scene_training_crops(
                 sorted(s for s in splits),
                 asdict(crop),
                 asdict(negatives) if negatives else None,
+                detector_checkpoint.identity(negatives.weights) if negatives else None,
                 class_names,
                 CACHE_SIZE,
             ]

@@ -1,0 +1,73 @@
+"""Weights for MTCNN's three nets, tuned by ``training.tune_detector``, and their record.
+
+The file is a plain dict (``pnet``, ``rnet``, ``onet`` state dicts plus ``meta``) so that it
+loads with ``torch.load(weights_only=True)``. The stock weights that ship inside
+facenet-pytorch are the starting point and the fallback.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from app.atomic import atomic_path
+from models import MODEL_DIR
+
+FORMAT = "maskwatch-detector"
+VERSION = 1
+NETS = ("pnet", "rnet", "onet")
+DEFAULT_DETECTOR = MODEL_DIR / "detector.pt"
+
+
+class DetectorWeightsError(ValueError):
+    """A detector weights file that is missing, unreadable or does not fit MTCNN."""
+
+
+def save(path: Path, mtcnn, meta: dict[str, Any]) -> None:
+    """Write the three nets' weights and ``meta``, complete or not at all."""
+    state = {"format": FORMAT, "version": VERSION, "meta": meta}
+    for name in NETS:
+        state[name] = {k: v.detach().cpu() for k, v in getattr(mtcnn, name).state_dict().items()}
+    with atomic_path(Path(path)) as tmp:
+        torch.save(state, tmp)
+
+
+def read(path: Path) -> dict[str, Any]:
+    """The checkpoint's dict, checked for format; raises DetectorWeightsError."""
+    path = Path(path)
+    if not path.is_file():
+        raise DetectorWeightsError(f"detector weights {path} not found")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many kinds for damaged files
+        raise DetectorWeightsError(
+            f"{path} is not a readable detector weights file ({type(exc).__name__})"
+        ) from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise DetectorWeightsError(f"{path} is not a MaskWatch detector weights file")
+    if state.get("version") != VERSION:
+        raise DetectorWeightsError(f"{path} has detector format version {state.get('version')}")
+    return state
+
+
+def load_into(path: Path, mtcnn) -> dict[str, Any]:
+    """Load the tuned weights into an MTCNN's nets; returns the metadata."""
+    state = read(path)
+    for name in NETS:
+        net = getattr(mtcnn, name)
+        try:
+            net.load_state_dict(state[name])
+        except (KeyError, RuntimeError, TypeError):
+            raise DetectorWeightsError(f"{path}: the {name} weights do not fit MTCNN") from None
+    return dict(state.get("meta") or {})
+
+
+def identity(weights: str) -> str:
+    """What ``DetectorConfig.weights`` resolves to, as a short digest for cache keys."""
+    path = DEFAULT_DETECTOR if weights == "default" else Path(weights)
+    if weights == "stock" or not path.is_file():
+        return "stock"
+    return hashlib.sha1(path.read_bytes()).hexdigest()[:16]

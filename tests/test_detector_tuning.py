@@ -1,0 +1,147 @@
+"""The tuned detector: stage-by-stage cascade, training windows, weights file, tuning command."""
+
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from conftest import FIXTURES, ROOT, fixture_bgr
+from facenet_pytorch import MTCNN
+from facenet_pytorch.models.utils.detect_face import bbreg
+
+from app.config import DetectorConfig
+from app.detector import FaceDetector
+from models import detector_checkpoint
+from models.detector_checkpoint import DetectorWeightsError
+from training import cascade, detector_samples
+from training.detector_samples import LABEL_NEGATIVE, LABEL_PART, LABEL_POSITIVE
+from training.tune_detector import flip
+
+SCENE = "maksssksksss129"
+
+
+@pytest.fixture(scope="module")
+def stock():
+    mtcnn = MTCNN(keep_all=True, post_process=False)
+    return mtcnn.eval()
+
+
+@pytest.fixture(scope="module")
+def scene_rgb():
+    return np.ascontiguousarray(fixture_bgr(f"{SCENE}.jpg")[:, :, ::-1])
+
+
+def test_stages_reproduce_mtcnn_detect(stock, scene_rgb):
+    """Training sees exactly what the detector's stages see: same final boxes as detect()."""
+    stock.min_face_size, stock.thresholds = 20, [0.6, 0.7, 0.7]
+    expected, _ = stock.detect(scene_rgb)
+    expected = np.asarray(expected, dtype=np.float32)
+    stages = cascade.run_stages(stock, scene_rgb, 20, (0.6, 0.7, 0.7))
+    assert expected is not None and len(stages.final) == len(expected) >= 2
+    found = stages.final[:, :4].numpy()
+    order = np.lexsort((found[:, 1], found[:, 0]))
+    expected_order = np.lexsort((expected[:, 1], expected[:, 0]))
+    assert np.allclose(found[order], expected[expected_order], atol=0.5)
+    assert len(stages.proposals) >= len(stages.refined) >= len(stages.final)
+
+
+def test_offsets_move_a_window_onto_its_face():
+    windows = np.array([[10, 20, 50, 60], [100, 100, 124, 124]], dtype=np.float32)
+    faces = np.array([[14, 26, 48, 66], [98, 103, 121, 126]], dtype=np.float32)
+    offsets = detector_samples.offsets_to(windows, faces, inclusive=True)
+    boxes = torch.cat([torch.from_numpy(windows), torch.ones(2, 1)], dim=1)
+    moved = bbreg(boxes, torch.from_numpy(offsets))[:, :4].numpy()
+    assert np.allclose(moved, faces, atol=1e-4)
+
+
+def test_flip_mirrors_offsets_with_the_window():
+    """A window's face box, mirrored, is the mirrored window's face box."""
+    side = 24.0
+    offsets = torch.tensor([[0.1, -0.05, -0.2, 0.15]])
+    x1, x2 = 0 + offsets[0, 0] * side, side + offsets[0, 2] * side
+    _, mirrored = flip(torch.zeros(1, 3, 24, 24), offsets)
+    mx1, mx2 = 0 + mirrored[0, 0] * side, side + mirrored[0, 2] * side
+    assert torch.isclose(mx1, side - x2) and torch.isclose(mx2, side - x1)
+    assert mirrored[0, 1] == offsets[0, 1] and mirrored[0, 3] == offsets[0, 3]
+
+
+def test_windows_are_labelled_by_overlap(stock, scene_rgb):
+    faces = np.array([[50, 50, 90, 95], [200, 60, 230, 95]], dtype=np.float32)
+    rng = np.random.default_rng(0)
+    samples = detector_samples.pnet_samples(scene_rgb, faces, rng)
+    assert samples.windows.shape[1:] == (3, 12, 12)
+    assert set(samples.labels.tolist()) == {LABEL_POSITIVE, LABEL_PART, LABEL_NEGATIVE}
+    negatives = (samples.labels == LABEL_NEGATIVE).sum().item()
+    assert negatives <= 3 * (samples.labels != LABEL_NEGATIVE).sum().item()
+    batch = cascade.as_batch(scene_rgb, torch.device("cpu"))
+    proposals = cascade.propose(stock.pnet, batch, 20, 0.709, 0.6)
+    onet = detector_samples.stage_samples(scene_rgb, faces, proposals, 48, rng)
+    assert onet.windows.shape[1:] == (3, 48, 48)
+    assert len(onet.labels) == len(onet.offsets) == len(onet.windows)
+    assert (onet.labels == LABEL_PART).any() or (onet.labels == LABEL_POSITIVE).any()
+
+
+def test_weights_file_round_trip_and_bad_files(tmp_path, stock):
+    path = tmp_path / "detector.pt"
+    with torch.no_grad():
+        stock.onet.dense6_1.bias[0] += 0.5  # tell the saved weights from the stock ones
+    try:
+        detector_checkpoint.save(path, stock, {"note": "test"})
+        detector = FaceDetector(DetectorConfig(weights=str(path)))
+        assert detector.weights == str(path)
+        loaded = detector._mtcnn.onet.dense6_1.bias
+        assert torch.equal(loaded, stock.onet.dense6_1.bias)
+        assert FaceDetector(DetectorConfig(weights="stock")).weights == "stock"
+    finally:
+        with torch.no_grad():
+            stock.onet.dense6_1.bias[0] -= 0.5
+    assert detector_checkpoint.identity(str(path)) != "stock"
+    assert detector_checkpoint.identity("stock") == "stock"
+
+    (tmp_path / "junk.pt").write_bytes(b"nonsense")
+    torch.save({"format": "maskwatch-checkpoint"}, tmp_path / "classifier.pt")
+    state = torch.load(path, weights_only=True)
+    state["rnet"] = state["pnet"]
+    torch.save(state, tmp_path / "mixed.pt")
+    for name, message in (
+        ("missing.pt", "not found"),
+        ("junk.pt", "not a readable detector weights file"),
+        ("classifier.pt", "not a MaskWatch detector weights file"),
+        ("mixed.pt", "the rnet weights do not fit MTCNN"),
+    ):
+        with pytest.raises(DetectorWeightsError, match=message):
+            FaceDetector(DetectorConfig(weights=str(tmp_path / name)))
+
+
+def test_app_names_a_bad_detector_weights_file(tmp_path):
+    from conftest import run_app
+
+    (tmp_path / "det.pt").write_bytes(b"nonsense")
+    result = run_app("--source", FIXTURES / "mask_1.jpg", "--detector-weights", tmp_path / "det.pt")
+    assert result.returncode != 0
+    last = result.stderr.strip().splitlines()[-1]
+    assert "det.pt is not a readable detector weights file" in last
+    assert "Traceback" not in result.stderr
+
+
+def test_tune_detector_command_writes_weights_that_load(tmp_path):
+    scenes = tmp_path / "scenes"
+    (scenes / "images").mkdir(parents=True)
+    (scenes / "annotations").mkdir()
+    for n in (129, 289, 52):
+        shutil.copy(FIXTURES / f"maksssksksss{n}.jpg", scenes / "images")
+        shutil.copy(FIXTURES / f"maksssksksss{n}.xml", scenes / "annotations")
+    out = tmp_path / "detector.pt"
+    command = [sys.executable, "-m", "training.tune_detector", "--scenes", scenes]
+    command += ["--out", out, "--epochs", "1", "--quiet", "--stages", "rnet", "onet"]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "onet: held-out window accuracy" in result.stdout
+    meta = detector_checkpoint.read(out)["meta"]
+    assert set(meta["stages"]) == {"rnet", "onet"} and meta["train_scenes"] >= 1
+    assert FaceDetector(DetectorConfig(weights=str(out))).weights == str(out)
+
+    again = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 2 and "already exists" in again.stderr.strip().splitlines()[-1]

@@ -7,7 +7,9 @@ here: data is written under a temporary name in the same folder and renamed at t
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import re
 from pathlib import Path
 from typing import Iterator
 
@@ -23,8 +25,26 @@ def check_writable(path: Path, overwrite: bool) -> None:
         raise OutputExistsError(f"{path} is a folder; name a file")
     if path.exists() and not overwrite:
         raise OutputExistsError(f"{path} already exists (pass --overwrite to replace it)")
-    if not path.parent.exists():
-        raise FileNotFoundError(f"folder {path.parent} does not exist")
+    folder = path.parent
+    if not folder.exists():
+        raise FileNotFoundError(f"folder {folder} does not exist")
+    if not folder.is_dir():
+        raise NotADirectoryError(
+            f"{folder} is a file, not a folder, so {path.name} cannot go in it"
+        )
+    if not os.access(folder, os.W_OK | os.X_OK) or not _can_create_in(folder):
+        raise PermissionError(f"cannot write {path}: folder {folder} is not writable")
+
+
+def _can_create_in(folder: Path) -> bool:
+    """True when a file can really be made in ``folder`` (read-only mounts pass os.access)."""
+    probe = folder / f".maskwatch-write-test-{os.getpid()}"
+    try:
+        probe.touch()
+    except OSError:
+        return False
+    probe.unlink(missing_ok=True)
+    return True
 
 
 def temp_name(path: Path) -> Path:
@@ -50,3 +70,34 @@ def write_text(path: Path, text: str) -> None:
     """Write a whole text file atomically."""
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
+
+
+_TEMP = re.compile(r"^\.(?P<stem>.*)\.partial-\d+(?P<suffix>\.[^.]*)?$")
+
+
+def final_name(path: str | Path) -> Path:
+    """The output a temporary name from ``temp_name`` stands for (other paths unchanged)."""
+    path = Path(path)
+    match = _TEMP.match(path.name)
+    if not match:
+        return path
+    return path.with_name(match["stem"] + (match["suffix"] or ""))
+
+
+def describe_error(exc: BaseException) -> str:
+    """One line for a user: an OSError names the output as the user gave it, not its
+    temporary name, and says what went wrong in words instead of an errno."""
+    if not isinstance(exc, OSError) or exc.strerror is None:
+        return str(exc)
+    if not exc.filename:
+        return exc.strerror
+    reasons = {
+        errno.ENOSPC: "no space left on the disk for {}",
+        errno.EROFS: "cannot write {}: the file system is read-only",
+        errno.EACCES: "permission denied for {}",
+        errno.EEXIST: "{} already exists and is not a folder",
+        errno.ENOTDIR: "{}: a part of the path is a file, not a folder",
+        errno.ENOENT: "no such file or folder: {}",
+    }
+    template = reasons.get(exc.errno, exc.strerror + ": {}")
+    return template.format(final_name(exc.filename))

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import sys
 from pathlib import Path
 
 from app.alerts import DEFAULT_DELAY_S
-from app.atomic import OutputExistsError
+from app.atomic import OutputExistsError, describe_error
 from app.config import (
     SENSITIVITY,
     DetectorConfig,
@@ -207,8 +208,9 @@ def pipeline_config(args: argparse.Namespace) -> PipelineConfig:
 
 
 def alert_delay(args: argparse.Namespace) -> float | None:
-    if args.alert_delay is not None and args.alert_delay < 0:
-        raise ValueError(f"--alert-delay must not be negative, got {args.alert_delay:g}")
+    delay = args.alert_delay
+    if delay is not None and not (math.isfinite(delay) and delay >= 0):
+        raise ValueError(f"--alert-delay must be a number of seconds, 0 or more, got {delay:g}")
     return args.alert_delay
 
 
@@ -282,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
             return run_headless_cli(args)
         return run_window_cli(args)
     except USER_ERRORS as exc:
-        print(f"maskwatch: error: {exc}", file=sys.stderr)
+        print(f"maskwatch: error: {describe_error(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("maskwatch: interrupted; no partial output was kept", file=sys.stderr)

@@ -25,7 +25,7 @@ from app.alerts import DEFAULT_DELAY_S, Alert, AlertLog, AlertMonitor
 from app.atomic import OutputExistsError, atomic_path, check_writable, temp_name
 from app.overlay import draw_faces
 from app.pipeline import Pipeline
-from app.recording import write_image
+from app.recording import check_video_complete, write_image
 from app.source import VideoSource
 from app.stats import FaceStats
 from app.tracking import TrackingPipeline
@@ -157,7 +157,12 @@ def run_headless(
                 str(tmp_video), cv2.VideoWriter_fourcc(*"mp4v"), info.fps, (info.width, info.height)
             )
             if not writer.isOpened():
-                raise OSError(f"cannot write video {output}")
+                raise OSError(
+                    f"cannot write video {output} ({info.width}x{info.height} frames; "
+                    "OpenCV's mp4v writer needs at least 2x2)"
+                    if min(info.width, info.height) < 2
+                    else f"cannot write video {output}"
+                )
             stack.callback(writer.release)
         event_file = None
         if events is not None:
@@ -213,6 +218,9 @@ def run_headless(
         seconds = time.perf_counter() - start
         if writer is not None:
             writer.release()
+            check_video_complete(tmp_video, Path(output), frames)
+        if video.kind != "file" and not (max_frames and frames >= max_frames):
+            log.warning("%s %s stopped delivering frames after %d", video.kind, source, frames)
         if face_stats is not None:
             face_stats.write_csv(Path(extras.stats), overwrite=True)
         if extras.alerts_dir is not None:

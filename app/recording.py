@@ -44,6 +44,26 @@ def write_image(path: Path, image: np.ndarray) -> Path:
     return path
 
 
+def check_video_complete(path: Path, final: Path, frames_written: int) -> None:
+    """Raise OSError unless the finished video at ``path`` reads back with all its frames.
+
+    OpenCV's writer reports no write errors: on a full disk it leaves a file without its
+    index that no player opens, so a file is only given its final name after this check.
+    """
+    capture = cv2.VideoCapture(str(path))
+    try:
+        ok, _ = capture.read()
+        count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+    finally:
+        capture.release()
+    if not ok or count < frames_written:
+        size = path.stat().st_size if path.exists() else 0
+        raise OSError(
+            f"video {final} could not be written completely ({size:,} bytes, {count} of "
+            f"{frames_written} frames readable; is the disk full?)"
+        )
+
+
 class VideoRecorder:
     """Writes BGR frames to ``path`` (mp4v) at ``fps``, timed by each frame's media time.
 
@@ -99,6 +119,11 @@ class VideoRecorder:
         if self._writer is None:
             return None
         self._writer.release()
+        try:
+            check_video_complete(self.tmp, self.path, self.frames_written)
+        except OSError:
+            self.tmp.unlink(missing_ok=True)
+            raise
         os.replace(self.tmp, self.path)
         log.info("recorded %d frames to %s", self.frames_written, self.path)
         return self.path

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import socket
 import time
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ log = logging.getLogger(__name__)
 
 STREAM_PREFIXES = ("rtsp://", "rtmp://", "http://", "https://", "udp://", "tcp://")
 STREAM_TIMEOUT_MS = 5000
+MIN_FPS, MAX_FPS, FALLBACK_FPS = 0.01, 1000.0, 30  # a time-lapse export may be 0.1 fps
 DEFAULT_PORTS = {"rtsp": 554, "rtmp": 1935, "http": 80, "https": 443}
 
 
@@ -37,7 +39,7 @@ class SourceInfo:
 
 def describe(spec: str) -> str:
     spec = str(spec)
-    if spec.isdigit():
+    if spec.isdigit() or (spec.startswith("-") and spec[1:].isdigit()):
         return "camera"
     if spec.lower().startswith(STREAM_PREFIXES):
         return "stream"
@@ -66,12 +68,14 @@ class VideoSource:
             self.kind,
             first.shape[1],
             first.shape[0],
-            fps if fps and 1 <= fps <= 240 else 30.0,
+            self._frame_rate(fps),
             int(self.capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0) if self.kind == "file" else 0,
         )
 
     def _open(self) -> cv2.VideoCapture:
         if self.kind == "camera":
+            if int(self.spec) < 0:
+                raise SourceError(f"no camera at index {self.spec}: indices start at 0")
             try:
                 capture = cv2.VideoCapture(int(self.spec))
             except (cv2.error, OverflowError):
@@ -85,6 +89,8 @@ class VideoSource:
                 raise SourceError(f"video file {self.spec} not found")
             if path.is_dir():
                 raise SourceError(f"{self.spec} is a folder, not a video file")
+            if not path.is_file():  # a pipe or device would block the open forever
+                raise SourceError(f"{self.spec} is not a regular file (a pipe or a device?)")
             capture = cv2.VideoCapture(str(path))
             if not capture.isOpened():
                 raise SourceError(f"{self.spec} is not a video OpenCV can read")
@@ -103,6 +109,16 @@ class VideoSource:
                 f"stream {self.spec} could not be opened ({why_stream_failed(self.spec, waited)})"
             )
         return capture
+
+    def _frame_rate(self, fps: float) -> float:
+        """The source's frame rate; time stamps, alerts and statistics all depend on it."""
+        if fps and math.isfinite(fps) and MIN_FPS <= fps <= MAX_FPS:
+            return float(fps)
+        if self.kind == "file":  # cameras and streams often report 0: nothing to warn about
+            log.warning(
+                "%s reports %r frames per second; assuming %d", self.spec, fps, FALLBACK_FPS
+            )
+        return float(FALLBACK_FPS)
 
     def _no_frames_message(self) -> str:
         if self.kind == "camera":

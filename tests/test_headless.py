@@ -176,7 +176,78 @@ def test_bad_values_are_refused(tmp_path, no_mask_video, capsys):
         (["--thresholds", "nan", "0.5", "0.5"], "[0, 1]"),
         (["--min-score", "5"], "[0, 1]"),
         (["--min-face", "0"], "--min-face"),
+        (["--alert-delay", "nan"], "--alert-delay"),
+        (["--detector-weights", str(tmp_path / "none.pt")], "none.pt not found"),
+        (["--events", str(no_mask_video) + "/e.jsonl"], "is a file, not a folder"),
     ]:
         code = main(["--headless", "--quiet", "--source", str(no_mask_video), *flags])
         err = capsys.readouterr().err
         assert code == 2 and message in err and len(err.strip().splitlines()) == 1, (flags, err)
+
+
+def test_slow_frame_rate_keeps_its_time_base(tmp_path):
+    """A 0.5 fps export (CCTV time-lapse) is timed at 2 s per frame, not at 30 fps."""
+    from conftest import fixture_bgr, on_canvas, write_video
+
+    frames = [on_canvas(fixture_bgr("no_mask_1.jpg"))] * 4
+    video = write_video(tmp_path / "slow.mp4", frames, fps=0.5)
+    events = tmp_path / "e.jsonl"
+    proc = run_app("--source", video, "--events", events, "--device", "cpu")
+    assert proc.returncode == 0, proc.stderr
+    times = [json.loads(line)["time_s"] for line in events.read_text().splitlines()]
+    assert times == [0.0, 2.0, 4.0, 6.0]
+
+
+def test_a_pipe_as_source_is_refused_at_once(tmp_path):
+    import os
+
+    fifo = tmp_path / "feed.mp4"
+    os.mkfifo(fifo)
+    proc = run_app("--source", fifo, "--events", tmp_path / "e.jsonl", timeout=120)
+    assert proc.returncode == 2
+    assert "feed.mp4 is not a regular file" in proc.stderr.strip().splitlines()[-1]
+
+
+def test_negative_camera_index_is_named_as_a_camera():
+    from app.source import SourceError, VideoSource
+
+    try:
+        VideoSource("-1")
+    except SourceError as exc:
+        assert "no camera at index -1" in str(exc)
+    else:
+        raise AssertionError("camera -1 opened")
+
+
+def test_an_incomplete_video_is_never_given_its_final_name(tmp_path, no_mask_video):
+    """OpenCV's writer reports no errors (a full disk leaves a file without its index):
+    the finished file is read back before it is renamed."""
+    import pytest
+
+    from app.recording import check_video_complete
+
+    whole = tmp_path / "whole.mp4"
+    whole.write_bytes(no_mask_video.read_bytes())
+    check_video_complete(whole, whole, 12)
+    cut = tmp_path / ".cut.partial-1.mp4"
+    cut.write_bytes(no_mask_video.read_bytes()[: whole.stat().st_size // 2])
+    with pytest.raises(OSError, match="video out.mp4 could not be written completely"):
+        check_video_complete(cut, Path("out.mp4"), 12)
+    with pytest.raises(OSError, match="12 of 13 frames readable"):
+        check_video_complete(whole, whole, 13)
+
+
+def test_os_errors_name_the_output_not_its_temporary_file():
+    import errno
+
+    from app.atomic import describe_error, final_name, temp_name
+
+    out = Path("/data/run/annotated.mp4")
+    assert final_name(temp_name(out)) == out
+    full = OSError(errno.ENOSPC, "No space left on device", str(temp_name(out)))
+    assert describe_error(full) == "no space left on the disk for /data/run/annotated.mp4"
+    read_only = OSError(errno.EROFS, "Read-only file system", str(temp_name(out)))
+    assert describe_error(read_only) == (
+        "cannot write /data/run/annotated.mp4: the file system is read-only"
+    )
+    assert describe_error(ValueError("--iou must be in (0, 1]")) == "--iou must be in (0, 1]"

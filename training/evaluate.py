@@ -23,7 +23,7 @@ from typing import Sequence, TypeVar
 import numpy as np
 from tqdm import tqdm
 
-from app.atomic import check_writable, write_text
+from app.atomic import check_writable, describe_error, write_text
 from app.config import SENSITIVITY, DetectorConfig, PipelineConfig, with_sensitivity
 from app.device import DeviceError
 from app.images import ImageError, read_rgb
@@ -625,6 +625,10 @@ def main(argv: list[str] | None = None) -> int:
         detector, config = configs(args)
         if args.json is not None:
             check_writable(args.json, args.overwrite)
+            if Path(args.data).resolve() in Path(args.json).resolve().parents:
+                raise EvaluationError(
+                    f"--json {args.json} lies inside the --data folder; write it elsewhere"
+                )
         report = evaluate(
             args.data,
             args.model,
@@ -640,7 +644,7 @@ def main(argv: list[str] | None = None) -> int:
             write_text(args.json, json.dumps(report, indent=1) + "\n")
             print(f"figures written to {args.json}")
     except USER_ERRORS as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        print(f"{PROG}: error: {describe_error(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted; nothing was written", file=sys.stderr)

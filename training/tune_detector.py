@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from facenet_pytorch import MTCNN
 from tqdm import tqdm
 
-from app.atomic import OutputExistsError, check_writable
+from app.atomic import OutputExistsError, check_writable, describe_error
 from app.images import ImageError, read_rgb
 from models import detector_checkpoint
 from training import detector_samples
@@ -257,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         meta = tune(args)
     except (DatasetError, ValueError, OSError, OutputExistsError) as exc:
-        print(f"training.tune_detector: error: {exc}", file=sys.stderr)
+        print(f"training.tune_detector: error: {describe_error(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("training.tune_detector: interrupted; nothing was written", file=sys.stderr)

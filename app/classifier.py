@@ -11,13 +11,14 @@ import torch
 
 from app.crops import resize_crop
 from models import checkpoint
-from models.checkpoint import ModelMeta
+from models.checkpoint import CheckpointError, ModelMeta
 from models.fuse import fold_batchnorm
 
 log = logging.getLogger(__name__)
 
 
-REJECT_LABEL = "not_face"  # models trained with detector false boxes have this third class
+# Models trained with detector false boxes have this third class; the checkpoint owns the name.
+REJECT_LABEL = checkpoint.REJECT_CLASS
 
 
 @dataclass(frozen=True)
@@ -41,11 +42,17 @@ class FaceClassifier:
     """A loaded classifier bound to a device; classifies all crops of a frame in one batch."""
 
     def __init__(
-        self, model: torch.nn.Module, meta: ModelMeta, device: torch.device, name: str | None = None
+        self,
+        model: torch.nn.Module,
+        meta: ModelMeta,
+        device: torch.device,
+        name: str | None = None,
+        source: Path | None = None,
     ):
         self.meta = meta
         self.device = device
         self.name = name or meta.arch
+        self.source = source  # the weights file, named when its scores turn out unusable
         # Folding BatchNorm changes no answer (to float rounding) and speeds the student up.
         self.model = fold_batchnorm(model).to(device).eval()
         if device.type == "cpu":
@@ -56,8 +63,12 @@ class FaceClassifier:
         """Load ``arch`` from ``path`` (the committed default weights when None)."""
         path = Path(path) if path else checkpoint.default_weights(arch)
         model, meta = checkpoint.load(path, arch)
+        classifier = cls(model, meta, device, name=arch, source=path)
+        # Finite weights can still overflow; one grey crop finds that at load time, not mid-video.
+        grey = np.full((meta.input_size, meta.input_size, 3), 128, dtype=np.uint8)
+        classifier.classify([grey])
         log.info("loaded %s from %s", arch, path)
-        return cls(model, meta, device, name=arch)
+        return classifier
 
     @torch.inference_mode()
     def logits(self, crops: list[np.ndarray]) -> torch.Tensor:
@@ -67,10 +78,19 @@ class FaceClassifier:
         return self.model(batch).float().cpu()
 
     def classify(self, crops: list[np.ndarray]) -> list[Prediction]:
-        """Label every crop; an empty list gives an empty answer without touching the model."""
+        """Label every crop; an empty list gives an empty answer without touching the model.
+
+        Raises:
+            CheckpointError: when the model's scores are NaN or infinite.
+        """
         if not crops:
             return []
         probs = torch.softmax(self.logits(crops), dim=1)
+        if not torch.isfinite(probs).all():  # a NaN score would break the events format
+            where = self.source or f"the {self.name} model"
+            raise CheckpointError(
+                f"{where} gives scores that are not numbers; its weights are unusable"
+            )
         scores, indices = probs.max(dim=1)
         names = self.meta.class_names
         return [

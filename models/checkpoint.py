@@ -7,6 +7,7 @@ A checkpoint is a plain dict of tensors and built-in types so that it loads with
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,9 @@ VERSION = 1
 BUILDERS = {"teacher": build_teacher, "student": build_student}
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+REJECT_CLASS = "not_face"  # the optional third class: a detector box that holds no face
+# The only class lists the app and the events format know; anything else is refused.
+KNOWN_CLASS_NAMES = (CLASS_NAMES, CLASS_NAMES + (REJECT_CLASS,))
 
 
 class CheckpointError(ValueError):
@@ -73,6 +77,9 @@ def save(path: Path, model: nn.Module, meta: ModelMeta) -> None:
 def load(path: Path, arch: str | None = None) -> tuple[nn.Module, ModelMeta]:
     """Load a checkpoint into a fresh model in eval mode.
 
+    Everything the app later relies on is checked here, so that a bad file is refused
+    at start-up instead of producing labels or scores outside the events format.
+
     Args:
         path: the ``.pt`` file.
         arch: when given, the file must hold this architecture.
@@ -81,37 +88,18 @@ def load(path: Path, arch: str | None = None) -> tuple[nn.Module, ModelMeta]:
         CheckpointError: with a one-line reason naming the file.
     """
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"{path} is a folder, not a weights file")
     if not path.is_file():
         raise CheckpointError(f"weights file {path} not found")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - garbage makes the unpickler raise anything
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        if "weights_only" in reason:  # torch's text suggests an unsafe load: never pass it on
-            reason = "not a PyTorch weights file, or it holds code, which MaskWatch never loads"
-        raise CheckpointError(f"{path} is not a readable MaskWatch checkpoint ({reason})") from None
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise CheckpointError(f"{path} is not a MaskWatch checkpoint")
-    if not isinstance(payload.get("meta"), dict) or "state_dict" not in payload:
-        raise CheckpointError(f"{path} is a damaged MaskWatch checkpoint (no metadata or weights)")
-    meta_dict = dict(payload["meta"])
-    try:
-        meta = ModelMeta(
-            **{k: v for k, v in meta_dict.items() if k in ModelMeta.__dataclass_fields__}
-        )
-    except TypeError as exc:
-        raise CheckpointError(f"{path} has unusable metadata ({exc})") from None
-    meta.class_names = tuple(meta.class_names)
-    meta.mean, meta.std = tuple(meta.mean), tuple(meta.std)
-    if not isinstance(meta.input_size, int) or not 8 <= meta.input_size <= 1024:
-        raise CheckpointError(f"{path} gives an impossible input size {meta.input_size!r}")
-    if len(meta.class_names) < 2 or len(meta.mean) != 3 or len(meta.std) != 3:
-        raise CheckpointError(f"{path} has unusable metadata (classes, mean or std)")
+    payload = _read(path)
+    meta = _read_meta(path, payload["meta"])
     if arch is not None and meta.arch != arch:
         raise CheckpointError(f"{path} holds a {meta.arch} model, not a {arch}")
+    state = _check_weights(path, payload["state_dict"])
     model = build(meta.arch, len(meta.class_names))
     try:
-        model.load_state_dict(payload["state_dict"])
+        model.load_state_dict(state)
     except RuntimeError as exc:
         first = str(exc).splitlines()[0]
         raise CheckpointError(
@@ -134,3 +122,104 @@ def _plain(value: Any) -> Any:
     if hasattr(value, "item") and not isinstance(value, torch.Tensor):
         return value.item()
     return value
+
+
+def _read(path: Path) -> dict[str, Any]:
+    """Unpickle ``path`` safely and check its outer layout; torch's own advice never leaks."""
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except OSError as exc:
+        raise CheckpointError(f"{path} cannot be read ({exc.strerror or exc})") from None
+    except Exception as exc:  # noqa: BLE001 - garbage makes the unpickler raise anything
+        # torch names the refused class as a "global"; garbage bytes fail on an opcode instead.
+        if "Unsupported global" in str(exc):
+            raise CheckpointError(
+                f"{path} holds Python objects, not plain weights; refusing to load it"
+            ) from None
+        raise CheckpointError(
+            f"{path} is not a readable MaskWatch checkpoint "
+            "(damaged, truncated, or not a PyTorch file)"
+        ) from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not a MaskWatch checkpoint")
+    version = payload.get("version")
+    if type(version) is not int:
+        raise CheckpointError(f"{path} is a damaged MaskWatch checkpoint (no format version)")
+    if version > VERSION:
+        raise CheckpointError(
+            f"{path} was made by a newer MaskWatch (format version {version}); "
+            f"this one reads version {VERSION}"
+        )
+    if version != VERSION:
+        raise CheckpointError(f"{path} has an unknown format version {version}")
+    if not isinstance(payload.get("meta"), dict) or "state_dict" not in payload:
+        raise CheckpointError(f"{path} is a damaged MaskWatch checkpoint (no metadata or weights)")
+    return payload
+
+
+def _read_meta(path: Path, raw: dict[str, Any]) -> ModelMeta:
+    """Build the metadata field by field, refusing any value the app could not use."""
+
+    def refuse(name: str, need: str) -> CheckpointError:
+        shown = " ".join(repr(raw.get(name)).split())  # a tensor's repr spans lines
+        shown = shown if len(shown) <= 60 else shown[:57] + "..."
+        return CheckpointError(
+            f"{path} has unusable metadata: {name!r} must be {need}, not {shown}"
+        )
+
+    arch = raw.get("arch")
+    if not isinstance(arch, str) or arch not in BUILDERS:
+        raise refuse("arch", " or ".join(sorted(BUILDERS)))
+    defaults = ModelMeta(arch=arch)
+    names = raw.get("class_names", defaults.class_names)
+    text = isinstance(names, (list, tuple)) and all(isinstance(n, str) for n in names)
+    if not text or tuple(names) not in KNOWN_CLASS_NAMES:
+        raise refuse("class_names", " or ".join(map(repr, KNOWN_CLASS_NAMES)))
+    size = raw.get("input_size", defaults.input_size)
+    if type(size) is not int or not 8 <= size <= 1024:
+        raise CheckpointError(f"{path} gives an impossible input size {size!r}")
+    mean = _three_numbers(raw.get("mean", defaults.mean))
+    if mean is None:
+        raise refuse("mean", "three finite numbers")
+    std = _three_numbers(raw.get("std", defaults.std))
+    if std is None or min(std) <= 0:
+        raise refuse("std", "three finite numbers above zero")
+    record = {}
+    for name, kind in (("data", str), ("command", str), ("scores", dict), ("extra", dict)):
+        record[name] = raw.get(name, getattr(defaults, name))
+        if not isinstance(record[name], kind):
+            raise refuse(name, "text" if kind is str else "a table")
+    return ModelMeta(arch, tuple(names), size, mean, std, **record)
+
+
+def _three_numbers(value: Any) -> tuple[float, float, float] | None:
+    """``value`` as three finite floats (one per colour channel), or None if it is not that."""
+    if not isinstance(value, (list, tuple)) or len(value) != 3:
+        return None
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+        return None
+    if not all(math.isfinite(v) for v in value):
+        return None
+    return tuple(float(v) for v in value)
+
+
+def _check_weights(path: Path, state: Any) -> dict[str, torch.Tensor]:
+    """The state dict, once it is a table of plain tensors with no NaN or infinity in them."""
+    if not isinstance(state, dict):
+        kind = type(state).__name__
+        raise CheckpointError(
+            f"{path} is a damaged MaskWatch checkpoint (its weights are a {kind}, not a table)"
+        )
+    for key, value in state.items():
+        if not isinstance(key, str):
+            raise CheckpointError(
+                f"{path} is a damaged MaskWatch checkpoint (a weight name is not text)"
+            )
+        if not isinstance(value, torch.Tensor) or value.layout != torch.strided:
+            raise CheckpointError(
+                f"{path} is a damaged MaskWatch checkpoint (weight {key!r} is not a tensor)"
+            )
+        floating = value.is_floating_point() or value.is_complex()
+        if floating and not torch.isfinite(value).all():
+            raise CheckpointError(f"{path} has weights that are not finite numbers (in {key!r})")
+    return state

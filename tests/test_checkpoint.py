@@ -141,3 +141,152 @@ def test_text_file_as_weights_gets_no_unsafe_advice(tmp_path):
     with pytest.raises(CheckpointError) as info:
         checkpoint.load(path)
     assert "weights_only" not in str(info.value) and str(path) in str(info.value)
+
+
+def student_payload(**meta) -> dict:
+    """A valid student checkpoint as a plain dict, with ``meta`` fields replaced."""
+    return {
+        "format": checkpoint.FORMAT,
+        "version": checkpoint.VERSION,
+        "meta": {"arch": "student", **meta},
+        "state_dict": checkpoint.build("student").state_dict(),
+    }
+
+
+def refusal(path, payload) -> str:
+    """Save ``payload`` at ``path`` and return the one-line reason ``load`` refuses it with."""
+    torch.save(payload, path)
+    with pytest.raises(CheckpointError) as info:
+        checkpoint.load(path)
+    message = str(info.value)
+    assert str(path) in message and "\n" not in message and "\x1b" not in message
+    return message
+
+
+@pytest.mark.parametrize(
+    "meta, field",
+    [
+        ({"class_names": ["cat", "dog", "bird"]}, "class_names"),
+        ({"class_names": [0, 1]}, "class_names"),
+        ({"class_names": ["no_mask", "mask"]}, "class_names"),
+        ({"class_names": "mask"}, "class_names"),
+        ({"mean": "abc"}, "mean"),
+        ({"mean": ["a", "b", "c"]}, "mean"),
+        ({"mean": [0.5, float("nan"), 0.5]}, "mean"),
+        ({"std": [0.2, 0.0, 0.2]}, "std"),
+        ({"std": [0.2, -0.1, 0.2]}, "std"),
+        ({"std": [0.2, float("inf"), 0.2]}, "std"),
+        ({"arch": "resnet"}, "arch"),
+        ({"scores": [1, 2]}, "scores"),
+    ],
+)
+def test_metadata_outside_the_events_format_is_refused(tmp_path, meta, field):
+    message = refusal(tmp_path / "w.pt", student_payload(**meta))
+    assert f"unusable metadata: '{field}' must be" in message
+
+
+def test_both_product_class_lists_load(tmp_path):
+    for names in (["mask", "no_mask"], ["mask", "no_mask", "not_face"]):
+        path = tmp_path / f"{len(names)}.pt"
+        model = checkpoint.build("student", len(names))
+        checkpoint.save(path, model, ModelMeta(arch="student", class_names=tuple(names)))
+        assert checkpoint.load(path)[1].class_names == tuple(names)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+@pytest.mark.parametrize("key", ["classifier.weight", "features.0.1.running_var"])
+def test_weights_that_are_not_finite_are_refused(tmp_path, bad, key):
+    payload = student_payload()
+    payload["state_dict"][key].view(-1)[0] = bad
+    message = refusal(tmp_path / "w.pt", payload)
+    assert "not finite" in message and key in message
+
+
+@pytest.mark.parametrize("weights", [[torch.zeros(3)], {"classifier.weight": [0.0, 1.0]}])
+def test_weights_that_are_not_a_table_of_tensors_are_refused(tmp_path, weights):
+    payload = student_payload()
+    payload["state_dict"] = weights
+    assert "damaged MaskWatch checkpoint" in refusal(tmp_path / "w.pt", payload)
+
+
+@pytest.mark.parametrize(
+    "version, message",
+    [
+        (99, "made by a newer MaskWatch (format version 99)"),
+        (0, "unknown format version 0"),
+        ("1", "no format version"),
+        (None, "no format version"),
+    ],
+)
+def test_unknown_format_version_is_refused(tmp_path, version, message):
+    payload = student_payload()
+    payload["version"] = version
+    assert message in refusal(tmp_path / "w.pt", payload)
+
+
+def pickled_module(path):
+    torch.save(checkpoint.build("student"), path)
+
+
+def truncated(path):
+    data = checkpoint.default_weights("student").read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def text(path):
+    path.write_text("these are not weights\n" * 20)
+
+
+@pytest.mark.parametrize(
+    "write, message",
+    [
+        (pickled_module, "holds Python objects, not plain weights; refusing to load it"),
+        (truncated, "is not a readable MaskWatch checkpoint (damaged, truncated, or not a"),
+        (text, "is not a readable MaskWatch checkpoint (damaged, truncated, or not a"),
+    ],
+)
+def test_unreadable_files_get_one_plain_line(tmp_path, write, message):
+    path = tmp_path / "w.pt"
+    write(path)
+    with pytest.raises(CheckpointError) as info:
+        checkpoint.load(path)
+    reason = str(info.value)
+    assert reason.startswith(str(path)) and message in reason
+    assert "\n" not in reason and "\x1b" not in reason and "weights_only" not in reason
+
+
+def test_folder_is_not_a_weights_file(tmp_path):
+    with pytest.raises(CheckpointError, match="is a folder, not a weights file"):
+        checkpoint.load(tmp_path)
+
+
+def test_classifier_never_gives_a_score_that_is_not_a_number(tmp_path):
+    from app.classifier import FaceClassifier
+
+    model = checkpoint.build("student")
+    with torch.no_grad():
+        for value in model.state_dict().values():
+            if value.is_floating_point():
+                value.fill_(1e20)  # finite, but the activations overflow to inf and NaN
+    path = tmp_path / "huge.pt"
+    checkpoint.save(path, model, ModelMeta(arch="student"))
+    with pytest.raises(CheckpointError, match=f"{path} gives scores that are not numbers"):
+        FaceClassifier.from_file(path, "student", torch.device("cpu"))
+
+    classifier = FaceClassifier(*checkpoint.load(path), torch.device("cpu"))
+    crop = torch.randint(0, 255, (40, 40, 3), dtype=torch.uint8).numpy()
+    with pytest.raises(CheckpointError, match="not numbers"):
+        classifier.classify([crop])
+
+
+def test_app_falls_back_when_the_weights_are_not_a_table(tmp_path):
+    from app.config import PipelineConfig
+    from app.model_loader import build_pipeline
+
+    path = tmp_path / "list.pt"
+    payload = student_payload()
+    payload["state_dict"] = list(payload["state_dict"].values())
+    torch.save(payload, path)
+    report = build_pipeline(PipelineConfig(model="student", device="cpu"), {"student": path})
+    assert report.pipeline.active == "teacher"
+    assert str(path) in report.unavailable["student"]

@@ -14,10 +14,12 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from training import kd_compat
 from training.distillers import (
+    DivergedError,
     FixedMessyCollab,
     FixedNoisyTeacher,
     FixedSelfTraining,
     FixedVanillaKD,
+    as_device,
     noisy_labels,
 )
 
@@ -204,3 +206,45 @@ def test_self_training_distils_from_a_trained_copy():
     quietly_train_student(distiller, epochs=2)
     assert [len(distiller.history[r]) for r in ("self_teacher", "student")] == [2, 2]
     assert all(isinstance(r["loss"], float) for r in distiller.history["student"])
+
+
+@pytest.mark.parametrize("spelling", ["cuda:x", "tpu", "", "cuda:-1", "xla", "meta"])
+def test_a_device_training_cannot_use_is_a_one_line_value_error(spelling):
+    with pytest.raises(ValueError, match=f"device '{spelling}'") as caught:
+        as_device(spelling)
+    assert "\n" not in str(caught.value)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the fallback is for machines without CUDA")
+@pytest.mark.parametrize("spelling", ["cuda", "cuda:1"])
+def test_cuda_without_cuda_warns_and_trains_on_the_cpu(spelling, caplog):
+    assert as_device(spelling) == torch.device("cpu")
+    assert "CUDA is not available" in caplog.text
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_a_cuda_index_past_the_devices_is_refused():
+    assert as_device("cuda:0") == torch.device("cuda:0")
+    with pytest.raises(ValueError, match="numbered from 0"):
+        as_device(f"cuda:{torch.cuda.device_count()}")
+
+
+def test_a_diverging_loss_stops_training_before_its_state_is_saved(tmp_path):
+    distiller = make(FixedVanillaKD)
+    distiller.checkpoint_dir = tmp_path
+    distiller.optimizer_student.param_groups[0]["lr"] = 1e30
+    with pytest.raises(
+        DivergedError, match=r"student training diverged: loss is (nan|inf) at epoch 1"
+    ):
+        quietly_train_student(distiller, epochs=2)
+    assert not (tmp_path / "student-state.pt").exists()
+
+
+def test_weights_gone_non_finite_in_the_last_step_stop_training(tmp_path):
+    distiller = make(FixedVanillaKD)
+    distiller.checkpoint_dir = tmp_path
+    distiller.train_loader = [next(iter(distiller.train_loader))]  # one step, loss still finite
+    distiller.optimizer_student.param_groups[0]["lr"] = float("inf")
+    with pytest.raises(DivergedError, match="the weights are not finite at epoch 1"):
+        quietly_train_student(distiller)
+    assert not (tmp_path / "student-state.pt").exists()

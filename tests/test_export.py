@@ -40,3 +40,46 @@ def test_export_command_and_overwrite_guard(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["student.onnx", "student.torchscript.pt"]
     again = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=180)
     assert again.returncode == 2 and "already exists" in again.stderr
+
+
+def overflowing_student(path: Path) -> Path:
+    """Save the committed student with a last layer so large its logits overflow to inf."""
+    model, meta = checkpoint.load(checkpoint.default_weights("student"), "student")
+    last = [m for m in model.modules() if isinstance(m, torch.nn.Linear)][-1]
+    with torch.no_grad():
+        last.weight.mul_(1e38)
+    checkpoint.save(path, model, meta)
+    return path
+
+
+def test_nan_probabilities_are_a_disagreement(tmp_path):
+    model, meta = checkpoint.load(overflowing_student(tmp_path / "bad.pt"), "student")
+    batch = crops_to_tensor(fixture_crops(FIXTURES, limit=4), meta)
+    onnx_path, script_path = tmp_path / "s.onnx", tmp_path / "s.pt"
+    export(model, meta.input_size, onnx_path, script_path)
+    result = check(model, batch, onnx_path, script_path)
+    assert np.isnan(result.onnx_max_diff)
+    assert not result.labels_agree and not result.ok
+
+
+def test_failed_export_keeps_the_earlier_one_and_makes_no_folder(tmp_path):
+    out = tmp_path / "export"
+    out.mkdir()
+    model, meta = checkpoint.load(checkpoint.default_weights("student"), "student")
+    export(model, meta.input_size, out / "student.onnx", out / "student.torchscript.pt")
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    bad = overflowing_student(tmp_path / "bad.pt")
+    cmd = [sys.executable, "-m", "training.export", "--weights", str(bad)]
+    options = {"cwd": ROOT, "capture_output": True, "text": True, "timeout": 180}
+    run = subprocess.run([*cmd, "--out", str(out), "--overwrite"], check=False, **options)
+    assert run.returncode == 2, run.stderr
+    last = run.stderr.strip().splitlines()[-1]
+    assert last.startswith("training.export: error: the exported models disagree")
+    assert "left as it was" in last and "Traceback" not in run.stderr
+    assert "wrote" not in run.stdout
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+    fresh = tmp_path / "new" / "export"
+    run = subprocess.run([*cmd, "--out", str(fresh)], check=False, **options)
+    assert run.returncode == 2, run.stderr
+    assert not (tmp_path / "new").exists()

@@ -15,6 +15,8 @@ from conftest import FIXTURES
 
 from training.dataset_files import DatasetError, find_images
 from training.dedup import dhash, group_near_duplicates
+from training.distill import build_parser, run_key
+from training.distill import main as distill_main
 from training.prepare import prepare, split_groups
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -87,6 +89,10 @@ def test_prepare_counts_rules_and_lists_bad_files(tmp_path):
 def test_bad_dataset_folders(tmp_path):
     with pytest.raises(DatasetError, match="not found"):
         find_images(tmp_path / "missing")
+    (tmp_path / "faces.zip").write_bytes(b"PK not a folder")
+    with pytest.raises(DatasetError, match="faces.zip is a file, not a dataset folder"):
+        find_images(tmp_path / "faces.zip")
+    (tmp_path / "faces.zip").unlink()
     with pytest.raises(DatasetError, match="no class folders"):
         find_images(tmp_path)
     (tmp_path / "with_mask").mkdir()
@@ -140,49 +146,144 @@ def test_distill_says_how_many_images_are_too_few(tmp_path):
     assert not out.exists()
 
 
-def test_ctrl_c_leaves_a_resumable_run(tmp_path):
-    data = make_dataset(tmp_path / "data")
-    common = [
-        "--data",
-        data,
-        "--out",
-        tmp_path / "out",
-        "--work-dir",
-        tmp_path / "work",
-        "--input-size",
-        "32",
-        "--batch-size",
-        "8",
-        "--student-epochs",
-        "2",
-    ]
-    proc = distill(*common, "--teacher-epochs", "50")
-    states = tmp_path / "work" / "train-state"
-    deadline = time.time() + 240
-    while (
-        not list(states.glob("vanilla-seed0-*/teacher-state.pt"))
-        and time.time() < deadline
-        and proc.poll() is None
-    ):
+def wait_for(pattern: str, folder: Path, proc: subprocess.Popen, seconds: float = 240) -> list:
+    """The files matching ``pattern`` under ``folder`` that ``proc`` wrote, once there is one."""
+    started, deadline = time.time() - 1, time.time() + seconds
+
+    def written() -> list[Path]:
+        return [f for f in folder.glob(pattern) if f.stat().st_mtime > started]
+
+    while not written() and time.time() < deadline and proc.poll() is None:
         time.sleep(0.2)
-    found = list(states.glob("vanilla-seed0-*/teacher-state.pt"))
+    return written()
+
+
+def test_resume_continues_only_its_own_interrupted_run(tmp_path):
+    import torch
+
+    data, work = make_dataset(tmp_path / "data"), tmp_path / "work"
+    states = work / "train-state"
+
+    def run(out: str, teacher_epochs: int, *extra):
+        return distill(
+            *("--data", data, "--out", tmp_path / out, "--work-dir", work),
+            *("--input-size", 32, "--batch-size", 8, "--student-epochs", 1),
+            *("--teacher-epochs", teacher_epochs, *extra),
+        )
+
+    finished = run("A", 1)
+    _, err = finished.communicate(timeout=300)
+    assert finished.returncode == 0, err
+    assert not list(states.glob("*/*-state.pt"))  # a finished run is never resumed
+
+    proc = run("B", 5)
+    found = wait_for("*/teacher-state.pt", states, proc)
     assert found, proc.communicate()[1]
-    state = found[0]
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130 and "--resume" in err
-    assert not (tmp_path / "out" / "teacher.pt").exists()
-    import torch
+    assert not (tmp_path / "B" / "teacher.pt").exists()
+    done = torch.load(found[0], weights_only=True)["epoch"]
+    assert 1 <= done < 5
 
-    done = torch.load(state, weights_only=True)["epoch"]
-    assert done >= 1
-    proc = distill(*common, "--teacher-epochs", str(done + 1), "--resume")
-    out, err = proc.communicate(timeout=300)
+    proc = run("B", 5, "--resume")
+    _, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err
-    report = json.loads((tmp_path / "out" / "report" / "report.json").read_text())
+    assert "resuming teacher" in err and f"teacher epoch {done}:" not in err
+    assert "teacher epoch 5:" in err and "resuming student" not in err
+    report = json.loads((tmp_path / "B" / "report" / "report.json").read_text())
     assert report["models"]["student"]["parameters"] < report["models"]["teacher"]["parameters"]
-    assert (tmp_path / "out" / "student.pt").exists()
-    assert not list((tmp_path / "out").glob(".*partial*"))
+    students = [torch.load(tmp_path / o / "student.pt")["state_dict"] for o in ("A", "B")]
+    assert any(not torch.equal(students[0][k], students[1][k]) for k in students[0])
+    assert not list(states.glob("*/*-state.pt"))
+    assert not list((tmp_path / "B").glob(".*partial*"))
+
+
+@pytest.mark.parametrize(
+    "flag, value",
+    [
+        ("--teacher-epochs", "3"),
+        ("--student-epochs", "3"),
+        ("--lr", "0.01"),
+        ("--temperature", "2"),
+        ("--distil-weight", "0.5"),
+        ("--batch-size", "16"),
+        ("--input-size", "32"),
+        ("--method", "noisy-teacher"),
+        ("--seed", "1"),
+    ],
+)
+def test_run_key_covers_every_setting_that_changes_the_weights(flag, value):
+    names = ("mask", "no_mask")
+    key = run_key(build_parser().parse_args(["--data", "d"]), "crops", names)
+    other = build_parser().parse_args(["--data", "d", flag, value])
+    assert run_key(other, "crops", names) != key
+    assert run_key(build_parser().parse_args(["--data", "d"]), "other crops", names) != key
+    same = build_parser().parse_args(["--data", "d", "--device", "cpu", "--out", "x", "--quiet"])
+    assert run_key(same, "crops", names) == key
+
+
+def test_run_key_follows_the_teacher_file_not_the_teacher_epochs(tmp_path):
+    first, second = tmp_path / "first.pt", tmp_path / "second.pt"
+    first.write_bytes(b"teacher weights, one version")
+    second.write_bytes(b"teacher weights, another version")
+
+    def key(teacher: Path, *extra: str) -> str:
+        args = build_parser().parse_args(["--data", "d", "--teacher", str(teacher), *extra])
+        return run_key(args, "crops", ("mask", "no_mask"))
+
+    assert key(first) != key(second)
+    assert key(first) == key(first, "--teacher-epochs", "40")
+
+
+@pytest.mark.parametrize(
+    "flag, value, message",
+    [
+        ("--temperature", "nan", "--temperature must be a finite number above 0, not nan"),
+        ("--temperature", "0", "--temperature must be a finite number above 0"),
+        ("--temperature", "inf", "--temperature must be a finite number above 0"),
+        ("--distil-weight", "nan", "--distil-weight must be between 0 and 1, not nan"),
+        ("--distil-weight", "1.5", "--distil-weight must be between 0 and 1"),
+        ("--lr", "nan", "--lr must be a finite number above 0, not nan"),
+        ("--lr", "inf", "--lr must be a finite number above 0"),
+        ("--lr", "-0.001", "--lr must be a finite number above 0"),
+        ("--device", "cuda:x", "invalid device 'cuda:x'"),
+        ("--device", "tpu", "invalid device 'tpu'"),
+    ],
+)
+def test_distill_refuses_settings_that_cannot_train(tmp_path, capsys, flag, value, message):
+    out = tmp_path / "out"
+    code = distill_main(["--data", str(FIXTURES), "--out", str(out), "--quiet", flag, value])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and err[-1].startswith(f"training.distill: error: {message}")
+    assert not out.exists()
+
+
+def test_distill_says_a_data_file_is_not_a_folder(tmp_path, capsys):
+    archive = tmp_path / "faces.zip"
+    archive.write_bytes(b"PK not a folder")
+    code = distill_main(["--data", str(archive), "--out", str(tmp_path / "out"), "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert err[-1] == f"training.distill: error: {archive} is a file, not a dataset folder"
+
+
+def test_a_diverging_run_writes_no_weights(tmp_path):
+    data, out = make_dataset(tmp_path / "data"), tmp_path / "out"
+    out.mkdir()
+    for name in ("teacher.pt", "student.pt"):
+        (out / name).write_bytes(b"earlier weights")
+    proc = distill(
+        *("--data", data, "--out", out, "--work-dir", tmp_path / "work", "--overwrite"),
+        *("--input-size", 32, "--batch-size", 4, "--teacher-epochs", 2, "--lr", 1e30),
+    )
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 2, err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("training.distill: error: teacher training diverged: loss is ")
+    assert last.endswith("; try a lower --lr") and "Traceback" not in err
+    assert sorted(p.name for p in out.iterdir()) == ["student.pt", "teacher.pt"]
+    assert all((out / n).read_bytes() == b"earlier weights" for n in ("teacher.pt", "student.pt"))
 
 
 def make_scenes(root: Path) -> Path:

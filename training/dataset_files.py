@@ -31,9 +31,12 @@ def find_images(root: Path) -> DatasetFiles:
     """List the images under ``root/with_mask`` and ``root/without_mask`` (or synonyms).
 
     Raises:
-        DatasetError: when the folder is missing, has no class folders, or a class is empty.
+        DatasetError: when the folder is missing or a file, has no class folders, or a class
+            is empty.
     """
     root = Path(root)
+    if root.exists() and not root.is_dir():
+        raise DatasetError(f"{root} is a file, not a dataset folder")
     if not root.is_dir():
         raise DatasetError(f"dataset folder {root} not found")
     classes: dict[str, list[Path]] = {}

@@ -9,8 +9,10 @@ from __future__ import annotations
 import argparse
 import hashlib
 import logging
+import math
 import os
 import shlex
+import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +27,7 @@ from models import checkpoint
 from models.checkpoint import CheckpointError, ModelMeta, count_parameters
 from training.augment import AugmentConfig, CropDataset
 from training.dataset_files import DatasetError
-from training.distillers import DISTILLERS, as_device
+from training.distillers import DISTILLERS, DivergedError, as_device
 from training.metrics import classification_report
 from training.prepare import prepare
 from training.report import write_report
@@ -153,17 +155,74 @@ def check_folder_creatable(folder: Path) -> None:
         raise PermissionError(f"--out {folder}: {existing} is not writable")
 
 
-def train(args: argparse.Namespace) -> dict:
-    torch.manual_seed(args.seed)
-    np.random.seed(args.seed)
-    device = as_device(args.device)
-    out = Path(args.out)
+def check_settings(args: argparse.Namespace) -> None:
+    """Refuse numbers that cannot train (a NaN temperature trains to NaN weights silently)."""
     if args.batch_size < 1 or args.input_size < 16 or args.student_epochs < 1:
         raise ValueError(
             "--batch-size and --student-epochs must be at least 1, --input-size at least 16"
         )
     if args.teacher_epochs < 1 and not args.teacher:
         raise ValueError("--teacher-epochs must be at least 1 (or give a trained --teacher)")
+    if not 0 < args.lr < math.inf:
+        raise ValueError(f"--lr must be a finite number above 0, not {args.lr}")
+    if not 0 < args.temperature < math.inf:
+        raise ValueError(f"--temperature must be a finite number above 0, not {args.temperature}")
+    if not 0 <= args.distil_weight <= 1:
+        raise ValueError(f"--distil-weight must be between 0 and 1, not {args.distil_weight}")
+
+
+def file_digest(path: Path) -> str:
+    """SHA-1 of a file's bytes, read in blocks (a teacher checkpoint is tens of MB)."""
+    digest = hashlib.sha1()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def data_digest(*arrays: np.ndarray) -> str:
+    """SHA-1 of the arrays a run learns from: crops, labels, splits and any scene crops."""
+    digest = hashlib.sha1()
+    for array in arrays:
+        array = np.ascontiguousarray(array)
+        digest.update(f"{array.dtype}{array.shape}".encode())
+        digest.update(array.data)
+    return digest.hexdigest()
+
+
+def run_key(args: argparse.Namespace, data: str, class_names: tuple[str, ...]) -> str:
+    """The folder name of one run's training state, from ``data_digest`` and the settings.
+
+    It covers the teacher and every setting that changes the weights, so that ``--resume``
+    only ever continues the very same run; device and output folder are left out.
+    """
+    if args.teacher:
+        teacher = f"teacher file {file_digest(args.teacher)}"
+    else:
+        teacher = f"teacher trained for {args.teacher_epochs} epochs"
+    settings = [
+        data,
+        class_names,
+        args.method,
+        args.seed,
+        teacher,
+        args.student_epochs,
+        args.lr,
+        args.temperature,
+        args.distil_weight,
+        args.batch_size,
+        args.input_size,
+    ]
+    digest = hashlib.sha1(repr(settings).encode()).hexdigest()[:10]
+    return f"{args.method}-seed{args.seed}-{digest}"
+
+
+def train(args: argparse.Namespace) -> dict:
+    check_settings(args)
+    torch.manual_seed(args.seed)
+    np.random.seed(args.seed)
+    device = as_device(args.device)
+    out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} is a file, not a folder")
     if (out / "report" / "report.json").exists() and not args.overwrite:
@@ -227,20 +286,16 @@ def train(args: argparse.Namespace) -> dict:
         student_trainer = DISTILLERS["self-training"](
             student, loaders.train, loaders.val, opt_student, device, **options
         )
-    # The state of an interrupted run belongs to its data: another dataset never resumes it.
-    data_key = hashlib.sha1(
-        "\n".join(
-            prepared.files + [str(args.scenes), str(class_names), str(args.input_size)]
-        ).encode()
-    )
-    state_dir = (
-        args.work_dir / "train-state" / f"{args.method}-seed{args.seed}-{data_key.hexdigest()[:10]}"
-    )
+    data = data_digest(prepared.crops, prepared.labels, prepared.splits, *(extra or ()))
+    state_dir = args.work_dir / "train-state" / run_key(args, data, class_names)
     if args.resume and not state_dir.exists():
         log.warning(
-            "--resume: no interrupted run of this data and method in %s; starting anew",
+            "--resume: no interrupted run with these data, teacher and settings in %s; "
+            "starting anew",
             args.work_dir,
         )
+    if not args.resume:
+        shutil.rmtree(state_dir, ignore_errors=True)  # a fresh run never mixes in old state
     for trainer in {
         id(teacher_trainer): teacher_trainer,
         id(student_trainer): student_trainer,
@@ -306,6 +361,10 @@ def train(args: argparse.Namespace) -> dict:
         out.mkdir(parents=True, exist_ok=True)  # only now: a failed run leaves no empty folder
         checkpoint.save(out / f"{role}.pt", model.cpu(), meta)
     write_report(out / "report", report, history, results)
+    try:  # a finished run is never resumed, so its state would only mislead a later --resume
+        shutil.rmtree(state_dir)
+    except OSError as exc:
+        log.warning("could not remove the finished run's state %s: %s", state_dir, exc)
     return report
 
 
@@ -316,6 +375,9 @@ def main(argv: list[str] | None = None) -> int:
         report = train(args)
     except (DatasetError, CheckpointError, ValueError, OSError) as exc:
         print(f"training.distill: error: {exc}", file=sys.stderr)
+        return 2
+    except DivergedError as exc:
+        print(f"training.distill: error: {exc}; try a lower --lr", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("training.distill: interrupted; run again with --resume to continue", file=sys.stderr)

@@ -17,7 +17,8 @@ Each fix is tested in ``tests/test_distillers.py`` against the unpatched class:
 9. ``epoch_loss += loss`` summed tensors, keeping every batch's autograd graph alive.
 
 The loop also adds what KD_Lib lacks: progress bars, a checkpoint each epoch, ``resume``,
-an optional LR scheduler, and the best weights by validation accuracy kept at the end.
+an optional LR scheduler, the best weights by validation accuracy kept at the end, and a
+stop at the first non-finite loss or weights, before a diverged state is saved.
 """
 
 from __future__ import annotations
@@ -47,19 +48,46 @@ def kl_loss() -> nn.KLDivLoss:
     return nn.KLDivLoss(reduction="batchmean")
 
 
+class DivergedError(ArithmeticError):
+    """Training produced a non-finite loss or weights; nothing from it should be kept."""
+
+    def __init__(self, role: str, epoch: int, what: str):
+        super().__init__(f"{role} training diverged: {what} at epoch {epoch}")
+        self.role, self.epoch = role, epoch
+
+
+# The device types training runs on; torch parses more (xla, meta, ...) that it cannot use here.
+TRAINING_DEVICES = ("cpu", "cuda", "mps")
+
+
 def as_device(device: str | torch.device) -> torch.device:
-    """Any device spelling torch accepts; CUDA falls back to CPU with a warning."""
-    device = torch.device(
-        "cuda"
-        if device == "auto" and torch.cuda.is_available()
-        else "cpu"
-        if device == "auto"
-        else device
-    )
-    if device.type == "cuda" and not torch.cuda.is_available():
+    """``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``; CUDA falls back to CPU with a warning.
+
+    Raises:
+        ValueError: for a spelling torch does not parse, a device type training cannot use,
+            an unavailable MPS, or a CUDA index past the devices this machine has.
+    """
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(
+            f"invalid device {str(device)!r}: expected auto, cpu, cuda or cuda:N"
+        ) from None
+    if parsed.type not in TRAINING_DEVICES:
+        raise ValueError(f"device {str(device)!r}: training runs on cpu, cuda or mps only")
+    if parsed.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"device {str(device)!r}: MPS is not available on this machine")
+    if parsed.type == "cuda" and not torch.cuda.is_available():
         log.warning("CUDA is not available; training on the CPU")
         return torch.device("cpu")
-    return device
+    if parsed.type == "cuda" and (parsed.index or 0) >= torch.cuda.device_count():
+        raise ValueError(
+            f"device {str(device)!r}: this machine has {torch.cuda.device_count()} CUDA "
+            "device(s), numbered from 0"
+        )
+    return parsed
 
 
 def noisy_labels(labels: torch.Tensor, num_classes: int, rate: float) -> torch.Tensor:
@@ -130,7 +158,12 @@ class TrainingLoop:
         epochs: int,
         batch_loss: BatchLoss,
     ) -> nn.Module:
-        """Train ``model`` for ``epochs`` and load its best validation weights into it."""
+        """Train ``model`` for ``epochs`` and load its best validation weights into it.
+
+        Raises:
+            DivergedError: at a non-finite batch loss, or weights gone non-finite in an epoch;
+                the state of that epoch is not saved.
+        """
         scheduler = self.schedulers.get(role)
         state = self._load_state(role)
         start, best_acc, best_weights = 0, -1.0, deepcopy(model.state_dict())
@@ -165,12 +198,16 @@ class TrainingLoop:
             for data, label in batches:
                 data, label = data.to(self.device), label.to(self.device)
                 loss, logits = batch_loss(data, label)
+                if not torch.isfinite(loss):
+                    raise DivergedError(role, ep + 1, f"loss is {loss.item()}")
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
                 epoch_loss += loss.item()  # fix 9: a float, not the graph
                 correct += (logits.argmax(1) == label).sum().item()
                 seen += label.numel()
+            if not all(torch.isfinite(p).all() for p in model.parameters()):
+                raise DivergedError(role, ep + 1, "the weights are not finite")
             lr = optimizer.param_groups[0]["lr"]
             if scheduler is not None:
                 scheduler.step()

@@ -2,12 +2,16 @@
 
 Both files are checked against the PyTorch model on real face crops (the test fixtures by
 default, cropped by the app's detector): same labels, probabilities within a tolerance.
+They are written under temporary names and take their final names only once they pass, so
+a failed export never replaces or removes an earlier good one.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from app.atomic import atomic_path, check_writable
+from app.atomic import check_writable, temp_name
 from app.classifier import crops_to_tensor
 from app.config import CropConfig, DetectorConfig
 from app.detector import FaceDetector
@@ -30,6 +34,10 @@ DEFAULT_IMAGES = Path(__file__).resolve().parents[1] / "tests" / "fixtures"
 TOLERANCE = 1e-4
 
 
+class ExportMismatchError(ValueError):
+    """The exported files do not answer as the PyTorch model does; they were not kept."""
+
+
 @dataclass
 class ExportCheck:
     crops: int
@@ -39,10 +47,18 @@ class ExportCheck:
 
     @property
     def ok(self) -> bool:
+        """Labels agree and both differences are within ``TOLERANCE`` (a NaN one is not)."""
         return (
             self.labels_agree
             and self.onnx_max_diff <= TOLERANCE
             and self.torchscript_max_diff <= TOLERANCE
+        )
+
+    def summary(self) -> str:
+        return (
+            f"checked on {self.crops} crops: labels agree {self.labels_agree}, max "
+            f"probability difference ONNX {self.onnx_max_diff:.2e}, "
+            f"TorchScript {self.torchscript_max_diff:.2e}"
         )
 
 
@@ -64,22 +80,54 @@ def fixture_crops(folder: Path, limit: int = 32) -> list[np.ndarray]:
 
 
 def export(model: torch.nn.Module, input_size: int, onnx_path: Path, script_path: Path) -> None:
-    """Write both formats atomically; the batch dimension stays dynamic."""
+    """Write both formats to exactly these paths; the batch dimension stays dynamic.
+
+    Nothing here is atomic: ``export_checked`` passes temporary names and renames them.
+    """
     model = model.eval().float()
     example = torch.zeros(1, 3, input_size, input_size)
-    with atomic_path(onnx_path) as tmp:
-        torch.onnx.export(
-            model,
-            (example,),
-            str(tmp),
-            dynamo=False,
-            input_names=["crops"],
-            output_names=["logits"],
-            opset_version=17,
-            dynamic_axes={"crops": {0: "batch"}, "logits": {0: "batch"}},
-        )
-    with atomic_path(script_path) as tmp, torch.no_grad():
-        torch.jit.trace(model, example).save(str(tmp))
+    torch.onnx.export(
+        model,
+        (example,),
+        str(onnx_path),
+        dynamo=False,
+        input_names=["crops"],
+        output_names=["logits"],
+        opset_version=17,
+        dynamic_axes={"crops": {0: "batch"}, "logits": {0: "batch"}},
+    )
+    with torch.no_grad():
+        torch.jit.trace(model, example).save(str(script_path))
+
+
+def export_checked(
+    model: torch.nn.Module,
+    batch: torch.Tensor,
+    input_size: int,
+    onnx_path: Path,
+    script_path: Path,
+) -> ExportCheck:
+    """Export under temporary names, check them, and only then rename them over the targets.
+
+    Raises:
+        ExportMismatchError: when the check fails; the targets are left as they were.
+    """
+    temps = {onnx_path: temp_name(onnx_path), script_path: temp_name(script_path)}
+    try:
+        export(model, input_size, temps[onnx_path], temps[script_path])
+        result = check(model, batch, temps[onnx_path], temps[script_path])
+        if not result.ok:
+            raise ExportMismatchError(
+                f"the exported models disagree with PyTorch ({result.summary()}); "
+                f"{onnx_path.parent} is left as it was"
+            )
+        for final, tmp in temps.items():
+            os.replace(tmp, final)
+    finally:
+        for tmp in temps.values():
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+    return result
 
 
 def check(
@@ -94,8 +142,11 @@ def check(
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     onnx_logits = session.run(None, {"crops": batch.numpy()})[0]
     onnx_probs = torch.softmax(torch.from_numpy(onnx_logits), 1).numpy()
+    # NaN probabilities have an argmax too; labels drawn from them agree with nothing.
+    finite = all(np.isfinite(p).all() for p in (reference, onnx_probs, script_probs))
     agree = bool(
-        (reference.argmax(1) == onnx_probs.argmax(1)).all()
+        finite
+        and (reference.argmax(1) == onnx_probs.argmax(1)).all()
         and (reference.argmax(1) == script_probs.argmax(1)).all()
     )
     return ExportCheck(
@@ -122,33 +173,27 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING)
     onnx_path = args.out / f"{args.model}.onnx"
     script_path = args.out / f"{args.model}.torchscript.pt"
+    new_folders = [f for f in (args.out, *args.out.parents) if not f.exists()]
     try:
-        args.out.mkdir(parents=True, exist_ok=True)
-        for path in (onnx_path, script_path):
-            check_writable(path, args.overwrite)
+        if args.out.exists() and not args.out.is_dir():
+            raise ValueError(f"--out {args.out} is a file, not a folder")
+        if args.out.is_dir():
+            for path in (onnx_path, script_path):
+                check_writable(path, args.overwrite)
         model, meta = checkpoint.load(
             args.weights or checkpoint.default_weights(args.model), args.model
         )
         batch = crops_to_tensor(fixture_crops(args.images), meta)
-        export(model, meta.input_size, onnx_path, script_path)
-        result = check(model, batch, onnx_path, script_path)
+        args.out.mkdir(parents=True, exist_ok=True)
+        result = export_checked(model, batch, meta.input_size, onnx_path, script_path)
     except (CheckpointError, ValueError, OSError) as exc:
+        for folder in new_folders:  # only folders this run made, innermost first, if empty
+            with contextlib.suppress(OSError):
+                folder.rmdir()
         print(f"training.export: error: {exc}", file=sys.stderr)
         return 2
     print(f"wrote {onnx_path} and {script_path}")
-    print(
-        f"checked on {result.crops} crops: labels agree {result.labels_agree}, max "
-        f"probability difference ONNX {result.onnx_max_diff:.2e}, "
-        f"TorchScript {result.torchscript_max_diff:.2e}"
-    )
-    if not result.ok:
-        onnx_path.unlink(missing_ok=True)
-        script_path.unlink(missing_ok=True)
-        print(
-            "training.export: error: the exported models disagree with PyTorch; removed them",
-            file=sys.stderr,
-        )
-        return 1
+    print(result.summary())
     return 0
 
 

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from app.atomic import check_writable, write_text
+from app.atomic import check_writable, describe_error, write_text
 from app.config import SENSITIVITY, DetectorConfig, PipelineConfig, TrackingConfig, with_sensitivity
 from app.overlay import draw_faces
 from app.pipeline import Pipeline
@@ -273,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
             ),
         }
     except (SourceError, FileExistsError, FileNotFoundError, ValueError) as exc:
-        print(f"app.benchmark: error: {exc}", file=sys.stderr)
+        print(f"app.benchmark: error: {describe_error(exc)}", file=sys.stderr)
         return 2
     print_tables(result)
     if args.json:

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from app.atomic import OutputExistsError
+from app.atomic import OutputExistsError, describe_error
 from app.config import DetectorConfig
 from models import checkpoint
 from models.checkpoint import CheckpointError, ModelMeta, count_parameters
@@ -374,7 +374,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         report = train(args)
     except (DatasetError, CheckpointError, ValueError, OSError) as exc:
-        print(f"training.distill: error: {exc}", file=sys.stderr)
+        print(f"training.distill: error: {describe_error(exc)}", file=sys.stderr)
         return 2
     except DivergedError as exc:
         print(f"training.distill: error: {exc}; try a lower --lr", file=sys.stderr)

@@ -15,11 +15,11 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from app.atomic import check_writable, write_text
+from app.atomic import check_writable, describe_error, write_text
 from app.config import DetectorConfig, PipelineConfig, TrackingConfig
 from app.pipeline import Pipeline
-from app.tracking import TrackingPipeline
 from app.source import SourceError, VideoSource
+from app.tracking import TrackingPipeline
 from models.checkpoint import CheckpointError
 
 # Clips of ../shared/data/videos whose faces keep one label for the whole clip.
@@ -138,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             rows.append(clip_shares(pipeline, path, expected, not args.quiet))
     except (SourceError, CheckpointError, FileExistsError, FileNotFoundError, ValueError) as exc:
-        print(f"training.evaluate_clips: error: {exc}", file=sys.stderr)
+        print(f"training.evaluate_clips: error: {describe_error(exc)}", file=sys.stderr)
         return 2
     print(
         f"model {args.model}, detector scale {args.detect_scale}, "

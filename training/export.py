@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from app.atomic import check_writable, temp_name
+from app.atomic import check_writable, describe_error, temp_name
 from app.classifier import crops_to_tensor
 from app.config import CropConfig, DetectorConfig
 from app.detector import FaceDetector
@@ -190,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
         for folder in new_folders:  # only folders this run made, innermost first, if empty
             with contextlib.suppress(OSError):
                 folder.rmdir()
-        print(f"training.export: error: {exc}", file=sys.stderr)
+        print(f"training.export: error: {describe_error(exc)}", file=sys.stderr)
         return 2
     print(f"wrote {onnx_path} and {script_path}")
     print(result.summary())

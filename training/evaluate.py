@@ -33,7 +33,7 @@ from models.detector_checkpoint import DetectorWeightsError
 from training.dataset_files import FOLDER_LABELS, DatasetError, DatasetFiles, find_images
 from training.detection_metrics import ClassAP, iou_matrix, match_detections
 from training.metrics import classification_report
-from training.prepare import face_crop_for_image
+from training.prepare import face_crop_for_image, split_of_images
 from training.scenes_split import split_scenes
 from training.voc import (
     INCORRECT,
@@ -123,7 +123,11 @@ def evaluate_classes(
     pipeline: Pipeline, found: DatasetFiles, config: EvaluationConfig, progress: bool = True
 ) -> dict:
     """Crop each labelled image as training does, classify the crops in batches."""
-    items = spread(found.images, config.limit)
+    images = found.images
+    if config.split != "all":
+        splits = split_of_images(found, config.seed, progress)
+        images = [(path, label) for path, label in images if splits.get(str(path)) == config.split]
+    items = spread(images, config.limit)
     classifier = pipeline.classifier(pipeline.active)
     names = tuple(classifier.meta.class_names)
     records: list[dict] = []
@@ -561,10 +565,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--split",
-        choices=["all", "train", "test"],
+        choices=["all", "train", "val", "test"],
         default="all",
-        help="scenes: which part of the seeded split training uses (default all; "
-        "test is leak-free for models trained with --scenes)",
+        help="which part of the seeded split training uses (default all; test is leak-free: "
+        "for class folders the split of training.distill, for scenes that of --scenes)",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of that split (default 0)")
     parser.add_argument(

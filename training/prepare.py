@@ -123,6 +123,26 @@ def split_groups(groups: list[int], labels: list[int], seed: int) -> list[str]:
     return [assigned[g] for g in groups]
 
 
+def split_of_images(found, seed: int = 0, progress: bool = True) -> dict[str, str]:
+    """File -> "train" / "val" / "test", the split ``prepare`` gives it with the same seed.
+
+    The split depends only on the images (near-duplicate groups) and labels, not on the
+    detector, so an evaluation can pick the test images without preparing crops.
+    """
+    class_names = ("mask", "no_mask")
+    files, labels, hashes = [], [], []
+    for path, label in tqdm(found.images, desc="grouping", unit="img", disable=not progress):
+        try:
+            rgb = read_rgb(path)
+        except ImageError:
+            continue
+        files.append(str(path))
+        labels.append(class_names.index(label))
+        hashes.append(dhash(rgb))
+    splits = split_groups(group_near_duplicates(hashes), labels, seed)
+    return dict(zip(files, splits))
+
+
 def prepare(
     data: Path,
     cache_dir: Path,

@@ -160,7 +160,7 @@ def test_command_line_thresholds_stay_until_a_preset_is_picked(qtbot, pipeline, 
         ),
         (["--sensitivity", "high", "--min-score", "0.8"], HIGH["thresholds"], 0.8, None),
         (
-            ["--thresholds", "0.4", "0.5", "0.5", "--min-score", "0.5"],
+            ["--thresholds", *map(str, HIGH["thresholds"]), "--min-score", str(HIGH["min_score"])],
             HIGH["thresholds"],
             HIGH["min_score"],
             "high",

@@ -1,5 +1,6 @@
 """The tuned detector: stage-by-stage cascade, training windows, weights file, tuning command."""
 
+import json
 import shutil
 import subprocess
 import sys
@@ -140,6 +141,7 @@ def test_tune_detector_command_writes_weights_that_load(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "onet: held-out window accuracy" in result.stdout
     meta = detector_checkpoint.read(out)["meta"]
+    assert json.loads(out.with_suffix(".json").read_text()) == meta
     assert set(meta["stages"]) == {"rnet", "onet"} and meta["train_scenes"] >= 1
     assert FaceDetector(DetectorConfig(weights=str(out))).weights == str(out)
 

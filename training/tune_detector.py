@@ -13,6 +13,7 @@ test`` stays leak-free.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import shlex
 import sys
@@ -26,7 +27,7 @@ import torch.nn.functional as F
 from facenet_pytorch import MTCNN
 from tqdm import tqdm
 
-from app.atomic import OutputExistsError, check_writable, describe_error
+from app.atomic import OutputExistsError, check_writable, describe_error, write_text
 from app.images import ImageError, read_rgb
 from models import detector_checkpoint
 from training import detector_samples
@@ -248,6 +249,7 @@ def tune(args: argparse.Namespace) -> dict:
         "minutes": round((time.perf_counter() - started) / 60, 1),
     }
     detector_checkpoint.save(args.out, mtcnn, meta)
+    write_text(Path(args.out).with_suffix(".json"), json.dumps(meta, indent=1) + "\n")
     return meta
 
 

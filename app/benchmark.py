@@ -16,6 +16,7 @@ import statistics
 import sys
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -35,12 +36,15 @@ from training.speed import crops_per_second
 log = logging.getLogger(__name__)
 
 BATCHES = (1, 8, 32)
+# (weights, sensitivity, scale, min face); "stock" rows are MTCNN as shipped with its own
+# thresholds (0.6 / 0.7 / 0.7, score 0.9): what the app ran before the tuned detector.
 DETECTOR_SETTINGS = [
-    (sensitivity, scale, min_face)
+    ("tuned", sensitivity, scale, min_face)
     for sensitivity in SENSITIVITY
     for scale in (1.0, 0.75, 0.5)
-    for min_face in (20, 40)
-]
+    for min_face in (12, 20, 40)
+] + [("stock", "stock", 1.0, min_face) for min_face in (12, 20, 40)]
+STOCK_DETECTOR = DetectorConfig(thresholds=(0.6, 0.7, 0.7), min_score=0.9, weights="stock")
 LIVE_SIZE = (640, 480)
 PATHS = {
     "naive": (
@@ -78,14 +82,19 @@ def classifier_table(devices: list[torch.device], seconds: float) -> list[dict]:
 def detector_table(frame_rgb: np.ndarray, device: torch.device, repeats: int) -> list[dict]:
     from app.detector import FaceDetector
 
-    detector = FaceDetector(DetectorConfig(max_side=0), device)
+    detectors = {
+        "tuned": FaceDetector(DetectorConfig(max_side=0), device),
+        "stock": FaceDetector(replace(STOCK_DETECTOR, max_side=0), device),
+    }
     rows = []
-    for sensitivity, scale, min_face in DETECTOR_SETTINGS:
-        detector.configure(
-            with_sensitivity(
-                DetectorConfig(scale=scale, min_face_size=min_face, max_side=0), sensitivity
-            )
-        )
+    for weights, sensitivity, scale, min_face in DETECTOR_SETTINGS:
+        detector = detectors[weights]
+        config = DetectorConfig(scale=scale, min_face_size=min_face, max_side=0)
+        if weights == "stock":
+            config = replace(STOCK_DETECTOR, min_face_size=min_face, max_side=0)
+        else:
+            config = with_sensitivity(config, sensitivity)
+        detector.configure(config)
         detector.detect(frame_rgb)
         times = []
         for _ in range(repeats):
@@ -94,6 +103,7 @@ def detector_table(frame_rgb: np.ndarray, device: torch.device, repeats: int) ->
             times.append((time.perf_counter() - start) * 1000)
         rows.append(
             {
+                "weights": weights,
                 "sensitivity": sensitivity,
                 "scale": scale,
                 "min_face": min_face,
@@ -194,11 +204,11 @@ def print_tables(result: dict) -> None:
             f"{r['ratio']:7.1f}"
         )
     print(f"\nDetector ms per frame ({result['detector_frame']}, {result['device']})")
-    print(f"{'sensitivity':>11} {'scale':>6} {'min face':>9} {'ms':>8} {'faces':>6}")
+    print(f"{'weights':>7} {'sensitivity':>11} {'scale':>6} {'min face':>9} {'ms':>8} {'faces':>6}")
     for r in result["detector"]:
         print(
-            f"{r['sensitivity']:>11} {r['scale']:6.2f} {r['min_face']:9d} {r['ms']:8.1f} "
-            f"{r['faces']:6d}"
+            f"{r['weights']:>7} {r['sensitivity']:>11} {r['scale']:6.2f} {r['min_face']:9d} "
+            f"{r['ms']:8.1f} {r['faces']:6d}"
         )
     if not result["clips"]:
         return

@@ -43,9 +43,13 @@ def test_benchmark_writes_all_tables(tmp_path):
     result = json.loads(out.read_text())
     assert [r["batch"] for r in result["classifier"] if r["device"] == "cpu"] == [1, 8, 32]
     assert all(r["teacher"] > 0 and r["student"] > 0 for r in result["classifier"])
-    assert {(r["sensitivity"], r["scale"], r["min_face"]) for r in result["detector"]} >= {
-        ("standard", 1.0, 20),
-        ("high", 0.5, 40),
+    settings = {
+        (r["weights"], r["sensitivity"], r["scale"], r["min_face"]) for r in result["detector"]
+    }
+    assert settings >= {
+        ("tuned", "standard", 1.0, 20),
+        ("tuned", "high", 0.5, 40),
+        ("stock", "stock", 1.0, 20),
     }
     assert all(r["faces"] == 0 for r in result["detector"])  # no clip named, a grey frame
     clip = result["clips"][0]

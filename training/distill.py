@@ -248,7 +248,8 @@ def train(args: argparse.Namespace) -> dict:
             negatives = DetectorConfig(
                 thresholds=tuple(args.negative_thresholds),
                 min_face_size=NEGATIVE_DETECTOR.min_face_size,
-                min_score=NEGATIVE_DETECTOR.min_score,
+                # the O-Net threshold is the score cut too, so low thresholds find more boxes
+                min_score=min(NEGATIVE_DETECTOR.min_score, args.negative_thresholds[2]),
             )
         crops, labels, scene_stats = scene_training_crops(
             args.scenes,

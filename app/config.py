@@ -26,7 +26,7 @@ class DetectorConfig:
     factor: float = 0.709
     scale: float = 1.0
     max_side: int = 640
-    min_score: float = 0.8
+    min_score: float = 0.9
     weights: str = "default"
 
 
@@ -35,7 +35,7 @@ class DetectorConfig:
 # masked and small faces at the price of more false boxes, which a classifier with a
 # not_face class then drops. Stock MTCNN's own defaults are 0.6 / 0.7 / 0.7.
 SENSITIVITY = {
-    "standard": {"thresholds": (0.5, 0.4, 0.8), "min_score": 0.8},
+    "standard": {"thresholds": (0.5, 0.4, 0.8), "min_score": 0.9},
     "high": {"thresholds": (0.4, 0.2, 0.5), "min_score": 0.5},
 }
 

@@ -59,8 +59,8 @@ def check_video_complete(path: Path, final: Path, frames_written: int) -> None:
     if not ok or count < frames_written:
         size = path.stat().st_size if path.exists() else 0
         raise OSError(
-            f"video {final} could not be written completely ({size:,} bytes, {count} of "
-            f"{frames_written} frames readable; is the disk full?)"
+            f"video {final} could not be written completely ({size:,} bytes, "
+            f"{max(count, 0) if ok else 0} of {frames_written} frames readable; is the disk full?)"
         )
 
 

@@ -38,6 +38,10 @@ def save(path: Path, mtcnn, meta: dict[str, Any]) -> None:
 def read(path: Path) -> dict[str, Any]:
     """The checkpoint's dict, checked for format; raises DetectorWeightsError."""
     path = Path(path)
+    if not str(path).strip() or str(path) == ".":
+        raise DetectorWeightsError("no detector weights file named (give a file, or stock)")
+    if path.is_dir():
+        raise DetectorWeightsError(f"{path} is a folder, not a detector weights file")
     if not path.is_file():
         raise DetectorWeightsError(f"detector weights {path} not found")
     try:
@@ -50,6 +54,17 @@ def read(path: Path) -> dict[str, Any]:
         raise DetectorWeightsError(f"{path} is not a MaskWatch detector weights file")
     if state.get("version") != VERSION:
         raise DetectorWeightsError(f"{path} has detector format version {state.get('version')}")
+    if not isinstance(state.get("meta", {}), dict):
+        raise DetectorWeightsError(f"{path} is a damaged detector weights file (its record)")
+    for name in NETS:
+        weights = state.get(name)
+        if not isinstance(weights, dict) or not all(
+            isinstance(t, torch.Tensor) for t in weights.values()
+        ):
+            raise DetectorWeightsError(f"{path}: the {name} weights do not fit MTCNN")
+        bad = [k for k, t in weights.items() if t.is_floating_point() and not t.isfinite().all()]
+        if bad:
+            raise DetectorWeightsError(f"{path}: {name} weight {bad[0]} is not finite")
     return state
 
 

@@ -147,3 +147,58 @@ def test_tune_detector_command_writes_weights_that_load(tmp_path):
 
     again = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert again.returncode == 2 and "already exists" in again.stderr.strip().splitlines()[-1]
+
+
+def test_detector_weights_that_are_not_finite_or_malformed_are_refused(tmp_path, stock):
+    path = tmp_path / "detector.pt"
+    detector_checkpoint.save(path, stock, {"note": "test"})
+    state = torch.load(path, weights_only=True)
+    state["onet"]["dense6_1.bias"][0] = float("nan")
+    torch.save(state, tmp_path / "nan.pt")
+    state = torch.load(path, weights_only=True)
+    state["meta"] = "not a record"
+    torch.save(state, tmp_path / "meta.pt")
+    (tmp_path / "folder.pt").mkdir()
+    for name, message in (
+        ("nan.pt", "onet weight dense6_1.bias is not finite"),
+        ("meta.pt", "damaged detector weights file"),
+        ("folder.pt", "is a folder, not a detector weights file"),
+    ):
+        with pytest.raises(DetectorWeightsError, match=message):
+            FaceDetector(DetectorConfig(weights=str(tmp_path / name)))
+
+
+def test_tune_detector_refuses_bad_settings_before_any_work(tmp_path, capsys):
+    from training.tune_detector import main
+
+    scenes = tmp_path / "scenes"
+    (scenes / "images").mkdir(parents=True)
+    (scenes / "annotations").mkdir()
+    out = tmp_path / "det.pt"
+    (tmp_path / "det.json").write_text('{"mine": "precious"}')
+    base = ["--scenes", str(scenes), "--out", str(out), "--quiet"]
+    for flags, message in (
+        (["--min-face", "0"], "--min-face must be at least 6"),
+        (["--mine-thresholds", "2", "nan"], "--mine-thresholds must lie in [0, 1]"),
+        (["--stages", "pnet", "pnet"], "names a net twice"),
+        ([], "det.json already exists"),
+    ):
+        assert main(base + flags) == 2, flags
+        assert message in capsys.readouterr().err, flags
+    assert (tmp_path / "det.json").read_text() == '{"mine": "precious"}' and not out.exists()
+
+
+def test_tune_detector_refuses_annotations_without_faces(tmp_path, capsys):
+    from training.tune_detector import main
+
+    scenes = tmp_path / "scenes"
+    (scenes / "images").mkdir(parents=True)
+    (scenes / "annotations").mkdir()
+    for n in (129, 289, 52):
+        shutil.copy(FIXTURES / f"maksssksksss{n}.jpg", scenes / "images")
+        (scenes / "annotations" / f"maksssksksss{n}.xml").write_text(
+            "<annotation><size><width>400</width><height>300</height></size></annotation>"
+        )
+    out = tmp_path / "det.pt"
+    assert main(["--scenes", str(scenes), "--out", str(out), "--quiet", "--epochs", "1"]) == 2
+    assert "hold no face boxes" in capsys.readouterr().err and not out.exists()

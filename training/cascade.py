@@ -39,7 +39,7 @@ class Stages:
 def as_batch(image_rgb: np.ndarray, device: torch.device) -> torch.Tensor:
     """H x W x 3 uint8 -> 1 x 3 x H x W float, the layout the stages take."""
     return (
-        torch.as_tensor(np.ascontiguousarray(image_rgb), device=device)
+        torch.as_tensor(np.array(image_rgb, copy=True), device=device)
         .permute(2, 0, 1)[None]
         .float()
     )

@@ -127,6 +127,8 @@ def evaluate_classes(
     if config.split != "all":
         splits = split_of_images(found, config.seed, progress)
         images = [(path, label) for path, label in images if splits.get(str(path)) == config.split]
+        if not images:
+            raise EvaluationError(f"the {config.split} split of this dataset is empty")
     items = spread(images, config.limit)
     classifier = pipeline.classifier(pipeline.active)
     names = tuple(classifier.meta.class_names)
@@ -306,6 +308,8 @@ def evaluate_scenes(
     if config.split != "all":
         splits = split_scenes(pairs, config.seed)
         pairs = [p for p in pairs if splits[p.image.stem] == config.split]
+        if not pairs:
+            raise EvaluationError(f"the {config.split} split of this scenes set is empty")
     split_size = len(pairs)
     pairs = spread(pairs, config.limit)
     tally = SceneTally(config)

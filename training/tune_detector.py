@@ -30,7 +30,7 @@ from tqdm import tqdm
 from app.atomic import OutputExistsError, check_writable, describe_error, write_text
 from app.images import ImageError, read_rgb
 from models import detector_checkpoint
-from training import detector_samples
+from training import cascade, detector_samples
 from training.dataset_files import DatasetError
 from training.detector_samples import LABEL_NEGATIVE, LABEL_PART, LABEL_POSITIVE, Samples
 from training.distillers import as_device
@@ -68,6 +68,8 @@ def train_scenes(scenes: Path, seed: int) -> list[tuple[np.ndarray, np.ndarray, 
         out.append((image, boxes, repeats))
     if not out:
         raise DatasetError(f"no usable train-split scenes in {scenes}")
+    if not any(len(boxes) for _, boxes, _ in out):
+        raise DatasetError(f"the train-split annotations in {scenes} hold no face boxes")
     return out
 
 
@@ -219,7 +221,14 @@ def build_parser() -> argparse.ArgumentParser:
 def tune(args: argparse.Namespace) -> dict:
     if args.epochs < 1 or args.batch_size < 1 or not args.lr > 0:
         raise ValueError("--epochs and --batch-size must be at least 1, --lr above 0")
+    if not args.min_face >= cascade.WINDOW["pnet"] / 2:
+        raise ValueError(f"--min-face must be at least 6 pixels, got {args.min_face}")
+    if not all(0 <= t <= 1 for t in args.mine_thresholds):  # also refuses nan
+        raise ValueError(f"--mine-thresholds must lie in [0, 1], got {args.mine_thresholds}")
+    if len(set(args.stages)) != len(args.stages):
+        raise ValueError(f"--stages names a net twice: {' '.join(args.stages)}")
     check_writable(args.out, args.overwrite)
+    check_writable(Path(args.out).with_suffix(".json"), args.overwrite)
     torch.manual_seed(args.seed)
     device = as_device(args.device)
     scenes = train_scenes(args.scenes, args.seed)

@@ -18,10 +18,10 @@ from PySide6.QtCore import QThread, Signal
 from PySide6.QtGui import QImage
 
 from app.alerts import UNMASKED
+from app.capture import END_FINISHED, CapturedFrame, CaptureThread, LatestFrame
 from app.config import DetectorConfig
 from app.overlay import draw_faces
 from app.pipeline import Face, Pipeline
-from app.capture import END_FINISHED, CapturedFrame, CaptureThread, LatestFrame
 from app.source import SourceError, SourceInfo, VideoSource
 from app.tracking import TrackingPipeline
 

@@ -232,6 +232,28 @@ def print_tables(result: dict) -> None:
         print(line)
 
 
+def check_arguments(args: argparse.Namespace) -> None:
+    """Refuse settings that would time nothing, before any table is measured."""
+    for flag, value in (
+        ("--seconds", args.seconds),
+        ("--live-seconds", args.live_seconds),
+        ("--camera-fps", args.camera_fps),
+    ):
+        if not value > 0 or value == float("inf"):
+            raise ValueError(f"{flag} must be a number above 0, got {value}")
+    if args.max_frames < 1 or args.repeats < 1:
+        raise ValueError("--max-frames and --repeats must be at least 1")
+    if args.skip_clips:
+        return
+    if not args.videos.is_dir():
+        raise FileNotFoundError(f"--videos {args.videos} is not a folder (or add --skip-clips)")
+    missing = [c for c in args.clips or [] if not (args.videos / c).is_file()]
+    if missing:
+        raise FileNotFoundError(f"clip {missing[0]} is not in {args.videos}")
+    if not args.clips and not any(args.videos.glob("*.mp4")):
+        raise FileNotFoundError(f"--videos {args.videos} holds no .mp4 clips")
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m app.benchmark", description=__doc__)
     p.add_argument("--videos", type=Path, default=Path("../shared/data/videos"))
@@ -255,12 +277,17 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.json:
             check_writable(args.json, args.overwrite)
+        check_arguments(args)
         devices = [torch.device("cpu")] + (
             [torch.device("cuda")] if torch.cuda.is_available() else []
         )
         device = devices[-1]
         clip = args.videos / "masked-woman-laptop.mp4"
-        frame = first_frame(clip)[0] if clip.exists() else np.full((480, 640, 3), 127, np.uint8)
+        if clip.exists():
+            frame = first_frame(clip)[0]
+        else:
+            log.warning("%s not found: detector timed on a blank grey frame", clip)
+            frame = np.full((480, 640, 3), 127, np.uint8)
         result = {
             "torch_threads": torch.get_num_threads(),
             "device": str(device),

@@ -273,6 +273,17 @@ def run_window_cli(args: argparse.Namespace) -> int:
     )
 
 
+HEADLESS_ONLY = (
+    "--output",
+    "--events",
+    "--max-frames",
+    "--alerts",
+    "--stats",
+    "--snapshot-every",
+    "--snapshots",
+)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(
@@ -282,6 +293,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.headless:
             return run_headless_cli(args)
+        ignored = [flag for flag in HEADLESS_ONLY if getattr(args, flag[2:].replace("-", "_"))]
+        if ignored:
+            raise ValueError(f"{' '.join(ignored)} only work with --headless")
         return run_window_cli(args)
     except USER_ERRORS as exc:
         print(f"maskwatch: error: {describe_error(exc)}", file=sys.stderr)

@@ -60,3 +60,40 @@ def test_benchmark_writes_all_tables(tmp_path):
         >= {"processed_fps", "displayed_fps", "latency_ms"}
     )
     assert "Classifier crops/s" in proc.stdout and "End to end" in proc.stdout
+
+
+def test_benchmark_and_clip_evaluation_refuse_what_would_measure_nothing(tmp_path, capsys):
+    from app.benchmark import main as benchmark
+    from training.evaluate_clips import main as evaluate_clips
+
+    missing = tmp_path / "nowhere"
+    for argv, message in (
+        (["--videos", str(missing)], "is not a folder (or add --skip-clips)"),
+        (["--videos", str(tmp_path)], "holds no .mp4 clips"),
+        (["--videos", str(tmp_path), "--clips", "gone.mp4"], "clip gone.mp4 is not in"),
+        (["--skip-clips", "--repeats", "0"], "--max-frames and --repeats must be at least 1"),
+        (["--skip-clips", "--camera-fps", "0"], "--camera-fps must be a number above 0"),
+    ):
+        assert benchmark(argv) == 2, argv
+        assert message in capsys.readouterr().err, argv
+    for argv, message in (
+        (["--videos", str(missing)], "is not a folder of clips"),
+        (["--videos", str(tmp_path)], "holds none of the expected clips"),
+    ):
+        assert evaluate_clips(argv) == 2, argv
+        assert message in capsys.readouterr().err, argv
+    junk = tmp_path / "clips"
+    junk.mkdir()
+    (junk / "masked-woman-laptop.mp4").write_bytes(b"not a video")
+    assert evaluate_clips(["--videos", str(junk), "--detect-every", "0"]) == 2
+    assert "--detect-every and --smooth must be at least 1" in capsys.readouterr().err
+    assert evaluate_clips(["--videos", str(junk), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "skipping masked-woman-laptop.mp4: " in err and "no clip in" in err
+
+
+def test_window_refuses_headless_only_flags(capsys):
+    from app.cli import main
+
+    assert main(["--source", "clip.mp4", "--events", "e.jsonl", "--max-frames", "3"]) == 2
+    assert "--events --max-frames only work with --headless" in capsys.readouterr().err

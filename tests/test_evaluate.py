@@ -351,3 +351,9 @@ def test_cli_missing_folder_exits_2_without_traceback(tmp_path):
     )
     _assert_one_line_error(done.returncode, done.stderr, f"{missing} not found")
     assert done.stdout == ""
+
+
+def test_cli_refuses_a_score_cut_outside_zero_to_one(datasets, capsys):
+    argv = ["--data", str(datasets["scenes"]), "--model", "student", "--sensitivity", "high"]
+    code, _, err = _run([*argv, "--min-score", "2"], capsys)
+    _assert_one_line_error(code, err, "--min-score must lie in [0, 1], got 2.0")

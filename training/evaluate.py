@@ -603,6 +603,8 @@ def configs(args: argparse.Namespace) -> tuple[DetectorConfig, EvaluationConfig]
             raise EvaluationError(f"--thresholds must lie in [0, 1], got {args.thresholds}")
         detector.thresholds = tuple(args.thresholds)
     if args.min_score is not None:
+        if not 0 <= args.min_score <= 1:
+            raise EvaluationError(f"--min-score must lie in [0, 1], got {args.min_score}")
         detector.min_score = args.min_score
     return detector, EvaluationConfig(
         iou_threshold=args.iou,

@@ -115,6 +115,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.json:
             check_writable(args.json, args.overwrite)
+        if not args.videos.is_dir():
+            raise FileNotFoundError(f"--videos {args.videos} is not a folder of clips")
+        if not any((args.videos / name).exists() for name in EXPECTED):
+            raise FileNotFoundError(f"--videos {args.videos} holds none of the expected clips")
+        if args.detect_every < 1 or args.smooth < 1:
+            raise ValueError("--detect-every and --smooth must be at least 1")
         config = PipelineConfig(
             detector=DetectorConfig(scale=args.detect_scale),
             tracking=TrackingConfig(
@@ -136,7 +142,12 @@ def main(argv: list[str] | None = None) -> int:
             if not path.exists():
                 print(f"skipping {name}: not in {args.videos}", file=sys.stderr)
                 continue
-            rows.append(clip_shares(pipeline, path, expected, not args.quiet))
+            try:
+                rows.append(clip_shares(pipeline, path, expected, not args.quiet))
+            except SourceError as exc:  # one unreadable clip does not cost the others
+                print(f"skipping {name}: {exc}", file=sys.stderr)
+        if not rows:
+            raise FileNotFoundError(f"no clip in {args.videos} could be read")
     except (SourceError, CheckpointError, FileExistsError, FileNotFoundError, ValueError) as exc:
         print(f"training.evaluate_clips: error: {describe_error(exc)}", file=sys.stderr)
         return 2

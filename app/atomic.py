@@ -47,10 +47,22 @@ def _can_create_in(folder: Path) -> bool:
     return True
 
 
+MAX_NAME_BYTES = 255  # the longest file name Linux and macOS file systems take
+
+
 def temp_name(path: Path) -> Path:
-    """The in-progress name for ``path``: same folder, same suffix, so writers keep formats."""
+    """The in-progress name for ``path``: same folder, same suffix, so writers keep formats.
+
+    A stem too long to carry the marker is shortened, so any name the user may write can
+    also be written through its temporary name.
+    """
     path = Path(path)
-    return path.with_name(f".{path.stem}.partial-{os.getpid()}{path.suffix}")
+    marker = f".partial-{os.getpid()}{path.suffix}"
+    stem = path.stem
+    room = MAX_NAME_BYTES - len(marker.encode()) - 1
+    while len(stem.encode()) > room:
+        stem = stem[:-1]
+    return path.with_name(f".{stem}{marker}")
 
 
 @contextlib.contextmanager

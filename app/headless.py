@@ -115,8 +115,15 @@ def check_distinct_outputs(source: str, outputs: list) -> None:
         seen.add(resolved)
 
 
+SNAPSHOT_STEM_BYTES = 200  # leaves room for "-frame000000.png" within a 255-byte name
+
+
 def snapshot_stem(source: str) -> str:
-    return Path(str(source)).stem or "frame"
+    """The source's name, shortened if needed, that starts each snapshot's file name."""
+    stem = Path(str(source)).stem or "frame"
+    while len(stem.encode()) > SNAPSHOT_STEM_BYTES:
+        stem = stem[:-1]
+    return stem
 
 
 def run_headless(

@@ -251,3 +251,24 @@ def test_os_errors_name_the_output_not_its_temporary_file():
         "cannot write /data/run/annotated.mp4: the file system is read-only"
     )
     assert describe_error(ValueError("--iou must be in (0, 1]")) == "--iou must be in (0, 1]"
+
+
+def test_an_output_name_of_any_legal_length_can_be_written(tmp_path, no_mask_video):
+    events = tmp_path / ("e" * 245 + ".jsonl")  # 251 bytes: legal, but not with a marker added
+    proc = run_app("--source", no_mask_video, "--events", events, "--max-frames", "2")
+    assert proc.returncode == 0, proc.stderr
+    assert len(events.read_text().splitlines()) == 2
+    assert [p.name for p in tmp_path.iterdir()] == [events.name]
+
+
+def test_snapshots_of_a_source_with_a_very_long_name(tmp_path, no_mask_video):
+    source = tmp_path / ("s" * 240 + ".mp4")
+    source.write_bytes(no_mask_video.read_bytes())
+    snaps = tmp_path / "snaps"
+    snaps.mkdir()
+    proc = run_app(
+        "--source", source, "--snapshots", snaps, "--snapshot-every", "5", "--max-frames", "6"
+    )
+    assert proc.returncode == 0, proc.stderr
+    names = sorted(p.name for p in snaps.iterdir())
+    assert len(names) == 2 and all(n.endswith(".png") and len(n.encode()) <= 255 for n in names)

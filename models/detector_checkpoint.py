@@ -7,13 +7,13 @@ facenet-pytorch are the starting point and the fallback.
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from app.atomic import atomic_path
+from app.digest import file_digest
 from models import MODEL_DIR
 
 FORMAT = "maskwatch-detector"
@@ -85,4 +85,4 @@ def identity(weights: str) -> str:
     path = DEFAULT_DETECTOR if weights == "default" else Path(weights)
     if weights == "stock" or not path.is_file():
         return "stock"
-    return hashlib.sha1(path.read_bytes()).hexdigest()[:16]
+    return file_digest(path)[:16]

@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader
 
 from app.atomic import OutputExistsError, describe_error
 from app.config import DetectorConfig
+from app.digest import file_digest
 from models import checkpoint
 from models.checkpoint import CheckpointError, ModelMeta, count_parameters
 from training.augment import AugmentConfig, CropDataset
@@ -169,15 +170,6 @@ def check_settings(args: argparse.Namespace) -> None:
         raise ValueError(f"--temperature must be a finite number above 0, not {args.temperature}")
     if not 0 <= args.distil_weight <= 1:
         raise ValueError(f"--distil-weight must be between 0 and 1, not {args.distil_weight}")
-
-
-def file_digest(path: Path) -> str:
-    """SHA-1 of a file's bytes, read in blocks (a teacher checkpoint is tens of MB)."""
-    digest = hashlib.sha1()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def data_digest(*arrays: np.ndarray) -> str:

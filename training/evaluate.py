@@ -9,7 +9,6 @@ its faces are matched to the annotated boxes. A table goes to stdout, figures to
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import logging
 import math
@@ -26,6 +25,7 @@ from tqdm import tqdm
 from app.atomic import check_writable, describe_error, write_text
 from app.config import SENSITIVITY, DetectorConfig, PipelineConfig, with_sensitivity
 from app.device import DeviceError
+from app.digest import file_digest
 from app.images import ImageError, read_rgb
 from app.pipeline import MODEL_NAMES, Face, Pipeline
 from models.checkpoint import CheckpointError, default_weights
@@ -467,14 +467,6 @@ def format_report(report: dict, config: EvaluationConfig) -> str:
     )
 
 
-def _file_digest(path: Path) -> str:
-    digest = hashlib.sha1()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()[:12]
-
-
 def evaluate(
     data: Path,
     model: str,
@@ -493,7 +485,7 @@ def evaluate(
     )
     weights_path = Path(weights) if weights else default_weights(model)
     # NOTE: taken right after loading; a trainer replacing the file later does not change it.
-    digest = _file_digest(weights_path)
+    digest = file_digest(weights_path)[:12]
     run = evaluate_classes if layout == "classes" else evaluate_scenes
     figures = run(pipeline, files, config, progress)
     return {

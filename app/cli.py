@@ -19,7 +19,7 @@ from app.config import (
     PipelineConfig,
     TrackingConfig,
     sensitivity_of,
-    with_sensitivity,
+    with_overrides,
 )
 from app.device import DeviceError
 from app.source import SourceError
@@ -157,14 +157,9 @@ def detector_config(args: argparse.Namespace) -> DetectorConfig:
     detector = DetectorConfig(
         scale=args.detect_scale, max_side=args.max_side, weights=args.detector_weights
     )
-    if args.sensitivity is not None:
-        detector = with_sensitivity(detector, args.sensitivity)
+    detector = with_overrides(detector, args.sensitivity, args.thresholds, args.min_score)
     if args.min_face is not None:
         detector.min_face_size = args.min_face
-    if args.thresholds is not None:
-        detector.thresholds = tuple(args.thresholds)
-    if args.min_score is not None:
-        detector.min_score = args.min_score
     return detector
 
 

@@ -48,6 +48,23 @@ def with_sensitivity(config: DetectorConfig, name: str) -> DetectorConfig:
     return replace(config, thresholds=preset["thresholds"], min_score=preset["min_score"])
 
 
+def with_overrides(
+    config: DetectorConfig,
+    sensitivity: str | None = None,
+    thresholds: tuple[float, float, float] | None = None,
+    min_score: float | None = None,
+) -> DetectorConfig:
+    """``config`` under preset ``sensitivity``, then explicit thresholds and score cut on top:
+    what a command line's detector flags mean."""
+    if sensitivity is not None:
+        config = with_sensitivity(config, sensitivity)
+    if thresholds is not None:
+        config = replace(config, thresholds=tuple(thresholds))
+    if min_score is not None:
+        config = replace(config, min_score=min_score)
+    return config
+
+
 def sensitivity_of(config: DetectorConfig) -> str | None:
     """The preset ``config`` matches, or None for hand-set thresholds."""
     for name, preset in SENSITIVITY.items():

@@ -23,7 +23,7 @@ import numpy as np
 from tqdm import tqdm
 
 from app.atomic import check_writable, describe_error, write_text
-from app.config import SENSITIVITY, DetectorConfig, PipelineConfig, with_sensitivity
+from app.config import SENSITIVITY, DetectorConfig, PipelineConfig, with_overrides
 from app.device import DeviceError
 from app.digest import file_digest
 from app.images import ImageError, read_rgb
@@ -587,17 +587,16 @@ def configs(args: argparse.Namespace) -> tuple[DetectorConfig, EvaluationConfig]
         raise EvaluationError(f"--batch-size must be at least 1, got {args.batch_size}")
     if args.min_face < 1:
         raise EvaluationError(f"--min-face must be at least 1, got {args.min_face}")
-    detector = DetectorConfig(min_face_size=args.min_face, weights=args.detector_weights)
-    if args.sensitivity is not None:
-        detector = with_sensitivity(detector, args.sensitivity)
-    if args.thresholds is not None:
-        if not all(0 <= t <= 1 for t in args.thresholds):
-            raise EvaluationError(f"--thresholds must lie in [0, 1], got {args.thresholds}")
-        detector.thresholds = tuple(args.thresholds)
-    if args.min_score is not None:
-        if not 0 <= args.min_score <= 1:
-            raise EvaluationError(f"--min-score must lie in [0, 1], got {args.min_score}")
-        detector.min_score = args.min_score
+    if args.thresholds is not None and not all(0 <= t <= 1 for t in args.thresholds):
+        raise EvaluationError(f"--thresholds must lie in [0, 1], got {args.thresholds}")
+    if args.min_score is not None and not 0 <= args.min_score <= 1:
+        raise EvaluationError(f"--min-score must lie in [0, 1], got {args.min_score}")
+    detector = with_overrides(
+        DetectorConfig(min_face_size=args.min_face, weights=args.detector_weights),
+        args.sensitivity,
+        args.thresholds,
+        args.min_score,
+    )
     return detector, EvaluationConfig(
         iou_threshold=args.iou,
         batch_size=args.batch_size,

@@ -78,7 +78,7 @@ def test_windows_are_labelled_by_overlap(stock, scene_rgb):
     assert negatives <= 3 * (samples.labels != LABEL_NEGATIVE).sum().item()
     batch = cascade.as_batch(scene_rgb, torch.device("cpu"))
     proposals = cascade.propose(stock.pnet, batch, 20, 0.709, 0.6)
-    onet = detector_samples.stage_samples(scene_rgb, faces, proposals, 48, rng)
+    onet = detector_samples.stage_samples(batch, faces, proposals, 48, rng)
     assert onet.windows.shape[1:] == (3, 48, 48)
     assert len(onet.labels) == len(onet.offsets) == len(onet.windows)
     assert (onet.labels == LABEL_PART).any() or (onet.labels == LABEL_POSITIVE).any()

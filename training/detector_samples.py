@@ -168,7 +168,7 @@ def square_crop(image_rgb: np.ndarray, box, size: int) -> np.ndarray:
 
 
 def stage_samples(
-    image_rgb: np.ndarray,
+    image: torch.Tensor,
     faces: np.ndarray,
     candidates: torch.Tensor,
     size: int,
@@ -176,7 +176,10 @@ def stage_samples(
     per_face: int = 6,
     repeats: np.ndarray | None = None,
 ) -> Samples:
-    """R-Net (24) or O-Net (48) windows: the earlier stage's candidates plus face jitter."""
+    """R-Net (24) or O-Net (48) windows: the earlier stage's candidates plus face jitter.
+
+    ``image`` is the photo as ``cascade.as_batch`` lays it out, the stages' own input.
+    """
     windows = np.concatenate(
         [
             candidates[:, :4].cpu().numpy().astype(np.float32),
@@ -188,7 +191,6 @@ def stage_samples(
     labels, nearest = label_windows(windows, faces)
     keep = balance(labels, 3, rng)
     windows, labels = windows[keep], labels[keep]
-    image = cascade.as_batch(image_rgb, torch.device("cpu"))
     batch, kept = cascade.crops(image, torch.from_numpy(windows), size)
     windows, labels, nearest = windows[kept], labels[kept], nearest[keep][kept]
     offsets = np.zeros((len(windows), 4), dtype=np.float32)
@@ -227,7 +229,7 @@ def collect(
                 candidates = cascade.refine(
                     nets.rnet, batch, candidates, 24, thresholds[1], last=False
                 )
-        parts.append(stage_samples(image, faces, candidates, size, rng, repeats=repeats))
+        parts.append(stage_samples(batch, faces, candidates, size, rng, repeats=repeats))
     samples = Samples.join(parts, size)
     log.info("%s windows: %s", stage, samples.counts())
     return samples

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from facenet_pytorch import MTCNN
 from tqdm import tqdm
 
-from app.atomic import OutputExistsError, check_writable, describe_error, write_text
+from app.atomic import check_writable, describe_error, write_text
 from app.images import ImageError, read_rgb
 from models import detector_checkpoint
 from training import cascade, detector_samples
@@ -267,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         meta = tune(args)
-    except (DatasetError, ValueError, OSError, OutputExistsError) as exc:
+    except (DatasetError, ValueError, OSError) as exc:  # OutputExistsError is an OSError
         print(f"training.tune_detector: error: {describe_error(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -25,6 +25,16 @@ def run_app(*args, timeout=240):
     )
 
 
+def start_app(*args):
+    """Start ``python -m app --headless --quiet ARGS`` without waiting (to interrupt it)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "app", "--headless", "--quiet", *map(str, args)],
+        cwd=ROOT,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
 def fixture_bgr(name: str) -> np.ndarray:
     image = cv2.imread(str(FIXTURES / name), cv2.IMREAD_COLOR)
     assert image is not None, name

@@ -1,12 +1,10 @@
 """Headless mode end to end, through the real command line."""
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import cv2
-from conftest import run_app
+from conftest import run_app, start_app
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -82,26 +80,7 @@ def test_ctrl_c_leaves_no_half_written_output(tmp_path):
     frames = [on_canvas(fixture_bgr("no_mask_1.jpg"))] * 400
     video = write_video(tmp_path / "long.mp4", frames, fps=25)
     out, events = tmp_path / "out.mp4", tmp_path / "events.jsonl"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "app",
-            "--headless",
-            "--quiet",
-            "--source",
-            str(video),
-            "--output",
-            str(out),
-            "--events",
-            str(events),
-            "--detect-every",
-            "1",
-        ],
-        cwd=ROOT,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = start_app("--source", video, "--output", out, "--events", events, "--detect-every", "1")
     deadline = time.time() + 120
     while time.time() < deadline and not list(tmp_path.glob(".out.partial-*")):
         time.sleep(0.1)
@@ -137,24 +116,8 @@ def test_interrupted_overwrite_keeps_earlier_snapshots(tmp_path):
     snaps.mkdir()
     earlier = snaps / "v-frame000000.png"
     earlier.write_bytes(b"an earlier snapshot")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "app",
-            "--headless",
-            "--quiet",
-            "--source",
-            str(video),
-            "--snapshots",
-            str(snaps),
-            "--snapshot-every",
-            "1",
-            "--overwrite",
-        ],
-        cwd=ROOT,
-        stderr=subprocess.PIPE,
-        text=True,
+    proc = start_app(
+        "--source", video, "--snapshots", snaps, "--snapshot-every", "1", "--overwrite"
     )
     deadline = time.time() + 120
     while time.time() < deadline and len(list(snaps.iterdir())) < 4:

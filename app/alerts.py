@@ -179,10 +179,11 @@ class AlertLog:
         log.info("alert: track %d unmasked at %.2f s", alert.track_id, alert.time_s)
         return record
 
-    def write_all(self, alerts: list[Alert]) -> list[dict]:
-        """Write every snapshot, then alerts.jsonl in one go (replacing an existing one)."""
+    def write_all(self, alerts: list[Alert], overwrite: bool = True) -> list[dict]:
+        """Write every snapshot, then alerts.jsonl in one go; an existing alerts.jsonl is
+        replaced only with ``overwrite``."""
         self.folder.mkdir(parents=True, exist_ok=True)
         records = [alert.record(self._save_snapshot(alert)) for alert in alerts]
-        with atomic_path(self.path) as tmp:
+        with atomic_path(self.path, overwrite) as tmp:
             tmp.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
         return records

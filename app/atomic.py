@@ -66,21 +66,54 @@ def temp_name(path: Path) -> Path:
 
 
 @contextlib.contextmanager
-def atomic_path(path: Path) -> Iterator[Path]:
-    """Yield a temporary path to write; rename it to ``path`` only if the block succeeds."""
+def atomic_path(path: Path, overwrite: bool = True) -> Iterator[Path]:
+    """Yield a temporary path to write; rename it to ``path`` only if the block succeeds.
+
+    With ``overwrite`` False an existing ``path`` is never replaced (see ``place``).
+    """
     path = Path(path)
     tmp = temp_name(path)
     try:
         yield tmp
-        os.replace(tmp, path)
+        place(tmp, path, overwrite)
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
 
 
-def write_text(path: Path, text: str) -> None:
+def place(tmp: Path, path: Path, overwrite: bool) -> None:
+    """Give the finished file ``tmp`` its final name ``path``.
+
+    Without ``overwrite`` the rename refuses to replace a file, even one that another run
+    put there after this run checked: two runs writing one output never clobber each other.
+    """
+    tmp, path = Path(tmp), Path(path)
+    if overwrite:
+        os.replace(tmp, path)
+        return
+    try:
+        os.link(tmp, path)  # fails if ``path`` exists, atomically
+    except FileExistsError:
+        raise OutputExistsError(
+            f"{path} was created by someone else while this run wrote it; that file is kept "
+            "(pass --overwrite to replace it)"
+        ) from None
+    except OSError as exc:
+        if exc.errno not in _NO_HARD_LINKS:
+            raise
+        if path.exists():  # FAT and some network file systems: check, then rename
+            raise OutputExistsError(f"{path} already exists (pass --overwrite to replace it)")
+        os.replace(tmp, path)
+        return
+    tmp.unlink()
+
+
+_NO_HARD_LINKS = {errno.EPERM, errno.EXDEV, errno.EMLINK, errno.ENOTSUP, errno.EOPNOTSUPP}
+
+
+def write_text(path: Path, text: str, overwrite: bool = True) -> None:
     """Write a whole text file atomically."""
-    with atomic_path(path) as tmp:
+    with atomic_path(path, overwrite) as tmp:
         tmp.write_text(text, encoding="utf-8")
 
 

@@ -249,7 +249,9 @@ def run_headless_cli(args: argparse.Namespace) -> int:
         print(f"{summary.alerts} alerts written to {args.alerts}")
     if args.snapshots is not None:
         print(f"{summary.snapshots} snapshots written to {args.snapshots}")
-    return 0
+    for output, reason in summary.failed.items():
+        print(f"maskwatch: {output} not written: {reason}", file=sys.stderr)
+    return 1 if summary.failed else 0
 
 
 def run_window_cli(args: argparse.Namespace) -> int:

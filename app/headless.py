@@ -13,19 +13,19 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
 from tqdm import tqdm
 
 from app.alerts import DEFAULT_DELAY_S, Alert, AlertLog, AlertMonitor
-from app.atomic import OutputExistsError, atomic_path, check_writable, temp_name
+from app.atomic import OutputExistsError, check_writable, final_name
 from app.overlay import draw_faces
 from app.pipeline import Pipeline
-from app.recording import check_video_complete, write_image
+from app.recording import check_video_complete
+from app.run_outputs import RunOutputs
 from app.source import VideoSource
 from app.stats import FaceStats
 from app.tracking import TrackingPipeline
@@ -44,6 +44,7 @@ class RunSummary:
     seconds: float
     alerts: int = 0
     snapshots: int = 0
+    failed: dict[str, str] = field(default_factory=dict)  # output -> why it was not written
 
     @property
     def fps(self) -> float:
@@ -138,8 +139,9 @@ def run_headless(
 ) -> RunSummary:
     """Process ``source`` to the end (or ``max_frames``) and write the requested outputs.
 
-    Outputs appear under their final names only when the run completes; frame snapshots
-    written along the way are removed again if it does not.
+    Outputs appear under their final names only when the run completes; one that fails on
+    the way is dropped with a warning (named in ``RunSummary.failed``) and the others are
+    still written. A run that stops early leaves no output at all.
     """
     extras = extras or Extras()
     check_distinct_outputs(source, [output, events, extras.stats])
@@ -152,28 +154,18 @@ def run_headless(
     monitor = AlertMonitor(extras.alert_delay_s) if extras.alerts_dir is not None else None
     face_stats = FaceStats() if extras.stats is not None else None
     alerts: list[Alert] = []
-    snapshots: list[Path] = []
+    outputs = RunOutputs(overwrite)
     with contextlib.ExitStack() as stack:
-        stack.callback(_remove_unless_done, snapshots)
+        stack.callback(outputs.discard)
         video = stack.enter_context(VideoSource(source))
         info = video.info
         writer = None
         if output is not None:
-            tmp_video = stack.enter_context(atomic_path(Path(output)))
-            writer = cv2.VideoWriter(
-                str(tmp_video), cv2.VideoWriter_fourcc(*"mp4v"), info.fps, (info.width, info.height)
-            )
-            if not writer.isOpened():
-                raise OSError(
-                    f"cannot write video {output} ({info.width}x{info.height} frames; "
-                    "OpenCV's mp4v writer needs at least 2x2)"
-                    if min(info.width, info.height) < 2
-                    else f"cannot write video {output}"
-                )
+            writer = _open_writer(outputs.temp("video", Path(output)), Path(output), info)
             stack.callback(writer.release)
         event_file = None
         if events is not None:
-            tmp_events = stack.enter_context(atomic_path(Path(events)))
+            tmp_events = outputs.temp("events", Path(events))
             event_file = stack.enter_context(open(tmp_events, "w", encoding="utf-8"))
         total = info.frame_count or None
         if max_frames:
@@ -187,25 +179,29 @@ def run_headless(
                 leave=False,
             )
         )
-        frames, faces, counts = 0, 0, {}
+        frames, faces, counts, snapshots = 0, 0, {}, 0
         start = time.perf_counter()
         for frame in video.frames():
             if max_frames and frames >= max_frames:
                 break
             result = pipeline.process(frame)
             time_s = video.position_s(frames)
-            if event_file is not None:
+            if event_file is not None and outputs.live("events"):
                 record = {
                     "frame": frames,
                     "time_s": round(time_s, 4),
                     "faces": [f.as_event() for f in result.faces],
                 }
-                event_file.write(json.dumps(record) + "\n")
+                outputs.attempt("events", event_file.write, json.dumps(record) + "\n")
             if monitor is not None:
                 alerts += monitor.update(time_s, result.faces, frame)
             if face_stats is not None:
                 face_stats.add(time_s, result.faces)
-            snap = extras.snapshot_every and frames % extras.snapshot_every == 0
+            snap = (
+                extras.snapshot_every
+                and frames % extras.snapshot_every == 0
+                and outputs.live("snapshots")
+            )
             if writer is not None or snap:
                 if frame.shape[1] != info.width or frame.shape[0] != info.height:
                     frame = cv2.resize(frame, (info.width, info.height))
@@ -216,26 +212,27 @@ def run_headless(
             if snap:
                 name = f"{snapshot_stem(source)}-frame{frames:06d}.png"
                 final = Path(extras.snapshots_dir) / name
-                snapshots.append((write_image(temp_name(final), frame), final))
+                outputs.attempt("snapshots", _write_png, outputs.temp("snapshots", final), frame)
             frames += 1
             faces += len(result.faces)
             for label, n in result.counts().items():
                 counts[label] = counts.get(label, 0) + n
             bar.update(1)
         seconds = time.perf_counter() - start
-        if writer is not None:
-            writer.release()
-            check_video_complete(tmp_video, Path(output), frames)
         if video.kind != "file" and not (max_frames and frames >= max_frames):
             log.warning("%s %s stopped delivering frames after %d", video.kind, source, frames)
+        # The run is complete: each output takes its final name on its own.
+        if writer is not None:
+            writer.release()
+            outputs.finish("video", lambda tmp, final: check_video_complete(tmp, final, frames))
+        if event_file is not None:
+            outputs.attempt("events", event_file.close)
+            outputs.finish("events")
         if face_stats is not None:
-            face_stats.write_csv(Path(extras.stats), overwrite=True)
+            outputs.attempt("stats", face_stats.write_csv, Path(extras.stats), overwrite)
         if extras.alerts_dir is not None:
-            AlertLog(extras.alerts_dir).write_all(alerts)
-        for tmp, final in snapshots:  # the run is complete: snapshots take their names
-            os.replace(tmp, final)
-        kept = list(snapshots)
-        snapshots.clear()
+            outputs.attempt("alerts", AlertLog(extras.alerts_dir).write_all, alerts, overwrite)
+        snapshots = outputs.finish("snapshots")
     return RunSummary(
         str(source),
         pipeline.active,
@@ -245,13 +242,25 @@ def run_headless(
         counts,
         seconds,
         len(alerts),
-        len(kept),
+        snapshots,
+        dict(outputs.failed),
     )
 
 
-def _remove_unless_done(pairs: list[tuple[Path, Path]]) -> None:
-    """Delete the temporary snapshots of a run that stopped early (emptied on success);
-    snapshots of earlier runs under the final names are never touched."""
-    for tmp, _ in pairs:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
+def _open_writer(tmp: Path, output: Path, info) -> cv2.VideoWriter:
+    writer = cv2.VideoWriter(
+        str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), info.fps, (info.width, info.height)
+    )
+    if not writer.isOpened():
+        raise OSError(
+            f"cannot write video {output} ({info.width}x{info.height} frames; "
+            "OpenCV's mp4v writer needs at least 2x2)"
+            if min(info.width, info.height) < 2
+            else f"cannot write video {output}"
+        )
+    return writer
+
+
+def _write_png(path: Path, frame) -> None:
+    if not cv2.imwrite(str(path), frame):
+        raise OSError(f"cannot write image {final_name(path)}")

@@ -50,6 +50,14 @@ def check_video_complete(path: Path, final: Path, frames_written: int) -> None:
     OpenCV's writer reports no write errors: on a full disk it leaves a file without its
     index that no player opens, so a file is only given its final name after this check.
     """
+    path, final = Path(path), Path(final)
+    if not path.exists():
+        where = (
+            f"its folder {final.parent} was removed"
+            if not final.parent.is_dir()
+            else "its temporary file was removed"
+        )
+        raise FileNotFoundError(f"video {final} was lost while it was written: {where}")
     capture = cv2.VideoCapture(str(path))
     try:
         ok, _ = capture.read()

@@ -135,4 +135,4 @@ class FaceStats:
     def write_csv(self, path: Path, overwrite: bool = False) -> None:
         """Write the series as CSV under a temporary name and rename it to ``path``."""
         check_writable(Path(path), overwrite)
-        write_text(Path(path), self.to_csv())
+        write_text(Path(path), self.to_csv(), overwrite)

@@ -1,0 +1,127 @@
+"""One output failing during a headless run costs that output only, never the others."""
+
+import json
+import shutil
+import time
+
+import cv2
+import pytest
+from conftest import fixture_bgr, on_canvas, start_app, write_video
+
+from app.atomic import OutputExistsError, place
+from app.headless import Extras, run_headless
+from app.run_outputs import RunOutputs
+from app.tracking import TrackingPipeline
+
+
+class FaultAt:
+    """The real pipeline with a fault injected just before frame ``n`` is processed."""
+
+    def __init__(self, pipeline, n, fault):
+        self.pipeline, self.n, self.fault, self.seen = pipeline, n, fault, 0
+
+    def process(self, frame):
+        if self.seen == self.n:
+            self.fault()
+        self.seen += 1
+        return self.pipeline.process(frame)
+
+    def __getattr__(self, name):
+        return getattr(self.pipeline, name)
+
+
+def test_outputs_whose_folders_vanish_are_dropped_and_the_rest_written(
+    tmp_path, pipeline, no_mask_video
+):
+    gone_events, gone_snaps = tmp_path / "a", tmp_path / "b"
+    gone_events.mkdir()
+    gone_snaps.mkdir()
+
+    def remove_folders():
+        shutil.rmtree(gone_events)
+        shutil.rmtree(gone_snaps)
+
+    video, stats = tmp_path / "annotated.mp4", tmp_path / "stats.csv"
+    summary = run_headless(
+        FaultAt(TrackingPipeline(pipeline), 5, remove_folders),
+        str(no_mask_video),
+        video,
+        gone_events / "events.jsonl",
+        progress=False,
+        extras=Extras(stats=stats, snapshots_dir=gone_snaps, snapshot_every=2),
+    )
+    assert summary.frames == 12
+    assert set(summary.failed) == {"events", "snapshots"}
+    assert "no such file or folder" in summary.failed["events"]
+    assert summary.failed["events"].endswith("a/events.jsonl")  # the name, not a temp name
+    assert summary.snapshots == 0
+    capture = cv2.VideoCapture(str(video))
+    assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 12
+    assert len(stats.read_text().splitlines()) >= 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["annotated.mp4", "stats.csv"]
+
+
+def test_a_video_whose_folder_vanishes_is_named_and_the_events_kept(
+    tmp_path, pipeline, no_mask_video
+):
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    events = tmp_path / "events.jsonl"
+    summary = run_headless(
+        FaultAt(TrackingPipeline(pipeline), 3, lambda: shutil.rmtree(folder)),
+        str(no_mask_video),
+        folder / "out.mp4",
+        events,
+        progress=False,
+    )
+    assert summary.failed == {
+        "video": f"video {folder / 'out.mp4'} was lost while it was written: "
+        f"its folder {folder} was removed"
+    }
+    records = [json.loads(line) for line in events.read_text().splitlines()]
+    assert [r["frame"] for r in records] == list(range(12))
+
+
+def test_an_output_another_run_created_meanwhile_is_kept(tmp_path):
+    final = tmp_path / "events.jsonl"
+    outputs = RunOutputs(overwrite=False)
+    outputs.temp("events", final).write_text("this run\n")
+    final.write_text("the other run\n")  # appears after this run's checks
+    assert outputs.finish("events") == 0
+    assert "created by someone else" in outputs.failed["events"]
+    assert final.read_text() == "the other run\n"
+    outputs.discard()
+    assert [p.name for p in tmp_path.iterdir()] == ["events.jsonl"]
+
+
+def test_place_replaces_only_when_asked(tmp_path):
+    final, tmp = tmp_path / "out.csv", tmp_path / ".out.partial-1.csv"
+    final.write_text("old")
+    tmp.write_text("new")
+    with pytest.raises(OutputExistsError):
+        place(tmp, final, overwrite=False)
+    assert final.read_text() == "old"
+    place(tmp, final, overwrite=True)
+    assert final.read_text() == "new" and not tmp.exists()
+    other = tmp_path / "fresh.csv"
+    (tmp_path / ".fresh.partial-1.csv").write_text("x")
+    place(tmp_path / ".fresh.partial-1.csv", other, overwrite=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fresh.csv", "out.csv"]
+
+
+def test_the_command_warns_keeps_going_and_exits_1(tmp_path):
+    source = write_video(tmp_path / "v.mp4", [on_canvas(fixture_bgr("no_mask_2.jpg"))] * 200)
+    snaps, events = tmp_path / "snaps", tmp_path / "events.jsonl"
+    snaps.mkdir()
+    proc = start_app(
+        "--source", source, "--snapshots", snaps, "--snapshot-every", "1", "--events", events
+    )
+    deadline = time.time() + 120
+    while time.time() < deadline and not any(snaps.iterdir()):
+        time.sleep(0.02)
+    shutil.rmtree(snaps)
+    _, stderr = proc.communicate(timeout=180)
+    assert proc.returncode == 1, stderr
+    assert "maskwatch: snapshots not written: cannot write image" in stderr
+    assert "Traceback" not in stderr
+    assert len(events.read_text().splitlines()) == 200

@@ -14,6 +14,9 @@ from pathlib import Path
 from app.alerts import DEFAULT_DELAY_S
 from app.atomic import OutputExistsError, describe_error
 from app.config import (
+    MAX_SCALE,
+    MIN_MAX_SIDE,
+    MIN_SCALE,
     SENSITIVITY,
     DetectorConfig,
     PipelineConfig,
@@ -176,8 +179,16 @@ def pipeline_config(args: argparse.Namespace) -> PipelineConfig:
         raise ValueError("--detect-every and --smooth must be at least 1")
     if args.max_frames is not None and args.max_frames < 1:
         raise ValueError(f"--max-frames must be at least 1, got {args.max_frames}")
-    if args.max_side < 0:
-        raise ValueError(f"--max-side must be 0 (never shrink) or more, got {args.max_side}")
+    if args.max_side != 0 and not args.max_side >= MIN_MAX_SIDE:
+        raise ValueError(
+            f"--max-side must be 0 (never shrink) or at least {MIN_MAX_SIDE} pixels, "
+            f"got {args.max_side}"
+        )
+    if not MIN_SCALE <= args.detect_scale <= MAX_SCALE:  # also refuses nan
+        raise ValueError(
+            f"--detect-scale must be between {MIN_SCALE:g} and {MAX_SCALE:g}, "
+            f"got {args.detect_scale:g}"
+        )
     if args.min_face is not None and not 1 <= args.min_face <= 4096:
         raise ValueError(f"--min-face must be between 1 and 4096 pixels, got {args.min_face}")
     for value in list(args.thresholds or []) + ([args.min_score] if args.min_score else []):

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+# Below a tenth a 640 px frame is 64 px wide: too small for any face worth boxing.
+MIN_SCALE, MAX_SCALE = 0.1, 4.0
+MIN_MAX_SIDE = 64  # a frame shrunk below this holds no face MTCNN can find
+
 
 @dataclass
 class DetectorConfig:

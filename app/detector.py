@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from facenet_pytorch import MTCNN
 
-from app.config import DetectorConfig
+from app.config import MAX_SCALE, MIN_MAX_SIDE, MIN_SCALE, DetectorConfig
 from models import detector_checkpoint
 
 log = logging.getLogger(__name__)
@@ -59,8 +59,16 @@ class FaceDetector:
 
     def configure(self, config: DetectorConfig) -> None:
         """Apply new settings; takes effect on the next frame (weights are fixed at start)."""
-        if not 0 < config.scale <= 4:
-            raise ValueError(f"detector scale must be in (0, 4], got {config.scale}")
+        if not MIN_SCALE <= config.scale <= MAX_SCALE:  # also refuses nan
+            raise ValueError(
+                f"detector scale must be between {MIN_SCALE:g} and {MAX_SCALE:g}, "
+                f"got {config.scale:g}"
+            )
+        if config.max_side and config.max_side < MIN_MAX_SIDE:
+            raise ValueError(
+                f"max side must be 0 (never shrink) or at least {MIN_MAX_SIDE} pixels, "
+                f"got {config.max_side}"
+            )
         self.config = replace(config)
         self._mtcnn.thresholds = list(config.thresholds)
         self._mtcnn.factor = config.factor

@@ -94,6 +94,8 @@ class VideoSource:
             capture = cv2.VideoCapture(str(path))
             if not capture.isOpened():
                 raise SourceError(f"{self.spec} is not a video OpenCV can read")
+            if path.suffix.lower() in STILL_SUFFIXES:
+                warn_if_damaged(path)
             return capture
         params = [
             cv2.CAP_PROP_OPEN_TIMEOUT_MSEC,
@@ -153,6 +155,24 @@ class VideoSource:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+STILL_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+
+
+def warn_if_damaged(path: Path) -> None:
+    """Warn about a still image that decodes only in part (a cut-off download, say).
+
+    FFmpeg fills what is missing with grey and says nothing, so faces in that part are
+    silently never found; the image is still processed, as far as it goes.
+    """
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            image.load()
+    except (OSError, SyntaxError, ValueError) as exc:
+        log.warning("%s is damaged (%s); only the part that decodes is searched", path, exc)
 
 
 def why_stream_failed(url: str, waited_s: float) -> str:

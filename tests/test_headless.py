@@ -135,6 +135,9 @@ def test_bad_values_are_refused(tmp_path, no_mask_video, capsys):
     for flags, message in [
         (["--max-frames", "-1"], "--max-frames"),
         (["--max-side", "-1"], "--max-side"),
+        (["--max-side", "3"], "at least 64 pixels"),
+        (["--detect-scale", "1e-9"], "--detect-scale must be between 0.1 and 4"),
+        (["--detect-scale", "nan"], "--detect-scale"),
         (["--thresholds", "2", "0.5", "0.5"], "[0, 1]"),
         (["--thresholds", "nan", "0.5", "0.5"], "[0, 1]"),
         (["--min-score", "5"], "[0, 1]"),

@@ -1,5 +1,6 @@
 """Odd images, odd frames and broken video files: converted or refused with a clear message."""
 
+import cv2
 import numpy as np
 import pytest
 from conftest import FIXTURES, fixture_bgr, on_canvas, write_video
@@ -203,3 +204,64 @@ def test_rotated_video_boxes_land_on_the_displayed_face(tmp_path, pipeline):
     faces = pipeline.process(frame).faces
     assert len(faces) == 1 and faces[0].label == "no_mask"
     assert all(abs(a - b) <= 6 for a, b in zip(faces[0].box, expected))
+
+
+def test_a_cut_off_image_is_searched_with_a_warning(tmp_path, caplog):
+    data = (FIXTURES / "maksssksksss129.jpg").read_bytes()
+    cut = tmp_path / "cut.jpg"
+    cut.write_bytes(data[: len(data) // 2])
+    with caplog.at_level("WARNING", logger="app.source"):
+        frames = list(VideoSource(str(cut)).frames())
+    assert len(frames) == 1 and frames[0].shape[:2] == (295, 400)
+    assert "cut.jpg is damaged" in caplog.text and "truncated" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="app.source"):
+        assert len(list(VideoSource(str(FIXTURES / "maksssksksss129.jpg")).frames())) == 1
+    assert caplog.text == ""
+
+
+def test_every_frame_of_an_animated_gif_is_read(tmp_path):
+    still = Image.open(FIXTURES / "maksssksksss129.jpg").convert("RGB")
+    gif = tmp_path / "anim.gif"
+    flipped = still.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    still.save(gif, save_all=True, append_images=[flipped, still], duration=200, loop=0)
+    source = VideoSource(str(gif))
+    frames = list(source.frames())
+    assert len(frames) == 3 and source.info.fps == 5.0
+    assert np.abs(frames[0].astype(int) - frames[1].astype(int)).mean() > 10  # really flipped
+
+
+def test_a_stream_that_stalls_ends_the_headless_run_with_its_outputs(tmp_path):
+    """An MJPEG stream over HTTP that sends 8 frames, then keeps the connection open silently:
+    the run must not hang; it warns, and the 8 frames' events are written."""
+    import socket
+    import threading
+
+    from conftest import run_app
+
+    jpeg = cv2.imencode(".jpg", on_canvas(fixture_bgr("no_mask_1.jpg")))[1].tobytes()
+    part = b"--f\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(jpeg)
+    done = threading.Event()
+
+    def serve(server):
+        conn, _ = server.accept()
+        conn.recv(65536)
+        conn.sendall(
+            b"HTTP/1.0 200 OK\r\nContent-Type: multipart/x-mixed-replace;boundary=f\r\n\r\n"
+        )
+        for _ in range(8):
+            conn.sendall(part + jpeg + b"\r\n")
+        done.wait(120)
+        conn.close()
+
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(1)
+        threading.Thread(target=serve, args=(server,), daemon=True).start()
+        url = f"http://127.0.0.1:{server.getsockname()[1]}/live"
+        events = tmp_path / "events.jsonl"
+        proc = run_app("--source", url, "--events", events, timeout=120)
+        done.set()
+    assert proc.returncode == 0, proc.stderr
+    assert f"stream {url} stopped delivering frames after 8" in proc.stderr
+    assert len(events.read_text().splitlines()) == 8

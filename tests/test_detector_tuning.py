@@ -202,3 +202,44 @@ def test_tune_detector_refuses_annotations_without_faces(tmp_path, capsys):
     out = tmp_path / "det.pt"
     assert main(["--scenes", str(scenes), "--out", str(out), "--quiet", "--epochs", "1"]) == 2
     assert "hold no face boxes" in capsys.readouterr().err and not out.exists()
+
+
+def test_stock_box_offsets_round_trip():
+    from training.face_photos import apply_offsets, relative_offsets
+
+    found = np.array([[10, 20, 50, 70], [0, 0, 12, 12]], dtype=np.float32)
+    truth = np.array([[8, 28, 52, 76], [1, 2, 13, 15]], dtype=np.float32)
+    offsets = relative_offsets(found, truth)
+    assert np.allclose(offsets[0], [-0.05, 0.16, 0.05, 0.12])
+    assert np.allclose(apply_offsets(found, offsets), truth)
+
+
+def test_face_photos_are_boxed_by_stock_mtcnn_framed_or_left_out():
+    """A portrait gets stock MTCNN's box moved by the offsets; a tight crop is framed by a
+    grey border first; a photo where stock MTCNN finds no face gets no box at all."""
+    from training.face_photos import STOCK, label_photo
+
+    detector = FaceDetector(STOCK)
+    offsets = np.array([0.0, 0.1, 0.0, 0.1], dtype=np.float32)
+    portrait = np.ascontiguousarray(fixture_bgr("no_mask_2.jpg")[:, :, ::-1])
+    photo, boxes, rule = label_photo(portrait, detector, offsets)
+    stock_box = np.array(detector.detect(portrait)[0].box)
+    assert rule == "stock" and photo is portrait and len(boxes) == 1
+    height = stock_box[3] - stock_box[1]
+    assert np.allclose(boxes[0][[1, 3]], stock_box[[1, 3]] + 0.1 * height, atol=1e-3)
+
+    other = np.ascontiguousarray(fixture_bgr("no_mask_1.jpg")[:, :, ::-1])
+    x1, y1, x2, y2 = (int(v) for v in detector.detect(other)[0].box)
+    quarter = (x2 - x1) // 4
+    tight = np.ascontiguousarray(other[y1 + (y2 - y1) // 3 : y2, x1 + quarter : x2 - quarter])
+    photo, boxes, rule = label_photo(tight, detector, offsets)
+    pad = round(max(tight.shape[:2]) * 0.3)
+    assert rule == "stock_framed" and len(boxes) == 1
+    assert photo.shape[:2] == (tight.shape[0] + 2 * pad, tight.shape[1] + 2 * pad)
+    assert (photo[:pad] == 127).all()
+    centre_x, centre_y = (boxes[0][0] + boxes[0][2]) / 2, (boxes[0][1] + boxes[0][3]) / 2
+    assert pad < centre_x < pad + tight.shape[1] and pad < centre_y < pad + tight.shape[0]
+
+    masked = np.ascontiguousarray(fixture_bgr("mask_1.jpg")[:, :, ::-1])  # N95: stock misses
+    photo, boxes, rule = label_photo(masked, detector, offsets)
+    assert rule == "no_face" and boxes.shape == (0, 4)

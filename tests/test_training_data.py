@@ -209,6 +209,7 @@ def test_resume_continues_only_its_own_interrupted_run(tmp_path):
         ("--distil-weight", "0.5"),
         ("--batch-size", "16"),
         ("--input-size", "32"),
+        ("--label-smoothing", "0"),
         ("--method", "noisy-teacher"),
         ("--seed", "1"),
     ],
@@ -244,6 +245,8 @@ def test_run_key_follows_the_teacher_file_not_the_teacher_epochs(tmp_path):
         ("--temperature", "inf", "--temperature must be a finite number above 0"),
         ("--distil-weight", "nan", "--distil-weight must be between 0 and 1, not nan"),
         ("--distil-weight", "1.5", "--distil-weight must be between 0 and 1"),
+        ("--label-smoothing", "1", "--label-smoothing must be at least 0 and below 1"),
+        ("--label-smoothing", "nan", "--label-smoothing must be at least 0 and below 1"),
         ("--lr", "nan", "--lr must be a finite number above 0, not nan"),
         ("--lr", "inf", "--lr must be a finite number above 0"),
         ("--lr", "-0.001", "--lr must be a finite number above 0"),
@@ -348,3 +351,51 @@ def test_distill_keeps_an_existing_report_and_checks_values(tmp_path):
         _, err = proc.communicate(timeout=120)
         assert proc.returncode == 2 and message in err and "Traceback" not in err
     assert (out / "report" / "report.json").read_text() == "{}"
+
+
+def test_colour_augmentation_shifts_hue_and_sometimes_drops_colour():
+    from training.augment import AugmentConfig, augment
+
+    crop = np.zeros((32, 32, 3), np.uint8)
+    crop[..., 0] = 200  # pure red
+    still = AugmentConfig(
+        flip=0,
+        scale=(1, 1),
+        shift=0,
+        rotation_deg=0,
+        brightness=0,
+        contrast=0,
+        saturation=0,
+        blur=0,
+        low_res=0,
+        hue_deg=30.0,
+        grey=0.0,
+    )
+    rng = np.random.default_rng(0)
+    shifted = [augment(crop, rng, still)[16, 16] for _ in range(20)]
+    assert len({tuple(p) for p in shifted}) > 5  # hue moves: green or blue creeps in
+    assert all(p[0] >= 150 for p in shifted)  # by 30 degrees at most: red stays dominant
+    grey = augment(crop, rng, AugmentConfig(**{**still.__dict__, "grey": 1.0, "hue_deg": 0}))
+    assert (grey[..., 0] == grey[..., 1]).all() and (grey[..., 1] == grey[..., 2]).all()
+
+
+def test_label_smoothing_reaches_the_hard_loss():
+    import torch
+
+    from models.student import build_student
+    from training.distillers import FixedVanillaKD
+
+    loader = [(torch.zeros(2, 3, 32, 32), torch.tensor([0, 1]))]
+    student = build_student(2)
+    kd = FixedVanillaKD(
+        build_student(2),
+        student,
+        loader,
+        loader,
+        torch.optim.SGD(student.parameters(), 0.1),
+        torch.optim.SGD(student.parameters(), 0.1),
+    )
+    logits, label = torch.tensor([[4.0, -4.0]]), torch.tensor([0])
+    sharp = kd.hard_loss(logits, label)
+    kd.label_smoothing = 0.2
+    assert kd.hard_loss(logits, label) > sharp + 0.3  # smoothing penalises overconfidence

@@ -25,6 +25,8 @@ class AugmentConfig:
     brightness: float = 0.25
     contrast: float = 0.25
     saturation: float = 0.3
+    hue_deg: float = 30.0  # masks come in every colour: colour alone must not decide
+    grey: float = 0.1  # probability of dropping colour altogether
     blur: float = 0.25  # probability of a Gaussian blur
     low_res: float = 0.25  # probability of a downscale-upscale round trip (webcam softness)
 
@@ -42,8 +44,15 @@ def augment(crop: np.ndarray, rng: np.random.Generator, cfg: AugmentConfig) -> n
     crop = cv2.warpAffine(
         np.ascontiguousarray(crop), matrix, (w, h), borderMode=cv2.BORDER_REFLECT_101
     )
+    if cfg.hue_deg:
+        hsv = cv2.cvtColor(crop, cv2.COLOR_RGB2HSV)  # OpenCV's 8-bit hue runs 0-179
+        shift = int(round(rng.uniform(-cfg.hue_deg, cfg.hue_deg) / 2))
+        hsv[..., 0] = ((hsv[..., 0].astype(np.int16) + shift) % 180).astype(np.uint8)
+        crop = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
     image = crop.astype(np.float32)
     gray = image.mean(axis=2, keepdims=True)
+    if rng.random() < cfg.grey:
+        image = np.repeat(gray, 3, axis=2)
     image = gray + (image - gray) * (1 + rng.uniform(-cfg.saturation, cfg.saturation))
     image = (image - image.mean()) * (1 + rng.uniform(-cfg.contrast, cfg.contrast)) + image.mean()
     image = image * (1 + rng.uniform(-cfg.brightness, cfg.brightness))

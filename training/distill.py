@@ -60,13 +60,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="where teacher.pt, student.pt and the report go (default models/)",
     )
     p.add_argument("--method", choices=sorted(DISTILLERS), default="vanilla")
-    p.add_argument("--teacher-epochs", type=int, default=12)
-    p.add_argument("--student-epochs", type=int, default=15)
+    p.add_argument("--teacher-epochs", type=int, default=30)
+    p.add_argument("--student-epochs", type=int, default=30)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=1e-3, help="AdamW learning rate for both")
     p.add_argument("--temperature", type=float, default=4.0)
     p.add_argument("--distil-weight", type=float, default=0.7)
-    p.add_argument("--input-size", type=int, default=64)
+    p.add_argument(
+        "--label-smoothing",
+        type=float,
+        default=0.1,
+        help="smoothing of the hard-label loss (default 0.1)",
+    )
+    p.add_argument("--input-size", type=int, default=96, help="crop side in pixels (default 96)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--teacher", type=Path, help="distil from this trained teacher instead")
@@ -168,6 +174,10 @@ def check_settings(args: argparse.Namespace) -> None:
         raise ValueError(f"--lr must be a finite number above 0, not {args.lr}")
     if not 0 < args.temperature < math.inf:
         raise ValueError(f"--temperature must be a finite number above 0, not {args.temperature}")
+    if not 0 <= args.label_smoothing < 1:
+        raise ValueError(
+            f"--label-smoothing must be at least 0 and below 1, not {args.label_smoothing}"
+        )
     if not 0 <= args.distil_weight <= 1:
         raise ValueError(f"--distil-weight must be between 0 and 1, not {args.distil_weight}")
 
@@ -204,6 +214,7 @@ def run_key(args: argparse.Namespace, data: str, class_names: tuple[str, ...]) -
         args.distil_weight,
         args.batch_size,
         args.input_size,
+        args.label_smoothing,
     ]
     digest = hashlib.sha1(repr(settings).encode()).hexdigest()[:10]
     return f"{args.method}-seed{args.seed}-{digest}"
@@ -298,6 +309,7 @@ def train(args: argparse.Namespace) -> dict:
             args.resume,
             state_dir,
         )
+        trainer.label_smoothing = args.label_smoothing
     teacher_trainer.schedulers["teacher"] = torch.optim.lr_scheduler.CosineAnnealingLR(
         opt_teacher, max(args.teacher_epochs, 1)
     )

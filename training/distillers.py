@@ -107,12 +107,19 @@ class TrainingLoop:
         checkpoint_dir: where ``ROLE-state.pt`` is written after every epoch (None: nowhere).
         resume: continue from the saved state of a role when one exists.
         schedulers: optional LR scheduler per role, stepped once per epoch.
+        label_smoothing: smoothing of the hard-label cross-entropy (teachers, and the
+            student's hard term where the distiller has one of its own).
         history: per role, one dict per epoch (loss, train and validation accuracy, lr).
     """
 
     progress: bool = True
     checkpoint_dir: Path | None = None
     resume: bool = False
+    label_smoothing: float = 0.0
+
+    def hard_loss(self, logits: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy against the true labels, smoothed by ``label_smoothing``."""
+        return F.cross_entropy(logits, label, label_smoothing=self.label_smoothing)
 
     def _setup_loop(self, device: str | torch.device) -> None:
         self.device = as_device(device)
@@ -311,7 +318,7 @@ class FixedBase(TrainingLoop):
     ) -> nn.Module:
         def step(data, label):
             logits = self.teacher_model(data)
-            return F.cross_entropy(logits, self.teacher_labels(label)), logits
+            return self.hard_loss(logits, self.teacher_labels(label)), logits
 
         self.fit("teacher", self.teacher_model, self.optimizer_teacher, epochs, step)
         if save_model:
@@ -356,7 +363,7 @@ class FixedVanillaKD(FixedBase, kd_compat.VanillaKD):
             F.log_softmax(y_pred_student / self.temp, dim=1),
             F.softmax(y_pred_teacher / self.temp, dim=1),
         )
-        hard = F.cross_entropy(y_pred_student, y_true)
+        hard = self.hard_loss(y_pred_student, y_true)
         return (1 - self.distil_weight) * hard + self.distil_weight * self.temp**2 * soft
 
 
@@ -418,7 +425,7 @@ class FixedSelfTraining(TrainingLoop, kd_compat.SelfTraining):
 
         def teacher_step(data, label):
             logits = self_teacher(data)
-            return F.cross_entropy(logits, label), logits
+            return self.hard_loss(logits, label), logits
 
         self.fit("self_teacher", self_teacher, optimizer, epochs, teacher_step)
 

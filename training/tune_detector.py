@@ -1,5 +1,8 @@
 """Fine-tune MTCNN's P-, R- and O-Net on the annotated faces of a scenes set's train split.
 
+With ``--faces``, the train split of a class-folder set joins in, boxed by stock MTCNN
+(``training.face_photos``), so that tuning for street scenes keeps large webcam faces.
+
 MTCNN's stock weights were learnt on unmasked faces: its later stages throw away many masked
 and small faces that its first stage proposed. Starting from those weights, each stage is
 tuned in turn (P-Net, then R-Net on the tuned P-Net's proposals, then O-Net on what the tuned
@@ -34,6 +37,7 @@ from training import cascade, detector_samples
 from training.dataset_files import DatasetError
 from training.detector_samples import LABEL_NEGATIVE, LABEL_PART, LABEL_POSITIVE, Samples
 from training.distillers import as_device
+from training.face_photos import train_face_photos
 from training.scenes_split import split_scenes
 from training.voc import AnnotationError, find_scenes, parse_annotation
 
@@ -182,6 +186,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--scenes", type=Path, required=True, help="scenes set (images/ + annotations/)")
     p.add_argument(
+        "--faces",
+        type=Path,
+        help="also tune on the train split of this class-folder set (with_mask/, "
+        "without_mask/), boxed by stock MTCNN: large, sharp webcam faces",
+    )
+    p.add_argument(
         "--out",
         type=Path,
         default=detector_checkpoint.DEFAULT_DETECTOR,
@@ -232,13 +242,17 @@ def tune(args: argparse.Namespace) -> dict:
     torch.manual_seed(args.seed)
     device = as_device(args.device)
     scenes = train_scenes(args.scenes, args.seed)
+    photos, faces_record = list(scenes), None
+    if args.faces:
+        extra, faces_record = train_face_photos(args.faces, scenes, args.seed, not args.quiet)
+        photos += extra
     mtcnn = MTCNN(keep_all=True, post_process=False)
     mtcnn.eval()
     stages, started = {}, time.perf_counter()
     for stage in args.stages:
         mtcnn.to("cpu")
         samples = detector_samples.collect(
-            scenes,
+            photos,
             stage,
             mtcnn,
             args.min_face,
@@ -253,6 +267,7 @@ def tune(args: argparse.Namespace) -> dict:
         "scenes": str(args.scenes),
         "train_scenes": len(scenes),
         "train_faces": int(sum(len(f) for _, f, _ in scenes)),
+        "face_photos": faces_record,
         "seed": args.seed,
         "stages": stages,
         "minutes": round((time.perf_counter() - started) / 60, 1),

@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Callable
 
 import cv2
 import numpy as np
 
-from app.atomic import atomic_path, check_writable
+from app.atomic import atomic_path, final_name
 from app.config import CropConfig
 from app.crops import expand_box
 
@@ -26,6 +28,7 @@ log = logging.getLogger(__name__)
 DEFAULT_DELAY_S = 3.0
 UNMASKED = "no_mask"
 ALERTS_FILE = "alerts.jsonl"
+SNAPSHOT_PATTERN = "alert-*.jpg"  # every name Alert.snapshot_name gives
 SNAPSHOT_MARGIN = CropConfig(margin=0.25, square=False)  # some context around the face
 JPEG_QUALITY = 90
 
@@ -135,17 +138,16 @@ class AlertMonitor:
 
 
 def write_jpeg(path: Path, image: np.ndarray) -> None:
-    """Write a BGR image as JPEG under a temporary name, then rename it to ``path``."""
-    with atomic_path(path) as tmp:
-        if not cv2.imwrite(str(tmp), image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY]):
-            raise OSError(f"cannot write image {path}")
+    """Write a BGR image as JPEG to ``path`` as it is (callers pick a temporary name)."""
+    if not cv2.imwrite(str(path), image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY]):
+        raise OSError(f"cannot write image {final_name(path)}")
 
 
 class AlertLog:
     """An alerts folder: ``alerts.jsonl`` (one line per alert) and the snapshot JPEGs.
 
     ``append`` writes an alert at once (the window); headless mode collects its alerts and
-    calls ``write_all`` at the end so that nothing appears for a run that did not finish.
+    writes the ``files`` at the end so that nothing appears for a run that did not finish.
     """
 
     def __init__(self, folder: Path):
@@ -155,35 +157,43 @@ class AlertLog:
     def path(self) -> Path:
         return self.folder / ALERTS_FILE
 
-    def check(self, overwrite: bool) -> None:
-        """Create the folder if needed; refuse an existing alerts.jsonl unless ``overwrite``."""
-        self.folder.mkdir(parents=True, exist_ok=True)
-        check_writable(self.path, overwrite)
-
-    def _save_snapshot(self, alert: Alert) -> str | None:
+    def _snapshot_path(self, alert: Alert, taken: set[str]) -> Path | None:
+        """A free name in the folder for the alert's snapshot; None when it has none."""
         if alert.snapshot is None or alert.snapshot.size == 0:
             return None
         name = alert.snapshot_name()
         stem, n = name[:-4], 1
-        while (self.folder / name).exists():
+        while name in taken or os.path.lexists(self.folder / name):
             name, n = f"{stem}-{n}.jpg", n + 1
-        write_jpeg(self.folder / name, alert.snapshot)
-        return name
+        taken.add(name)
+        return self.folder / name
 
     def append(self, alert: Alert) -> dict:
         """Write the alert's snapshot, then append its line to alerts.jsonl; returns the line."""
         self.folder.mkdir(parents=True, exist_ok=True)
-        record = alert.record(self._save_snapshot(alert))
+        snapshot = self._snapshot_path(alert, set())
+        if snapshot is not None:
+            with atomic_path(snapshot) as tmp:
+                write_jpeg(tmp, alert.snapshot)
+        record = alert.record(snapshot.name if snapshot is not None else None)
         with open(self.path, "a", encoding="utf-8") as out:
             out.write(json.dumps(record) + "\n")
         log.info("alert: track %d unmasked at %.2f s", alert.track_id, alert.time_s)
         return record
 
-    def write_all(self, alerts: list[Alert], overwrite: bool = True) -> list[dict]:
-        """Write every snapshot, then alerts.jsonl in one go; an existing alerts.jsonl is
-        replaced only with ``overwrite``."""
-        self.folder.mkdir(parents=True, exist_ok=True)
-        records = [alert.record(self._save_snapshot(alert)) for alert in alerts]
-        with atomic_path(self.path, overwrite) as tmp:
-            tmp.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
-        return records
+    def files(self, alerts: list[Alert]) -> list[tuple[Path, Callable[[Path], None]]]:
+        """What logging ``alerts`` in one go writes: each snapshot JPEG, then alerts.jsonl.
+
+        Each file comes with a function that writes its content to a path it is given, so the
+        caller decides the temporary names and when the files take their final ones.
+        """
+        taken: set[str] = set()
+        files, records = [], []
+        for alert in alerts:
+            path = self._snapshot_path(alert, taken)
+            if path is not None:
+                files.append((path, lambda tmp, image=alert.snapshot: write_jpeg(tmp, image)))
+            records.append(alert.record(path.name if path is not None else None))
+        text = "".join(json.dumps(r) + "\n" for r in records)
+        files.append((self.path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8")))
+        return files

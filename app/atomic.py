@@ -18,14 +18,29 @@ class OutputExistsError(FileExistsError):
     """Raised when an output would overwrite an existing file without permission."""
 
 
-def check_writable(path: Path, overwrite: bool) -> None:
-    """Refuse an existing output unless ``overwrite`` is set; make sure its folder exists."""
+def check_writable(path: Path, overwrite: bool, make_folder: bool = False) -> None:
+    """Refuse an existing output unless ``overwrite`` is set; make sure its folder exists.
+
+    With ``make_folder`` a missing folder is fine as long as it can be made; it is not made
+    here, so a command refused later leaves nothing behind.
+    """
     path = Path(path)
     if path.is_dir():
         raise OutputExistsError(f"{path} is a folder; name a file")
+    if path.exists() and not path.is_file():
+        raise OutputExistsError(
+            f"{path} is not a regular file (a pipe, a device or a socket); name a file to write"
+        )
+    if path.is_symlink():  # a rename would replace the link, not the file it points to
+        raise OutputExistsError(
+            f"{path} is a symbolic link to {os.readlink(path)}; name the file itself"
+        )
     if path.exists() and not overwrite:
         raise OutputExistsError(f"{path} already exists (pass --overwrite to replace it)")
     folder = path.parent
+    if make_folder:
+        check_folder(folder)
+        return
     if not folder.exists():
         raise FileNotFoundError(f"folder {folder} does not exist")
     if not folder.is_dir():
@@ -34,6 +49,41 @@ def check_writable(path: Path, overwrite: bool) -> None:
         )
     if not os.access(folder, os.W_OK | os.X_OK) or not _can_create_in(folder):
         raise PermissionError(f"cannot write {path}: folder {folder} is not writable")
+
+
+def check_folder(folder: Path) -> None:
+    """Make sure files can be written in ``folder``, or that it can be made; make nothing."""
+    folder = Path(folder)
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        if existing.is_symlink():
+            raise NotADirectoryError(f"{existing} is a broken link, so {folder} cannot be made")
+        existing = existing.parent
+    if not existing.is_dir():
+        raise NotADirectoryError(f"{existing} is a file, not a folder, so {folder} cannot be made")
+    if not os.access(existing, os.W_OK | os.X_OK) or not _can_create_in(existing):
+        verb = "written in" if existing == folder else "made"
+        raise PermissionError(f"folder {folder} cannot be {verb}: {existing} is not writable")
+
+
+def make_folders(folder: Path) -> list[Path]:
+    """Make ``folder`` and any missing parents; returns those it made, outermost first."""
+    folder = Path(folder)
+    missing = []
+    while not folder.exists() and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    missing.reverse()
+    made = []
+    for path in missing:
+        try:
+            path.mkdir()
+        except FileExistsError:
+            if not path.is_dir():
+                raise
+            continue  # made meanwhile by someone else: not ours to remove later
+        made.append(path)
+    return made
 
 
 def _can_create_in(folder: Path) -> bool:

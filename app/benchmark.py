@@ -10,7 +10,6 @@ rate with frames/s displayed and glass-to-box latency (capture to overlay drawn)
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import statistics
 import sys
@@ -31,6 +30,8 @@ from app.pipeline import Pipeline
 from app.source import SourceError, VideoSource
 from app.tracking import TrackingPipeline
 from models import checkpoint
+from models.detector_checkpoint import DEFAULT_DETECTOR
+from training.outputs import refuse_inputs, strict_json
 from training.speed import crops_per_second
 
 log = logging.getLogger(__name__)
@@ -141,15 +142,17 @@ def live_run(tracker: TrackingPipeline, path: Path, seconds: float, camera_fps: 
     thread = CaptureThread(source, mailbox, stop, lambda: False, fit_frame)
     thread.start()
     latencies, start = [], time.perf_counter()
-    while time.perf_counter() - start < seconds and not mailbox.drained:
-        item = mailbox.take(0.2)
-        if item is None:
-            continue
-        draw_faces(item.frame, tracker.process(item.frame).faces)
-        latencies.append((time.perf_counter() - item.captured_at) * 1000)
-    elapsed = time.perf_counter() - start
-    stop.set()
-    thread.join()
+    try:
+        while time.perf_counter() - start < seconds and not mailbox.drained:
+            item = mailbox.take(0.2)
+            if item is None:
+                continue
+            draw_faces(item.frame, tracker.process(item.frame).faces)
+            latencies.append((time.perf_counter() - item.captured_at) * 1000)
+        elapsed = time.perf_counter() - start
+    finally:  # also on Ctrl-C: the capture thread releases the clip
+        stop.set()
+        thread.join()
     return {
         "displayed_fps": len(latencies) / elapsed,
         "latency_ms": statistics.mean(latencies) if latencies else None,
@@ -254,6 +257,35 @@ def check_arguments(args: argparse.Namespace) -> None:
         raise FileNotFoundError(f"--videos {args.videos} holds no .mp4 clips")
 
 
+def check_json(args: argparse.Namespace) -> None:
+    """Refuse a --json that is a file the run reads or exists (without --overwrite)."""
+    clips = [args.videos / c for c in args.clips] if args.clips else args.videos.glob("*.mp4")
+    refuse_inputs(
+        args.json,
+        "--json",
+        {
+            "weights": [checkpoint.default_weights(arch) for arch in ("teacher", "student")],
+            "detector weights": DEFAULT_DETECTOR,
+            "clip": [] if args.skip_clips else clips,
+        },
+    )
+    check_writable(args.json, args.overwrite)
+
+
+def write_json(args: argparse.Namespace, result: dict) -> int:
+    """Write the tables after the run; a failure now is not a user error (status 1)."""
+    try:
+        check_writable(args.json, args.overwrite)
+        write_text(args.json, strict_json(result), overwrite=args.overwrite)
+    except OSError as exc:
+        print(
+            f"app.benchmark: error: {describe_error(exc)}; the tables were not saved",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m app.benchmark", description=__doc__)
     p.add_argument("--videos", type=Path, default=Path("../shared/data/videos"))
@@ -275,9 +307,9 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     try:
-        if args.json:
-            check_writable(args.json, args.overwrite)
         check_arguments(args)
+        if args.json:
+            check_json(args)
         devices = [torch.device("cpu")] + (
             [torch.device("cuda")] if torch.cuda.is_available() else []
         )
@@ -309,13 +341,14 @@ def main(argv: list[str] | None = None) -> int:
                 not args.quiet,
             ),
         }
-    except (SourceError, FileExistsError, FileNotFoundError, ValueError) as exc:
+        print_tables(result)
+        return write_json(args, result) if args.json else 0
+    except (SourceError, OSError, ValueError) as exc:
         print(f"app.benchmark: error: {describe_error(exc)}", file=sys.stderr)
         return 2
-    print_tables(result)
-    if args.json:
-        write_text(args.json, json.dumps(result, indent=1))
-    return 0
+    except KeyboardInterrupt:
+        print("app.benchmark: interrupted; nothing was written", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

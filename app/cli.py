@@ -6,9 +6,12 @@ User mistakes (missing files, bad weights, no camera) end in one line on stderr,
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import math
+import signal
 import sys
+import threading
 from pathlib import Path
 
 from app.alerts import DEFAULT_DELAY_S
@@ -34,6 +37,47 @@ log = logging.getLogger("maskwatch")
 # OSError covers a path that is a file where a folder is needed and the like.
 USER_ERRORS = (SourceError, CheckpointError, DeviceError, OutputExistsError, ValueError, OSError)
 
+# Below this P-Net passes nearly every window of the image pyramid on to R-Net: measured on a
+# 640x480 frame on 2 cores, 0.01 takes about 0.6 s a frame, and with R and O at 0 too, 0 takes
+# over 20 s and boxes a thousand things.
+SLOW_P_THRESHOLD = 0.05
+
+# Signals that stop a headless run the way Ctrl-C does, with the word said for each.
+STOP_SIGNALS = {
+    getattr(signal, name): word
+    for name, word in (("SIGINT", "interrupted"), ("SIGTERM", "terminated"), ("SIGHUP", "hung up"))
+    if hasattr(signal, name)
+}
+
+
+class Stopped(KeyboardInterrupt):
+    """A stop signal, raised as a KeyboardInterrupt so that the clean-up of Ctrl-C runs."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _raise_stopped(signum: int, _frame) -> None:
+    for sig in STOP_SIGNALS:  # a second signal must not cut the clean-up short
+        signal.signal(sig, signal.SIG_IGN)
+    raise Stopped(signum)
+
+
+@contextlib.contextmanager
+def stop_signals_raise():
+    """Within the block SIGINT, SIGTERM and SIGHUP raise ``Stopped``; handlers are restored
+    after it (the tests call ``main`` inside pytest)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, _raise_stopped) for sig in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, signal.SIG_DFL if handler is None else handler)
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -49,17 +93,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--device", help="auto, cpu or cuda (default auto; the window reuses the last one given)"
     )
-    parser.add_argument("--student-weights", type=Path, help="student checkpoint to load")
-    parser.add_argument("--teacher-weights", type=Path, help="teacher checkpoint to load")
+    parser.add_argument("--student-weights", help="student checkpoint to load")
+    parser.add_argument("--teacher-weights", help="teacher checkpoint to load")
     parser.add_argument("--headless", action="store_true", help="no window: process and exit")
-    parser.add_argument("--output", type=Path, help="headless: annotated video to write (.mp4)")
-    parser.add_argument("--events", type=Path, help="headless: per-frame JSON Lines to write")
+    parser.add_argument("--output", help="headless: annotated video to write (.mp4)")
+    parser.add_argument("--events", help="headless: per-frame JSON Lines to write")
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     parser.add_argument("--max-frames", type=int, help="headless: stop after this many frames")
     feats = parser.add_argument_group("alerts, statistics and snapshots")
     feats.add_argument(
         "--alerts",
-        type=Path,
         metavar="DIR",
         help="headless: write alerts.jsonl and a JPEG per alert into DIR",
     )
@@ -72,7 +115,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     feats.add_argument(
         "--stats",
-        type=Path,
         metavar="FILE",
         help="headless: write per-second mask statistics as CSV",
     )
@@ -83,9 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="headless: save every N-th annotated frame as PNG (needs --snapshots)",
     )
-    feats.add_argument(
-        "--snapshots", type=Path, metavar="DIR", help="headless: folder for --snapshot-every"
-    )
+    feats.add_argument("--snapshots", metavar="DIR", help="headless: folder for --snapshot-every")
     det = parser.add_argument_group("detector")
     defaults = DetectorConfig()
     det.add_argument(
@@ -155,6 +195,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+PATH_FLAGS = (
+    "--student-weights",
+    "--teacher-weights",
+    "--output",
+    "--events",
+    "--alerts",
+    "--stats",
+    "--snapshots",
+)
+
+
+def to_paths(args: argparse.Namespace) -> None:
+    """Turn the path flags into Paths; an empty one is refused (Path("") is the current
+    folder, which would then be read or replaced under a name the user never gave)."""
+    for flag in PATH_FLAGS:
+        name = flag[2:].replace("-", "_")
+        value = getattr(args, name)
+        if value is None:
+            continue
+        if not value.strip():
+            raise ValueError(f"{flag} is empty; name a file or folder")
+        setattr(args, name, Path(value))
+
+
 def detector_config(args: argparse.Namespace) -> DetectorConfig:
     """The detector flags on top of the --sensitivity preset; explicit flags win over it."""
     detector = DetectorConfig(
@@ -194,6 +258,14 @@ def pipeline_config(args: argparse.Namespace) -> PipelineConfig:
     for value in list(args.thresholds or []) + ([args.min_score] if args.min_score else []):
         if not 0.0 <= value <= 1.0:  # also refuses nan
             raise ValueError(f"--thresholds and --min-score must lie in [0, 1], got {value}")
+    if args.thresholds is not None and args.thresholds[0] < SLOW_P_THRESHOLD:
+        log.warning(
+            "--thresholds P %g lets almost every window through P-Net: detection may take "
+            "seconds per frame, tens with low R and O thresholds too",
+            args.thresholds[0],
+        )
+    if not str(args.detector_weights).strip():
+        raise ValueError("--detector-weights is empty; name a weights file, or stock")
     if args.detector_weights not in ("default", "stock"):
         detector_checkpoint.read(Path(args.detector_weights))  # a bad file fails here, in one line
     detector = detector_config(args)
@@ -226,7 +298,7 @@ def weights(args: argparse.Namespace) -> dict[str, Path]:
 
 
 def run_headless_cli(args: argparse.Namespace) -> int:
-    from app.headless import Extras, run_headless
+    from app.headless import Extras, check_outputs, run_headless
     from app.pipeline import Pipeline
     from app.tracking import TrackingPipeline
 
@@ -243,7 +315,7 @@ def run_headless_cli(args: argparse.Namespace) -> int:
         args.snapshots,
         args.snapshot_every,
     )
-    extras.check(args.source, args.overwrite)  # before the models load
+    check_outputs(args.source, args.output, args.events, extras, args.overwrite)  # before models
     pipeline = TrackingPipeline(Pipeline(pipeline_config(args), weights(args)))
     summary = run_headless(
         pipeline,
@@ -256,9 +328,9 @@ def run_headless_cli(args: argparse.Namespace) -> int:
         extras=extras,
     )
     print(summary.text())
-    if args.alerts is not None:
+    if args.alerts is not None and "alerts" not in summary.failed:
         print(f"{summary.alerts} alerts written to {args.alerts}")
-    if args.snapshots is not None:
+    if args.snapshots is not None and "snapshots" not in summary.failed:
         print(f"{summary.snapshots} snapshots written to {args.snapshots}")
     for output, reason in summary.failed.items():
         print(f"maskwatch: {output} not written: {reason}", file=sys.stderr)
@@ -299,8 +371,10 @@ def main(argv: list[str] | None = None) -> int:
         format="%(levelname)s %(name)s: %(message)s",
     )
     try:
+        to_paths(args)
         if args.headless:
-            return run_headless_cli(args)
+            with stop_signals_raise():
+                return run_headless_cli(args)
         ignored = [flag for flag in HEADLESS_ONLY if getattr(args, flag[2:].replace("-", "_"))]
         if ignored:
             raise ValueError(f"{' '.join(ignored)} only work with --headless")
@@ -308,6 +382,9 @@ def main(argv: list[str] | None = None) -> int:
     except USER_ERRORS as exc:
         print(f"maskwatch: error: {describe_error(exc)}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("maskwatch: interrupted; no partial output was kept", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        signum = getattr(exc, "signum", signal.SIGINT)
+        word = STOP_SIGNALS.get(signum, "stopped")
+        name = "" if signum == signal.SIGINT else f" ({signal.Signals(signum).name})"
+        print(f"maskwatch: {word}{name}; no partial output was kept", file=sys.stderr)
+        return 128 + signum

@@ -11,6 +11,9 @@ Events are JSON Lines, one object per frame:
 from __future__ import annotations
 
 import contextlib
+import fnmatch
+import glob
+import itertools
 import json
 import logging
 import time
@@ -20,8 +23,9 @@ from pathlib import Path
 import cv2
 from tqdm import tqdm
 
-from app.alerts import DEFAULT_DELAY_S, Alert, AlertLog, AlertMonitor
-from app.atomic import OutputExistsError, check_writable, final_name
+from app.alerts import ALERTS_FILE, DEFAULT_DELAY_S, Alert, AlertLog, AlertMonitor
+from app.alerts import SNAPSHOT_PATTERN as ALERT_SNAPSHOTS
+from app.atomic import OutputExistsError, check_folder, check_writable, final_name, temp_name
 from app.overlay import draw_faces
 from app.pipeline import Pipeline
 from app.recording import check_video_complete
@@ -77,9 +81,13 @@ class Extras:
     snapshot_every: int = 0
 
     def check(self, source: str, overwrite: bool) -> None:
-        """Fail before any work when an output cannot be written or would be replaced."""
+        """Fail before any work when an output cannot be written or would be replaced.
+
+        Nothing is created here: the alerts and snapshots folders are made once the run
+        starts, so a refused command leaves no trace.
+        """
         if self.alerts_dir is not None:
-            AlertLog(self.alerts_dir).check(overwrite)
+            check_writable(Path(self.alerts_dir) / ALERTS_FILE, overwrite, make_folder=True)
         if self.stats is not None:
             check_writable(Path(self.stats), overwrite)
         if self.snapshot_every < 0:
@@ -88,8 +96,8 @@ class Extras:
             raise ValueError("--snapshot-every N and --snapshots DIR go together")
         if self.snapshots_dir is not None:
             folder = Path(self.snapshots_dir)
-            folder.mkdir(parents=True, exist_ok=True)
-            taken = sorted(folder.glob(f"{snapshot_stem(source)}-frame*.png"))
+            check_folder(folder)
+            taken = sorted(folder.glob(snapshot_pattern(source))) if folder.is_dir() else []
             if taken and not overwrite:
                 raise OutputExistsError(
                     f"{taken[0]} already exists (pass --overwrite to replace the snapshots)"
@@ -99,21 +107,98 @@ class Extras:
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv"}
 
 
-def check_distinct_outputs(source: str, outputs: list) -> None:
-    """Refuse an output that is the source, or two outputs that are one file."""
-    seen: set[Path] = set()
+@dataclass(frozen=True)
+class _Claim:
+    """The files one output writes: a single file, or the names in a folder that match a
+    glob pattern (an output that writes many files)."""
+
+    flag: str
+    folder: Path
+    name: str  # a file name, or a glob pattern when ``many``
+    many: bool = False
+
+    @property
+    def path(self) -> Path:
+        return self.folder / self.name
+
+    def covers(self, path: Path) -> bool:
+        """True when ``path`` (resolved) is, or may be, one of the files of this output."""
+        if path.parent != self.folder:
+            return False
+        return fnmatch.fnmatchcase(path.name, self.name) if self.many else path.name == self.name
+
+    def __str__(self) -> str:
+        return f"{self.flag} ({self.path})"
+
+
+def _claims(source: str, output, events, extras: Extras) -> list[_Claim]:
+    def one(flag: str, path: Path, many: bool = False) -> _Claim:
+        path = Path(path).resolve()
+        return _Claim(flag, path.parent, path.name, many)
+
+    claims = [
+        one(flag, path)
+        for flag, path in (("--output", output), ("--events", events), ("--stats", extras.stats))
+        if path is not None
+    ]
+    if extras.alerts_dir is not None:
+        folder = Path(extras.alerts_dir)
+        claims.append(one("--alerts", folder / ALERTS_FILE))
+        claims.append(one("--alerts", folder / ALERT_SNAPSHOTS, many=True))
+    if extras.snapshots_dir is not None:
+        pattern = snapshot_pattern(source)
+        claims.append(one("--snapshots", Path(extras.snapshots_dir) / pattern, many=True))
+    return claims
+
+
+def check_distinct_outputs(source: str, output=None, events=None, extras=None) -> None:
+    """Refuse an output that is the source, a folder, or a file another output also writes.
+
+    Every file the run may write counts: alerts.jsonl and the alert JPEGs in the alerts
+    folder, the frame PNGs in the snapshots folder, and the temporary names of single files.
+    """
+    extras = extras or Extras()
+    claims = _claims(source, output, events, extras)
+    folders = [Path(d).resolve() for d in (extras.alerts_dir, extras.snapshots_dir) if d]
     source_path = Path(str(source)).resolve() if Path(str(source)).exists() else None
-    for path in outputs:
-        if path is None:
+    for claim in claims:
+        if claim.many:
+            if source_path is not None and claim.covers(source_path):
+                raise ValueError(f"{claim} may replace the source {source_path}; use another")
             continue
-        resolved = Path(path).resolve()
-        if resolved == source_path:
+        path = claim.path
+        if path == source_path:
             raise ValueError(f"{path} is the source video; write the output elsewhere")
-        if resolved in seen:
-            raise ValueError(f"{path} is named for two outputs; give each its own file")
-        if resolved.is_dir():
-            raise ValueError(f"{path} is a folder; name a file")
-        seen.add(resolved)
+        if path.is_dir():
+            raise ValueError(f"{claim.flag} {path} is a folder; name a file")
+        for folder in folders:
+            if path == folder or path in folder.parents:
+                raise ValueError(
+                    f"{claim.flag} {path} is a file, but {folder} must be a folder for "
+                    "another output; give each its own place"
+                )
+    # NOTE: two many-file outputs never collide: alert snapshots are .jpg, frames .png.
+    for first, second in itertools.combinations(claims, 2):
+        if first.many and second.many:
+            continue
+        single, other = (second, first) if first.many else (first, second)
+        path = single.path
+        if other.covers(path) or (not other.many and temp_name(path) == temp_name(other.path)):
+            raise ValueError(
+                f"{path} is named for two outputs, {single.flag} and {other}; "
+                "give each its own file"
+            )
+
+
+def check_outputs(source: str, output, events, extras: Extras, overwrite: bool) -> None:
+    """Every check on the outputs that can be made before any work; creates nothing."""
+    check_distinct_outputs(source, output, events, extras)
+    if output is not None and Path(output).suffix.lower() not in VIDEO_SUFFIXES:
+        raise ValueError(f"--output {output}: use one of {', '.join(sorted(VIDEO_SUFFIXES))}")
+    for path in (output, events):
+        if path is not None:
+            check_writable(Path(path), overwrite)
+    extras.check(source, overwrite)
 
 
 SNAPSHOT_STEM_BYTES = 200  # leaves room for "-frame000000.png" within a 255-byte name
@@ -125,6 +210,11 @@ def snapshot_stem(source: str) -> str:
     while len(stem.encode()) > SNAPSHOT_STEM_BYTES:
         stem = stem[:-1]
     return stem
+
+
+def snapshot_pattern(source: str) -> str:
+    """The glob matching every frame snapshot name of ``source`` (see ``run_headless``)."""
+    return f"{glob.escape(snapshot_stem(source))}-frame*.png"
 
 
 def run_headless(
@@ -144,21 +234,17 @@ def run_headless(
     still written. A run that stops early leaves no output at all.
     """
     extras = extras or Extras()
-    check_distinct_outputs(source, [output, events, extras.stats])
-    if output is not None and Path(output).suffix.lower() not in VIDEO_SUFFIXES:
-        raise ValueError(f"--output {output}: use one of {', '.join(sorted(VIDEO_SUFFIXES))}")
-    for path in (output, events):
-        if path is not None:
-            check_writable(Path(path), overwrite)
-    extras.check(source, overwrite)
+    check_outputs(source, output, events, extras, overwrite)
     monitor = AlertMonitor(extras.alert_delay_s) if extras.alerts_dir is not None else None
     face_stats = FaceStats() if extras.stats is not None else None
     alerts: list[Alert] = []
     outputs = RunOutputs(overwrite)
     with contextlib.ExitStack() as stack:
-        stack.callback(outputs.discard)
+        stack.callback(outputs.close)
         video = stack.enter_context(VideoSource(source))
         info = video.info
+        if extras.snapshots_dir is not None:
+            outputs.make_folder("snapshots", Path(extras.snapshots_dir))
         writer = None
         if output is not None:
             writer = _open_writer(outputs.temp("video", Path(output)), Path(output), info)
@@ -229,9 +315,11 @@ def run_headless(
             outputs.attempt("events", event_file.close)
             outputs.finish("events")
         if face_stats is not None:
-            outputs.attempt("stats", face_stats.write_csv, Path(extras.stats), overwrite)
+            tmp_stats = outputs.temp("stats", Path(extras.stats))
+            outputs.attempt("stats", _write_text, tmp_stats, face_stats.to_csv())
+            outputs.finish("stats")
         if extras.alerts_dir is not None:
-            outputs.attempt("alerts", AlertLog(extras.alerts_dir).write_all, alerts, overwrite)
+            _write_alerts(outputs, AlertLog(extras.alerts_dir), alerts)
         snapshots = outputs.finish("snapshots")
     return RunSummary(
         str(source),
@@ -245,6 +333,20 @@ def run_headless(
         snapshots,
         dict(outputs.failed),
     )
+
+
+def _write_alerts(outputs: RunOutputs, alert_log: AlertLog, alerts: list[Alert]) -> None:
+    """Write alerts.jsonl and the alert JPEGs; they take their final names all or none."""
+    if not outputs.make_folder("alerts", alert_log.folder):
+        return
+    for final, write in alert_log.files(alerts):
+        if not outputs.attempt("alerts", write, outputs.temp("alerts", final)):
+            return
+    outputs.finish("alerts")
+
+
+def _write_text(path: Path, text: str) -> None:
+    Path(path).write_text(text, encoding="utf-8")
 
 
 def _open_writer(tmp: Path, output: Path, info) -> cv2.VideoWriter:

@@ -27,11 +27,17 @@ def to_rgb8(image: Image.Image) -> np.ndarray:
 
 
 def read_rgb(path: Path) -> np.ndarray:
-    """Decode an image file to RGB; raise ImageError with the file name if that fails."""
+    """Decode an image file to RGB; raise ImageError with the file name if that fails.
+
+    That includes an image over Pillow's decompression-bomb limit (about 179 million
+    pixels), which a few kilobytes of PNG can claim.
+    """
     try:
         with Image.open(path) as image:
             image.load()
             array = to_rgb8(image)
+    except Image.DecompressionBombError as exc:  # not an OSError: Pillow's own limit
+        raise ImageError(f"cannot read image {path}: too large ({exc})") from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         raise ImageError(f"cannot read image {path}: {exc}") from None
     if array.size == 0 or array.shape[0] < 1 or array.shape[1] < 1:

@@ -2,21 +2,24 @@
 
 Every output is written under a temporary name. One that fails on the way (its folder is
 deleted, the disk fills up) is dropped with a one-line warning and the others go on; when
-the run ends each finished output takes its final name on its own. A run that stops early
-(Ctrl-C, a crash) removes every temporary file and never touches a final name.
+the run ends each finished output takes its final names on its own, and an output that fails
+while doing so takes back the files it had already placed. A run that stops early (Ctrl-C,
+a crash) removes every temporary file and never touches a final name. Folders the run made
+and left empty are removed in either case.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import cv2
 
-from app.atomic import describe_error, place, temp_name
+from app.atomic import describe_error, make_folders, place, temp_name
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +33,7 @@ class _Pending:
     tmp: Path
     final: Path
     placed: bool = False
+    replaced: bool = False  # placing it replaced an earlier file (with overwrite)
 
 
 class RunOutputs:
@@ -39,12 +43,37 @@ class RunOutputs:
         self.overwrite = overwrite
         self.failed: dict[str, str] = {}
         self._pending: list[_Pending] = []
+        self._made: list[Path] = []
 
     def temp(self, output: str, final: Path) -> Path:
-        """The temporary path to write ``final`` under; it is placed by ``finish``."""
+        """The temporary path to write ``final`` under; it is placed by ``finish``.
+
+        Raises:
+            ValueError: when another file of this run already uses that temporary name.
+        """
         entry = _Pending(output, temp_name(Path(final)), Path(final))
+        for other in self._pending:
+            if other.tmp == entry.tmp and not other.placed:
+                raise ValueError(
+                    f"{final} and {other.final} would be written under one temporary name; "
+                    "give the outputs names that differ sooner"
+                )
         self._pending.append(entry)
         return entry.tmp
+
+    def make_folder(self, output: str, folder: Path) -> bool:
+        """Make ``output``'s folder if it is missing; False (output dropped) if that fails.
+
+        Folders made here are removed again at the end of the run if they stay empty.
+        """
+        if not self.live(output):
+            return False
+        try:
+            self._made += make_folders(Path(folder))
+        except OSError as exc:
+            self.fail(output, exc)
+            return False
+        return True
 
     def live(self, output: str) -> bool:
         """False once ``output`` has failed: callers stop writing it."""
@@ -62,15 +91,24 @@ class RunOutputs:
         return True
 
     def fail(self, output: str, exc: BaseException) -> None:
+        """Drop ``output``: its temporary files go, and so do files it had already placed,
+        except those that replaced an earlier file (that one is gone; the reason says so)."""
         reason = describe_error(exc) if isinstance(exc, OSError) else str(exc).strip()
+        self._remove(output)
+        kept = self._take_back(output)
+        if kept:
+            reason += (
+                f"; {len(kept)} of its files had already replaced earlier ones and are "
+                f"kept: {', '.join(str(p) for p in kept[:3])}{', ...' if len(kept) > 3 else ''}"
+            )
         self.failed[output] = reason
         log.warning("%s not written: %s; the other outputs go on", output, reason)
-        self._remove(output)
 
     def finish(self, output: str, check: Callable[[Path, Path], None] | None = None) -> int:
         """Give every finished file of ``output`` its final name; returns how many.
 
-        ``check(tmp, final)`` may raise to say the file is not complete.
+        ``check(tmp, final)`` may raise to say the file is not complete. If any file fails,
+        the whole output is dropped (see ``fail``) and 0 is returned.
         """
         placed = 0
         for entry in self._pending:
@@ -78,11 +116,29 @@ class RunOutputs:
                 continue
             if check is not None and not self.attempt(output, check, entry.tmp, entry.final):
                 break
-            if not self.attempt(output, place, entry.tmp, entry.final, self.overwrite):
+            if not self.attempt(output, self._place, entry):
                 break
-            entry.placed = True
             placed += 1
-        return placed
+        return placed if self.live(output) else 0
+
+    def _place(self, entry: _Pending) -> None:
+        replaced = self.overwrite and os.path.lexists(entry.final)
+        place(entry.tmp, entry.final, self.overwrite)
+        entry.placed, entry.replaced = True, replaced
+
+    def _take_back(self, output: str) -> list[Path]:
+        """Remove the placed files of ``output`` that replaced nothing; return the others."""
+        kept = []
+        for entry in self._pending:
+            if entry.output != output or not entry.placed:
+                continue
+            if entry.replaced:
+                kept.append(entry.final)
+                continue
+            with contextlib.suppress(OSError):
+                entry.final.unlink()
+            entry.placed = False
+        return kept
 
     def _remove(self, output: str | None = None) -> None:
         for entry in self._pending:
@@ -94,3 +150,11 @@ class RunOutputs:
     def discard(self) -> None:
         """Remove every temporary file not yet placed (a run that ended early)."""
         self._remove()
+
+    def close(self) -> None:
+        """Remove every temporary file not placed, then the folders made and left empty."""
+        self._remove()
+        for folder in reversed(self._made):
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # only succeeds while it is empty
+        self._made.clear()

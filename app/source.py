@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import socket
 import time
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,8 +40,9 @@ class SourceInfo:
 
 
 def describe(spec: str) -> str:
+    """What a source names: "camera" (an index such as 0 or -1), "stream" or "file"."""
     spec = str(spec)
-    if spec.isdigit() or (spec.startswith("-") and spec[1:].isdigit()):
+    if re.fullmatch(r"-?[0-9]+", spec):  # str.isdigit would also take "²" and other digits
         return "camera"
     if spec.lower().startswith(STREAM_PREFIXES):
         return "stream"
@@ -95,8 +98,13 @@ class VideoSource:
             if not capture.isOpened():
                 raise SourceError(f"{self.spec} is not a video OpenCV can read")
             if path.suffix.lower() in STILL_SUFFIXES:
-                warn_if_damaged(path)
+                try:
+                    warn_if_damaged(path)
+                except SourceError:
+                    capture.release()
+                    raise
             return capture
+        check_url(self.spec)
         params = [
             cv2.CAP_PROP_OPEN_TIMEOUT_MSEC,
             STREAM_TIMEOUT_MS,
@@ -165,14 +173,31 @@ def warn_if_damaged(path: Path) -> None:
 
     FFmpeg fills what is missing with grey and says nothing, so faces in that part are
     silently never found; the image is still processed, as far as it goes.
+
+    Raises:
+        SourceError: for an image with more pixels than Pillow's decompression-bomb limit,
+            the same limit the training commands read images under.
     """
     from PIL import Image
 
     try:
-        with Image.open(path) as image:
-            image.load()
+        with warnings.catch_warnings():
+            # Pillow warns from half its limit on; such images are read, so say nothing.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                image.load()
+    except Image.DecompressionBombError as exc:
+        raise SourceError(f"image {path} is too large to read: {exc}") from None
     except (OSError, SyntaxError, ValueError) as exc:
         log.warning("%s is damaged (%s); only the part that decodes is searched", path, exc)
+
+
+def check_url(url: str) -> None:
+    """Raise SourceError for a stream URL that cannot be parsed, before trying to open it."""
+    try:
+        _ = urlsplit(url).port  # parsed lazily: a port that is not a number raises here
+    except ValueError as exc:
+        raise SourceError(f"stream URL {url} is malformed ({exc})") from None
 
 
 def why_stream_failed(url: str, waited_s: float) -> str:
@@ -181,14 +206,16 @@ def why_stream_failed(url: str, waited_s: float) -> str:
     FFmpeg only says that opening failed; users need to know whether nothing listens there,
     the name does not resolve, or the server answered but sent no video.
     """
-    parts = urlsplit(url)
-    host, scheme = parts.hostname, parts.scheme.lower()
     try:
-        port = parts.port or DEFAULT_PORTS.get(scheme)
-    except ValueError:
-        return "the port in the URL is not a number"
+        parts = urlsplit(url)
+        port = parts.port if parts.port is not None else DEFAULT_PORTS.get(parts.scheme.lower())
+    except ValueError as exc:
+        return f"the URL is malformed: {exc}"
+    host, scheme = parts.hostname, parts.scheme.lower()
     if not host:
         return "the URL names no host"
+    if port == 0:
+        return "port 0 in the URL is not a port a server can listen on"
     if port is None or scheme == "udp":
         return f"nothing received after {waited_s:.0f} s"
     timeout = STREAM_TIMEOUT_MS / 1000

@@ -43,7 +43,14 @@ from app.config import DetectorConfig, PipelineConfig, sensitivity_of, with_sens
 from app.device import DeviceError, resolve_device
 from app.model_loader import LoadReport, ModelSwitcher, PipelineLoader, other_model
 from app.pipeline import MODEL_NAMES, Pipeline
-from app.preferences import APPLICATION, MIN_FACE_RANGE, ORGANISATION, Preferences, user_settings
+from app.preferences import (
+    APPLICATION,
+    MAX_ALERT_DELAY_S,
+    MIN_FACE_RANGE,
+    ORGANISATION,
+    Preferences,
+    user_settings,
+)
 from app.recording import VideoRecorder, stamped_path
 from app.settings_panel import DetectorSettings, SettingsPanel
 from app.source import describe
@@ -72,6 +79,7 @@ BANNER_STYLE = (
 RECORDING_STYLE = "background: #c81e1e; color: white; font-weight: bold;"
 BANNER_HOLD_MS = 4000  # the banner stays this long after the last unmasked frame of an alert
 STATS_REFRESH_MS = 500
+STOP_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP")  # each closes the window as Quit does
 SHORTCUTS = {
     "play": "Space",
     "snapshot": "S",
@@ -155,6 +163,12 @@ def clock(seconds: float) -> str:
     minutes, secs = divmod(int(seconds), 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def sentence(text: str) -> str:
+    """``text`` with a capital first letter, unless it starts with a path or URL (kept as is)."""
+    first = text.split(" ", 1)[0]
+    return text[:1].upper() + text[1:] if first.isalpha() else text
 
 
 def with_shortcut(text: str, name: str) -> str:
@@ -603,9 +617,7 @@ class MainWindow(QMainWindow):
             )
             self.picker.offer_file()
         else:
-            self.show_message(
-                f"{reason[:1].upper()}{reason[1:]}. Pick another source and press Start."
-            )
+            self.show_message(f"{sentence(reason)}. Pick another source and press Start.")
         if self._shown_this_run == 0:
             self.video.show_placeholder("No video. Pick a source and press Start.")
 
@@ -842,6 +854,53 @@ class MainWindow(QMainWindow):
         super().closeEvent(event)
 
 
+def clamped(flag: str, value: float, low: float, high: float, unit: str) -> float:
+    """``value`` moved into the window's range ``low``-``high``, with a warning if it had to."""
+    inside = min(max(value, low), high)
+    if inside != value:
+        log.warning(
+            "%s %g is outside the window's range %g-%g %s; using %g",
+            flag,
+            value,
+            low,
+            high,
+            unit,
+            inside,
+        )
+    return inside
+
+
+def apply_command_line(
+    prefs: Preferences,
+    model: str | None = None,
+    device: str | None = None,
+    alert_delay_s: float | None = None,
+    sensitivity: str | None = None,
+    min_face: int | None = None,
+) -> None:
+    """Put what the command line gave (None: keep the saved setting) into ``prefs``.
+
+    Values outside what the window's controls allow are moved to the nearest allowed one,
+    with a warning, so the window never runs with a setting it cannot show.
+    """
+    if device is not None:
+        resolve_device(device)  # an impossible --device fails on the command line
+        prefs.device = device
+    else:
+        try:
+            resolve_device(prefs.device)
+        except DeviceError as exc:
+            log.warning("saved device %r is not usable here (%s); using auto", prefs.device, exc)
+            prefs.device = "auto"
+    prefs.model = model or prefs.model
+    if alert_delay_s is not None:
+        prefs.alert_delay_s = clamped("--alert-delay", alert_delay_s, 0, MAX_ALERT_DELAY_S, "s")
+    if sensitivity is not None:
+        prefs.sensitivity = sensitivity
+    if min_face is not None:
+        prefs.min_face_size = int(clamped("--min-face", min_face, *MIN_FACE_RANGE, "px"))
+
+
 def run_window(
     config: PipelineConfig,
     weights: dict[str, Path],
@@ -860,31 +919,7 @@ def run_window(
     """
     settings = user_settings()
     prefs = Preferences.load(settings)
-    if device is not None:
-        resolve_device(device)  # an impossible --device fails on the command line
-        prefs.device = device
-    else:
-        try:
-            resolve_device(prefs.device)
-        except DeviceError as exc:
-            log.warning("saved device %r is not usable here (%s); using auto", prefs.device, exc)
-            prefs.device = "auto"
-    prefs.model = model or prefs.model
-    if alert_delay_s is not None:
-        prefs.alert_delay_s = alert_delay_s
-    if sensitivity is not None:
-        prefs.sensitivity = sensitivity
-    if min_face is not None:
-        low, high = MIN_FACE_RANGE
-        prefs.min_face_size = min(max(min_face, low), high)
-        if prefs.min_face_size != min_face:
-            log.warning(
-                "--min-face %d is outside the window's range %d-%d; using %d",
-                min_face,
-                low,
-                high,
-                prefs.min_face_size,
-            )
+    apply_command_line(prefs, model, device, alert_delay_s, sensitivity, min_face)
     config = replace(config, model=prefs.model, device=prefs.device)
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
@@ -893,8 +928,20 @@ def run_window(
     window = MainWindow(config, weights, source, settings=settings, prefs=prefs)
     window.show()
 
-    signal.signal(signal.SIGINT, lambda *_: window.close())
+    received: list[int] = []
+
+    def close_on_signal(signum: int, _frame) -> None:
+        """Ctrl+C, SIGTERM and SIGHUP close the window as Quit does, so a recording in
+        progress is finished and the settings are kept."""
+        received.append(signum)
+        log.warning("%s received; closing the window", signal.Signals(signum).name)
+        window.close()
+
+    for name in STOP_SIGNALS:
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), close_on_signal)
     wake = QTimer()  # lets Python see Ctrl+C while Qt's event loop runs
     wake.timeout.connect(lambda: None)
     wake.start(200)
-    return app.exec()
+    code = app.exec()
+    return 128 + received[0] if received else code

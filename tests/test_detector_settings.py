@@ -85,8 +85,11 @@ def test_changes_while_playing_reach_the_detector_on_the_worker_thread(
 
     choose(win, "high")
     win.detector_box.min_face_spin.setValue(40)
-    seen = len(win.shown)  # one frame may have been under way before the change
-    qtbot.waitUntil(lambda: len(win.shown) >= seen + 2, timeout=FRAME_TIMEOUT_MS)
+    seen = len(win.shown)  # frames already under way may still use the old settings
+    qtbot.waitUntil(
+        lambda: len(win.shown) >= seen + 2 and detector.config.min_face_size == 40,
+        timeout=FRAME_TIMEOUT_MS,
+    )
     assert detector.config.thresholds == HIGH["thresholds"]
     assert detector.config.min_score == HIGH["min_score"]
     assert detector.config.min_face_size == 40

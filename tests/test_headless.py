@@ -238,3 +238,88 @@ def test_snapshots_of_a_source_with_a_very_long_name(tmp_path, no_mask_video):
     assert proc.returncode == 0, proc.stderr
     names = sorted(p.name for p in snaps.iterdir())
     assert len(names) == 2 and all(n.endswith(".png") and len(n.encode()) <= 255 for n in names)
+
+
+def refused(capsys, *flags) -> str:
+    """Run the command line in this process; assert it refused with status 2 in one line."""
+    from app.cli import main
+
+    code = main(["--headless", "--quiet", *map(str, flags)])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1, (flags, err)
+    return err
+
+
+def test_outputs_that_share_any_file_are_refused_before_any_work(tmp_path, no_mask_video, capsys):
+    """alerts.jsonl, the alert JPEGs and the frame PNGs are outputs' files too."""
+    al, sn = tmp_path / "al", tmp_path / "sn"
+    for flags in [
+        ["--alerts", al, "--stats", al / "alerts.jsonl"],
+        ["--alerts", al, "--events", al / "alert-20250101-101010-123-track1.jpg"],
+        ["--snapshots", sn, "--snapshot-every", 10, "--events", sn / "no_mask-frame000010.png"],
+        ["--alerts", sn, "--snapshots", sn, "--snapshot-every", 1, "--stats", sn / "alerts.jsonl"],
+    ]:
+        err = refused(capsys, "--source", no_mask_video, "--overwrite", *flags)
+        assert "is named for two outputs" in err, err
+    err = refused(capsys, "--source", no_mask_video, "--stats", al, "--alerts", al / "deeper")
+    assert "must be a folder for another output" in err
+    long = "e" * 240  # names that differ only past what a temporary name keeps of them
+    err = refused(
+        capsys, "--source", no_mask_video, "--events", tmp_path / f"{long}1.csv",
+        "--stats", tmp_path / f"{long}2.csv",
+    )  # fmt: skip
+    assert "is named for two outputs" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_refused_command_creates_no_folder(tmp_path, capsys):
+    err = refused(
+        capsys, "--source", tmp_path / "missing.mp4", "--alerts", tmp_path / "lo/alerts/deep/er",
+        "--snapshots", tmp_path / "lo/snaps/x/y", "--snapshot-every", 3,
+    )  # fmt: skip
+    assert "missing.mp4 not found" in err
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "file").write_text("x")
+    err = refused(capsys, "--source", "0", "--alerts", tmp_path / "file/al")
+    assert "is a file, not a folder" in err
+    assert [p.name for p in tmp_path.iterdir()] == ["file"]
+
+
+def test_outputs_that_are_not_regular_files_are_refused(tmp_path, no_mask_video, capsys):
+    import os
+
+    fifo, target = tmp_path / "fifo.jsonl", tmp_path / "target.jsonl"
+    os.mkfifo(fifo)
+    target.write_text("kept\n")
+    (tmp_path / "link.jsonl").symlink_to(target)
+    for events, message in [
+        (fifo, "is not a regular file"),
+        (tmp_path / "link.jsonl", "is a symbolic link to"),
+    ]:
+        err = refused(capsys, "--source", no_mask_video, "--events", events, "--overwrite")
+        assert message in err, err
+    assert fifo.is_fifo() and (tmp_path / "link.jsonl").is_symlink()
+    assert target.read_text() == "kept\n"
+
+
+def test_empty_paths_and_odd_sources_get_a_plain_message(tmp_path, no_mask_video, capsys):
+    err = refused(capsys, "--source", no_mask_video, "--student-weights", "")
+    assert "--student-weights is empty" in err
+    err = refused(capsys, "--source", no_mask_video, "--events", " ")
+    assert "--events is empty" in err
+    err = refused(capsys, "--source", no_mask_video, "--detector-weights", "")
+    assert "--detector-weights is empty" in err
+    assert "video file ² not found" in refused(capsys, "--source", "²")
+    err = refused(capsys, "--source", "http://[::1")
+    assert "stream URL http://[::1 is malformed (Invalid IPv6 URL)" in err
+
+
+def test_a_p_net_threshold_near_zero_warns_that_detection_is_slow(caplog):
+    from app.cli import build_parser, pipeline_config
+
+    args = build_parser().parse_args(["--thresholds", "0", "0", "0", "--min-score", "0"])
+    pipeline_config(args)
+    assert "--thresholds P 0 lets almost every window through P-Net" in caplog.text
+    caplog.clear()
+    pipeline_config(build_parser().parse_args(["--thresholds", "0.4", "0", "0"]))
+    assert "P-Net" not in caplog.text

@@ -265,3 +265,41 @@ def test_a_stream_that_stalls_ends_the_headless_run_with_its_outputs(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert f"stream {url} stopped delivering frames after 8" in proc.stderr
     assert len(events.read_text().splitlines()) == 8
+
+
+def test_an_image_over_the_decompression_bomb_limit_is_refused_in_one_line(
+    tmp_path, monkeypatch, recwarn
+):
+    """A few kilobytes of PNG may claim hundreds of millions of pixels; Pillow refuses them
+    with an error that is not an OSError. The limit is lowered so a small image stands in."""
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 10_000)
+    bomb, big = tmp_path / "bomb.png", tmp_path / "big.png"
+    Image.new("1", (300, 300), 1).save(bomb)  # 90,000 pixels: over twice the limit
+    Image.new("RGB", (120, 120), (90, 90, 90)).save(big)  # 14,400: over it, not twice
+    with pytest.raises(ImageError, match="cannot read image .*bomb.png: too large"):
+        read_rgb(bomb)
+    with pytest.raises(SourceError, match="image .*bomb.png is too large to read"):
+        VideoSource(str(bomb))
+    assert len(list(VideoSource(str(big)).frames())) == 1
+    assert not [w for w in recwarn if issubclass(w.category, Image.DecompressionBombWarning)]
+
+
+def test_odd_source_names_get_a_plain_message():
+    import time
+
+    from app.source import describe, why_stream_failed
+
+    assert describe("²") == "file" and describe("12") == "camera" and describe("-1") == "camera"
+    with pytest.raises(SourceError, match="video file ² not found"):
+        VideoSource("²")
+    start = time.perf_counter()
+    for url, message in [
+        ("http://[::1", r"stream URL http://\[::1 is malformed \(Invalid IPv6 URL\)"),
+        ("rtsp://host:abc/x", "is malformed .*'abc'"),
+    ]:
+        with pytest.raises(SourceError, match=message):
+            VideoSource(url)
+    assert time.perf_counter() - start < 2  # refused before trying to connect
+    assert why_stream_failed("http://127.0.0.1:0/x", 0.1) == (
+        "port 0 in the URL is not a port a server can listen on"
+    )

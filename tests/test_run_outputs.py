@@ -2,11 +2,13 @@
 
 import json
 import shutil
+import subprocess
+import sys
 import time
 
 import cv2
 import pytest
-from conftest import fixture_bgr, on_canvas, start_app, write_video
+from conftest import ROOT, fixture_bgr, on_canvas, write_video
 
 from app.atomic import OutputExistsError, place
 from app.headless import Extras, run_headless
@@ -113,15 +115,74 @@ def test_the_command_warns_keeps_going_and_exits_1(tmp_path):
     source = write_video(tmp_path / "v.mp4", [on_canvas(fixture_bgr("no_mask_2.jpg"))] * 200)
     snaps, events = tmp_path / "snaps", tmp_path / "events.jsonl"
     snaps.mkdir()
-    proc = start_app(
-        "--source", source, "--snapshots", snaps, "--snapshot-every", "1", "--events", events
-    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "app", "--headless", "--quiet", "--source", str(source),
+         "--snapshots", str(snaps), "--snapshot-every", "1", "--events", str(events)],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
     deadline = time.time() + 120
     while time.time() < deadline and not any(snaps.iterdir()):
         time.sleep(0.02)
     shutil.rmtree(snaps)
-    _, stderr = proc.communicate(timeout=180)
+    stdout, stderr = proc.communicate(timeout=180)
     assert proc.returncode == 1, stderr
     assert "maskwatch: snapshots not written: cannot write image" in stderr
     assert "Traceback" not in stderr
+    assert "200 frames" in stdout and "snapshots written" not in stdout
     assert len(events.read_text().splitlines()) == 200
+
+
+def test_an_output_that_fails_while_placing_takes_back_what_it_placed(tmp_path):
+    first, second = tmp_path / "v-frame000000.png", tmp_path / "v-frame000001.png"
+    outputs = RunOutputs(overwrite=False)
+    for final in (first, second):
+        outputs.temp("snapshots", final).write_bytes(b"this run")
+    second.write_bytes(b"another run")  # appears after this run's checks
+    assert outputs.finish("snapshots") == 0
+    assert "created by someone else" in outputs.failed["snapshots"]
+    outputs.close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [second.name]
+    assert second.read_bytes() == b"another run"
+
+
+def test_files_that_replaced_earlier_ones_are_named_when_kept(tmp_path):
+    folder = tmp_path / "snaps"
+    outputs = RunOutputs(overwrite=True)
+    assert outputs.make_folder("snapshots", folder)
+    first, second = folder / "v-frame000000.png", folder / "v-frame000001.png"
+    first.write_bytes(b"earlier")
+    for final in (first, second):
+        outputs.temp("snapshots", final).write_bytes(b"this run")
+    second.mkdir()  # a folder in the way: placing the second file fails
+    assert outputs.finish("snapshots") == 0
+    reason = outputs.failed["snapshots"]
+    assert f"1 of its files had already replaced earlier ones and are kept: {first}" in reason
+    outputs.close()
+    assert first.read_bytes() == b"this run" and second.is_dir()
+
+
+def test_folders_a_run_made_go_when_it_leaves_them_empty(tmp_path):
+    outputs = RunOutputs(overwrite=False)
+    assert outputs.make_folder("snapshots", tmp_path / "a" / "b" / "c")
+    outputs.temp("snapshots", tmp_path / "a" / "b" / "c" / "f.png").write_bytes(b"x")
+    (tmp_path / "kept").mkdir()
+    assert outputs.make_folder("alerts", tmp_path / "kept")
+    outputs.close()  # the run stopped early
+    assert [p.name for p in tmp_path.iterdir()] == ["kept"]
+
+
+def test_alerts_are_all_written_or_none(tmp_path, pipeline, no_mask_video):
+    """alerts.jsonl appearing meanwhile costs the alerts output its JPEGs too, and the
+    command says nothing was written."""
+    folder = tmp_path / "al"
+    folder.mkdir()
+    summary = run_headless(
+        FaultAt(TrackingPipeline(pipeline), 3, lambda: (folder / "alerts.jsonl").write_text("x")),
+        str(no_mask_video),
+        progress=False,
+        extras=Extras(alerts_dir=folder, alert_delay_s=0.1),
+    )
+    assert summary.alerts >= 1
+    assert "created by someone else" in summary.failed["alerts"]
+    assert [p.name for p in folder.iterdir()] == ["alerts.jsonl"]
+    assert (folder / "alerts.jsonl").read_text() == "x"

@@ -97,6 +97,29 @@ def test_missing_file_is_a_message_and_the_window_survives(qtbot, window, tmp_pa
     assert window.shown == []
 
 
+def test_a_malformed_url_is_a_message_with_the_url_as_typed(qtbot, window, caplog):
+    window.picker.set_spec("http://[::1")
+    window.start()
+    qtbot.waitUntil(lambda: not window.is_playing, timeout=FRAME_TIMEOUT_MS)
+    assert window.message.startswith("Stream URL http://[::1 is malformed (Invalid IPv6 URL)")
+    assert "Traceback" not in caplog.text
+    window._on_failed("/data/cam.mp4 could not be opened: codec missing")
+    assert window.message.startswith("/data/cam.mp4 could not be opened")
+
+
+def test_command_line_values_beyond_the_window_controls_are_clamped(caplog):
+    from app.preferences import MAX_ALERT_DELAY_S, Preferences
+    from app.window import apply_command_line
+
+    prefs = Preferences.defaults(temporary=True)
+    apply_command_line(prefs, device="cpu", alert_delay_s=1e9, min_face=4)
+    assert prefs.alert_delay_s == MAX_ALERT_DELAY_S and prefs.min_face_size == 12
+    assert "--alert-delay 1e+09 is outside the window's range 0-600 s; using 600" in caplog.text
+    assert "--min-face 4 is outside the window's range 12-200 px; using 12" in caplog.text
+    apply_command_line(prefs, device="cpu", alert_delay_s=2.5)
+    assert prefs.alert_delay_s == 2.5
+
+
 def test_no_camera_offers_a_file_and_start_works_again(qtbot, window, face_video):
     window.picker.set_spec("99")
     window.start()

@@ -11,12 +11,17 @@ from __future__ import annotations
 import argparse
 import csv
 import io
+import math
 import os
+import signal
 import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_SOURCE = ROOT.parent / "shared/data/videos/masked-woman-laptop.mp4"
+PROG = "soak.py"
+POLL_MS = 200  # how often the run looks for Ctrl-C and for playback that stopped
 FLAT_MB_PER_MIN = 1.0  # steady-state growth below this per minute counts as flat
 FLAT_MB_TOTAL = 50.0
 LATENCY_GROWTH = 1.5  # the last tenth may be this much slower than the first, plus slack
@@ -27,7 +32,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 from PySide6.QtCore import QTimer  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
-from app.atomic import check_writable, write_text  # noqa: E402
+from app.atomic import check_writable, describe_error, write_text  # noqa: E402
 from app.config import PipelineConfig  # noqa: E402
 from app.window import MainWindow  # noqa: E402
 
@@ -49,19 +54,51 @@ def slope(xs: list[float], ys: list[float]) -> float:
     return sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / var if var else 0.0
 
 
-def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__)
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=PROG, description=__doc__)
     p.add_argument(
-        "--source", default=str(ROOT.parent / "shared/data/videos/masked-woman-laptop.mp4")
+        "--source",
+        default=str(DEFAULT_SOURCE),
+        help="video file played in a loop, or a camera index or stream URL "
+        "(default: a clip of ../shared/data/videos beside the checkout)",
     )
     p.add_argument("--minutes", type=float, default=30.0)
     p.add_argument("--sample-s", type=float, default=10.0)
     p.add_argument("--warmup-s", type=float, default=60.0)
     p.add_argument("--device", default="cpu")
     p.add_argument("--csv", type=Path)
-    args = p.parse_args()
+    return p
+
+
+def check_arguments(args: argparse.Namespace) -> None:
+    """Refuse, before the window opens, settings that would never end or measure nothing."""
+    for flag, value in (("--minutes", args.minutes), ("--sample-s", args.sample_s)):
+        if not (value > 0 and math.isfinite(value)):
+            raise ValueError(f"{flag} must be a finite number above 0, got {value}")
+    if args.sample_s > args.minutes * 60:
+        raise ValueError(
+            f"--sample-s {args.sample_s:g} is longer than the run ({args.minutes:g} min)"
+        )
+    if not (args.warmup_s >= 0 and math.isfinite(args.warmup_s)):
+        raise ValueError(f"--warmup-s must be a finite number of at least 0, got {args.warmup_s}")
+    if not (args.source.isdigit() or "://" in args.source) and not Path(args.source).is_file():
+        if args.source == str(DEFAULT_SOURCE):
+            raise FileNotFoundError(
+                f"the default clip {DEFAULT_SOURCE} is not there (this checkout is not beside "
+                "shared/); pass --source FILE"
+            )
+        raise FileNotFoundError(f"--source {args.source} is not a video file")
     if args.csv:
         check_writable(args.csv, overwrite=False)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        check_arguments(args)
+    except (OSError, ValueError) as exc:
+        print(f"{PROG}: error: {describe_error(exc)}", file=sys.stderr)
+        return 2
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     window = MainWindow(PipelineConfig(device=args.device), {}, args.source, autostart=False)
@@ -71,10 +108,17 @@ def main() -> int:
     rows: list[dict] = []
     start = time.perf_counter()
     shown = [0]
+    ended: dict[str, str] = {}  # why the run stopped early: "interrupted" or "failed"
 
     def on_frame(_image, stats) -> None:
         shown[0] += 1
         latencies.append(stats.latency_ms)
+
+    def finish(reason: str | None = None, detail: str = "") -> None:
+        if reason and not ended:
+            ended[reason] = detail
+        window.close()
+        app.quit()
 
     def sample() -> None:
         elapsed = time.perf_counter() - start
@@ -90,22 +134,51 @@ def main() -> int:
             }
         )
         if elapsed >= args.minutes * 60:
-            window.close()
-            app.quit()
+            finish()
 
+    def poll() -> None:
+        """Playback of a looped source only stops on a failure, which the window reports."""
+        if window.message and not window.is_playing:
+            finish("failed", window.message.split("\n")[0])
+
+    signal.signal(signal.SIGINT, lambda *_: finish("interrupted"))
     window.frame_displayed.connect(on_frame)
     timer = QTimer()
     timer.timeout.connect(sample)
     timer.start(int(args.sample_s * 1000))
+    watch = QTimer()  # also lets Python see Ctrl-C while Qt's event loop runs
+    watch.timeout.connect(poll)
+    watch.start(POLL_MS)
     QTimer.singleShot(0, window.start)
+    print(f"playing {args.source} in a loop for {args.minutes:g} min (Ctrl-C stops)", flush=True)
     app.exec()
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
+    if "interrupted" in ended:
+        print(f"{PROG}: interrupted; nothing was written", file=sys.stderr)
+        return 130
+    if "failed" in ended:
+        print(
+            f"{PROG}: error: playback of {args.source} stopped: {ended['failed']}", file=sys.stderr
+        )
+        return 1
+    if not rows or not rows[-1]["frames"]:
+        print(
+            f"{PROG}: error: no frame of {args.source} was shown; nothing measured", file=sys.stderr
+        )
+        return 1
     if args.csv:
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-        write_text(args.csv, buffer.getvalue())
+        try:
+            write_text(args.csv, buffer.getvalue(), overwrite=False)
+        except OSError as exc:
+            print(
+                f"{PROG}: error: {describe_error(exc)}; the samples were not saved", file=sys.stderr
+            )
+            return 1
     steady = [r for r in rows if r["elapsed_s"] >= args.warmup_s] or rows
     tenth = max(1, len(steady) // 10)
     lat = [r["latency_ms"] for r in steady if r["latency_ms"] != ""]

@@ -1,10 +1,12 @@
 """The benchmark command runs and writes its tables as JSON (its figures are not asserted)."""
 
 import json
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from conftest import fixture_bgr, on_canvas, write_video
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -97,3 +99,66 @@ def test_window_refuses_headless_only_flags(capsys):
 
     assert main(["--source", "clip.mp4", "--events", "e.jsonl", "--max-frames", "3"]) == 2
     assert "--events --max-frames only work with --headless" in capsys.readouterr().err
+
+
+def one_line_error(err: str, prog: str) -> str:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"{prog}: error: "), err
+    return lines[0]
+
+
+def test_json_that_is_an_input_or_in_a_bad_place_is_refused(tmp_path, capsys):
+    from app.benchmark import main as benchmark
+    from training.evaluate_clips import main as evaluate_clips
+
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    clip = write_video(videos / "masked-woman-laptop.mp4", [on_canvas(fixture_bgr("mask_1.jpg"))])
+    before = clip.read_bytes()
+    weights = tmp_path / "student.pt"
+    weights.write_bytes((ROOT / "models" / "student.pt").read_bytes())
+    for command, prog, extra in (
+        (evaluate_clips, "training.evaluate_clips", []),
+        (evaluate_clips, "training.evaluate_clips", ["--weights", str(weights)]),
+        (benchmark, "app.benchmark", []),
+    ):
+        target = weights if extra else clip
+        argv = ["--videos", str(videos), "--json", str(target), "--overwrite", *extra]
+        assert command(argv) == 2, argv
+        assert f"--json {target} is the " in one_line_error(capsys.readouterr().err, prog)
+        for bad, reason in (
+            (clip / "x.json", "is a file, not a folder"),
+            (tmp_path / "missing" / "x.json", "does not exist"),
+        ):
+            assert command(["--videos", str(videos), "--json", str(bad)]) == 2
+            assert reason in one_line_error(capsys.readouterr().err, prog)
+    assert clip.read_bytes() == before
+    assert weights.read_bytes() == (ROOT / "models" / "student.pt").read_bytes()
+
+
+def interrupt_once_shown(command: list[str], marker: str) -> subprocess.CompletedProcess:
+    """Run ``command``, press Ctrl-C once ``marker`` shows on its stderr (a progress bar)."""
+    proc = subprocess.Popen(command, cwd=ROOT, stderr=subprocess.PIPE, stdout=subprocess.PIPE)
+    seen = b""
+    while marker.encode() not in seen and proc.poll() is None:
+        seen += proc.stderr.read1(4096)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    return subprocess.CompletedProcess(command, proc.returncode, out.decode(), err.decode())
+
+
+@pytest.mark.parametrize("module", ["training.evaluate_clips", "app.benchmark"])
+def test_ctrl_c_stops_clip_measurements_without_a_traceback(tmp_path, module):
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    frames = [on_canvas(fixture_bgr("no_mask_2.jpg"))] * 600
+    write_video(videos / "unmasked-man-outdoors.mp4", frames, fps=30)
+    out = tmp_path / "figures.json"
+    command = [sys.executable, "-m", module, "--videos", str(videos), "--json", str(out)]
+    if module == "app.benchmark":
+        command += ["--seconds", "0.05", "--repeats", "1", "--live-seconds", "60"]
+    done = interrupt_once_shown(command, "clips:" if module == "app.benchmark" else ".mp4")
+    assert done.returncode == 130, done.stderr
+    assert done.stderr.strip().splitlines()[-1].endswith("interrupted; nothing was written")
+    assert "Traceback" not in done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["videos"]

@@ -5,6 +5,7 @@ import shutil
 import subprocess
 import sys
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -243,3 +244,87 @@ def test_face_photos_are_boxed_by_stock_mtcnn_framed_or_left_out():
     masked = np.ascontiguousarray(fixture_bgr("mask_1.jpg")[:, :, ::-1])  # N95: stock misses
     photo, boxes, rule = label_photo(masked, detector, offsets)
     assert rule == "no_face" and boxes.shape == (0, 4)
+
+
+def scenes_copy(root):
+    (root / "images").mkdir(parents=True)
+    (root / "annotations").mkdir()
+    for n in (129, 289, 52):
+        shutil.copy(FIXTURES / f"maksssksksss{n}.jpg", root / "images")
+        shutil.copy(FIXTURES / f"maksssksksss{n}.xml", root / "annotations")
+    return root
+
+
+def test_tune_detector_refuses_an_out_that_its_record_would_replace(tmp_path, capsys):
+    from training.tune_detector import main
+
+    out = tmp_path / "det.json"
+    out.write_text('{"mine": "precious"}')
+    argv = ["--scenes", str(scenes_copy(tmp_path / "scenes")), "--out", str(out), "--quiet"]
+    assert main([*argv, "--overwrite", "--stages", "pnet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("training.tune_detector: error: --out ")
+    assert "where the run's record goes" in err[0]
+    assert out.read_text() == '{"mine": "precious"}'
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["det.json", "scenes"]
+
+
+def test_square_crop_of_a_window_far_beyond_the_photo_costs_little_memory():
+    import tracemalloc
+
+    photo = np.random.default_rng(0).integers(0, 255, (225, 400, 3), dtype=np.uint8)
+    tracemalloc.start()
+    crop = detector_samples.square_crop(photo, (-5000, -5000, 90000, 90000), 12)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert crop.shape == (12, 12, 3) and peak < 2_000_000  # the old canvas took 25 GiB
+    assert not crop.any()  # the photo is a speck of under a pixel: black, as before
+
+    inside = detector_samples.square_crop(photo, (10, 20, 110, 120), 12)
+    expected = cv2.resize(photo[20:120, 10:110], (12, 12), interpolation=cv2.INTER_AREA)
+    assert np.array_equal(inside, expected)
+    canvas = np.zeros((100, 100, 3), np.uint8)  # a window half off the left edge
+    canvas[:, 50:] = photo[20:120, :50]
+    half = detector_samples.square_crop(photo, (-50, 20, 50, 120), 12)
+    reference = cv2.resize(canvas, (12, 12), interpolation=cv2.INTER_AREA)
+    assert np.abs(half.astype(int) - reference).mean() < 3 and not half[:, :6].any()
+
+
+def test_face_boxes_are_clipped_to_the_photo_or_left_out(caplog):
+    from training.tune_detector import boxes_in_image
+    from training.voc import GroundTruth
+
+    faces = [
+        GroundTruth((390.0, 10.0, 410.0, 30.0), "with_mask"),  # 10 px over the right edge
+        GroundTruth((-5000.0, -5000.0, 90000.0, 90000.0), "without_mask"),
+        GroundTruth((5.0, 5.0, 25.0, 25.0), "without_mask"),
+    ]
+    kept, boxes = boxes_in_image(faces, (225, 400), "scene.xml")
+    assert [f.box for f in kept] == [faces[0].box, faces[2].box]
+    assert boxes.tolist() == [[390, 10, 400, 30], [5, 5, 25, 25]]
+    assert "scene.xml" in caplog.text and "lies mostly outside the 400x225 image" in caplog.text
+
+
+def test_tune_detector_skips_unusable_annotations_and_photos(tmp_path, caplog):
+    from training.tune_detector import main
+
+    scenes = scenes_copy(tmp_path / "scenes")
+    nan_box = scenes / "annotations" / "maksssksksss52.xml"
+    nan_box.write_text(nan_box.read_text().replace("<xmin>37</xmin>", "<xmin>nan</xmin>", 1))
+    far = scenes / "annotations" / "maksssksksss129.xml"
+    text = far.read_text()
+    start, end = text.index("<bndbox>"), text.index("</bndbox>")
+    far.write_text(
+        text[:start] + "<bndbox><xmin>-5000</xmin><ymin>-5000</ymin><xmax>90000</xmax>"
+        "<ymax>90000</ymax>" + text[end:]
+    )
+    (scenes / "images" / "maksssksksss289.jpg").write_text("not a photo")
+    out = tmp_path / "det.pt"
+    argv = ["--scenes", str(scenes), "--out", str(out), "--stages", "pnet", "--epochs", "1"]
+    assert main([*argv, "--quiet", "--device", "cpu"]) == 0, caplog.text
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any("maksssksksss52.xml: <xmin> is 'nan'" in w for w in warnings), warnings
+    assert any("maksssksksss129.xml" in w and "mostly outside" in w for w in warnings)
+    assert any("maksssksksss289.jpg" in w for w in warnings)
+    meta = json.loads(out.with_suffix(".json").read_text())
+    assert meta["train_scenes"] == 1 and meta["train_faces"] == 2  # 129 without its far box

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -357,3 +358,87 @@ def test_cli_refuses_a_score_cut_outside_zero_to_one(datasets, capsys):
     argv = ["--data", str(datasets["scenes"]), "--model", "student", "--sensitivity", "high"]
     code, _, err = _run([*argv, "--min-score", "2"], capsys)
     _assert_one_line_error(code, err, "--min-score must lie in [0, 1], got 2.0")
+
+
+def _with_value(text: str, tag: str, value: str) -> str:
+    """The annotation ``text`` with the first ``<tag>`` holding ``value``."""
+    return re.sub(f"<{tag}>[^<]*</{tag}>", f"<{tag}>{value}</{tag}>", text, count=1)
+
+
+def scenes_copy(root: Path) -> Path:
+    """The three fixture scenes in the images/ + annotations/ layout under ``root``."""
+    (root / "images").mkdir(parents=True)
+    (root / "annotations").mkdir()
+    for name in SCENES:
+        shutil.copy(FIXTURES / f"{name}.jpg", root / "images")
+        shutil.copy(FIXTURES / f"{name}.xml", root / "annotations")
+    return root
+
+
+@pytest.mark.parametrize(
+    "tag, value",
+    [("xmin", "nan"), ("xmax", "inf"), ("ymax", "1e400"), ("width", "nan"), ("height", "-inf")],
+)
+def test_voc_parser_rejects_numbers_that_are_not_finite(tmp_path, tag, value):
+    path = tmp_path / "edited.xml"
+    path.write_text(_with_value((FIXTURES / "maksssksksss129.xml").read_text(), tag, value))
+    with pytest.raises(AnnotationError, match=f"edited.xml: <{tag}> is '{value}', not a finite"):
+        parse_annotation(path)
+
+
+def test_scene_with_a_nan_box_is_skipped_with_a_warning(tmp_path, capsys, caplog):
+    scenes = scenes_copy(tmp_path / "scenes")
+    xml = scenes / "annotations" / "maksssksksss52.xml"
+    xml.write_text(_with_value(xml.read_text(), "xmin", "nan"))
+    out_json = tmp_path / "figures.json"
+    argv = ["--data", str(scenes), "--model", "student", "--json", str(out_json)]
+    code, _, err = _run([*argv, "--limit", "2"], capsys)  # 129 and 52, the ends of the list
+    assert code == 0, err
+    report = json.loads(out_json.read_text())
+    assert report["images"]["evaluated"] == 1
+    assert "maksssksksss52.xml: <xmin> is 'nan'" in report["images"]["unreadable"][0]
+    assert any("maksssksksss52.xml" in r.getMessage() for r in caplog.records)
+
+
+def test_two_images_of_one_name_are_left_out_with_a_warning(tmp_path, caplog):
+    scenes = scenes_copy(tmp_path / "scenes")
+    other = scenes / "images" / "maksssksksss52.png"
+    shutil.copy(FIXTURES / "maksssksksss129.jpg", other)  # another photo, the same stem
+    files = find_scenes(scenes)
+    assert [p.image.stem for p in files.pairs] == ["maksssksksss129", "maksssksksss289"]
+    assert files.ambiguous_images == [[scenes / "images" / "maksssksksss52.jpg", other]]
+    assert not files.images_without_annotation and not files.annotations_without_image
+    warning = [r.getMessage() for r in caplog.records if "left out" in r.getMessage()]
+    assert len(warning) == 1 and "maksssksksss52.jpg" in warning[0] and other.name in warning[0]
+
+
+def test_an_unreadable_scene_image_keeps_its_split_and_is_skipped(tmp_path, capsys):
+    from training.scenes_split import split_scenes
+
+    scenes = scenes_copy(tmp_path / "scenes")
+    before = split_scenes(find_scenes(scenes).pairs)
+    (scenes / "images" / "maksssksksss52.jpg").write_text("a text file, not a photo")
+    assert split_scenes(find_scenes(scenes).pairs) == before  # all three are train
+    out_json = tmp_path / "figures.json"
+    argv = ["--data", str(scenes), "--model", "student", "--split", "train"]
+    code, _, err = _run([*argv, "--json", str(out_json)], capsys)
+    assert code == 0, err
+    report = json.loads(out_json.read_text())
+    assert report["images"]["in_split"] == 3 and report["images"]["evaluated"] == 2
+    assert "maksssksksss52.jpg" in report["images"]["unreadable"][0]
+
+
+def test_json_that_is_an_input_is_refused_even_with_overwrite(datasets, tmp_path, capsys):
+    weights = tmp_path / "wcopy.pt"
+    shutil.copy(ROOT / "models" / "student.pt", weights)
+    before = weights.read_bytes()
+    for flag in ("--weights", "--detector-weights"):
+        argv = ["--data", str(datasets["classes"]), "--model", "student", flag, str(weights)]
+        code, _, err = _run([*argv, "--json", str(weights), "--overwrite", "--limit", "1"], capsys)
+        _assert_one_line_error(code, err, f"--json {weights} is the {flag} file")
+        assert weights.read_bytes() == before
+    link = tmp_path / "alias.json"
+    link.symlink_to(ROOT / "models" / "student.pt")
+    argv = ["--data", str(datasets["classes"]), "--model", "student", "--json", str(link)]
+    code, _, err = _run([*argv, "--overwrite"], capsys)
+    _assert_one_line_error(code, err, "is the --weights file")

@@ -1,7 +1,11 @@
 """ONNX and TorchScript exports answer as the PyTorch student does on the fixture faces."""
 
+import os
+import shutil
+import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -84,3 +88,43 @@ def test_failed_export_keeps_the_earlier_one_and_makes_no_folder(tmp_path):
     run = subprocess.run([*cmd, "--out", str(fresh)], check=False, **options)
     assert run.returncode == 2, run.stderr
     assert not (tmp_path / "new").exists()
+
+
+def test_ctrl_c_leaves_nothing_and_no_traceback(tmp_path):
+    """The check images include a pipe no one writes to: reading it waits, and Ctrl-C comes
+    while the export is surely under way (models loaded, the detector cropping faces)."""
+    images = tmp_path / "images"
+    images.mkdir()
+    shutil.copy(FIXTURES / "mask_1.jpg", images / "a.jpg")
+    os.mkfifo(images / "b.jpg")
+    out = tmp_path / "new" / "export"
+    cmd = [sys.executable, "-m", "training.export", "--out", str(out), "--images", str(images)]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    opened = threading.Event()
+
+    def writer():
+        with open(images / "b.jpg", "wb"):  # returns once the export opens the pipe
+            opened.set()
+            proc.wait(timeout=180)
+
+    thread = threading.Thread(target=writer, daemon=True)
+    thread.start()
+    assert opened.wait(timeout=180), proc.communicate()[1]
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    err = err.decode()
+    assert proc.returncode == 130, err
+    assert err.strip().splitlines()[-1] == "training.export: interrupted; nothing was written"
+    assert "Traceback" not in err and not (tmp_path / "new").exists()
+
+
+def test_export_never_writes_over_its_own_weights(tmp_path, capsys):
+    from training.export import main
+
+    weights = tmp_path / "student.torchscript.pt"
+    weights.write_bytes((ROOT / "models" / "student.pt").read_bytes())
+    argv = ["--weights", str(weights), "--out", str(tmp_path), "--overwrite"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"is the --weights file {weights}" in err[0]
+    assert weights.read_bytes() == (ROOT / "models" / "student.pt").read_bytes()

@@ -399,3 +399,74 @@ def test_label_smoothing_reaches_the_hard_loss():
     sharp = kd.hard_loss(logits, label)
     kd.label_smoothing = 0.2
     assert kd.hard_loss(logits, label) > sharp + 0.3  # smoothing penalises overconfidence
+
+
+def a_report_figure(out: Path) -> None:
+    (out / "report").mkdir()
+    (out / "report" / "curves.png").write_bytes(b"an earlier figure")
+
+
+@pytest.mark.parametrize(
+    "setup, extra, message",
+    [
+        (lambda out: (out / "student.pt").mkdir(), ["--overwrite"], "student.pt is a folder"),
+        (
+            lambda out: (out / "report").write_text("notes"),
+            [],
+            "report is a file; the run writes its report folder",
+        ),
+        (a_report_figure, [], "already holds a report"),
+        (lambda out: None, ["--negative-thresholds", "5", "-3", "nan"], "must lie in [0, 1]"),
+        (lambda out: None, ["--negatives"], "--negatives needs --scenes"),
+    ],
+)
+def test_distill_checks_every_output_before_any_work(tmp_path, capsys, setup, extra, message):
+    """FIXTURES is no class-folder set: had the run gone on to prepare data, it would say so."""
+    out = tmp_path / "out"
+    out.mkdir()
+    setup(out)
+    before = sorted(p.relative_to(out) for p in out.rglob("*"))
+    argv = ["--data", str(FIXTURES), "--out", str(out), "--quiet", "--work-dir", str(tmp_path)]
+    code = distill_main([*argv, *extra])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and message in err[0], err
+    assert sorted(p.relative_to(out) for p in out.rglob("*")) == before
+    assert not (tmp_path / "prepared").exists()
+
+
+def test_linked_subfolders_of_a_class_are_read_once(tmp_path, caplog):
+    data = make_dataset(tmp_path / "data")
+    elsewhere = tmp_path / "more masks"
+    elsewhere.mkdir()
+    shutil.copy(FIXTURES / "mask_1.jpg", elsewhere / "linked.jpg")
+    (data / "with_mask" / "extra").symlink_to(elsewhere)
+    (elsewhere / "loop").symlink_to(data / "with_mask")  # leads back: entered once only
+    images = [path for path, label in find_images(data).images if label == "mask"]
+    assert len(images) == 9 and data / "with_mask" / "extra" / "linked.jpg" in images
+    assert "is read already" in caplog.text
+
+
+def test_a_failure_while_saving_keeps_the_earlier_weights_and_report(tmp_path):
+    """The outputs are checked before any work; one that breaks during the run (a folder
+    appears where the report goes) fails the whole set: the earlier files all stay."""
+    data, out, work = make_dataset(tmp_path / "data"), tmp_path / "out", tmp_path / "work"
+    (out / "report").mkdir(parents=True)
+    earlier = {"teacher.pt": "earlier teacher", "student.pt": "earlier student"}
+    for name, text in earlier.items():
+        (out / name).write_text(text)
+    (out / "report" / "report.json").write_text('{"earlier": true}')
+    proc = distill(
+        *("--data", data, "--out", out, "--work-dir", work, "--overwrite"),
+        *("--input-size", 32, "--batch-size", 8, "--teacher-epochs", 1, "--student-epochs", 1),
+    )
+    assert wait_for("manifest-*.json", work / "prepared", proc), proc.communicate()[1]
+    (out / "report" / "report.md").mkdir()  # after the checks, before the run saves
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 1, err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("training.distill: error: ") and "report.md" in last
+    assert "no weights or report were written" in last and "Traceback" not in err
+    assert {n: (out / n).read_text() for n in earlier} == earlier
+    assert (out / "report" / "report.json").read_text() == '{"earlier": true}'
+    assert sorted(p.name for p in (out / "report").iterdir()) == ["report.json", "report.md"]
+    assert sorted(p.name for p in out.iterdir()) == ["report", "student.pt", "teacher.pt"]

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
 SKIPPED_SUFFIXES = {".txt", ".md", ".json", ".xml", ".csv", ".db", ".ini"}
@@ -43,8 +47,7 @@ def find_images(root: Path) -> DatasetFiles:
     for folder in sorted(p for p in root.iterdir() if p.is_dir()):
         label = FOLDER_LABELS.get(folder.name.lower())
         if label is not None:
-            files = sorted(p for p in folder.rglob("*") if p.is_file())
-            classes.setdefault(label, []).extend(files)
+            classes.setdefault(label, []).extend(files_under(folder))
     if not classes:
         raise DatasetError(f"{root} has no class folders (expected with_mask/ and without_mask/)")
     missing = {"mask", "no_mask"} - set(classes)
@@ -59,6 +62,28 @@ def find_images(root: Path) -> DatasetFiles:
             raise DatasetError(f"class {label!r} in {root} holds no images")
         images += [(f, label) for f in kept]
     return DatasetFiles(images, skipped)
+
+
+def files_under(folder: Path) -> list[Path]:
+    """Every file below ``folder``, sorted, following linked subfolders (``rglob`` does not)
+    but entering each real folder once, so a link that loops back adds nothing twice."""
+    seen: set[str] = set()
+    files = []
+    for current, subfolders, names in os.walk(folder, followlinks=True):
+        seen.add(os.path.realpath(current))
+        entered = []
+        for name in sorted(subfolders):
+            real = os.path.realpath(os.path.join(current, name))
+            if real in seen:
+                log.warning(
+                    "not following %s: its folder %s is read already", Path(current, name), real
+                )
+                continue
+            seen.add(real)
+            entered.append(name)
+        subfolders[:] = entered
+        files += [Path(current, n) for n in names if Path(current, n).is_file()]
+    return sorted(files)
 
 
 def _plainly_not_image(path: Path) -> bool:

@@ -156,15 +156,27 @@ def pnet_samples(
 
 
 def square_crop(image_rgb: np.ndarray, box, size: int) -> np.ndarray:
-    """The window resized to ``size``, zero-filled where it leaves the photo (P-Net's view)."""
+    """The window resized to ``size``, zero-filled where it leaves the photo (P-Net's view).
+
+    Only the part inside the photo is resized, onto its place in the ``size`` square, so a
+    window far larger than the photo costs no more memory than the photo itself.
+    """
     x1, y1, x2, y2 = (int(round(v)) for v in box)
     side = max(1, x2 - x1)
-    canvas = np.zeros((side, side, 3), dtype=np.uint8)
     h, w = image_rgb.shape[:2]
     sx1, sy1, sx2, sy2 = max(0, x1), max(0, y1), min(w, x1 + side), min(h, y1 + side)
-    if sx2 > sx1 and sy2 > sy1:
-        canvas[sy1 - y1 : sy2 - y1, sx1 - x1 : sx2 - x1] = image_rgb[sy1:sy2, sx1:sx2]
-    return cv2.resize(canvas, (size, size), interpolation=cv2.INTER_AREA)
+    if (sx1, sy1, sx2, sy2) == (x1, y1, x1 + side, y1 + side):  # wholly inside
+        return cv2.resize(image_rgb[sy1:sy2, sx1:sx2], (size, size), interpolation=cv2.INTER_AREA)
+    out = np.zeros((size, size, 3), dtype=np.uint8)
+    scale = size / side
+    tx1, ty1 = round((sx1 - x1) * scale), round((sy1 - y1) * scale)
+    tx2, ty2 = round((sx2 - x1) * scale), round((sy2 - y1) * scale)
+    if sx2 > sx1 and sy2 > sy1 and tx2 > tx1 and ty2 > ty1:
+        part = image_rgb[sy1:sy2, sx1:sx2]
+        out[ty1:ty2, tx1:tx2] = cv2.resize(
+            part, (tx2 - tx1, ty2 - ty1), interpolation=cv2.INTER_AREA
+        )
+    return out
 
 
 def stage_samples(

@@ -7,6 +7,7 @@ and the best weights by validation accuracy saved with their metadata and a repo
 from __future__ import annotations
 
 import argparse
+import errno
 import hashlib
 import logging
 import math
@@ -30,8 +31,9 @@ from training.augment import AugmentConfig, CropDataset
 from training.dataset_files import DatasetError
 from training.distillers import DISTILLERS, DivergedError, as_device
 from training.metrics import classification_report
+from training.outputs import OutputSet, OutputsNotWrittenError, describe_output_error
 from training.prepare import prepare
-from training.report import write_report
+from training.report import REPORT_FILES, write_report
 from training.scene_crops import scene_training_crops
 from training.speed import crops_per_second
 
@@ -180,6 +182,38 @@ def check_settings(args: argparse.Namespace) -> None:
         )
     if not 0 <= args.distil_weight <= 1:
         raise ValueError(f"--distil-weight must be between 0 and 1, not {args.distil_weight}")
+    if not all(0 <= t <= 1 for t in args.negative_thresholds):  # also refuses nan
+        thresholds = " ".join(map(str, args.negative_thresholds))
+        raise ValueError(f"--negative-thresholds must lie in [0, 1], not {thresholds}")
+    if args.negatives and not args.scenes:
+        raise DatasetError("--negatives needs --scenes: false boxes are mined from scenes")
+    if args.teacher and not Path(args.teacher).is_file():
+        raise FileNotFoundError(errno.ENOENT, "no such file", str(args.teacher))
+
+
+def check_outputs(args: argparse.Namespace) -> None:
+    """Refuse, before any work, outputs that could not be written at the end: a folder where
+    weights or a report file go, a file where the report folder goes, earlier outputs
+    without --overwrite, a folder that cannot be created."""
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file, not a folder")
+    report = out / "report"
+    if report.exists() and not report.is_dir():
+        raise ValueError(f"{report} is a file; the run writes its report folder there")
+    weights = [out / f"{role}.pt" for role in ("teacher", "student")]
+    if args.teacher:
+        weights = weights[1:]  # a run from a trained teacher writes no teacher.pt
+    for path in weights + [report / name for name in REPORT_FILES]:
+        if path.is_dir():
+            raise ValueError(f"{path} is a folder; the run writes a file there")
+    if any((report / name).exists() for name in REPORT_FILES) and not args.overwrite:
+        raise OutputExistsError(f"{report} already holds a report (pass --overwrite to replace it)")
+    for path in weights:
+        if path.exists() and not args.overwrite:
+            raise OutputExistsError(f"{path} already exists (pass --overwrite to replace it)")
+    check_folder_creatable(out)
+    check_folder_creatable(report)
 
 
 def data_digest(*arrays: np.ndarray) -> str:
@@ -222,29 +256,16 @@ def run_key(args: argparse.Namespace, data: str, class_names: tuple[str, ...]) -
 
 def train(args: argparse.Namespace) -> dict:
     check_settings(args)
+    check_outputs(args)
     torch.manual_seed(args.seed)
     np.random.seed(args.seed)
     device = as_device(args.device)
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {out} is a file, not a folder")
-    if (out / "report" / "report.json").exists() and not args.overwrite:
-        raise OutputExistsError(
-            f"{out / 'report'} already holds a report (pass --overwrite to replace it)"
-        )
-    for name in ("teacher.pt", "student.pt"):
-        kept = args.teacher and name == "teacher.pt"
-        if (out / name).exists() and not args.overwrite and not kept:
-            raise OutputExistsError(f"{out / name} already exists (pass --overwrite to replace it)")
-    check_folder_creatable(out)
     prepared = prepare(
         args.data, args.work_dir / "prepared", args.seed, device, progress=not args.quiet
     )
     log.info("data: %s", prepared.stats["split_sizes"])
     class_names = prepared.class_names + (("not_face",) if args.negatives else ())
     extra, scene_stats = None, None
-    if args.negatives and not args.scenes:
-        raise DatasetError("--negatives needs --scenes: false boxes are mined from scenes")
     if args.scenes:
         negatives = None
         if args.negatives:
@@ -349,23 +370,8 @@ def train(args: argparse.Namespace) -> dict:
             models_report["student"]["parameters"] / models_report["teacher"]["parameters"]
         ),
     }
-    for role, model in (("teacher", teacher), ("student", student)):
-        if role == "teacher" and args.teacher:
-            continue
-        r = models_report[role]
-        data = str(args.data) + (f" + {args.scenes} (train split)" if args.scenes else "")
-        meta = ModelMeta(
-            arch=role,
-            class_names=class_names,
-            input_size=args.input_size,
-            data=data,
-            command=command,
-            scores={"test": r["test"], "best_val_acc": r["best_val_acc"]},
-            extra={"method": args.method, "seed": args.seed, "parameters": r["parameters"]},
-        )
-        out.mkdir(parents=True, exist_ok=True)  # only now: a failed run leaves no empty folder
-        checkpoint.save(out / f"{role}.pt", model.cpu(), meta)
-    write_report(out / "report", report, history, results)
+    models = {"student": student} if args.teacher else {"teacher": teacher, "student": student}
+    write_outputs(args, models, models_report, class_names, command, report, history, results)
     try:  # a finished run is never resumed, so its state would only mislead a later --resume
         shutil.rmtree(state_dir)
     except OSError as exc:
@@ -373,11 +379,47 @@ def train(args: argparse.Namespace) -> dict:
     return report
 
 
+def write_outputs(
+    args, models, models_report, class_names, command, report, history, results
+) -> None:
+    """Save the weights and the report as one set: all are placed, or none and the earlier
+    files stay (a failure here comes after all the training, so it is not a user error).
+
+    Raises:
+        OutputsNotWrittenError: naming what failed.
+    """
+    out = Path(args.out)
+    data = str(args.data) + (f" + {args.scenes} (train split)" if args.scenes else "")
+    try:
+        with OutputSet(args.overwrite) as outputs:  # folders made only now, removed on failure
+            for role, model in models.items():
+                r = models_report[role]
+                meta = ModelMeta(
+                    arch=role,
+                    class_names=class_names,
+                    input_size=args.input_size,
+                    data=data,
+                    command=command,
+                    scores={"test": r["test"], "best_val_acc": r["best_val_acc"]},
+                    extra={"method": args.method, "seed": args.seed, "parameters": r["parameters"]},
+                )
+                checkpoint.save(outputs.path(out / f"{role}.pt"), model.cpu(), meta)
+            write_report(out / "report", report, history, results, outputs)
+            outputs.commit()
+    except OSError as exc:
+        raise OutputsNotWrittenError(
+            f"{describe_output_error(exc)}; no weights or report were written, {out} is as it was"
+        ) from exc
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         report = train(args)
+    except OutputsNotWrittenError as exc:
+        print(f"training.distill: error: {exc}", file=sys.stderr)
+        return 1
     except (DatasetError, CheckpointError, ValueError, OSError) as exc:
         print(f"training.distill: error: {describe_error(exc)}", file=sys.stderr)
         return 2

@@ -9,7 +9,6 @@ its faces are matched to the annotated boxes. A table goes to stdout, figures to
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import math
 import sys
@@ -29,10 +28,11 @@ from app.digest import file_digest
 from app.images import ImageError, read_rgb
 from app.pipeline import MODEL_NAMES, Face, Pipeline
 from models.checkpoint import CheckpointError, default_weights
-from models.detector_checkpoint import DetectorWeightsError
+from models.detector_checkpoint import DEFAULT_DETECTOR, DetectorWeightsError
 from training.dataset_files import FOLDER_LABELS, DatasetError, DatasetFiles, find_images
 from training.detection_metrics import ClassAP, iou_matrix, match_detections
 from training.metrics import classification_report
+from training.outputs import OutputIsInputError, refuse_inputs, strict_json
 from training.prepare import face_crop_for_image, split_of_images
 from training.scenes_split import split_scenes
 from training.voc import (
@@ -351,6 +351,7 @@ def evaluate_scenes(
             "evaluated": images,
             "unreadable": unreadable,
             "without_annotation": [str(p) for p in files.images_without_annotation],
+            "same_name_left_out": [[str(p) for p in same] for same in files.ambiguous_images],
         },
         **tally.figures(),
         "timing": {
@@ -606,7 +607,43 @@ def configs(args: argparse.Namespace) -> tuple[DetectorConfig, EvaluationConfig]
     )
 
 
+def check_json(args: argparse.Namespace) -> None:
+    """Refuse a --json that is an input, lies in --data or exists (without --overwrite)."""
+    detector = {"default": DEFAULT_DETECTOR, "stock": None}.get(
+        args.detector_weights, Path(args.detector_weights)
+    )
+    refuse_inputs(
+        args.json,
+        "--json",
+        {
+            "--weights": args.weights or default_weights(args.model),
+            "--detector-weights": detector,
+        },
+    )
+    if Path(args.data).resolve() in Path(args.json).resolve().parents:
+        raise EvaluationError(
+            f"--json {args.json} lies inside the --data folder; write it elsewhere"
+        )
+    check_writable(args.json, args.overwrite)
+
+
+def write_json(args: argparse.Namespace, report: dict) -> int:
+    """Write the figures after the run; a failure now is not a user error (status 1)."""
+    try:
+        check_writable(args.json, args.overwrite)
+        write_text(args.json, strict_json(report) + "\n", overwrite=args.overwrite)
+    except OSError as exc:
+        print(
+            f"{PROG}: error: {describe_error(exc)}; the figures above were not saved",
+            file=sys.stderr,
+        )
+        return 1
+    print(f"figures written to {args.json}")
+    return 0
+
+
 USER_ERRORS = (
+    OutputIsInputError,
     EvaluationError,
     DatasetError,
     CheckpointError,
@@ -625,11 +662,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         detector, config = configs(args)
         if args.json is not None:
-            check_writable(args.json, args.overwrite)
-            if Path(args.data).resolve() in Path(args.json).resolve().parents:
-                raise EvaluationError(
-                    f"--json {args.json} lies inside the --data folder; write it elsewhere"
-                )
+            check_json(args)
         report = evaluate(
             args.data,
             args.model,
@@ -640,17 +673,13 @@ def main(argv: list[str] | None = None) -> int:
             progress=not args.quiet,
         )
         print(format_report(report, config))
-        if args.json is not None:
-            check_writable(args.json, args.overwrite)
-            write_text(args.json, json.dumps(report, indent=1) + "\n")
-            print(f"figures written to {args.json}")
+        return write_json(args, report) if args.json is not None else 0
     except USER_ERRORS as exc:
         print(f"{PROG}: error: {describe_error(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted; nothing was written", file=sys.stderr)
         return 130
-    return 0
 
 
 if __name__ == "__main__":

@@ -7,7 +7,6 @@ over every frame of each clip and reports how many face detections got the expec
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 import time
@@ -20,7 +19,11 @@ from app.config import DetectorConfig, PipelineConfig, TrackingConfig
 from app.pipeline import Pipeline
 from app.source import SourceError, VideoSource
 from app.tracking import TrackingPipeline
-from models.checkpoint import CheckpointError
+from models.checkpoint import CheckpointError, default_weights
+from models.detector_checkpoint import DEFAULT_DETECTOR
+from training.outputs import refuse_inputs, strict_json
+
+PROG = "training.evaluate_clips"
 
 # Clips of ../shared/data/videos whose faces keep one label for the whole clip.
 EXPECTED = {
@@ -98,59 +101,54 @@ def clip_shares(
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m training.evaluate_clips", description=__doc__)
-    p.add_argument("--videos", type=Path, default=Path("../shared/data/videos"))
-    p.add_argument("--model", choices=["student", "teacher"], default="student")
-    p.add_argument("--weights", type=Path)
-    p.add_argument("--device", default="auto")
-    p.add_argument("--detect-scale", type=float, default=DetectorConfig().scale)
-    p.add_argument("--detect-every", type=int, default=TrackingConfig().detect_every)
-    p.add_argument("--smooth", type=int, default=TrackingConfig().smooth_window)
-    p.add_argument("--json", type=Path)
-    p.add_argument("--overwrite", action="store_true")
-    p.add_argument("--quiet", action="store_true")
-    args = p.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING)
-    try:
-        if args.json:
-            check_writable(args.json, args.overwrite)
-        if not args.videos.is_dir():
-            raise FileNotFoundError(f"--videos {args.videos} is not a folder of clips")
-        if not any((args.videos / name).exists() for name in EXPECTED):
-            raise FileNotFoundError(f"--videos {args.videos} holds none of the expected clips")
-        if args.detect_every < 1 or args.smooth < 1:
-            raise ValueError("--detect-every and --smooth must be at least 1")
-        config = PipelineConfig(
-            detector=DetectorConfig(scale=args.detect_scale),
-            tracking=TrackingConfig(
-                detect_every=args.detect_every,
-                smooth_window=args.smooth,
-                # the naive path: every frame on its own, nothing carried
-                max_misses=0
-                if args.detect_every == args.smooth == 1
-                else TrackingConfig().max_misses,
-            ),
-            model=args.model,
-            device=args.device,
+def measure(args: argparse.Namespace) -> list[dict]:
+    """Check the arguments, then measure every expected clip found in --videos."""
+    if args.json:
+        refuse_inputs(
+            args.json,
+            "--json",
+            {
+                "--weights": args.weights or default_weights(args.model),
+                "detector weights": DEFAULT_DETECTOR,
+                "clip": [args.videos / name for name in EXPECTED],
+            },
         )
-        weights = {args.model: args.weights} if args.weights else {}
-        pipeline = TrackingPipeline(Pipeline(config, weights))
-        rows = []
-        for name, expected in EXPECTED.items():
-            path = args.videos / name
-            if not path.exists():
-                print(f"skipping {name}: not in {args.videos}", file=sys.stderr)
-                continue
-            try:
-                rows.append(clip_shares(pipeline, path, expected, not args.quiet))
-            except SourceError as exc:  # one unreadable clip does not cost the others
-                print(f"skipping {name}: {exc}", file=sys.stderr)
-        if not rows:
-            raise FileNotFoundError(f"no clip in {args.videos} could be read")
-    except (SourceError, CheckpointError, FileExistsError, FileNotFoundError, ValueError) as exc:
-        print(f"training.evaluate_clips: error: {describe_error(exc)}", file=sys.stderr)
-        return 2
+        check_writable(args.json, args.overwrite)
+    if not args.videos.is_dir():
+        raise FileNotFoundError(f"--videos {args.videos} is not a folder of clips")
+    if not any((args.videos / name).exists() for name in EXPECTED):
+        raise FileNotFoundError(f"--videos {args.videos} holds none of the expected clips")
+    if args.detect_every < 1 or args.smooth < 1:
+        raise ValueError("--detect-every and --smooth must be at least 1")
+    config = PipelineConfig(
+        detector=DetectorConfig(scale=args.detect_scale),
+        tracking=TrackingConfig(
+            detect_every=args.detect_every,
+            smooth_window=args.smooth,
+            # the naive path: every frame on its own, nothing carried
+            max_misses=0 if args.detect_every == args.smooth == 1 else TrackingConfig().max_misses,
+        ),
+        model=args.model,
+        device=args.device,
+    )
+    weights = {args.model: args.weights} if args.weights else {}
+    pipeline = TrackingPipeline(Pipeline(config, weights))
+    rows = []
+    for name, expected in EXPECTED.items():
+        path = args.videos / name
+        if not path.exists():
+            print(f"skipping {name}: not in {args.videos}", file=sys.stderr)
+            continue
+        try:
+            rows.append(clip_shares(pipeline, path, expected, not args.quiet))
+        except SourceError as exc:  # one unreadable clip does not cost the others
+            print(f"skipping {name}: {exc}", file=sys.stderr)
+    if not rows:
+        raise FileNotFoundError(f"no clip in {args.videos} could be read")
+    return rows
+
+
+def print_rows(args: argparse.Namespace, rows: list[dict]) -> None:
     print(
         f"model {args.model}, detector scale {args.detect_scale}, "
         f"detect every {args.detect_every}, smooth {args.smooth}"
@@ -176,8 +174,42 @@ def main(argv: list[str] | None = None) -> int:
             f"{pct(r['share']):>7} {pct(r['raw_share']):>7} {rate(r['flicker']['shown']):>13} "
             f"{rate(r['flicker']['raw']):>11} {r['fps']:6.1f}"
         )
-    if args.json:
-        write_text(args.json, json.dumps({"model": args.model, "clips": rows}, indent=1))
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog=f"python -m {PROG}", description=__doc__)
+    p.add_argument("--videos", type=Path, default=Path("../shared/data/videos"))
+    p.add_argument("--model", choices=["student", "teacher"], default="student")
+    p.add_argument("--weights", type=Path)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--detect-scale", type=float, default=DetectorConfig().scale)
+    p.add_argument("--detect-every", type=int, default=TrackingConfig().detect_every)
+    p.add_argument("--smooth", type=int, default=TrackingConfig().smooth_window)
+    p.add_argument("--json", type=Path)
+    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--quiet", action="store_true")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    try:
+        rows = measure(args)
+        print_rows(args, rows)
+        if args.json:
+            try:
+                check_writable(args.json, args.overwrite)
+                text = strict_json({"model": args.model, "clips": rows})
+                write_text(args.json, text, overwrite=args.overwrite)
+            except OSError as exc:  # after the work: not a user error
+                print(
+                    f"{PROG}: error: {describe_error(exc)}; the table was not saved",
+                    file=sys.stderr,
+                )
+                return 1
+    except (SourceError, CheckpointError, OSError, ValueError) as exc:
+        print(f"{PROG}: error: {describe_error(exc)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted; nothing was written", file=sys.stderr)
+        return 130
     return 0
 
 

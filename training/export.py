@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
-import os
 import sys
 import warnings
 from dataclasses import dataclass
@@ -26,13 +25,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from app.atomic import check_writable, describe_error, temp_name
+from app.atomic import check_writable, describe_error
 from app.classifier import crops_to_tensor
 from app.config import CropConfig, DetectorConfig
 from app.detector import FaceDetector
 from app.images import ImageError, read_rgb
 from models import checkpoint
 from models.checkpoint import CheckpointError
+from training.outputs import OutputSet, refuse_inputs
 from training.prepare import face_crop_for_image
 
 log = logging.getLogger(__name__)
@@ -128,27 +128,24 @@ def export_checked(
     input_size: int,
     onnx_path: Path,
     script_path: Path,
+    overwrite: bool = True,
 ) -> ExportCheck:
-    """Export under temporary names, check them, and only then rename them over the targets.
+    """Export under temporary names, check them, and only then rename them over the targets,
+    both or neither (``overwrite`` False: never over a file that appeared meanwhile).
 
     Raises:
         ExportMismatchError: when the check fails; the targets are left as they were.
     """
-    temps = {onnx_path: temp_name(onnx_path), script_path: temp_name(script_path)}
-    try:
-        export(model, input_size, temps[onnx_path], temps[script_path])
-        result = check(model, batch, temps[onnx_path], temps[script_path])
+    with OutputSet(overwrite) as outputs:
+        onnx_tmp, script_tmp = outputs.path(onnx_path), outputs.path(script_path)
+        export(model, input_size, onnx_tmp, script_tmp)
+        result = check(model, batch, onnx_tmp, script_tmp)
         if not result.ok:
             raise ExportMismatchError(
                 f"the exported models disagree with PyTorch ({result.summary()}); "
                 f"{onnx_path.parent} is left as it was"
             )
-        for final, tmp in temps.items():
-            os.replace(tmp, final)
-    finally:
-        for tmp in temps.values():
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
+        outputs.commit()
     return result
 
 
@@ -180,6 +177,13 @@ def check(
     )
 
 
+def remove_empty(folders: list[Path]) -> None:
+    """Remove the folders a failed run made, innermost first, if they are empty."""
+    for folder in folders:
+        with contextlib.suppress(OSError):
+            folder.rmdir()
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m training.export", description=__doc__)
     p.add_argument("--model", choices=["student", "teacher"], default="student")
@@ -197,24 +201,28 @@ def main(argv: list[str] | None = None) -> int:
     onnx_path = args.out / f"{args.model}.onnx"
     script_path = args.out / f"{args.model}.torchscript.pt"
     new_folders = [f for f in (args.out, *args.out.parents) if not f.exists()]
+    weights = args.weights or checkpoint.default_weights(args.model)
     try:
         if args.out.exists() and not args.out.is_dir():
             raise ValueError(f"--out {args.out} is a file, not a folder")
-        if args.out.is_dir():
-            for path in (onnx_path, script_path):
+        for path in (onnx_path, script_path):
+            refuse_inputs(path, "--out", {"--weights": weights})
+            if args.out.is_dir():
                 check_writable(path, args.overwrite)
-        model, meta = checkpoint.load(
-            args.weights or checkpoint.default_weights(args.model), args.model
-        )
+        model, meta = checkpoint.load(weights, args.model)
         batch = crops_to_tensor(fixture_crops(args.images), meta)
         args.out.mkdir(parents=True, exist_ok=True)
-        result = export_checked(model, batch, meta.input_size, onnx_path, script_path)
+        result = export_checked(
+            model, batch, meta.input_size, onnx_path, script_path, args.overwrite
+        )
     except (CheckpointError, ValueError, OSError) as exc:
-        for folder in new_folders:  # only folders this run made, innermost first, if empty
-            with contextlib.suppress(OSError):
-                folder.rmdir()
+        remove_empty(new_folders)
         print(f"training.export: error: {describe_error(exc)}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # export_checked has removed its temporary files
+        remove_empty(new_folders)
+        print("training.export: interrupted; nothing was written", file=sys.stderr)
+        return 130
     print(f"wrote {onnx_path} and {script_path}")
     print(result.summary())
     return 0

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import matplotlib
@@ -10,13 +9,16 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from app.atomic import atomic_path, write_text  # noqa: E402
+from training.outputs import OutputSet, strict_json  # noqa: E402
+
+REPORT_FILES = ("curves.png", "confusion.png", "report.json", "report.md")
 
 
 def _save_figure(fig, path: Path) -> None:
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=90, bbox_inches="tight", format="png")
-    plt.close(fig)
+    try:
+        fig.savefig(path, dpi=90, bbox_inches="tight", format="png")
+    finally:
+        plt.close(fig)
 
 
 def plot_curves(history: dict[str, list[dict]], path: Path) -> None:
@@ -86,9 +88,12 @@ def markdown(report: dict) -> str:
     return "\n".join(lines)
 
 
-def write_report(folder: Path, report: dict, history: dict, results: dict) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    plot_curves(history, folder / "curves.png")
-    plot_confusions(results, folder / "confusion.png")
-    write_text(folder / "report.json", json.dumps(report, indent=1))
-    write_text(folder / "report.md", markdown(report))
+def write_report(
+    folder: Path, report: dict, history: dict, results: dict, outputs: OutputSet
+) -> None:
+    """Write the report's files (``REPORT_FILES``) under the temporary names of ``outputs``;
+    they take their final names in ``folder`` when the caller commits the set."""
+    plot_curves(history, outputs.path(folder / "curves.png"))
+    plot_confusions(results, outputs.path(folder / "confusion.png"))
+    outputs.path(folder / "report.json").write_text(strict_json(report), encoding="utf-8")
+    outputs.path(folder / "report.md").write_text(markdown(report), encoding="utf-8")

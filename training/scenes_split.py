@@ -24,9 +24,18 @@ TEST_FRACTION = 0.5
 THUMB = (9, 8)
 
 
-def _thumb_hash(path: Path) -> int:
-    with Image.open(path) as image:
-        gray = image.convert("L").resize(THUMB, Image.Resampling.BOX)
+# What opening a damaged or foreign file can raise in PIL (as app.images.read_rgb catches).
+UNREADABLE = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
+
+
+def _thumb_hash(path: Path) -> int | None:
+    """A 64-bit difference hash of the photo; None when it cannot be decoded."""
+    try:
+        with Image.open(path) as image:
+            gray = image.convert("L").resize(THUMB, Image.Resampling.BOX)
+    except UNREADABLE as exc:  # its reader warns, if it is in the split that is read
+        log.debug("cannot hash %s for the split: %s", path, exc)
+        return None
     pixels = np.asarray(gray, dtype=np.int16).flatten().tolist()
     bits = [pixels[r * 9 + c + 1] > pixels[r * 9 + c] for r in range(8) for c in range(8)]
     return sum(1 << i for i, b in enumerate(bits) if b)
@@ -42,10 +51,14 @@ def split_scenes(
     """Image stem -> "train" or "test"; a near-duplicate group shares one split.
 
     A group's split depends only on the seed and its first member's name, so adding photos
-    to the set does not move the others.
+    to the set does not move the others. An image that cannot be decoded forms a group of
+    its own (the readers that use the split then skip it with their own warning).
     """
     hashes = [_thumb_hash(p.image) for p in pairs]
-    groups = group_near_duplicates(hashes)
+    readable = [i for i, h in enumerate(hashes) if h is not None]
+    groups = [-1 - i for i in range(len(pairs))]  # alone, unless hashed below
+    for i, group in zip(readable, group_near_duplicates([hashes[i] for i in readable])):
+        groups[i] = group
     first: dict[int, str] = {}
     for pair, group in zip(pairs, groups):
         first.setdefault(group, pair.image.stem)

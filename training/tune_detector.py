@@ -16,7 +16,6 @@ test`` stays leak-free.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import shlex
 import sys
@@ -30,7 +29,7 @@ import torch.nn.functional as F
 from facenet_pytorch import MTCNN
 from tqdm import tqdm
 
-from app.atomic import check_writable, describe_error, write_text
+from app.atomic import check_writable, describe_error
 from app.images import ImageError, read_rgb
 from models import detector_checkpoint
 from training import cascade, detector_samples
@@ -38,14 +37,22 @@ from training.dataset_files import DatasetError
 from training.detector_samples import LABEL_NEGATIVE, LABEL_PART, LABEL_POSITIVE, Samples
 from training.distillers import as_device
 from training.face_photos import train_face_photos
+from training.outputs import (
+    OutputSet,
+    OutputsNotWrittenError,
+    describe_output_error,
+    same_file,
+    strict_json,
+)
 from training.scenes_split import split_scenes
-from training.voc import AnnotationError, find_scenes, parse_annotation
+from training.voc import AnnotationError, GroundTruth, find_scenes, parse_annotation
 
 log = logging.getLogger(__name__)
 
 SOFTMAX = {"pnet": "softmax4_1", "rnet": "softmax5_1", "onet": "softmax6_1"}
 BOX_WEIGHT = {"pnet": 0.5, "rnet": 0.5, "onet": 1.0}
 UNMASKED_REPEATS = 4
+OUTSIDE_LIMIT = 0.5  # a face box with less than this share of its area in the image is wrong
 
 
 def train_scenes(scenes: Path, seed: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
@@ -67,7 +74,7 @@ def train_scenes(scenes: Path, seed: int) -> list[tuple[np.ndarray, np.ndarray, 
         except (ImageError, AnnotationError) as exc:
             log.warning("skipped: %s", exc)
             continue
-        boxes = np.array([f.box for f in faces], dtype=np.float32).reshape(-1, 4)
+        faces, boxes = boxes_in_image(faces, image.shape[:2], pair.annotation)
         repeats = np.array([UNMASKED_REPEATS if f.name == "without_mask" else 1 for f in faces])
         out.append((image, boxes, repeats))
     if not out:
@@ -75,6 +82,33 @@ def train_scenes(scenes: Path, seed: int) -> list[tuple[np.ndarray, np.ndarray, 
     if not any(len(boxes) for _, boxes, _ in out):
         raise DatasetError(f"the train-split annotations in {scenes} hold no face boxes")
     return out
+
+
+def boxes_in_image(
+    faces: list[GroundTruth], shape: tuple[int, int], source: Path
+) -> tuple[list[GroundTruth], np.ndarray]:
+    """The faces whose boxes lie mostly inside an image of ``shape`` (H, W), with their
+    boxes (N x 4) clipped to it; a box mostly outside is a wrong annotation, left out with
+    a warning (windows cut around it would span far more than the photo)."""
+    height, width = shape
+    kept, boxes = [], []
+    for face in faces:
+        box = np.array(face.box, dtype=np.float64)
+        clipped = np.clip(box, 0, [width, height, width, height])
+        area = (box[2] - box[0]) * (box[3] - box[1])
+        inside = max(0.0, clipped[2] - clipped[0]) * max(0.0, clipped[3] - clipped[1])
+        if inside < OUTSIDE_LIMIT * area:
+            log.warning(
+                "skipped a face of %s: box %s lies mostly outside the %dx%d image",
+                source,
+                face.box,
+                width,
+                height,
+            )
+            continue
+        kept.append(face)
+        boxes.append(clipped)
+    return kept, np.array(boxes, dtype=np.float32).reshape(-1, 4)
 
 
 def stage_logits(net: nn.Module, stage: str, windows: torch.Tensor):
@@ -237,8 +271,14 @@ def tune(args: argparse.Namespace) -> dict:
         raise ValueError(f"--mine-thresholds must lie in [0, 1], got {args.mine_thresholds}")
     if len(set(args.stages)) != len(args.stages):
         raise ValueError(f"--stages names a net twice: {' '.join(args.stages)}")
+    record = Path(args.out).with_suffix(".json")
+    if same_file(record, args.out):
+        raise ValueError(
+            f"--out {args.out} is where the run's record goes (beside the weights, with a "
+            ".json suffix); name the weights file with another suffix, such as .pt"
+        )
     check_writable(args.out, args.overwrite)
-    check_writable(Path(args.out).with_suffix(".json"), args.overwrite)
+    check_writable(record, args.overwrite)
     torch.manual_seed(args.seed)
     device = as_device(args.device)
     scenes = train_scenes(args.scenes, args.seed)
@@ -272,8 +312,15 @@ def tune(args: argparse.Namespace) -> dict:
         "stages": stages,
         "minutes": round((time.perf_counter() - started) / 60, 1),
     }
-    detector_checkpoint.save(args.out, mtcnn, meta)
-    write_text(Path(args.out).with_suffix(".json"), json.dumps(meta, indent=1) + "\n")
+    try:
+        with OutputSet(args.overwrite) as outputs:  # the weights and their record, or neither
+            detector_checkpoint.save(outputs.path(args.out), mtcnn, meta)
+            outputs.path(record).write_text(strict_json(meta) + "\n", encoding="utf-8")
+            outputs.commit()
+    except OSError as exc:
+        raise OutputsNotWrittenError(
+            f"{describe_output_error(exc)}; neither {args.out} nor {record} was written"
+        ) from exc
     return meta
 
 
@@ -282,6 +329,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         meta = tune(args)
+    except OutputsNotWrittenError as exc:
+        print(f"training.tune_detector: error: {exc}", file=sys.stderr)
+        return 1
     except (DatasetError, ValueError, OSError) as exc:  # OutputExistsError is an OSError
         print(f"training.tune_detector: error: {describe_error(exc)}", file=sys.stderr)
         return 2

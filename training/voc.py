@@ -7,6 +7,7 @@ boxes. VOC classes keep their original names; ``VOC_LABELS`` maps them to app la
 from __future__ import annotations
 
 import logging
+import math
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,14 +69,18 @@ class SceneFiles:
     pairs: list[ScenePair]
     images_without_annotation: list[Path]
     annotations_without_image: list[Path]
+    ambiguous_images: list[list[Path]] = field(default_factory=list)  # one stem, two images
 
 
 def _number(node: ET.Element, tag: str, source: Path) -> float:
     text = node.findtext(tag)
     try:
-        return float(text)
+        value = float(text)
     except (TypeError, ValueError):
         raise AnnotationError(f"{source}: <{tag}> is {text!r}, not a number") from None
+    if not math.isfinite(value):  # nan, inf and numbers too large for a float (1e400)
+        raise AnnotationError(f"{source}: <{tag}> is {text!r}, not a finite number")
+    return value
 
 
 def parse_annotation(path: Path) -> Annotation:
@@ -86,7 +91,8 @@ def parse_annotation(path: Path) -> Annotation:
     inclusive 1-based pixel indices.
 
     Raises:
-        AnnotationError: for malformed XML, an unknown class or a box with no area.
+        AnnotationError: for malformed XML, a number that is missing or not finite, an
+            unknown class or a box with no area.
     """
     path = Path(path)
     try:
@@ -120,27 +126,42 @@ def is_scenes_layout(root: Path) -> bool:
 def find_scenes(root: Path) -> SceneFiles:
     """Pair ``images/NAME.*`` with ``annotations/NAME.xml`` by file stem.
 
+    Two images of one stem (``a.jpg`` and ``a.png``) cannot be told apart by the pairing:
+    neither is used, with a warning naming both, so no photo is scored against another's
+    boxes.
+
     Raises:
         DatasetError: when the layout is missing or not a single image has an annotation.
     """
     root = Path(root)
     if not is_scenes_layout(root):
         raise DatasetError(f"{root} is not a scenes set (expected images/ and annotations/)")
-    images = {
-        p.stem: p
-        for p in sorted((root / IMAGES_DIR).iterdir())
-        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
-    }
+    by_stem: dict[str, list[Path]] = {}
+    for p in sorted((root / IMAGES_DIR).iterdir()):
+        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."):
+            by_stem.setdefault(p.stem, []).append(p)
     annotations = {
         p.stem: p
         for p in sorted((root / ANNOTATIONS_DIR).glob("*.xml"))
         if not p.name.startswith(".")
     }
+    ambiguous = [by_stem[s] for s in sorted(by_stem) if len(by_stem[s]) > 1 and s in annotations]
+    for paths in ambiguous:
+        log.warning(
+            "left out %s: images of one name cannot be told apart by their annotation",
+            " and ".join(str(p) for p in paths),
+        )
+    images = {s: paths[0] for s, paths in by_stem.items() if len(paths) == 1}
     pairs = [ScenePair(images[s], annotations[s]) for s in sorted(images) if s in annotations]
+    if not pairs and ambiguous:
+        raise DatasetError(
+            f"{root}: every annotated image shares its name with another image "
+            f"(such as {' and '.join(p.name for p in ambiguous[0])})"
+        )
     if not pairs:
         raise DatasetError(f"{root} has no image in images/ with a matching annotations/*.xml")
-    lonely_images = [images[s] for s in sorted(images) if s not in annotations]
-    lonely_annotations = [annotations[s] for s in sorted(annotations) if s not in images]
+    lonely_images = [p for s in sorted(by_stem) if s not in annotations for p in by_stem[s]]
+    lonely_annotations = [annotations[s] for s in sorted(annotations) if s not in by_stem]
     if lonely_images or lonely_annotations:
         log.warning(
             "%d images without annotation and %d annotations without image in %s",
@@ -148,4 +169,4 @@ def find_scenes(root: Path) -> SceneFiles:
             len(lonely_annotations),
             root,
         )
-    return SceneFiles(pairs, lonely_images, lonely_annotations)
+    return SceneFiles(pairs, lonely_images, lonely_annotations, ambiguous)

@@ -1,0 +1,75 @@
+"""Outputs of the training and measuring commands: placed as a set, strict JSON, never an input."""
+
+import json
+
+import pytest
+
+from training.outputs import OutputIsInputError, OutputSet, refuse_inputs, strict_json
+
+
+def written(folder):
+    return {str(p.relative_to(folder)): p.read_text() for p in folder.rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize("overwrite", [True, False])
+def test_a_set_is_placed_whole(tmp_path, overwrite):
+    with OutputSet(overwrite) as outputs:
+        outputs.path(tmp_path / "teacher.pt").write_text("new teacher")
+        outputs.path(tmp_path / "report" / "report.json").write_text("{}")
+        assert written(tmp_path) != {}  # only temporary names so far
+        assert not (tmp_path / "teacher.pt").exists()
+        outputs.commit()
+    assert written(tmp_path) == {"teacher.pt": "new teacher", "report/report.json": "{}"}
+
+
+def test_a_failed_placement_puts_the_earlier_files_back(tmp_path):
+    (tmp_path / "teacher.pt").write_text("old teacher")
+    with OutputSet(overwrite=True) as outputs:
+        outputs.path(tmp_path / "teacher.pt").write_text("new teacher")
+        outputs.path(tmp_path / "student.pt").write_text("new student")
+        (tmp_path / "student.pt").mkdir()  # appears after the run checked its outputs
+        with pytest.raises(IsADirectoryError):
+            outputs.commit()
+    assert written(tmp_path) == {"teacher.pt": "old teacher"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["student.pt", "teacher.pt"]
+
+
+def test_without_overwrite_a_file_that_appeared_meanwhile_is_kept(tmp_path):
+    with OutputSet(overwrite=False) as outputs:
+        outputs.path(tmp_path / "a.json").write_text("mine a")
+        outputs.path(tmp_path / "b.json").write_text("mine b")
+        (tmp_path / "b.json").write_text("someone else's")
+        with pytest.raises(FileExistsError, match="created by someone else"):
+            outputs.commit()
+    assert written(tmp_path) == {"b.json": "someone else's"}
+
+
+def test_an_interrupted_set_leaves_no_files_or_new_folders(tmp_path):
+    with pytest.raises(KeyboardInterrupt):
+        with OutputSet(overwrite=True) as outputs:
+            outputs.path(tmp_path / "out" / "report" / "report.md").write_text("half")
+            raise KeyboardInterrupt
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_strict_json_has_no_nan():
+    text = strict_json({"loss": float("nan"), "rates": [1.5, float("inf")], "ok": (1, None)})
+
+    def refuse(name):
+        raise ValueError(name)
+
+    assert json.loads(text, parse_constant=refuse) == {
+        "loss": None,
+        "rates": [1.5, None],
+        "ok": [1, None],
+    }
+
+
+def test_an_output_that_is_an_input_is_refused(tmp_path):
+    weights = tmp_path / "student.pt"
+    weights.write_bytes(b"weights")
+    (tmp_path / "alias.pt").symlink_to(weights)
+    for output in (weights, tmp_path / "sub" / ".." / "student.pt", tmp_path / "alias.pt"):
+        with pytest.raises(OutputIsInputError, match="is the --weights file"):
+            refuse_inputs(output, "--json", {"--weights": weights, "clip": []})
+    refuse_inputs(tmp_path / "figures.json", "--json", {"--weights": weights, "clip": None})

@@ -1,0 +1,96 @@
+"""scripts/soak.py: refuses what would run forever or on nothing, stops on Ctrl-C and failures."""
+
+import csv
+import importlib.util
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+from conftest import ROOT, fixture_bgr, on_canvas, write_video
+
+SOAK = ROOT / "scripts" / "soak.py"
+
+
+def soak(*args) -> subprocess.Popen:
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
+    return subprocess.Popen(
+        [sys.executable, str(SOAK), *map(str, args)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+
+
+def load_script():
+    """scripts/soak.py as a module, to call its main() in this process."""
+    spec = importlib.util.spec_from_file_location("soak", SOAK)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    return script
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    frames = [on_canvas(fixture_bgr("no_mask_2.jpg"))] * 20
+    return write_video(tmp_path_factory.mktemp("soak") / "face.mp4", frames, fps=10)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--minutes", "nan"], "--minutes must be a finite number above 0, got nan"),
+        (["--minutes", "inf"], "--minutes must be a finite number above 0, got inf"),
+        (["--sample-s", "0"], "--sample-s must be a finite number above 0"),
+        (["--minutes", "1", "--sample-s", "1e12"], "--sample-s 1e+12 is longer than the run"),
+        (["--warmup-s", "-1"], "--warmup-s must be a finite number of at least 0"),
+        (["--source", "/nowhere/clip.mp4"], "--source /nowhere/clip.mp4 is not a video file"),
+    ],
+)
+def test_settings_that_would_never_end_or_show_nothing_are_refused(clip, capsys, args, message):
+    assert load_script().main(["--source", str(clip), *args]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"soak.py: error: {message}"), lines
+
+
+def test_a_checkout_not_beside_shared_data_is_told_to_name_a_source(tmp_path, capsys):
+    script = load_script()
+    script.DEFAULT_SOURCE = tmp_path / "shared" / "data" / "videos" / "clip.mp4"
+    assert script.main([]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"soak.py: error: the default clip {script.DEFAULT_SOURCE} is not")
+    assert err.endswith("pass --source FILE")
+
+
+def test_a_source_that_cannot_play_ends_the_run_with_an_error(tmp_path):
+    fake = tmp_path / "fake.mp4"
+    fake.write_text("not a video")
+    proc = soak("--source", fake, "--minutes", 5, "--csv", tmp_path / "soak.csv")
+    _, err = proc.communicate(timeout=240)
+    assert proc.returncode == 1, err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith(f"soak.py: error: playback of {fake} stopped: ")
+    assert "GROWING" not in err and not (tmp_path / "soak.csv").exists()
+
+
+def test_ctrl_c_stops_the_run_and_writes_nothing(clip, tmp_path):
+    proc = soak("--source", clip, "--minutes", 30, "--csv", tmp_path / "soak.csv")
+    assert "in a loop" in proc.stdout.readline()
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert err.strip().splitlines()[-1] == "soak.py: interrupted; nothing was written"
+    assert "Traceback" not in err and not (tmp_path / "soak.csv").exists()
+
+
+def test_a_short_run_samples_and_gives_a_verdict(clip, tmp_path):
+    out = tmp_path / "soak.csv"
+    proc = soak("--source", clip, "--minutes", 0.4, "--sample-s", 2, "--warmup-s", 0, "--csv", out)
+    stdout, err = proc.communicate(timeout=240)
+    assert proc.returncode in (0, 1), err  # 1: the verdict may call a short run's start-up growth
+    assert "verdict: memory" in stdout
+    rows = list(csv.DictReader(out.open()))
+    assert len(rows) >= 5 and int(rows[-1]["frames"]) > 0

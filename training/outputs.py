@@ -1,0 +1,159 @@
+"""What the training and measuring commands write: checked against their inputs, strict JSON,
+and files that belong together (weights and their report) placed as one set.
+
+``app.atomic`` writes one file safely; here a run's several files either all take their final
+names or none does, so a failure while saving never leaves new weights beside an old report.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import math
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, Self
+
+from app.atomic import describe_error, final_name, place, temp_name
+
+
+class OutputIsInputError(ValueError):
+    """An output path that names one of the run's own input files."""
+
+
+class OutputsNotWrittenError(RuntimeError):
+    """Writing a run's outputs failed after the work was done; the earlier files are kept."""
+
+
+def same_file(a: Path, b: Path) -> bool:
+    """True when ``a`` and ``b`` name one file (also through links or ``..``)."""
+    a, b = Path(a), Path(b)
+    with contextlib.suppress(OSError):
+        if a.exists() and b.exists():
+            return os.path.samefile(a, b)
+    return a.resolve() == b.resolve()
+
+
+def refuse_inputs(
+    output: Path | None, flag: str, inputs: dict[str, Path | Iterable[Path] | None]
+) -> None:
+    """Refuse an ``output`` that is one of ``inputs`` (flag -> file or files), even with
+    --overwrite: the run would replace what it reads.
+
+    Raises:
+        OutputIsInputError: naming both flags.
+    """
+    if output is None:
+        return
+    for source, paths in inputs.items():
+        if paths is None:
+            continue
+        for path in [paths] if isinstance(paths, (str, Path)) else paths:
+            if same_file(output, path):
+                raise OutputIsInputError(
+                    f"{flag} {output} is the {source} file {path} this run reads; "
+                    "write it elsewhere"
+                )
+
+
+def finite(value: Any) -> Any:
+    """``value`` with every NaN or infinite float replaced by None (JSON has no NaN)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite(v) for v in value]
+    return value
+
+
+def strict_json(value: Any, indent: int | None = 1) -> str:
+    """JSON text that any parser reads: non-finite numbers become null."""
+    return json.dumps(finite(value), indent=indent, allow_nan=False)
+
+
+def describe_output_error(exc: BaseException) -> str:
+    """``describe_error``, also for a file written through two temporary names (a writer
+    that is itself atomic, handed the temporary name of an ``OutputSet``)."""
+    if isinstance(exc, OSError) and exc.filename:
+        exc.filename = str(final_name(final_name(exc.filename)))
+    return describe_error(exc)
+
+
+class OutputSet:
+    """Files written under temporary names and placed together by ``commit``.
+
+    If placing any of them fails (or the run is interrupted), the ones already placed are
+    put back as they were, so the final names hold either all new files or the old ones.
+    Leaving the ``with`` block without a commit removes the temporary files, and the
+    folders this set made if they are empty.
+    """
+
+    def __init__(self, overwrite: bool):
+        self.overwrite = overwrite
+        self._files: dict[Path, Path] = {}  # final -> temporary
+        self._made: list[Path] = []
+
+    def path(self, final: Path) -> Path:
+        """The temporary path to write ``final`` under (its folder is made if missing)."""
+        final = Path(final)
+        missing = [f for f in (final.parent, *final.parent.parents) if not f.exists()]
+        final.parent.mkdir(parents=True, exist_ok=True)
+        self._made += [f for f in missing if f not in self._made]
+        self._files[final] = temp_name(final)
+        return self._files[final]
+
+    def commit(self) -> None:
+        """Give every file its final name, all or none."""
+        placed: list[tuple[Path, Path | None]] = []
+        try:
+            for final, tmp in self._files.items():
+                placed.append((final, self._place(tmp, final)))
+        except BaseException:
+            for final, backup in reversed(placed):
+                if backup is not None:
+                    os.replace(backup, final)
+                else:
+                    final.unlink(missing_ok=True)
+            raise
+        self._files.clear()
+        self._made.clear()
+        for _, backup in placed:
+            if backup is not None:
+                with contextlib.suppress(OSError):
+                    backup.unlink()
+
+    def _place(self, tmp: Path, final: Path) -> Path | None:
+        """Place one file; returns where the file it replaced was moved, if any."""
+        if final.is_dir() and not final.is_symlink():
+            raise IsADirectoryError(errno.EISDIR, "is a folder", str(final))
+        backup = None
+        if self.overwrite and (final.exists() or final.is_symlink()):
+            backup = temp_name(final.with_name(f"previous-{final.name}"))
+            os.replace(final, backup)
+        try:
+            place(tmp, final, self.overwrite)
+        except BaseException:
+            if backup is not None:
+                os.replace(backup, final)
+            raise
+        return backup
+
+    def discard(self) -> None:
+        """Remove the temporary files not placed and the folders made for them, if empty."""
+        for tmp in self._files.values():
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+        self._files.clear()
+        for folder in sorted(self._made, key=lambda f: len(f.parts), reverse=True):
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        self._made.clear()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.discard()

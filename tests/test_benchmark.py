@@ -162,3 +162,19 @@ def test_ctrl_c_stops_clip_measurements_without_a_traceback(tmp_path, module):
     assert done.stderr.strip().splitlines()[-1].endswith("interrupted; nothing was written")
     assert "Traceback" not in done.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["videos"]
+
+
+def test_clip_evaluation_stops_each_clip_at_max_frames(tmp_path, capsys):
+    from training.evaluate_clips import main as evaluate_clips
+
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    frame = on_canvas(fixture_bgr("mask_1.jpg"))
+    write_video(clips / "masked-woman-laptop.mp4", [frame] * 12, fps=10)
+    assert evaluate_clips(["--videos", str(clips), "--max-frames", "0"]) == 2
+    assert "--max-frames must be at least 1" in capsys.readouterr().err
+    out = tmp_path / "clips.json"
+    argv = ["--videos", str(clips), "--max-frames", "4", "--quiet", "--json", str(out)]
+    assert evaluate_clips(argv) == 0
+    (row,) = json.loads(out.read_text())["clips"]
+    assert row["frames"] == 4 and row["faces"] == 4 and row["share"] == 1.0

@@ -53,3 +53,27 @@ def test_one_bad_frame_does_not_flip_the_label(pipeline):
     assert labels == ["no_mask"] * 7
     raw = TrackingPipeline(pipeline, TrackingConfig(detect_every=1, smooth_window=1))
     assert [raw.process(f).faces[0].label for f in (no_mask, mask)] == ["no_mask", "mask"]
+
+
+def test_a_cut_ends_the_tracks_and_runs_the_detector_at_once(pipeline):
+    """No box is carried onto the picture after a cut, even between detections."""
+    face = on_canvas(fixture_bgr("no_mask_1.jpg"))
+    empty = np.full_like(face, 20)  # a dark, faceless picture: far from the grey canvas
+    tracker = TrackingPipeline(pipeline, TrackingConfig(detect_every=5, smooth_window=5))
+    before = [tracker.process(face).faces for _ in range(2)]
+    assert [len(f) for f in before] == [1, 1]
+    after = [tracker.process(empty) for _ in range(3)]
+    assert [len(r.faces) for r in after] == [0, 0, 0]
+    assert after[0].detect_ms > 0  # the detector ran on the first frame after the cut
+    assert tracker.cuts == 1
+    back = tracker.process(face)  # a cut again: the face is found at once, as a new track
+    assert tracker.cuts == 2 and len(back.faces) == 1
+    assert back.faces[0].track_id != before[0][0].track_id
+
+
+def test_motion_is_not_a_cut(pipeline):
+    frame = on_canvas(fixture_bgr("no_mask_1.jpg"))
+    tracker = TrackingPipeline(pipeline, TrackingConfig(detect_every=10))
+    for step in range(6):
+        tracker.process(shifted(frame, 8 * step))
+    assert tracker.cuts == 0 and len(tracker.tracks) == 1

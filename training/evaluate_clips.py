@@ -58,7 +58,11 @@ class FlickerCount:
 
 
 def clip_shares(
-    pipeline: TrackingPipeline, path: Path, expected: str, progress: bool = True
+    pipeline: TrackingPipeline,
+    path: Path,
+    expected: str,
+    progress: bool = True,
+    max_frames: int | None = None,
 ) -> dict:
     """Share of face detections labelled ``expected`` in one clip, shown and raw, and flicker.
 
@@ -71,9 +75,12 @@ def clip_shares(
     start = time.perf_counter()
     with VideoSource(str(path)) as video:
         fps = video.info.fps
+        total = video.info.frame_count or None
+        if max_frames and total:
+            total = min(total, max_frames)
         for frame in tqdm(
             video.frames(),
-            total=video.info.frame_count or None,
+            total=total,
             unit="frame",
             desc=path.name,
             leave=False,
@@ -89,6 +96,8 @@ def clip_shares(
                 hits += face.label == expected
                 raw_hits += raw == expected
                 flicker.add(face.track_id, face.label, raw)
+            if max_frames and frames >= max_frames:
+                break
     return {
         "clip": path.name,
         "expected": expected,
@@ -120,6 +129,8 @@ def measure(args: argparse.Namespace) -> list[dict]:
         raise FileNotFoundError(f"--videos {args.videos} holds none of the expected clips")
     if args.detect_every < 1 or args.smooth < 1:
         raise ValueError("--detect-every and --smooth must be at least 1")
+    if args.max_frames is not None and args.max_frames < 1:
+        raise ValueError("--max-frames must be at least 1")
     config = PipelineConfig(
         detector=DetectorConfig(scale=args.detect_scale),
         tracking=TrackingConfig(
@@ -140,7 +151,9 @@ def measure(args: argparse.Namespace) -> list[dict]:
             print(f"skipping {name}: not in {args.videos}", file=sys.stderr)
             continue
         try:
-            rows.append(clip_shares(pipeline, path, expected, not args.quiet))
+            rows.append(
+                clip_shares(pipeline, path, expected, not args.quiet, args.max_frames)
+            )
         except SourceError as exc:  # one unreadable clip does not cost the others
             print(f"skipping {name}: {exc}", file=sys.stderr)
     if not rows:
@@ -178,16 +191,44 @@ def print_rows(args: argparse.Namespace, rows: list[dict]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog=f"python -m {PROG}", description=__doc__)
-    p.add_argument("--videos", type=Path, default=Path("../shared/data/videos"))
-    p.add_argument("--model", choices=["student", "teacher"], default="student")
-    p.add_argument("--weights", type=Path)
-    p.add_argument("--device", default="auto")
-    p.add_argument("--detect-scale", type=float, default=DetectorConfig().scale)
-    p.add_argument("--detect-every", type=int, default=TrackingConfig().detect_every)
-    p.add_argument("--smooth", type=int, default=TrackingConfig().smooth_window)
-    p.add_argument("--json", type=Path)
-    p.add_argument("--overwrite", action="store_true")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument(
+        "--videos",
+        type=Path,
+        default=Path("../shared/data/videos"),
+        help="folder holding the shared clips (default ../shared/data/videos)",
+    )
+    p.add_argument(
+        "--model", choices=["student", "teacher"], default="student", help="default student"
+    )
+    p.add_argument("--weights", type=Path, help="classifier weights (default: the shipped ones)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
+    p.add_argument(
+        "--detect-scale",
+        type=float,
+        default=DetectorConfig().scale,
+        help="detect on frames resized by this factor (default %(default)s)",
+    )
+    p.add_argument(
+        "--detect-every",
+        type=int,
+        default=TrackingConfig().detect_every,
+        help="run the detector on every N-th frame, track in between (default %(default)s)",
+    )
+    p.add_argument(
+        "--smooth",
+        type=int,
+        default=TrackingConfig().smooth_window,
+        help="decide a face's label over N frames (default %(default)s)",
+    )
+    p.add_argument(
+        "--max-frames",
+        type=int,
+        metavar="N",
+        help="stop each clip after N frames, for a quick look (default: whole clips)",
+    )
+    p.add_argument("--json", type=Path, help="also write the table as JSON to this file")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     try:

@@ -13,11 +13,14 @@ import numpy as np
 import pytest
 from conftest import FIXTURES
 
+from app.config import CropConfig, DetectorConfig
+from app.detector import FaceDetector
+from app.images import read_rgb
 from training.dataset_files import DatasetError, find_images
 from training.dedup import dhash, group_near_duplicates
 from training.distill import build_parser, run_key
 from training.distill import main as distill_main
-from training.prepare import prepare, split_groups
+from training.prepare import face_crop_for_image, prepare, second_opinion_for, split_groups
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -470,3 +473,22 @@ def test_a_failure_while_saving_keeps_the_earlier_weights_and_report(tmp_path):
     assert (out / "report" / "report.json").read_text() == '{"earlier": true}'
     assert sorted(p.name for p in (out / "report").iterdir()) == ["report.json", "report.md"]
     assert sorted(p.name for p in out.iterdir()) == ["report", "student.pt", "teacher.pt"]
+
+
+def test_crop_rules_ask_stock_mtcnn_before_taking_the_whole_image():
+    """A photo the app's detector passes is cropped at stock MTCNN's box, not taken whole."""
+    rgb = read_rgb(FIXTURES / "no_mask_1.jpg")
+    blind = FaceDetector(DetectorConfig(min_face_size=4000))  # no face that large fits
+    stock = second_opinion_for(blind)
+    assert stock is not None and stock.weights == "stock"
+    assert second_opinion_for(stock) is None  # already stock: no second opinion
+    crop, rule = face_crop_for_image(rgb, blind, CropConfig())
+    assert rule == "no_face_whole_image" and crop.shape == rgb.shape
+    crop, rule = face_crop_for_image(rgb, blind, CropConfig(), stock)
+    assert rule == "stock_face"
+    direct, direct_rule = face_crop_for_image(rgb, stock, CropConfig())
+    assert direct_rule == "one_face" and np.array_equal(crop, direct)
+    assert crop.shape[0] < rgb.shape[0] * 0.9  # a face crop, smaller than the photo
+    grey = np.full((160, 160, 3), 127, dtype=np.uint8)
+    crop, rule = face_crop_for_image(grey, blind, CropConfig(), stock)
+    assert rule == "no_face_whole_image" and crop.shape == grey.shape

@@ -33,7 +33,7 @@ from training.dataset_files import FOLDER_LABELS, DatasetError, DatasetFiles, fi
 from training.detection_metrics import ClassAP, iou_matrix, match_detections
 from training.metrics import classification_report
 from training.outputs import OutputIsInputError, refuse_inputs, strict_json
-from training.prepare import face_crop_for_image, split_of_images
+from training.prepare import face_crop_for_image, second_opinion_for, split_of_images
 from training.scenes_split import split_scenes
 from training.voc import (
     INCORRECT,
@@ -49,7 +49,9 @@ from training.voc import (
 log = logging.getLogger(__name__)
 
 PROG = "training.evaluate"
-NO_FACE_RULE = "no_face_whole_image"  # prepare's rule when the detector finds nothing
+# prepare's rules for images the app's detector finds no face in (stock MTCNN's box, or the
+# whole image, is classified instead)
+NO_FACE_RULES = ("stock_face", "no_face_whole_image")
 T = TypeVar("T")
 
 
@@ -143,6 +145,7 @@ def evaluate_classes(
             record["predicted"], record["score"] = prediction.label, round(prediction.score, 4)
         batch.clear()
 
+    second_opinion = second_opinion_for(pipeline.detector)
     start = time.perf_counter()
     for path, label in tqdm(items, desc="classifying", unit="img", disable=not progress):
         try:
@@ -151,7 +154,9 @@ def evaluate_classes(
             log.warning("%s", exc)
             unreadable.append(str(exc))
             continue
-        crop, rule = face_crop_for_image(rgb, pipeline.detector, pipeline.config.crop)
+        crop, rule = face_crop_for_image(
+            rgb, pipeline.detector, pipeline.config.crop, second_opinion
+        )
         records.append({"file": str(path), "label": label, "rule": rule})
         batch.append(crop)
         if len(batch) >= config.batch_size:
@@ -171,7 +176,7 @@ def evaluate_classes(
             names,
         )
 
-    with_face = [r for r in records if r["rule"] != NO_FACE_RULE]
+    with_face = [r for r in records if r["rule"] not in NO_FACE_RULES]
     no_face = len(records) - len(with_face)
     return {
         "layout": "classes",
@@ -296,7 +301,8 @@ class SceneTally:
     def _cells(cls, cells: dict[str, list[int]]) -> dict:
         """Recall per size bin plus ``all``, from [found, total] pairs."""
         out = {b: cls._cell(*c) for b, c in cells.items()}
-        out["all"] = cls._cell(sum(c[0] for c in cells.values()), sum(c[1] for c in cells.values()))
+        found, total = (sum(c[k] for c in cells.values()) for k in (0, 1))
+        out["all"] = cls._cell(found, total)
         return out
 
 
@@ -376,7 +382,8 @@ def format_classes(report: dict) -> list[str]:
     lines = [
         f"images: {images['evaluated']} evaluated of {images['listed']} listed, "
         f"{len(images['unreadable'])} unreadable",
-        f"no face detected: {no_face['count']} ({_num(no_face['fraction'], 3)}); "
+        f"no face found by the app's detector: {no_face['count']} "
+        f"({_num(no_face['fraction'], 3)}); "
         f"crop rules {report['rules']}",
     ]
     found = report["faces_found"]

@@ -113,8 +113,11 @@ class CaptureThread(threading.Thread):
             if frame is None:
                 if not is_file:
                     return f"{self.source.kind} {self.source.spec} stopped delivering frames"
+                note = self.source.cut_off_note() if lap == 0 else None
+                if note:
+                    log.warning("%s", note)
                 if not (self.should_loop() and index > 0):
-                    return END_FINISHED
+                    return note or END_FINISHED
                 self.source.close()
                 self.source = VideoSource(self.source.spec)
                 lap += 1

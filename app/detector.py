@@ -109,4 +109,27 @@ class FaceDetector:
             if x2 <= x1 or y2 <= y1:
                 continue
             found.append(Detection((x1, y1, x2, y2), float(score)))
-        return found
+        return drop_nested(found)
+
+
+# A box sharing more than this share of the smaller box's area with a better-scored box is
+# the same face seen twice (the tuned nets put a second, lower box on a large face, which
+# MTCNN's own suppression at 0.7 keeps). Two real faces rarely hide half of one another.
+NESTED_SHARE = 0.5
+
+
+def drop_nested(detections: list[Detection]) -> list[Detection]:
+    """Keep, best score first, each box that does not mostly overlap a box already kept."""
+    kept: list[Detection] = []
+    for det in sorted(detections, key=lambda d: d.score, reverse=True):
+        if not any(_shared(det.box, k.box) > NESTED_SHARE for k in kept):
+            kept.append(det)
+    return kept
+
+
+def _shared(a, b) -> float:
+    """Intersection of two boxes over the smaller one's area."""
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    smaller = min((a[2] - a[0]) * (a[3] - a[1]), (b[2] - b[0]) * (b[3] - b[1]))
+    return ix * iy / smaller if smaller > 0 else 0.0

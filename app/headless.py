@@ -90,10 +90,12 @@ class Extras:
             check_writable(Path(self.alerts_dir) / ALERTS_FILE, overwrite, make_folder=True)
         if self.stats is not None:
             check_writable(Path(self.stats), overwrite)
-        if self.snapshot_every < 0:
-            raise ValueError(f"--snapshot-every must be at least 1, got {self.snapshot_every}")
-        if bool(self.snapshot_every) != (self.snapshots_dir is not None):
-            raise ValueError("--snapshot-every N and --snapshots DIR go together")
+        if self.snapshot_every < 0 or (self.snapshots_dir is not None and not self.snapshot_every):
+            raise ValueError(
+                f"--snapshot-every must be at least 1 with --snapshots, got {self.snapshot_every}"
+            )
+        if self.snapshot_every and self.snapshots_dir is None:
+            raise ValueError("--snapshot-every N needs --snapshots DIR, the folder to save into")
         if self.snapshots_dir is not None:
             folder = Path(self.snapshots_dir)
             check_folder(folder)
@@ -307,6 +309,8 @@ def run_headless(
         seconds = time.perf_counter() - start
         if video.kind != "file" and not (max_frames and frames >= max_frames):
             log.warning("%s %s stopped delivering frames after %d", video.kind, source, frames)
+        elif not (max_frames and frames >= max_frames) and (note := video.cut_off_note()):
+            log.warning("%s; the outputs cover the frames that were read", note)
         # The run is complete: each output takes its final name on its own.
         if writer is not None:
             writer.release()

@@ -1,11 +1,15 @@
-"""Read still images of any common mode as 8-bit RGB arrays."""
+"""Read still images of any common mode as 8-bit RGB arrays, turned upright.
+
+Phone photos are often stored sideways with an EXIF Orientation tag that viewers obey; faces
+are only found, and boxes only land where the user sees them, on the upright picture.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 
 class ImageError(ValueError):
@@ -35,7 +39,7 @@ def read_rgb(path: Path) -> np.ndarray:
     try:
         with Image.open(path) as image:
             image.load()
-            array = to_rgb8(image)
+            array = to_rgb8(ImageOps.exif_transpose(image))
     except Image.DecompressionBombError as exc:  # not an OSError: Pillow's own limit
         raise ImageError(f"cannot read image {path}: too large ({exc})") from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:

@@ -1,7 +1,8 @@
 """Load the pipeline and switch classifiers in the background, so the window never freezes.
 
 A model whose weights fail to load does not end the app: the other model is used instead
-and the reason is reported as one line.
+and the reason is reported as one line. Detector weights that fail to load give way to
+MTCNN's stock weights the same way.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from PySide6.QtCore import QThread, Signal
 from app.config import PipelineConfig
 from app.pipeline import MODEL_NAMES, Pipeline
 from models.checkpoint import CheckpointError
+from models.detector_checkpoint import DetectorWeightsError
 
 log = logging.getLogger(__name__)
 
@@ -29,9 +31,20 @@ class LoadReport:
 
     pipeline: Pipeline
     unavailable: dict[str, str] = field(default_factory=dict)
+    detector_problem: str | None = None  # why the chosen detector weights gave way to stock
 
 
 def build_pipeline(config: PipelineConfig, weights: dict[str, Path]) -> LoadReport:
+    """Build the pipeline, with stock detector weights when the chosen ones fail to load."""
+    try:
+        return build_classifiers(config, weights)
+    except DetectorWeightsError as exc:
+        log.warning("detector weights unavailable: %s; using MTCNN's stock weights", exc)
+        stock = replace(config, detector=replace(config.detector, weights="stock"))
+        return replace(build_classifiers(stock, weights), detector_problem=str(exc))
+
+
+def build_classifiers(config: PipelineConfig, weights: dict[str, Path]) -> LoadReport:
     """Build the pipeline with ``config.model``, falling back to the other model.
 
     Both classifiers are loaded up front so that a later switch is instant and a bad

@@ -35,6 +35,14 @@ def user_settings() -> QSettings:
     )
 
 
+def save_problem(settings: QSettings) -> str | None:
+    """Why ``settings`` could not be written, in words, or None; Qt says so only through
+    ``status()``. (A file Qt cannot parse is replaced by the new settings: not a problem.)"""
+    if settings.status() != QSettings.Status.AccessError:
+        return None
+    return f"settings cannot be saved to {settings.fileName()}: it cannot be written"
+
+
 def _standard(location: QStandardPaths.StandardLocation) -> Path | None:
     path = QStandardPaths.writableLocation(location)
     return Path(path) if path else None
@@ -129,7 +137,8 @@ class Preferences:
         else:
             log.warning("ignoring saved minimum face size %r", saved)
 
-    def save(self, settings: QSettings) -> None:
+    def save(self, settings: QSettings) -> str | None:
+        """Write the preferences; the reason when they could not be kept, else None."""
         for name in FOLDER_FIELDS:
             settings.setValue(f"folders/{name}", str(getattr(self, name)))
         settings.setValue("source", self.source)
@@ -141,6 +150,7 @@ class Preferences:
         settings.setValue("detector/sensitivity", self.sensitivity)
         settings.setValue("detector/min_face_size", int(self.min_face_size))
         settings.sync()
+        return save_problem(settings)
 
     def as_dict(self) -> dict:
         return {f.name: getattr(self, f.name) for f in fields(self)}

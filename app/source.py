@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Self
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import cv2
 import numpy as np
@@ -23,6 +23,18 @@ STREAM_PREFIXES = ("rtsp://", "rtmp://", "http://", "https://", "udp://", "tcp:/
 STREAM_TIMEOUT_MS = 5000
 MIN_FPS, MAX_FPS, FALLBACK_FPS = 0.01, 1000.0, 30  # a time-lapse export may be 0.1 fps
 DEFAULT_PORTS = {"rtsp": 554, "rtmp": 1935, "http": 80, "https": 443}
+
+
+# EXIF Orientation -> what turns the stored pixels upright (1 and unknown values: nothing).
+UPRIGHT = {
+    2: lambda f: cv2.flip(f, 1),
+    3: lambda f: cv2.rotate(f, cv2.ROTATE_180),
+    4: lambda f: cv2.flip(f, 0),
+    5: cv2.transpose,
+    6: lambda f: cv2.rotate(f, cv2.ROTATE_90_CLOCKWISE),
+    7: lambda f: cv2.flip(cv2.transpose(f), -1),
+    8: lambda f: cv2.rotate(f, cv2.ROTATE_90_COUNTERCLOCKWISE),
+}
 
 
 class SourceError(RuntimeError):
@@ -56,15 +68,21 @@ class VideoSource:
         self.spec = str(spec)
         if not self.spec.strip():
             raise SourceError("no source given: name a camera index, a video file or a URL")
-        if self.spec.lower().startswith("file://"):
-            self.spec = self.spec[len("file://") :]
+        if self.spec.lower().startswith("file://"):  # a file URL, as a browser copies it
+            self.spec = unquote(self.spec[len("file://") :])
         self.kind = describe(self.spec)
+        if self.kind == "stream":  # FFmpeg knows its protocols in lower case only
+            scheme, rest = self.spec.split("://", 1)
+            self.spec = f"{scheme.lower()}://{rest}"
+        self._orientation = 1  # a still image's EXIF orientation, which FFmpeg ignores
         self.capture = self._open()
         ok, first = self.capture.read()
         if not ok or first is None or first.size == 0:
             self.capture.release()
             raise SourceError(self._no_frames_message())
+        first = self._upright(first)
         self._pending: np.ndarray | None = first
+        self.frames_read = 0  # frames handed out by read()
         fps = self.capture.get(cv2.CAP_PROP_FPS)
         self.info = SourceInfo(
             self.spec,
@@ -99,7 +117,7 @@ class VideoSource:
                 raise SourceError(f"{self.spec} is not a video OpenCV can read")
             if path.suffix.lower() in STILL_SUFFIXES:
                 try:
-                    warn_if_damaged(path)
+                    self._orientation = inspect_still(path)
                 except SourceError:
                     capture.release()
                     raise
@@ -141,11 +159,34 @@ class VideoSource:
         """The next BGR frame, or None at the end of the source (or when it stops delivering)."""
         if self._pending is not None:
             frame, self._pending = self._pending, None
+            self.frames_read += 1
             return frame
         ok, frame = self.capture.read()
         if not ok or frame is None or frame.size == 0:
             return None
-        return frame
+        self.frames_read += 1
+        return self._upright(frame)
+
+    def cut_off_note(self) -> str | None:
+        """Once a file has ended: why it looks cut off, or None when it was read whole.
+
+        Containers state their frame count (exactly, on every shared clip); a file that ends
+        well short of it was cut off, a download or copy that did not finish, say. A couple of
+        frames of slack allow for containers whose count is an estimate.
+        """
+        expected = self.info.frame_count
+        if self.kind != "file" or expected <= 1:
+            return None
+        if self.frames_read >= expected - max(2, expected // 50):
+            return None
+        return (
+            f"{self.spec} looks cut off: only {self.frames_read} of the {expected} frames "
+            "its header lists could be read"
+        )
+
+    def _upright(self, frame: np.ndarray) -> np.ndarray:
+        turn = UPRIGHT.get(self._orientation)
+        return np.ascontiguousarray(turn(frame)) if turn else frame
 
     def position_s(self, index: int) -> float:
         """Media time of frame ``index`` for files; wall-clock based sources use frame / fps."""
@@ -165,31 +206,38 @@ class VideoSource:
         self.close()
 
 
+EXIF_ORIENTATION = 0x0112
 STILL_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 
 
-def warn_if_damaged(path: Path) -> None:
-    """Warn about a still image that decodes only in part (a cut-off download, say).
+def inspect_still(path: Path) -> int:
+    """A still image's EXIF orientation (1: stored upright); warn if it decodes only in part.
 
-    FFmpeg fills what is missing with grey and says nothing, so faces in that part are
-    silently never found; the image is still processed, as far as it goes.
+    FFmpeg ignores the orientation tag, and fills what is missing of a cut-off image with
+    grey without a word, so faces in that part are silently never found; such an image is
+    still processed, as far as it goes.
 
     Raises:
         SourceError: for an image with more pixels than Pillow's decompression-bomb limit,
             the same limit the training commands read images under.
     """
-    from PIL import Image
+    from PIL import Image, UnidentifiedImageError
 
     try:
         with warnings.catch_warnings():
             # Pillow warns from half its limit on; such images are read, so say nothing.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(path) as image:
+                orientation = image.getexif().get(EXIF_ORIENTATION, 1)
                 image.load()
     except Image.DecompressionBombError as exc:
         raise SourceError(f"image {path} is too large to read: {exc}") from None
+    except UnidentifiedImageError:  # a kind Pillow does not know (float TIFF); OpenCV does
+        return 1
     except (OSError, SyntaxError, ValueError) as exc:
         log.warning("%s is damaged (%s); only the part that decodes is searched", path, exc)
+        return 1
+    return orientation if orientation in UPRIGHT else 1
 
 
 def check_url(url: str) -> None:

@@ -38,7 +38,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.alerts import Alert, AlertLog, AlertMonitor
-from app.atomic import atomic_path
+from app.atomic import atomic_path, describe_error
 from app.config import DetectorConfig, PipelineConfig, sensitivity_of, with_sensitivity
 from app.device import DeviceError, resolve_device
 from app.model_loader import LoadReport, ModelSwitcher, PipelineLoader, other_model
@@ -217,6 +217,7 @@ class MainWindow(QMainWindow):
         self.alerts: list[Alert] = []
         self.face_stats = FaceStats()
         self.recorder: VideoRecorder | None = None
+        self._settings_warned = False
         self.last_image: QImage | None = None
         self._lap = 0
         self._alert_log_failed = False
@@ -426,12 +427,19 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(
             f"Ready: {self.pipeline.active} model on {self.pipeline.device}"
         )
+        lines = []
+        if report.detector_problem:
+            lines.append(
+                f"The detector weights could not be loaded: {report.detector_problem}. "
+                "Using MTCNN's stock weights."
+            )
         if self._unavailable:
-            lines = [
+            lines += [
                 f"The {name} model could not be loaded: {reason}"
                 for name, reason in self._unavailable.items()
             ]
             lines.append(f"Using the {self.pipeline.active} model.")
+        if lines:
             self.show_message("\n".join(lines))
         if self._start_when_ready:
             self._start_when_ready = False
@@ -727,7 +735,10 @@ class MainWindow(QMainWindow):
                 if not self.last_image.save(str(tmp), "PNG"):
                     raise OSError("the image could not be written")
         except OSError as exc:
-            self.show_message(f"The snapshot could not be saved in {folder}: {exc}")
+            self.show_message(
+                f"The snapshot could not be saved in {folder}: {describe_error(exc)}. "
+                "Pick another snapshots folder in the Alerts & files tab."
+            )
             return None
         self.statusBar().showMessage(f"Snapshot saved to {path}")
         return path
@@ -745,7 +756,10 @@ class MainWindow(QMainWindow):
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            self.show_message(f"Cannot record into {folder}: {exc}")
+            self.show_message(
+                f"Cannot record into {folder}: {describe_error(exc)}. "
+                "Pick another recordings folder in the Alerts & files tab."
+            )
             self.record_button.setChecked(False)
             return
         self.recorder = VideoRecorder(stamped_path(folder, "maskwatch", ".mp4"))
@@ -759,8 +773,9 @@ class MainWindow(QMainWindow):
         except OSError as exc:
             self.recorder.abort()
             self.recorder = None
-            self.show_message(f"Recording stopped: {exc}")
+            self.show_message(f"Recording stopped, nothing was kept: {describe_error(exc)}")
             self.record_button.setChecked(False)
+            self.statusBar().showMessage("Recording stopped: it could not be written")
 
     def _stop_recording(self) -> None:
         self.record_button.setText("Record")
@@ -833,8 +848,12 @@ class MainWindow(QMainWindow):
 
     def save_prefs(self) -> None:
         """Write the preferences to the settings, if this window has any."""
-        if self.settings is not None:
-            self.prefs.save(self.settings)
+        if self.settings is None:
+            return
+        problem = self.prefs.save(self.settings)
+        if problem and not self._settings_warned:  # once: it would repeat on every change
+            self._settings_warned = True
+            self.show_message(f"Your choices will not be remembered: {problem}.")
 
     def closeEvent(self, event: QCloseEvent) -> None:
         """Stop playback and wait for every background thread before the window goes."""

@@ -17,6 +17,7 @@ import torch.nn as nn
 
 from app.atomic import atomic_path
 from models import CLASS_NAMES, MODEL_DIR
+from models.safe_load import UnreadableWeights, load_plain
 from models.student import build_student
 from models.teacher import build_teacher
 
@@ -98,6 +99,7 @@ def load(path: Path, arch: str | None = None) -> tuple[nn.Module, ModelMeta]:
         raise CheckpointError(f"{path} holds a {meta.arch} model, not a {arch}")
     state = _check_weights(path, payload["state_dict"])
     model = build(meta.arch, len(meta.class_names))
+    check_dtypes(path, model.state_dict(), state, CheckpointError)
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:
@@ -127,19 +129,9 @@ def _plain(value: Any) -> Any:
 def _read(path: Path) -> dict[str, Any]:
     """Unpickle ``path`` safely and check its outer layout; torch's own advice never leaks."""
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except OSError as exc:
-        raise CheckpointError(f"{path} cannot be read ({exc.strerror or exc})") from None
-    except Exception as exc:  # noqa: BLE001 - garbage makes the unpickler raise anything
-        # torch names the refused class as a "global"; garbage bytes fail on an opcode instead.
-        if "Unsupported global" in str(exc):
-            raise CheckpointError(
-                f"{path} holds Python objects, not plain weights; refusing to load it"
-            ) from None
-        raise CheckpointError(
-            f"{path} is not a readable MaskWatch checkpoint "
-            "(damaged, truncated, or not a PyTorch file)"
-        ) from None
+        payload = load_plain(path)
+    except UnreadableWeights as exc:
+        raise CheckpointError(f"{path} {exc}") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a MaskWatch checkpoint")
     version = payload.get("version")
@@ -201,6 +193,20 @@ def _three_numbers(value: Any) -> tuple[float, float, float] | None:
     if not all(math.isfinite(v) for v in value):
         return None
     return tuple(float(v) for v in value)
+
+
+def check_dtypes(path: Path, want: dict, state: dict, error: type[Exception]) -> None:
+    """Refuse weights of the wrong kind of number where the model keeps real numbers.
+
+    torch would copy integer weights into the model without a word (every answer then the
+    same) and only warn about complex ones.
+    """
+    for key, value in state.items():
+        target = want.get(key)
+        if target is None or not target.is_floating_point():
+            continue
+        if value.is_complex() or not value.is_floating_point():
+            raise error(f"{path}: weight {key!r} holds {value.dtype} numbers, not real ones")
 
 
 def _check_weights(path: Path, state: Any) -> dict[str, torch.Tensor]:

@@ -15,6 +15,8 @@ import torch
 from app.atomic import atomic_path
 from app.digest import file_digest
 from models import MODEL_DIR
+from models.checkpoint import check_dtypes
+from models.safe_load import UnreadableWeights, load_plain
 
 FORMAT = "maskwatch-detector"
 VERSION = 1
@@ -45,11 +47,9 @@ def read(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise DetectorWeightsError(f"detector weights {path} not found")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many kinds for damaged files
-        raise DetectorWeightsError(
-            f"{path} is not a readable detector weights file ({type(exc).__name__})"
-        ) from None
+        state = load_plain(path)
+    except UnreadableWeights as exc:
+        raise DetectorWeightsError(f"detector weights {path} {exc}") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise DetectorWeightsError(f"{path} is not a MaskWatch detector weights file")
     if state.get("version") != VERSION:
@@ -59,7 +59,8 @@ def read(path: Path) -> dict[str, Any]:
     for name in NETS:
         weights = state.get(name)
         if not isinstance(weights, dict) or not all(
-            isinstance(t, torch.Tensor) for t in weights.values()
+            isinstance(k, str) and isinstance(t, torch.Tensor) and t.layout == torch.strided
+            for k, t in weights.items()
         ):
             raise DetectorWeightsError(f"{path}: the {name} weights do not fit MTCNN")
         bad = [k for k, t in weights.items() if t.is_floating_point() and not t.isfinite().all()]
@@ -73,11 +74,31 @@ def load_into(path: Path, mtcnn) -> dict[str, Any]:
     state = read(path)
     for name in NETS:
         net = getattr(mtcnn, name)
+        check_dtypes(path, net.state_dict(), state[name], DetectorWeightsError)
         try:
             net.load_state_dict(state[name])
-        except (KeyError, RuntimeError, TypeError):
+        except (KeyError, RuntimeError, TypeError, AttributeError, ValueError):
             raise DetectorWeightsError(f"{path}: the {name} weights do not fit MTCNN") from None
+        _check_answers(path, name, net)
     return dict(state.get("meta") or {})
+
+
+WINDOWS = {"pnet": 12, "rnet": 24, "onet": 48}  # each net's input side
+
+
+@torch.no_grad()
+def _check_answers(path: Path, name: str, net: torch.nn.Module) -> None:
+    """Refuse weights whose net answers a plain face-sized window with non-numbers: finite
+    but huge weights overflow, and the detector would then silently find nothing."""
+    side = WINDOWS[name]
+    window = torch.linspace(-1, 1, 3 * side * side).reshape(1, 3, side, side)
+    param = next(net.parameters())
+    was_training = net.training
+    net.eval()
+    outputs = net(window.to(param.device, param.dtype))
+    net.train(was_training)
+    if not all(torch.isfinite(o).all() for o in outputs):
+        raise DetectorWeightsError(f"{path}: the {name} weights give answers that are not numbers")
 
 
 def identity(weights: str) -> str:

@@ -219,6 +219,9 @@ def test_headless_keeps_existing_alerts_and_checks_flags(tmp_path, no_mask_video
     assert proc.returncode == 2 and "already exists" in proc.stderr
     assert (tmp_path / ALERTS_FILE).read_text() == "precious\n"
     proc = run_app("--source", no_mask_video, "--snapshot-every", "3")
-    assert proc.returncode == 2 and "--snapshots" in proc.stderr
+    assert proc.returncode == 2 and "--snapshot-every N needs --snapshots DIR" in proc.stderr
+    proc = run_app("--source", no_mask_video, "--snapshot-every", "0", "--snapshots", tmp_path)
+    assert proc.returncode == 2
+    assert "--snapshot-every must be at least 1 with --snapshots, got 0" in proc.stderr
     proc = run_app("--source", no_mask_video, "--stats", tmp_path / "s.csv", "--alert-delay", "-2")
     assert proc.returncode == 2 and "-2" in proc.stderr and "Traceback" not in proc.stderr

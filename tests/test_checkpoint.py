@@ -69,7 +69,7 @@ def test_truncated_real_checkpoint(tmp_path):
     data = checkpoint.default_weights("student").read_bytes()
     path = tmp_path / "half.pt"
     path.write_bytes(data[: len(data) // 2])
-    with pytest.raises(CheckpointError, match="not a readable MaskWatch checkpoint"):
+    with pytest.raises(CheckpointError, match="not a readable weights file"):
         checkpoint.load(path)
 
 
@@ -241,8 +241,8 @@ def text(path):
     "write, message",
     [
         (pickled_module, "holds Python objects, not plain weights; refusing to load it"),
-        (truncated, "is not a readable MaskWatch checkpoint (damaged, truncated, or not a"),
-        (text, "is not a readable MaskWatch checkpoint (damaged, truncated, or not a"),
+        (truncated, "is not a readable weights file (damaged, truncated, or not a"),
+        (text, "is not a readable weights file (damaged, truncated, or not a"),
     ],
 )
 def test_unreadable_files_get_one_plain_line(tmp_path, write, message):
@@ -290,3 +290,53 @@ def test_app_falls_back_when_the_weights_are_not_a_table(tmp_path):
     report = build_pipeline(PipelineConfig(model="student", device="cpu"), {"student": path})
     assert report.pipeline.active == "teacher"
     assert str(path) in report.unavailable["student"]
+
+
+class RunsCode:
+    """Unpickling this would call os.getcwd: the pickle a malicious weights file holds."""
+
+    def __reduce__(self):
+        import os
+
+        return (os.getcwd, ())
+
+
+def with_student_weights(path, change):
+    payload = torch.load(checkpoint.default_weights("student"), weights_only=True)
+    payload["state_dict"] = {k: change(v) for k, v in payload["state_dict"].items()}
+    torch.save(payload, path)
+
+
+@pytest.mark.parametrize(
+    "write, message",
+    [
+        (lambda p: torch.save({"x": RunsCode()}, p), "holds Python objects, not plain weights"),
+        (
+            lambda p: torch.jit.save(torch.jit.script(checkpoint.build("student").eval()), p),
+            "is a TorchScript export (training.export), not a weights file",
+        ),
+        (
+            lambda p: with_student_weights(p, lambda v: v.long() if v.is_floating_point() else v),
+            "holds torch.int64 numbers, not real ones",
+        ),
+        (
+            lambda p: with_student_weights(
+                p, lambda v: v.to(torch.complex64) if v.is_floating_point() else v
+            ),
+            "holds torch.complex64 numbers, not real ones",
+        ),
+    ],
+    ids=["code", "torchscript", "integers", "complex"],
+)
+def test_things_that_are_not_weights_are_named(tmp_path, write, message, recwarn):
+    path = tmp_path / "w.pt"
+    write(path)
+    recwarn.clear()
+    with pytest.raises(CheckpointError) as info:
+        checkpoint.load(path, "student")
+    reason = str(info.value)
+    assert str(path) in reason and message in reason and "\n" not in reason
+    assert not [w for w in recwarn if "torch" in str(w.filename)]  # no torch advice leaks
+    (tmp_path / "w.onnx").write_bytes(b"\x08\x07onnx")
+    with pytest.raises(CheckpointError, match="is an ONNX export; the app loads .pt weights"):
+        checkpoint.load(tmp_path / "w.onnx")

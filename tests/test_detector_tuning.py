@@ -109,7 +109,7 @@ def test_weights_file_round_trip_and_bad_files(tmp_path, stock):
     torch.save(state, tmp_path / "mixed.pt")
     for name, message in (
         ("missing.pt", "not found"),
-        ("junk.pt", "not a readable detector weights file"),
+        ("junk.pt", "junk.pt is not a readable weights file"),
         ("classifier.pt", "not a MaskWatch detector weights file"),
         ("mixed.pt", "the rnet weights do not fit MTCNN"),
     ):
@@ -124,7 +124,7 @@ def test_app_names_a_bad_detector_weights_file(tmp_path):
     result = run_app("--source", FIXTURES / "mask_1.jpg", "--detector-weights", tmp_path / "det.pt")
     assert result.returncode != 0
     last = result.stderr.strip().splitlines()[-1]
-    assert "det.pt is not a readable detector weights file" in last
+    assert "det.pt is not a readable weights file" in last
     assert "Traceback" not in result.stderr
 
 
@@ -328,3 +328,33 @@ def test_tune_detector_skips_unusable_annotations_and_photos(tmp_path, caplog):
     assert any("maksssksksss289.jpg" in w for w in warnings)
     meta = json.loads(out.with_suffix(".json").read_text())
     assert meta["train_scenes"] == 1 and meta["train_faces"] == 2  # 129 without its far box
+
+
+def test_detector_weights_of_the_wrong_kind_are_refused_in_one_line(tmp_path, stock):
+    path = tmp_path / "tuned.pt"
+    detector_checkpoint.save(path, stock, {"note": "copy of stock"})
+    state = torch.load(path, weights_only=True)
+
+    def variant(name, change):
+        torch.save(change({**state, "pnet": dict(state["pnet"])}), tmp_path / name)
+        return tmp_path / name
+
+    numbered = variant("numbered.pt", lambda s: {**s, "pnet": dict(enumerate(s["pnet"].values()))})
+    huge = variant("huge.pt", lambda s: {**s, "rnet": {k: v * 1e30 for k, v in s["rnet"].items()}})
+    ints = variant("ints.pt", lambda s: {**s, "onet": {k: v.long() for k, v in s["onet"].items()}})
+    for file, message in (
+        (numbered, "the pnet weights do not fit MTCNN"),
+        (huge, "the rnet weights give answers that are not numbers"),
+        (ints, "holds torch.int64 numbers, not real ones"),
+    ):
+        with pytest.raises(DetectorWeightsError) as info:
+            FaceDetector(DetectorConfig(weights=str(file)))
+        assert message in str(info.value) and "\n" not in str(info.value)
+    assert FaceDetector(DetectorConfig(weights=str(path))).weights == str(path)
+    from app.config import PipelineConfig
+    from app.model_loader import build_pipeline
+
+    config = PipelineConfig(detector=DetectorConfig(weights=str(huge)), device="cpu")
+    report = build_pipeline(config, {})
+    assert report.pipeline.detector.weights == "stock"
+    assert "rnet weights give answers that are not numbers" in report.detector_problem

@@ -19,9 +19,11 @@ from training.distillers import (
     FixedNoisyTeacher,
     FixedSelfTraining,
     FixedVanillaKD,
+    ResumeError,
     as_device,
     noisy_labels,
 )
+from training.outputs import WorkNotSavedError
 
 
 def tiny_net(classes: int = 2) -> nn.Module:
@@ -248,3 +250,27 @@ def test_weights_gone_non_finite_in_the_last_step_stop_training(tmp_path):
     with pytest.raises(DivergedError, match="the weights are not finite at epoch 1"):
         quietly_train_student(distiller)
     assert not (tmp_path / "student-state.pt").exists()
+
+
+def test_a_damaged_state_is_named_instead_of_resumed(tmp_path):
+    distiller = make(FixedVanillaKD)
+    distiller.checkpoint_dir = tmp_path
+    quietly_train_student(distiller, epochs=1)
+    state = tmp_path / "student-state.pt"
+    state.write_bytes(state.read_bytes()[: state.stat().st_size // 2])
+    again = make(FixedVanillaKD)
+    again.checkpoint_dir, again.resume = tmp_path, True
+    with pytest.raises(ResumeError, match="saved student state .* is damaged; run without"):
+        quietly_train_student(again, epochs=2)
+
+
+def test_a_state_that_cannot_be_saved_stops_training_in_one_line(tmp_path):
+    blocked = tmp_path / "state"
+    blocked.write_text("a file where the state folder should be")
+    distiller = make(FixedVanillaKD)
+    distiller.checkpoint_dir = blocked
+    with pytest.raises(WorkNotSavedError) as info:
+        quietly_train_student(distiller, epochs=1)
+    message = str(info.value)
+    assert "could not save the student state of this epoch to" in message
+    assert "\n" not in message and blocked.read_text().startswith("a file")

@@ -338,7 +338,7 @@ def test_cli_bad_weights_is_a_user_error(datasets, tmp_path, capsys):
         ["--data", str(datasets["classes"]), "--model", "student", "--weights", str(weights)],
         capsys,
     )
-    _assert_one_line_error(code, err, "not a readable MaskWatch checkpoint")
+    _assert_one_line_error(code, err, "not a readable weights file")
 
 
 def test_cli_missing_folder_exits_2_without_traceback(tmp_path):

@@ -1,9 +1,11 @@
 """Odd images, odd frames and broken video files: converted or refused with a clear message."""
 
+import socket
+
 import cv2
 import numpy as np
 import pytest
-from conftest import FIXTURES, fixture_bgr, on_canvas, write_video
+from conftest import FIXTURES, fixture_bgr, on_canvas, run_app, write_video
 from PIL import Image
 
 from app.images import ImageError, read_rgb
@@ -303,3 +305,82 @@ def test_odd_source_names_get_a_plain_message():
     assert why_stream_failed("http://127.0.0.1:0/x", 0.1) == (
         "port 0 in the URL is not a port a server can listen on"
     )
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_a_photo_with_exif_orientation_is_read_upright(tmp_path, orientation):
+    """Stored sideways with an Orientation tag, as phones do: read as a viewer shows it."""
+    upright = rgb_fixture().resize((120, 90))
+    stored = (
+        upright.transpose(
+            {
+                1: None,
+                2: Image.Transpose.FLIP_LEFT_RIGHT,
+                3: Image.Transpose.ROTATE_180,
+                4: Image.Transpose.FLIP_TOP_BOTTOM,
+                5: Image.Transpose.TRANSPOSE,
+                6: Image.Transpose.ROTATE_90,
+                7: Image.Transpose.TRANSVERSE,
+                8: Image.Transpose.ROTATE_270,
+            }[orientation]
+        )
+        if orientation > 1
+        else upright
+    )
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    path = tmp_path / f"phone{orientation}.jpg"
+    stored.save(path, quality=98, exif=exif)
+    want = np.asarray(upright, dtype=np.float32)
+    for got in (read_rgb(path), VideoSource(str(path)).read()[:, :, ::-1]):
+        assert got.shape == (90, 120, 3)
+        assert np.abs(got.astype(np.float32) - want).mean() < 4
+
+
+def test_a_sideways_phone_photo_gets_its_faces_found(tmp_path, pipeline):
+    scene = Image.open(FIXTURES / "maksssksksss129.jpg").convert("RGB")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored turned a quarter anticlockwise; viewers turn it back
+    path = tmp_path / "sideways.png"  # lossless: the upright pixels are the fixture's own
+    scene.transpose(Image.Transpose.ROTATE_90).save(path, exif=exif)
+    upright = pipeline.process(cv2.cvtColor(np.asarray(scene), cv2.COLOR_RGB2BGR)).faces
+    video = VideoSource(str(path))
+    assert (video.info.width, video.info.height) == scene.size
+    frame = video.read()
+    assert np.array_equal(frame[:, :, ::-1], np.asarray(scene))
+    faces = pipeline.process(frame).faces
+    assert len(upright) >= 2 and [f.box for f in faces] == [f.box for f in upright]
+
+
+def test_a_cut_off_video_says_so_and_keeps_what_it_read(tmp_path, caplog):
+    frames = [on_canvas(fixture_bgr(n)) for n in ("no_mask_1.jpg", "mask_1.jpg")] * 10
+    path = tmp_path / "whole.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (640, 480))
+    for frame in frames:
+        writer.write(frame)
+    writer.release()
+    whole = VideoSource(str(path))
+    assert len(list(whole.frames())) == 20 and whole.cut_off_note() is None
+    cut = tmp_path / "cut.avi"
+    cut.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    video = VideoSource(str(cut))
+    read = len(list(video.frames()))
+    assert 0 < read < 18
+    assert video.cut_off_note() == (
+        f"{cut} looks cut off: only {read} of the 20 frames its header lists could be read"
+    )
+    proc = run_app("--source", cut, "--events", tmp_path / "e.jsonl")
+    assert proc.returncode == 0, proc.stderr
+    assert "looks cut off" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert len((tmp_path / "e.jsonl").read_text().splitlines()) == read
+
+
+def test_a_file_url_with_escapes_and_an_upper_case_scheme_are_understood(tmp_path):
+    path = write_video(tmp_path / "door cam.mp4", [on_canvas(fixture_bgr("mask_1.jpg"))] * 3)
+    video = VideoSource("file://" + str(path).replace(" ", "%20"))
+    assert video.spec == str(path) and len(list(video.frames())) == 3
+    with socket.socket() as free:  # a port nothing listens on
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    with pytest.raises(SourceError, match=f"stream http://127.0.0.1:{port}/cam could not be"):
+        VideoSource(f"HTTP://127.0.0.1:{port}/cam")  # FFmpeg is given the scheme it knows

@@ -73,3 +73,17 @@ def test_an_output_that_is_an_input_is_refused(tmp_path):
         with pytest.raises(OutputIsInputError, match="is the --weights file"):
             refuse_inputs(output, "--json", {"--weights": weights, "clip": []})
     refuse_inputs(tmp_path / "figures.json", "--json", {"--weights": weights, "clip": None})
+
+
+def test_arrays_that_cannot_be_saved_are_named_and_leave_nothing(tmp_path):
+    import numpy as np
+
+    from training.outputs import WorkNotSavedError, save_arrays
+
+    save_arrays(tmp_path / "ok.npz", crops=np.zeros((2, 3), np.uint8))
+    with np.load(tmp_path / "ok.npz") as z:
+        assert z["crops"].shape == (2, 3)
+    (tmp_path / "file").write_text("not a folder")
+    with pytest.raises(WorkNotSavedError, match=r"could not save .*file/crops.npz \("):
+        save_arrays(tmp_path / "file" / "crops.npz", crops=np.zeros(3))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "ok.npz"]

@@ -449,6 +449,24 @@ def test_linked_subfolders_of_a_class_are_read_once(tmp_path, caplog):
     assert "is read already" in caplog.text
 
 
+def test_a_link_up_the_tree_and_odd_entries_add_no_images(tmp_path, caplog):
+    """A link from a class folder up to the dataset would list the other class's images
+    under this one; pipes and broken links are named, not silently dropped."""
+    import os
+
+    data = make_dataset(tmp_path / "data")
+    before = find_images(data).images
+    (data / "with_mask" / "up").symlink_to(data)
+    (data / "without_mask" / "gone.jpg").symlink_to(tmp_path / "nowhere.jpg")
+    os.mkfifo(data / "without_mask" / "pipe.jpg")
+    after = find_images(data).images
+    assert after == before
+    assert "holds this class folder" in caplog.text
+    assert (
+        "gone.jpg: not a regular file" in caplog.text and "pipe.jpg: not a regular" in caplog.text
+    )
+
+
 def test_a_failure_while_saving_keeps_the_earlier_weights_and_report(tmp_path):
     """The outputs are checked before any work; one that breaks during the run (a folder
     appears where the report goes) fails the whole set: the earlier files all stay."""
@@ -492,3 +510,18 @@ def test_crop_rules_ask_stock_mtcnn_before_taking_the_whole_image():
     grey = np.full((160, 160, 3), 127, dtype=np.uint8)
     crop, rule = face_crop_for_image(grey, blind, CropConfig(), stock)
     assert rule == "no_face_whole_image" and crop.shape == grey.shape
+
+
+def test_a_teacher_that_cannot_serve_the_run_is_refused_before_any_cropping(tmp_path, capsys):
+    data, work = make_dataset(tmp_path / "data"), tmp_path / "work"
+    teacher = ROOT / "models" / "teacher.pt"  # mask / no_mask / not_face, 64 px crops
+    common = ["--data", str(data), "--teacher", str(teacher), "--work-dir", str(work)]
+    common += ["--out", str(tmp_path / "out"), "--quiet"]
+    for extra, message in (
+        ([], "this run needs ('mask', 'no_mask'); add --negatives"),
+        (["--scenes", str(FIXTURES), "--negatives"], "trained on 64 px crops; distil with"),
+    ):
+        assert distill_main(common + extra) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and message in err[0], err
+    assert not work.exists() and not (tmp_path / "out").exists()

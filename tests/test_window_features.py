@@ -152,3 +152,34 @@ def test_settings_round_trip_through_an_ini_file(
     assert again.picker.spec() == str(face_video) and again.alert_monitor.delay_s == 1.5
     again.close()
     assert "elsewhere" in (tmp_path / "maskwatch.ini").read_text()
+
+
+def test_a_snapshots_folder_that_is_a_file_is_named_plainly(window, prefs, tmp_path):
+    blocker = tmp_path / "not a folder"
+    blocker.write_text("precious")
+    prefs.snapshots_dir = blocker
+    window.last_image = QImage(32, 24, QImage.Format.Format_RGB888)
+    assert window.snapshot() is None
+    text = window.message_label.text()
+    assert f"{blocker} already exists and is not a folder" in text
+    assert "Pick another snapshots folder" in text and "Errno" not in text
+    assert blocker.read_text() == "precious"
+
+
+def test_settings_that_cannot_be_saved_are_said_once(qtbot, pipeline, prefs, face_video, tmp_path):
+    ini = tmp_path / "MaskWatch.ini"
+    ini.mkdir()  # a folder where the settings file should be
+    settings = QSettings(str(ini), QSettings.Format.IniFormat)
+    win = make_window(qtbot, pipeline, settings, prefs, face_video)
+    try:
+        win.save_prefs()
+        text = win.message_label.text()
+        assert text == (
+            f"Your choices will not be remembered: settings cannot be saved to {ini}: "
+            "it cannot be written."
+        )
+        win.clear_message()
+        win.save_prefs()
+        assert win.message_label.text() == ""  # said once
+    finally:
+        win.close()

@@ -66,7 +66,13 @@ def find_images(root: Path) -> DatasetFiles:
 
 def files_under(folder: Path) -> list[Path]:
     """Every file below ``folder``, sorted, following linked subfolders (``rglob`` does not)
-    but entering each real folder once, so a link that loops back adds nothing twice."""
+    but entering each real folder once, so a link that loops back adds nothing twice.
+
+    A link up to ``folder`` itself or a folder above it is not followed: it would list the
+    other class's images under this class. Entries that are not regular files (pipes,
+    devices, broken links) are named in a warning and left out.
+    """
+    top = os.path.realpath(folder)
     seen: set[str] = set()
     files = []
     for current, subfolders, names in os.walk(folder, followlinks=True):
@@ -74,15 +80,23 @@ def files_under(folder: Path) -> list[Path]:
         entered = []
         for name in sorted(subfolders):
             real = os.path.realpath(os.path.join(current, name))
-            if real in seen:
+            if real in seen or top == real or top.startswith(real.rstrip(os.sep) + os.sep):
                 log.warning(
-                    "not following %s: its folder %s is read already", Path(current, name), real
+                    "not following %s: it leads to %s, which is read already or holds this "
+                    "class folder",
+                    Path(current, name),
+                    real,
                 )
                 continue
             seen.add(real)
             entered.append(name)
         subfolders[:] = entered
-        files += [Path(current, n) for n in names if Path(current, n).is_file()]
+        for name in names:
+            path = Path(current, name)
+            if path.is_file():
+                files.append(path)
+            else:
+                log.warning("skipped %s: not a regular file (a pipe, device or broken link)", path)
     return sorted(files)
 
 

@@ -25,13 +25,18 @@ from torch.utils.data import DataLoader
 from app.atomic import OutputExistsError, describe_error
 from app.config import DetectorConfig
 from app.digest import file_digest
-from models import checkpoint
+from models import CLASS_NAMES, checkpoint
 from models.checkpoint import CheckpointError, ModelMeta, count_parameters
 from training.augment import AugmentConfig, CropDataset
 from training.dataset_files import DatasetError
 from training.distillers import DISTILLERS, DivergedError, as_device
 from training.metrics import classification_report
-from training.outputs import OutputSet, OutputsNotWrittenError, describe_output_error
+from training.outputs import (
+    OutputSet,
+    OutputsNotWrittenError,
+    WorkNotSavedError,
+    describe_output_error,
+)
 from training.prepare import prepare
 from training.report import REPORT_FILES, write_report
 from training.scene_crops import scene_training_crops
@@ -189,6 +194,19 @@ def check_settings(args: argparse.Namespace) -> None:
         raise DatasetError("--negatives needs --scenes: false boxes are mined from scenes")
     if args.teacher and not Path(args.teacher).is_file():
         raise FileNotFoundError(errno.ENOENT, "no such file", str(args.teacher))
+    if args.teacher:  # a teacher that cannot serve this run is refused before the crops
+        _, meta = checkpoint.load(args.teacher, "teacher")
+        needed = CLASS_NAMES + (("not_face",) if args.negatives else ())
+        if tuple(meta.class_names) != needed:
+            hint = "; add --negatives" if "not_face" in meta.class_names else ""
+            raise CheckpointError(
+                f"{args.teacher} predicts {meta.class_names}, this run needs {needed}{hint}"
+            )
+        if meta.input_size != args.input_size:
+            raise ValueError(
+                f"{args.teacher} was trained on {meta.input_size} px crops; distil with "
+                f"--input-size {meta.input_size}"
+            )
 
 
 def check_outputs(args: argparse.Namespace) -> None:
@@ -417,7 +435,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         report = train(args)
-    except OutputsNotWrittenError as exc:
+    except (OutputsNotWrittenError, WorkNotSavedError) as exc:
         print(f"training.distill: error: {exc}", file=sys.stderr)
         return 1
     except (DatasetError, CheckpointError, ValueError, OSError) as exc:

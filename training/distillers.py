@@ -38,6 +38,7 @@ from tqdm import tqdm
 
 from app.atomic import atomic_path
 from training import kd_compat
+from training.outputs import WorkNotSavedError
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,13 @@ class DivergedError(ArithmeticError):
         super().__init__(f"{role} training diverged: {what} at epoch {epoch}")
         self.role, self.epoch = role, epoch
 
+
+class ResumeError(ValueError):
+    """The state ``--resume`` would continue from cannot be read."""
+
+
+# What a per-epoch state file holds; one without all of these cannot be resumed from.
+STATE_KEYS = {"epoch", "model", "optimizer", "scheduler", "best_acc", "best_model", "history"}
 
 # The device types training runs on; torch parses more (xla, meta, ...) that it cannot use here.
 TRAINING_DEVICES = ("cpu", "cuda", "mps")
@@ -133,16 +141,33 @@ class TrainingLoop:
         path = self._state_path(role)
         if path is None:
             return
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(path) as tmp:
-            torch.save(state, tmp)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_path(path) as tmp:
+                torch.save(state, tmp)
+        except (OSError, RuntimeError) as exc:  # torch reports a full disk as RuntimeError
+            reason = getattr(exc, "strerror", None) or str(exc).splitlines()[0]
+            if "unexpected pos" in reason or "iostream error" in reason:
+                reason = "the disk may be full"
+            raise WorkNotSavedError(
+                f"could not save the {role} state of this epoch to {path} ({reason}); "
+                "the previous epoch's state is kept for --resume"
+            ) from None
 
     def _load_state(self, role: str) -> dict | None:
         path = self._state_path(role)
         if not (self.resume and path and path.exists()):
             return None
         log.info("resuming %s from %s", role, path)
-        return torch.load(path, map_location="cpu", weights_only=True)
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception:  # noqa: BLE001 - a cut-off zip makes torch raise anything
+            state = None
+        if not isinstance(state, dict) or not STATE_KEYS <= state.keys():
+            raise ResumeError(
+                f"the saved {role} state {path} is damaged; run without --resume to start anew"
+            )
+        return state
 
     def val_accuracy(self, model: nn.Module) -> float:
         was_training = model.training

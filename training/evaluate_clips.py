@@ -151,9 +151,7 @@ def measure(args: argparse.Namespace) -> list[dict]:
             print(f"skipping {name}: not in {args.videos}", file=sys.stderr)
             continue
         try:
-            rows.append(
-                clip_shares(pipeline, path, expected, not args.quiet, args.max_frames)
-            )
+            rows.append(clip_shares(pipeline, path, expected, not args.quiet, args.max_frames))
         except SourceError as exc:  # one unreadable clip does not cost the others
             print(f"skipping {name}: {exc}", file=sys.stderr)
     if not rows:

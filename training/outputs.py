@@ -16,7 +16,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Self
 
-from app.atomic import describe_error, final_name, place, temp_name
+import numpy as np
+
+from app.atomic import atomic_path, describe_error, final_name, place, temp_name
 
 
 class OutputIsInputError(ValueError):
@@ -25,6 +27,11 @@ class OutputIsInputError(ValueError):
 
 class OutputsNotWrittenError(RuntimeError):
     """Writing a run's outputs failed after the work was done; the earlier files are kept."""
+
+
+class WorkNotSavedError(RuntimeError):
+    """A file a run keeps for itself (prepared crops, per-epoch state) could not be written
+    mid-run, a full disk say; what was there before is kept."""
 
 
 def same_file(a: Path, b: Path) -> bool:
@@ -157,3 +164,18 @@ class OutputSet:
 
     def __exit__(self, *exc_info) -> None:
         self.discard()
+
+
+def save_arrays(path: Path, **arrays) -> None:
+    """Write ``arrays`` as one .npz file at ``path``, whole or not at all.
+
+    Raises:
+        WorkNotSavedError: naming the file, when it cannot be written (a full disk, say).
+    """
+    try:
+        with atomic_path(Path(path)) as tmp, open(tmp, "wb") as fh:
+            np.savez(fh, **arrays)
+    except OSError as exc:
+        raise WorkNotSavedError(
+            f"could not save {path} ({exc.strerror or exc}); nothing was written there"
+        ) from None

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from app.atomic import atomic_path, write_text
+from app.atomic import write_text
 from app.config import CropConfig, DetectorConfig
 from app.crops import crop_face, resize_crop
 from app.detector import Detection, FaceDetector
@@ -43,6 +43,7 @@ from app.images import ImageError, read_rgb
 from models import detector_checkpoint
 from training.dataset_files import DatasetError, find_images
 from training.dedup import dhash, group_near_duplicates
+from training.outputs import WorkNotSavedError, save_arrays
 
 log = logging.getLogger(__name__)
 
@@ -255,16 +256,18 @@ def prepare(
             for f, y, g, s, r in zip(files, labels, groups, splits, rules)
         ],
     }
-    with atomic_path(cache) as tmp:
-        with open(tmp, "wb") as fh:
-            np.savez(
-                fh,
-                crops=np.stack(crops),
-                labels=np.array(labels, dtype=np.int64),
-                splits=np.array(splits),
-                files=np.array(files),
-            )
-    write_text(manifest_path, json.dumps(manifest, indent=1))
+    save_arrays(
+        cache,
+        crops=np.stack(crops),
+        labels=np.array(labels, dtype=np.int64),
+        splits=np.array(splits),
+        files=np.array(files),
+    )
+    try:
+        write_text(manifest_path, json.dumps(manifest, indent=1))
+    except OSError as exc:
+        cache.unlink(missing_ok=True)  # crops without their manifest would never be reused
+        raise WorkNotSavedError(f"could not save {manifest_path} ({exc.strerror or exc})") from None
     log.info("prepared %d crops: %s", len(crops), stats["rules"])
     return Prepared(
         np.stack(crops), np.array(labels, dtype=np.int64), np.array(splits), files, stats=stats

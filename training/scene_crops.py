@@ -20,13 +20,13 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from app.atomic import atomic_path
 from app.config import CropConfig, DetectorConfig
 from app.crops import crop_face, resize_crop
 from app.detector import FaceDetector
 from app.images import ImageError, read_rgb
 from models import detector_checkpoint
 from training.detection_metrics import iou_matrix
+from training.outputs import save_arrays
 from training.prepare import CACHE_SIZE
 from training.scenes_split import split_scenes
 from training.voc import AnnotationError, find_scenes, parse_annotation
@@ -106,13 +106,11 @@ def scene_training_crops(
     }
     stacked = np.stack(crops) if crops else np.zeros((0, CACHE_SIZE, CACHE_SIZE, 3), np.uint8)
     cache.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(cache) as tmp:
-        with open(tmp, "wb") as fh:
-            np.savez(
-                fh,
-                crops=stacked,
-                labels=np.array(labels, dtype=np.int64),
-                stats=np.array(json.dumps(stats)),
-            )
+    save_arrays(
+        cache,
+        crops=stacked,
+        labels=np.array(labels, dtype=np.int64),
+        stats=np.array(json.dumps(stats)),
+    )
     log.info("scene crops: %s", stats["crops"])
     return stacked, np.array(labels, dtype=np.int64), stats

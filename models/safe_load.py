@@ -1,0 +1,59 @@
+"""Unpickle a weights file with ``torch.load(weights_only=True)`` and say plainly why not.
+
+Classifier checkpoints and detector weights share this: whatever a user hands the app in
+place of weights (a TorchScript or ONNX export, a pickle that would run code, a cut-off
+download), the refusal names what the file is, and torch's own warnings never leak out.
+"""
+
+from __future__ import annotations
+
+import warnings
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+
+class UnreadableWeights(ValueError):
+    """Why a file could not be unpickled as plain weights; the text follows the file name."""
+
+
+def _is_torchscript(path: Path) -> bool:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return any(n.endswith(("/constants.pkl", "/code/")) for n in archive.namelist())
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return False
+
+
+def load_plain(path: Path) -> Any:
+    """The unpickled contents of ``path``, built-in types and tensors only.
+
+    Raises:
+        UnreadableWeights: with a reason such as "holds Python objects, not plain weights".
+    """
+    path = Path(path)
+    if path.suffix.lower() == ".onnx":
+        raise UnreadableWeights("is an ONNX export; the app loads .pt weights files")
+    if _is_torchscript(path):
+        raise UnreadableWeights(
+            "is a TorchScript export (training.export), not a weights file; give the .pt "
+            "weights that training wrote"
+        )
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch's advice is about its API, not the file
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except OSError as exc:
+        raise UnreadableWeights(f"cannot be read ({exc.strerror or exc})") from None
+    except Exception as exc:  # noqa: BLE001 - garbage makes the unpickler raise anything
+        # torch names a refused class a "global" (its case has changed between versions);
+        # garbage bytes fail on an opcode or the zip layout instead.
+        if "unsupported global" in str(exc).lower():
+            raise UnreadableWeights(
+                "holds Python objects, not plain weights; refusing to load it"
+            ) from None
+        raise UnreadableWeights(
+            "is not a readable weights file (damaged, truncated, or not a PyTorch file)"
+        ) from None

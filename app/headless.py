@@ -194,6 +194,18 @@ def check_distinct_outputs(source: str, output=None, events=None, extras=None) -
 
 def check_outputs(source: str, output, events, extras: Extras, overwrite: bool) -> None:
     """Every check on the outputs that can be made before any work; creates nothing."""
+    named = {
+        "--output": output,
+        "--events": events,
+        "--alerts": extras.alerts_dir,
+        "--stats": extras.stats,
+        "--snapshots": extras.snapshots_dir,
+    }
+    for flag, path in named.items():
+        if path is not None and not is_utf8(str(path)):
+            raise ValueError(
+                f"{flag} {ascii(str(path))}: the name is not valid UTF-8; pick another"
+            )
     check_distinct_outputs(source, output, events, extras)
     if output is not None and Path(output).suffix.lower() not in VIDEO_SUFFIXES:
         raise ValueError(f"--output {output}: use one of {', '.join(sorted(VIDEO_SUFFIXES))}")
@@ -201,6 +213,16 @@ def check_outputs(source: str, output, events, extras: Extras, overwrite: bool) 
         if path is not None:
             check_writable(Path(path), overwrite)
     extras.check(source, overwrite)
+
+
+def is_utf8(name: str) -> bool:
+    """False for a name holding bytes that are not UTF-8 (Python keeps them as surrogates),
+    which OpenCV and Qt cannot take."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 SNAPSHOT_STEM_BYTES = 200  # leaves room for "-frame000000.png" within a 255-byte name

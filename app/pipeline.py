@@ -92,17 +92,18 @@ class Pipeline:
         rgb = cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2RGB)
         return self.process_rgb(rgb)
 
-    def classify_boxes(self, rgb: np.ndarray, boxes) -> list[Prediction]:
-        """Classify the crops at ``boxes`` of an RGB frame in one batch with the active model."""
+    def classify_boxes(self, rgb: np.ndarray, boxes, model: str | None = None) -> list[Prediction]:
+        """Classify the crops at ``boxes`` of an RGB frame in one batch with ``model`` (by
+        default the active one, which another thread may change at any moment)."""
         crops = [crop_face(rgb, box, self.config.crop) for box in boxes]
-        return self.classifier(self.active).classify(crops)
+        return self.classifier(model or self.active).classify(crops)
 
     def process_rgb(self, rgb: np.ndarray) -> FrameResult:
         name = self.active
         start = time.perf_counter()
         detections = self.detector.detect(rgb)
         detected = time.perf_counter()
-        predictions = self.classify_boxes(rgb, [d.box for d in detections])
+        predictions = self.classify_boxes(rgb, [d.box for d in detections], name)
         done = time.perf_counter()
         height, width = rgb.shape[:2]
         faces = [

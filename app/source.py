@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 import math
 import re
+import shutil
 import socket
+import tempfile
 import time
 import warnings
 from collections.abc import Iterator
@@ -78,7 +80,7 @@ class VideoSource:
         self.capture = self._open()
         ok, first = self.capture.read()
         if not ok or first is None or first.size == 0:
-            self.capture.release()
+            self.close()
             raise SourceError(self._no_frames_message())
         first = self._upright(first)
         self._pending: np.ndarray | None = first
@@ -106,21 +108,28 @@ class VideoSource:
             return capture
         if self.kind == "file":
             path = Path(self.spec)
+            try:
+                self.spec.encode("utf-8")
+            except UnicodeEncodeError:  # OpenCV crashes on such a name
+                raise SourceError(
+                    f"the file name {ascii(self.spec)} is not valid UTF-8; rename the file"
+                ) from None
             if not path.exists():
                 raise SourceError(f"video file {self.spec} not found")
             if path.is_dir():
                 raise SourceError(f"{self.spec} is a folder, not a video file")
             if not path.is_file():  # a pipe or device would block the open forever
                 raise SourceError(f"{self.spec} is not a regular file (a pipe or a device?)")
-            capture = cv2.VideoCapture(str(path))
+            capture = cv2.VideoCapture(self._plain_name(path))
             if not capture.isOpened():
+                self._remove_link()
                 raise SourceError(f"{self.spec} is not a video OpenCV can read")
-            if path.suffix.lower() in STILL_SUFFIXES:
-                try:
-                    self._orientation = inspect_still(path)
-                except SourceError:
-                    capture.release()
-                    raise
+            try:  # any suffix: a photo may be .jfif, or have none
+                self._orientation = inspect_still(path)
+            except SourceError:
+                capture.release()
+                self._remove_link()
+                raise
             return capture
         check_url(self.spec)
         params = [
@@ -196,8 +205,32 @@ class VideoSource:
         while (frame := self.read()) is not None:
             yield frame
 
+    def _plain_name(self, path: Path) -> str:
+        """A name OpenCV reads as this one file. It takes "%" in a name for a numbered
+        sequence (img%02d.jpg would be img01.jpg, img02.jpg...), so such a file is opened
+        through a link with a plain name, kept until ``close``."""
+        if "%" not in path.name:
+            return str(path)
+        self._link_dir = tempfile.mkdtemp(prefix="maskwatch-source-")
+        link = Path(self._link_dir, "source" + path.suffix.replace("%", ""))
+        try:
+            link.symlink_to(path.resolve())
+        except OSError as exc:
+            raise SourceError(
+                f"{self.spec}: OpenCV reads a name with % as a numbered sequence, and no "
+                f"plain-named link could be made ({exc.strerror}); rename the file"
+            ) from None
+        return str(link)
+
     def close(self) -> None:
         self.capture.release()
+        self._remove_link()
+
+    def _remove_link(self) -> None:
+        link_dir = getattr(self, "_link_dir", None)
+        if link_dir:
+            shutil.rmtree(link_dir, ignore_errors=True)
+            self._link_dir = None
 
     def __enter__(self) -> Self:
         return self
@@ -207,7 +240,6 @@ class VideoSource:
 
 
 EXIF_ORIENTATION = 0x0112
-STILL_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 
 
 def inspect_still(path: Path) -> int:

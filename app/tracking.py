@@ -135,6 +135,7 @@ class TrackingPipeline:
     def reset(self) -> None:
         """Forget all tracks (a new source, or a seek)."""
         self.tracks: list[Track] = []
+        self._voters = self.pipeline.active  # the model whose answers the tracks hold
         self._ids = itertools.count(1)
         self._frame_index = 0
         self._prev_gray: np.ndarray | None = None
@@ -171,11 +172,12 @@ class TrackingPipeline:
         detected = time.perf_counter()
         self._prev_gray = gray
         self._frame_index += 1
-        faces = self._classify(rgb)
+        model = self.pipeline.active  # read once: a switch lands between frames, never inside
+        faces = self._classify(rgb, model)
         done = time.perf_counter()
         return FrameResult(
             faces,
-            self.pipeline.active,
+            model,
             (detected - start) * 1000 if detect_now else 0.0,
             (done - detected) * 1000,
         )
@@ -216,12 +218,15 @@ class TrackingPipeline:
             if t.box[2] > 0 and t.box[3] > 0 and t.box[0] < width and t.box[1] < height
         ]
 
-    def _classify(self, rgb: np.ndarray) -> list[Face]:
+    def _classify(self, rgb: np.ndarray, model: str) -> list[Face]:
+        if model != self._voters:  # the other model's answers must not vote with this one's
+            for track in self.tracks:
+                track.probs.clear()
+            self._voters = model
         if not self.tracks:
             return []
-        classifier = self.pipeline.classifier(self.pipeline.active)
-        names = classifier.meta.class_names
-        predictions = self.pipeline.classify_boxes(rgb, [t.box for t in self.tracks])
+        names = self.pipeline.classifier(model).meta.class_names
+        predictions = self.pipeline.classify_boxes(rgb, [t.box for t in self.tracks], model)
         height, width = rgb.shape[:2]
         faces = []
         for track, pred in zip(self.tracks, predictions):

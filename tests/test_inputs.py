@@ -1,6 +1,9 @@
 """Odd images, odd frames and broken video files: converted or refused with a clear message."""
 
+import os
 import socket
+import tempfile
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -384,3 +387,38 @@ def test_a_file_url_with_escapes_and_an_upper_case_scheme_are_understood(tmp_pat
         port = free.getsockname()[1]
     with pytest.raises(SourceError, match=f"stream http://127.0.0.1:{port}/cam could not be"):
         VideoSource(f"HTTP://127.0.0.1:{port}/cam")  # FFmpeg is given the scheme it knows
+
+
+def test_a_name_opencv_would_read_as_a_sequence_is_read_as_itself(tmp_path):
+    """OpenCV takes img%02d.jpg for img01.jpg, img02.jpg...: the named file must be read."""
+    named = tmp_path / "img%02d.jpg"
+    cv2.imwrite(str(named), on_canvas(fixture_bgr("no_mask_1.jpg")))
+    for sibling in ("img01.jpg", "img02.jpg"):
+        cv2.imwrite(str(tmp_path / sibling), on_canvas(fixture_bgr("mask_1.jpg")))
+    video = VideoSource(str(named))
+    frames = list(video.frames())
+    video.close()
+    assert len(frames) == 1
+    assert np.abs(frames[0].astype(int) - cv2.imread(str(named)).astype(int)).mean() < 2
+    assert not list(Path(tempfile.gettempdir()).glob(f"maskwatch-source-*/{named.name}"))
+
+
+def test_a_file_name_that_is_not_utf8_is_refused_not_crashed_on(tmp_path):
+    name = os.fsdecode(bytes(tmp_path) + b"/bad\xff.mp4")
+    made = write_video(tmp_path / "good.mp4", [on_canvas(fixture_bgr("mask_1.jpg"))] * 2)
+    made.rename(name)  # OpenCV cannot even write such a name
+    with pytest.raises(SourceError, match=r"is not valid UTF-8; rename the file"):
+        VideoSource(name)
+    proc = run_app("--source", FIXTURES / "mask_1.jpg", "--events", name + ".jsonl")
+    assert proc.returncode == 2 and "--events" in proc.stderr
+    assert "not valid UTF-8" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_a_jfif_photo_is_turned_upright_too(tmp_path):
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    path = tmp_path / "download.jfif"
+    rgb_fixture().resize((120, 90)).transpose(Image.Transpose.ROTATE_90).save(
+        path, "JPEG", quality=98, exif=exif
+    )
+    assert VideoSource(str(path)).info.width == 120

@@ -77,3 +77,19 @@ def test_motion_is_not_a_cut(pipeline):
     for step in range(6):
         tracker.process(shifted(frame, 8 * step))
     assert tracker.cuts == 0 and len(tracker.tracks) == 1
+
+
+def test_a_model_switched_from_another_thread_never_votes_with_the_old_one(pipeline):
+    """The window switches ``pipeline.active`` on its own thread, between any two lines of
+    the worker's frame: the tracks must then hold the new model's answers only."""
+    frame = on_canvas(fixture_bgr("no_mask_1.jpg"))
+    tracker = TrackingPipeline(pipeline, TrackingConfig(detect_every=2, smooth_window=5))
+    try:
+        for _ in range(3):
+            tracker.process(frame)
+        assert len(tracker.tracks[0].probs) == 3
+        pipeline.use("teacher")  # not through tracker.use: as the switcher thread does
+        result = tracker.process(frame)
+        assert result.model == "teacher" and len(tracker.tracks[0].probs) == 1
+    finally:
+        pipeline.use("student")

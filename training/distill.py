@@ -80,6 +80,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="smoothing of the hard-label loss (default 0.1)",
     )
     p.add_argument("--input-size", type=int, default=96, help="crop side in pixels (default 96)")
+    p.add_argument(
+        "--hue",
+        type=float,
+        default=0.0,
+        metavar="DEG",
+        help="shift every training crop's hue by up to this many degrees (default 0)",
+    )
+    p.add_argument(
+        "--grey",
+        type=float,
+        default=0.0,
+        metavar="P",
+        help="drop a training crop's colour with this probability (default 0)",
+    )
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--teacher", type=Path, help="distil from this trained teacher instead")
@@ -118,6 +132,7 @@ def make_loaders(
     batch_size: int,
     seed: int,
     extra: tuple[np.ndarray, np.ndarray] | None = None,
+    augment_cfg: AugmentConfig | None = None,
 ) -> Loaders:
     """Loaders of the three splits; ``extra`` crops and labels join the training split only."""
     mean, std = checkpoint.IMAGENET_MEAN, checkpoint.IMAGENET_STD
@@ -137,7 +152,15 @@ def make_loaders(
     generator = torch.Generator().manual_seed(seed)
     return Loaders(
         DataLoader(
-            CropDataset(train_crops, train_labels, input_size, mean, std, AugmentConfig(), seed),
+            CropDataset(
+                train_crops,
+                train_labels,
+                input_size,
+                mean,
+                std,
+                augment_cfg or AugmentConfig(),
+                seed,
+            ),
             batch_size,
             shuffle=True,
             generator=generator,
@@ -184,6 +207,11 @@ def check_settings(args: argparse.Namespace) -> None:
     if not 0 <= args.label_smoothing < 1:
         raise ValueError(
             f"--label-smoothing must be at least 0 and below 1, not {args.label_smoothing}"
+        )
+    if not 0 <= args.hue <= 180 or not 0 <= args.grey <= 1:  # also refuses nan
+        raise ValueError(
+            f"--hue must lie in [0, 180] degrees and --grey in [0, 1], not {args.hue} and "
+            f"{args.grey}"
         )
     if not 0 <= args.distil_weight <= 1:
         raise ValueError(f"--distil-weight must be between 0 and 1, not {args.distil_weight}")
@@ -267,6 +295,8 @@ def run_key(args: argparse.Namespace, data: str, class_names: tuple[str, ...]) -
         args.batch_size,
         args.input_size,
         args.label_smoothing,
+        args.hue,
+        args.grey,
     ]
     digest = hashlib.sha1(repr(settings).encode()).hexdigest()[:10]
     return f"{args.method}-seed{args.seed}-{digest}"
@@ -304,7 +334,10 @@ def train(args: argparse.Namespace) -> dict:
         )
         extra = (crops, labels)
         log.info("scene crops added to training: %s", scene_stats["crops"])
-    loaders = make_loaders(prepared, args.input_size, args.batch_size, args.seed, extra)
+    augment_cfg = AugmentConfig(hue_deg=args.hue, grey=args.grey)
+    loaders = make_loaders(
+        prepared, args.input_size, args.batch_size, args.seed, extra, augment_cfg
+    )
 
     if args.teacher:
         teacher, teacher_meta = checkpoint.load(args.teacher, "teacher")

@@ -529,3 +529,16 @@ def test_a_teacher_that_cannot_serve_the_run_is_refused_before_any_cropping(tmp_
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and message in err[0], err
     assert not work.exists() and not (tmp_path / "out").exists()
+
+
+def test_a_fresh_run_keeps_an_interrupted_runs_state_aside(tmp_path, caplog):
+    from training.distill import set_aside
+
+    state = tmp_path / "vanilla-seed0-abc"
+    assert set_aside(state) is None
+    state.mkdir()
+    (state / "teacher-state.pt").write_bytes(b"twelve epochs of work")
+    aside = set_aside(state)
+    assert aside == tmp_path / "vanilla-seed0-abc-interrupted" and not state.exists()
+    assert (aside / "teacher-state.pt").read_bytes() == b"twelve epochs of work"
+    assert "rename the folder back to vanilla-seed0-abc" in caplog.text

@@ -272,6 +272,24 @@ def data_digest(*arrays: np.ndarray) -> str:
     return digest.hexdigest()
 
 
+def set_aside(state_dir: Path) -> Path | None:
+    """Move an interrupted run's state out of a fresh run's way, keeping it (one earlier
+    state per settings); returns where it went, or None when there was none."""
+    if not state_dir.exists():
+        return None
+    aside = state_dir.with_name(state_dir.name + "-interrupted")
+    shutil.rmtree(aside, ignore_errors=True)
+    state_dir.rename(aside)
+    log.warning(
+        "an interrupted run with these data and settings is kept in %s; this run starts anew "
+        "(to continue that one instead, stop this run, rename the folder back to %s and run "
+        "again with --resume)",
+        aside,
+        state_dir.name,
+    )
+    return aside
+
+
 def run_key(args: argparse.Namespace, data: str, class_names: tuple[str, ...]) -> str:
     """The folder name of one run's training state, from ``data_digest`` and the settings.
 
@@ -370,8 +388,8 @@ def train(args: argparse.Namespace) -> dict:
             "starting anew",
             args.work_dir,
         )
-    if not args.resume:
-        shutil.rmtree(state_dir, ignore_errors=True)  # a fresh run never mixes in old state
+    if not args.resume:  # a fresh run never mixes in old state, nor throws it away
+        set_aside(state_dir)
     for trainer in {
         id(teacher_trainer): teacher_trainer,
         id(student_trainer): student_trainer,

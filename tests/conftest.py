@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +13,11 @@ import pytest
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 ROOT = FIXTURES.parents[1]
+
+# A shell starts background jobs with Ctrl-C ignored, and the commands the tests start would
+# inherit that: the Ctrl-C tests would then see a run that cannot be interrupted. With a
+# handler here, each command starts with Ctrl-C at its default, as from a terminal.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def run_app(*args, timeout=240):

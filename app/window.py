@@ -787,7 +787,8 @@ class MainWindow(QMainWindow):
             path = recorder.stop()
         except OSError as exc:
             recorder.abort()
-            self.show_message(f"The recording could not be saved: {exc}")
+            self.show_message(f"The recording could not be saved: {describe_error(exc)}")
+            self.statusBar().showMessage("The recording could not be saved")
             return
         if path is None:
             self.statusBar().showMessage("Nothing was recorded")

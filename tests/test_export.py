@@ -128,3 +128,22 @@ def test_export_never_writes_over_its_own_weights(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and f"is the --weights file {weights}" in err[0]
     assert weights.read_bytes() == (ROOT / "models" / "student.pt").read_bytes()
+
+
+def test_a_disk_that_fills_during_the_export_is_status_1_and_names_the_files(
+    tmp_path, monkeypatch, capsys
+):
+    import errno
+
+    import training.export as export_module
+
+    def full_disk(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(export_module, "export_checked", full_disk)
+    out = tmp_path / "new" / "export"
+    assert export_module.main(["--out", str(out)]) == 1
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith(f"training.export: error: writing {out / 'student.onnx'} and ")
+    assert line.endswith("failed (No space left on device); nothing was written")
+    assert not (tmp_path / "new").exists()

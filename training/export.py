@@ -212,10 +212,28 @@ def main(argv: list[str] | None = None) -> int:
         model, meta = checkpoint.load(weights, args.model)
         batch = crops_to_tensor(fixture_crops(args.images), meta)
         args.out.mkdir(parents=True, exist_ok=True)
+    except (CheckpointError, ValueError, OSError) as exc:
+        remove_empty(new_folders)
+        print(f"training.export: error: {describe_error(exc)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        remove_empty(new_folders)
+        print("training.export: interrupted; nothing was written", file=sys.stderr)
+        return 130
+    try:  # the checks are done: a failure from here on is the disk's, not the user's
         result = export_checked(
             model, batch, meta.input_size, onnx_path, script_path, args.overwrite
         )
-    except (CheckpointError, ValueError, OSError) as exc:
+    except OSError as exc:
+        remove_empty(new_folders)
+        reason = describe_error(exc) if exc.filename else exc.strerror or str(exc)
+        print(
+            f"training.export: error: writing {onnx_path} and {script_path} failed ({reason}); "
+            "nothing was written",
+            file=sys.stderr,
+        )
+        return 1
+    except (CheckpointError, ValueError) as exc:
         remove_empty(new_folders)
         print(f"training.export: error: {describe_error(exc)}", file=sys.stderr)
         return 2

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
+import numpy as np
 from tqdm import tqdm
 
 from app.alerts import ALERTS_FILE, DEFAULT_DELAY_S, Alert, AlertLog, AlertMonitor
@@ -390,5 +391,12 @@ def _open_writer(tmp: Path, output: Path, info) -> cv2.VideoWriter:
 
 
 def _write_png(path: Path, frame) -> None:
-    if not cv2.imwrite(str(path), frame):
-        raise OSError(f"cannot write image {final_name(path)}")
+    """Save a BGR frame as PNG. Pillow, not OpenCV: on a full disk libpng would print its own
+    line to the terminal before our one-line warning."""
+    from PIL import Image
+
+    try:
+        Image.fromarray(np.ascontiguousarray(frame[:, :, ::-1])).save(path, "PNG")
+    except (OSError, ValueError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise OSError(f"cannot write image {final_name(path)} ({reason})") from None

@@ -127,9 +127,18 @@ def drop_nested(detections: list[Detection]) -> list[Detection]:
     return kept
 
 
-def _shared(a, b) -> float:
-    """Intersection of two boxes over the smaller one's area."""
+def area(box) -> float:
+    return (box[2] - box[0]) * (box[3] - box[1])
+
+
+def intersection(a, b) -> float:
+    """Area shared by two x1, y1, x2, y2 boxes."""
     ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
     iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    smaller = min((a[2] - a[0]) * (a[3] - a[1]), (b[2] - b[0]) * (b[3] - b[1]))
-    return ix * iy / smaller if smaller > 0 else 0.0
+    return ix * iy
+
+
+def _shared(a, b) -> float:
+    """Intersection of two boxes over the smaller one's area."""
+    smaller = min(area(a), area(b))
+    return intersection(a, b) / smaller if smaller > 0 else 0.0

@@ -23,6 +23,7 @@ import numpy as np
 from app.classifier import REJECT_LABEL
 from app.config import TrackingConfig
 from app.crops import clip_box
+from app.detector import area, intersection
 from app.pipeline import Face, FrameResult, Pipeline
 
 FLOW_GRID = 5
@@ -37,10 +38,8 @@ CUT_DIFF = 30.0
 
 def iou(a, b) -> float:
     """Intersection over union of two x1, y1, x2, y2 boxes."""
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    inter = intersection(a, b)
+    union = area(a) + area(b) - inter
     return inter / union if union > 0 else 0.0
 
 
@@ -128,9 +127,8 @@ class TrackingPipeline:
         return self.pipeline.device
 
     def use(self, name: str) -> None:
+        """Classify with ``name`` from the next frame; the tracks' votes start afresh then."""
         self.pipeline.use(name)
-        for track in self.tracks:
-            track.probs.clear()  # answers of the other model should not vote for this one
 
     def reset(self) -> None:
         """Forget all tracks (a new source, or a seek)."""

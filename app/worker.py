@@ -97,7 +97,6 @@ class PlaybackWorker(QThread):
         self.spec = spec
         self.should_loop = should_loop
         self._lap = 0
-        self._model = pipeline.active
         self._period_s: float | None = None  # seconds per frame of a file
         self._first_at: float | None = None
         self._stop = threading.Event()
@@ -176,9 +175,6 @@ class PlaybackWorker(QThread):
         if item.lap != self._lap:
             self._lap = item.lap
             self.tracker.reset()
-        if self.pipeline.active != self._model:
-            self._model = self.pipeline.active
-            self.tracker.use(self._model)  # already loaded: only drops the old model's votes
         self._apply_detector_config()
         result = self.tracker.process(item.frame)
         raw = item.frame.copy() if any(f.label == UNMASKED for f in result.faces) else None

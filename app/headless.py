@@ -31,7 +31,7 @@ from app.overlay import draw_faces
 from app.pipeline import Pipeline
 from app.recording import check_video_complete
 from app.run_outputs import RunOutputs
-from app.source import VideoSource
+from app.source import VideoSource, is_utf8
 from app.stats import FaceStats
 from app.tracking import TrackingPipeline
 
@@ -214,16 +214,6 @@ def check_outputs(source: str, output, events, extras: Extras, overwrite: bool) 
         if path is not None:
             check_writable(Path(path), overwrite)
     extras.check(source, overwrite)
-
-
-def is_utf8(name: str) -> bool:
-    """False for a name holding bytes that are not UTF-8 (Python keeps them as surrogates),
-    which OpenCV and Qt cannot take."""
-    try:
-        name.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 SNAPSHOT_STEM_BYTES = 200  # leaves room for "-frame000000.png" within a 255-byte name

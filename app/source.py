@@ -53,6 +53,16 @@ class SourceInfo:
     frame_count: int
 
 
+def is_utf8(name: str) -> bool:
+    """False for a name holding bytes that are not UTF-8 (Python keeps them as surrogates),
+    which OpenCV and Qt cannot take."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def describe(spec: str) -> str:
     """What a source names: "camera" (an index such as 0 or -1), "stream" or "file"."""
     spec = str(spec)
@@ -108,12 +118,10 @@ class VideoSource:
             return capture
         if self.kind == "file":
             path = Path(self.spec)
-            try:
-                self.spec.encode("utf-8")
-            except UnicodeEncodeError:  # OpenCV crashes on such a name
+            if not is_utf8(self.spec):  # OpenCV crashes on such a name
                 raise SourceError(
                     f"the file name {ascii(self.spec)} is not valid UTF-8; rename the file"
-                ) from None
+                )
             if not path.exists():
                 raise SourceError(f"video file {self.spec} not found")
             if path.is_dir():

@@ -17,7 +17,7 @@ import torch.nn as nn
 
 from app.atomic import atomic_path
 from models import CLASS_NAMES, MODEL_DIR
-from models.safe_load import UnreadableWeights, load_plain
+from models.safe_load import UnreadableWeights, check_dtypes, load_plain
 from models.student import build_student
 from models.teacher import build_teacher
 
@@ -193,20 +193,6 @@ def _three_numbers(value: Any) -> tuple[float, float, float] | None:
     if not all(math.isfinite(v) for v in value):
         return None
     return tuple(float(v) for v in value)
-
-
-def check_dtypes(path: Path, want: dict, state: dict, error: type[Exception]) -> None:
-    """Refuse weights of the wrong kind of number where the model keeps real numbers.
-
-    torch would copy integer weights into the model without a word (every answer then the
-    same) and only warn about complex ones.
-    """
-    for key, value in state.items():
-        target = want.get(key)
-        if target is None or not target.is_floating_point():
-            continue
-        if value.is_complex() or not value.is_floating_point():
-            raise error(f"{path}: weight {key!r} holds {value.dtype} numbers, not real ones")
 
 
 def _check_weights(path: Path, state: Any) -> dict[str, torch.Tensor]:

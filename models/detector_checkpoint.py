@@ -15,8 +15,7 @@ import torch
 from app.atomic import atomic_path
 from app.digest import file_digest
 from models import MODEL_DIR
-from models.checkpoint import check_dtypes
-from models.safe_load import UnreadableWeights, load_plain
+from models.safe_load import UnreadableWeights, check_dtypes, load_plain
 
 FORMAT = "maskwatch-detector"
 VERSION = 1

@@ -3,6 +3,7 @@
 Classifier checkpoints and detector weights share this: whatever a user hands the app in
 place of weights (a TorchScript or ONNX export, a pickle that would run code, a cut-off
 download), the refusal names what the file is, and torch's own warnings never leak out.
+Weights whose numbers are of the wrong kind are refused here for both as well.
 """
 
 from __future__ import annotations
@@ -57,3 +58,17 @@ def load_plain(path: Path) -> Any:
         raise UnreadableWeights(
             "is not a readable weights file (damaged, truncated, or not a PyTorch file)"
         ) from None
+
+
+def check_dtypes(path: Path, want: dict, state: dict, error: type[Exception]) -> None:
+    """Refuse weights of the wrong kind of number where the model keeps real numbers.
+
+    torch would copy integer weights into the model without a word (every answer then the
+    same) and only warn about complex ones.
+    """
+    for key, value in state.items():
+        target = want.get(key)
+        if target is None or not target.is_floating_point():
+            continue
+        if value.is_complex() or not value.is_floating_point():
+            raise error(f"{path}: weight {key!r} holds {value.dtype} numbers, not real ones")

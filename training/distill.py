@@ -222,19 +222,23 @@ def check_settings(args: argparse.Namespace) -> None:
         raise DatasetError("--negatives needs --scenes: false boxes are mined from scenes")
     if args.teacher and not Path(args.teacher).is_file():
         raise FileNotFoundError(errno.ENOENT, "no such file", str(args.teacher))
-    if args.teacher:  # a teacher that cannot serve this run is refused before the crops
-        _, meta = checkpoint.load(args.teacher, "teacher")
-        needed = CLASS_NAMES + (("not_face",) if args.negatives else ())
-        if tuple(meta.class_names) != needed:
-            hint = "; add --negatives" if "not_face" in meta.class_names else ""
-            raise CheckpointError(
-                f"{args.teacher} predicts {meta.class_names}, this run needs {needed}{hint}"
-            )
-        if meta.input_size != args.input_size:
-            raise ValueError(
-                f"{args.teacher} was trained on {meta.input_size} px crops; distil with "
-                f"--input-size {meta.input_size}"
-            )
+
+
+def trained_teacher(args: argparse.Namespace) -> torch.nn.Module:
+    """The --teacher model, refused (before any cropping) when it cannot serve this run."""
+    teacher, meta = checkpoint.load(args.teacher, "teacher")
+    needed = CLASS_NAMES + (("not_face",) if args.negatives else ())
+    if tuple(meta.class_names) != needed:
+        hint = "; add --negatives" if "not_face" in meta.class_names else ""
+        raise CheckpointError(
+            f"{args.teacher} predicts {meta.class_names}, this run needs {needed}{hint}"
+        )
+    if meta.input_size != args.input_size:
+        raise ValueError(
+            f"{args.teacher} was trained on {meta.input_size} px crops; distil with "
+            f"--input-size {meta.input_size}"
+        )
+    return teacher
 
 
 def check_outputs(args: argparse.Namespace) -> None:
@@ -323,6 +327,7 @@ def run_key(args: argparse.Namespace, data: str, class_names: tuple[str, ...]) -
 def train(args: argparse.Namespace) -> dict:
     check_settings(args)
     check_outputs(args)
+    teacher = trained_teacher(args) if args.teacher else None
     torch.manual_seed(args.seed)
     np.random.seed(args.seed)
     device = as_device(args.device)
@@ -357,13 +362,7 @@ def train(args: argparse.Namespace) -> dict:
         prepared, args.input_size, args.batch_size, args.seed, extra, augment_cfg
     )
 
-    if args.teacher:
-        teacher, teacher_meta = checkpoint.load(args.teacher, "teacher")
-        if tuple(teacher_meta.class_names) != class_names:
-            raise CheckpointError(
-                f"{args.teacher} predicts {teacher_meta.class_names}, this run needs {class_names}"
-            )
-    else:
+    if teacher is None:
         teacher = checkpoint.build("teacher", len(class_names))
     student = checkpoint.build("student", len(class_names))
     opt_teacher = torch.optim.AdamW(teacher.parameters(), lr=args.lr, weight_decay=1e-4)

@@ -202,6 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     script_path = args.out / f"{args.model}.torchscript.pt"
     new_folders = [f for f in (args.out, *args.out.parents) if not f.exists()]
     weights = args.weights or checkpoint.default_weights(args.model)
+    checked = False  # once True, a failure is the disk's, not the user's
     try:
         if args.out.exists() and not args.out.is_dir():
             raise ValueError(f"--out {args.out} is a file, not a folder")
@@ -212,23 +213,18 @@ def main(argv: list[str] | None = None) -> int:
         model, meta = checkpoint.load(weights, args.model)
         batch = crops_to_tensor(fixture_crops(args.images), meta)
         args.out.mkdir(parents=True, exist_ok=True)
-    except (CheckpointError, ValueError, OSError) as exc:
-        remove_empty(new_folders)
-        print(f"training.export: error: {describe_error(exc)}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        remove_empty(new_folders)
-        print("training.export: interrupted; nothing was written", file=sys.stderr)
-        return 130
-    try:  # the checks are done: a failure from here on is the disk's, not the user's
+        checked = True
         result = export_checked(
             model, batch, meta.input_size, onnx_path, script_path, args.overwrite
         )
     except OSError as exc:
         remove_empty(new_folders)
-        reason = describe_error(exc) if exc.filename else exc.strerror or str(exc)
+        if not checked:
+            print(f"training.export: error: {describe_error(exc)}", file=sys.stderr)
+            return 2
         print(
-            f"training.export: error: writing {onnx_path} and {script_path} failed ({reason}); "
+            f"training.export: error: writing {onnx_path} and {script_path} failed "
+            f"({describe_error(exc)}); "
             "nothing was written",
             file=sys.stderr,
         )

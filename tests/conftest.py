@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import signal
 import subprocess
 import sys
@@ -107,3 +108,16 @@ def prefs(tmp_path):
     for name in ("alerts_dir", "snapshots_dir", "recordings_dir", "exports_dir"):
         setattr(prefs, name, tmp_path / name)
     return prefs
+
+
+FIXTURE_SCENES = ("maksssksksss129", "maksssksksss289", "maksssksksss52")
+
+
+def scenes_copy(root: Path) -> Path:
+    """The three fixture scenes in the images/ + annotations/ layout under ``root``."""
+    (root / "images").mkdir(parents=True)
+    (root / "annotations").mkdir()
+    for name in FIXTURE_SCENES:
+        shutil.copy(FIXTURES / f"{name}.jpg", root / "images")
+        shutil.copy(FIXTURES / f"{name}.xml", root / "annotations")
+    return root

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from conftest import FIXTURES, ROOT, fixture_bgr
+from conftest import FIXTURES, ROOT, fixture_bgr, scenes_copy
 from facenet_pytorch import MTCNN
 from facenet_pytorch.models.utils.detect_face import bbreg
 
@@ -129,12 +129,7 @@ def test_app_names_a_bad_detector_weights_file(tmp_path):
 
 
 def test_tune_detector_command_writes_weights_that_load(tmp_path):
-    scenes = tmp_path / "scenes"
-    (scenes / "images").mkdir(parents=True)
-    (scenes / "annotations").mkdir()
-    for n in (129, 289, 52):
-        shutil.copy(FIXTURES / f"maksssksksss{n}.jpg", scenes / "images")
-        shutil.copy(FIXTURES / f"maksssksksss{n}.xml", scenes / "annotations")
+    scenes = scenes_copy(tmp_path / "scenes")
     out = tmp_path / "detector.pt"
     command = [sys.executable, "-m", "training.tune_detector", "--scenes", scenes]
     command += ["--out", out, "--epochs", "1", "--quiet", "--stages", "rnet", "onet"]
@@ -244,15 +239,6 @@ def test_face_photos_are_boxed_by_stock_mtcnn_framed_or_left_out():
     masked = np.ascontiguousarray(fixture_bgr("mask_1.jpg")[:, :, ::-1])  # N95: stock misses
     photo, boxes, rule = label_photo(masked, detector, offsets)
     assert rule == "no_face" and boxes.shape == (0, 4)
-
-
-def scenes_copy(root):
-    (root / "images").mkdir(parents=True)
-    (root / "annotations").mkdir()
-    for n in (129, 289, 52):
-        shutil.copy(FIXTURES / f"maksssksksss{n}.jpg", root / "images")
-        shutil.copy(FIXTURES / f"maksssksksss{n}.xml", root / "annotations")
-    return root
 
 
 def test_tune_detector_refuses_an_out_that_its_record_would_replace(tmp_path, capsys):

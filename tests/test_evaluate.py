@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import FIXTURE_SCENES, scenes_copy
 
 from training.detection_metrics import (
     IGNORED,
@@ -25,7 +26,6 @@ from training.voc import AnnotationError, find_scenes, parse_annotation
 
 FIXTURES = Path(__file__).parent / "fixtures"
 ROOT = Path(__file__).parent.parent
-SCENES = ("maksssksksss129", "maksssksksss289", "maksssksksss52")
 
 
 @pytest.mark.parametrize(
@@ -216,11 +216,7 @@ def datasets(tmp_path_factory):
         for path in FIXTURES.glob(pattern):
             shutil.copy(path, classes / folder / path.name)
     (classes / "without_mask" / "broken.jpg").write_bytes(b"not an image at all")
-    (scenes / "images").mkdir(parents=True)
-    (scenes / "annotations").mkdir()
-    for name in SCENES:
-        shutil.copy(FIXTURES / f"{name}.jpg", scenes / "images")
-        shutil.copy(FIXTURES / f"{name}.xml", scenes / "annotations")
+    scenes_copy(scenes)
     return {"classes": classes, "scenes": scenes, "root": root}
 
 
@@ -232,7 +228,7 @@ def _run(args: list[str], capsys) -> tuple[int, str, str]:
 
 def test_find_scenes_pairs_fixtures(datasets):
     files = find_scenes(datasets["scenes"])
-    assert [p.image.stem for p in files.pairs] == sorted(SCENES)
+    assert [p.image.stem for p in files.pairs] == sorted(FIXTURE_SCENES)
     assert not files.images_without_annotation
 
 
@@ -363,16 +359,6 @@ def test_cli_refuses_a_score_cut_outside_zero_to_one(datasets, capsys):
 def _with_value(text: str, tag: str, value: str) -> str:
     """The annotation ``text`` with the first ``<tag>`` holding ``value``."""
     return re.sub(f"<{tag}>[^<]*</{tag}>", f"<{tag}>{value}</{tag}>", text, count=1)
-
-
-def scenes_copy(root: Path) -> Path:
-    """The three fixture scenes in the images/ + annotations/ layout under ``root``."""
-    (root / "images").mkdir(parents=True)
-    (root / "annotations").mkdir()
-    for name in SCENES:
-        shutil.copy(FIXTURES / f"{name}.jpg", root / "images")
-        shutil.copy(FIXTURES / f"{name}.xml", root / "annotations")
-    return root
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import FIXTURES
+from conftest import FIXTURES, scenes_copy
 
 from app.config import CropConfig, DetectorConfig
 from app.detector import FaceDetector
@@ -296,20 +296,11 @@ def test_a_diverging_run_writes_no_weights(tmp_path):
     assert all((out / n).read_bytes() == b"earlier weights" for n in ("teacher.pt", "student.pt"))
 
 
-def make_scenes(root: Path) -> Path:
-    (root / "images").mkdir(parents=True)
-    (root / "annotations").mkdir()
-    for n in (129, 289, 52):
-        shutil.copy(FIXTURES / f"maksssksksss{n}.jpg", root / "images")
-        shutil.copy(FIXTURES / f"maksssksksss{n}.xml", root / "annotations")
-    return root
-
-
 def test_scenes_split_is_seeded_and_stable(tmp_path):
     from training.scenes_split import split_scenes
     from training.voc import find_scenes
 
-    pairs = find_scenes(make_scenes(tmp_path / "scenes")).pairs
+    pairs = find_scenes(scenes_copy(tmp_path / "scenes")).pairs
     first = split_scenes(pairs, seed=0, test_fraction=0.5)
     assert first == split_scenes(pairs, seed=0, test_fraction=0.5)
     assert set(first.values()) <= {"train", "test"}
@@ -323,7 +314,7 @@ def test_scene_crops_take_only_the_train_split(tmp_path, monkeypatch):
     from app.config import DetectorConfig
     from training import scene_crops
 
-    scenes = make_scenes(tmp_path / "scenes")
+    scenes = scenes_copy(tmp_path / "scenes")
     monkeypatch.setattr(
         scene_crops,
         "split_scenes",

@@ -8,6 +8,7 @@ window and headless mode share it.
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import logging
 import os
@@ -180,6 +181,31 @@ class AlertLog:
             out.write(json.dumps(record) + "\n")
         log.info("alert: track %d unmasked at %.2f s", alert.track_id, alert.time_s)
         return record
+
+    def earlier_snapshots(self) -> set[Path]:
+        """The snapshot JPEGs that the folder's current alerts.jsonl names.
+
+        A run told to overwrite alerts.jsonl removes these once its own files are in place,
+        so the folder does not mix two runs. Only bare names of alert snapshots count: a
+        line naming any other file (or another folder) is ignored, never deleted.
+        """
+        try:
+            lines = self.path.read_text(encoding="utf-8", errors="replace").splitlines()
+        except OSError:
+            return set()
+        named = set()
+        for line in lines:
+            try:
+                name = json.loads(line).get("snapshot")
+            except (ValueError, AttributeError):
+                continue
+            if (
+                isinstance(name, str)
+                and name == os.path.basename(name)
+                and fnmatch.fnmatchcase(name, SNAPSHOT_PATTERN)
+            ):
+                named.add(self.folder / name)
+        return named
 
     def files(self, alerts: list[Alert]) -> list[tuple[Path, Callable[[Path], None]]]:
         """What logging ``alerts`` in one go writes: each snapshot JPEG, then alerts.jsonl.

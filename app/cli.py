@@ -91,7 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="classifier (default student; the window reuses its last choice)",
     )
     parser.add_argument(
-        "--device", help="auto, cpu or cuda (default auto; the window reuses the last one given)"
+        "--device",
+        help="auto, cpu, cuda or cuda:N (default auto; the window reuses the last one given)",
     )
     parser.add_argument("--student-weights", help="student checkpoint to load")
     parser.add_argument("--teacher-weights", help="teacher checkpoint to load")

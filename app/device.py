@@ -1,5 +1,7 @@
 """Pick the torch device the classifier and detector run on."""
 
+import re
+
 import torch
 
 
@@ -14,8 +16,12 @@ def resolve_device(name: str = "auto") -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cpu":
         return torch.device("cpu")
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise DeviceError("CUDA was requested but no CUDA GPU is available (use --device cpu)")
-        return torch.device(name)
-    raise DeviceError(f"unknown device {name!r}; use auto, cpu or cuda")
+    match = re.fullmatch(r"cuda(?::(\d+))?", name)
+    if match is None:
+        raise DeviceError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N")
+    if not torch.cuda.is_available():
+        raise DeviceError("CUDA was requested but no CUDA GPU is available (use --device cpu)")
+    count = torch.cuda.device_count()
+    if match.group(1) is not None and int(match.group(1)) >= count:
+        raise DeviceError(f"no GPU {name}: this machine has {count} (cuda:0 to cuda:{count - 1})")
+    return torch.device(name)

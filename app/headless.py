@@ -31,7 +31,7 @@ from app.overlay import draw_faces
 from app.pipeline import Pipeline
 from app.recording import check_video_complete
 from app.run_outputs import RunOutputs
-from app.source import VideoSource, is_utf8
+from app.source import VideoSource, is_utf8, shown_name
 from app.stats import FaceStats
 from app.tracking import TrackingPipeline
 
@@ -205,7 +205,7 @@ def check_outputs(source: str, output, events, extras: Extras, overwrite: bool) 
     for flag, path in named.items():
         if path is not None and not is_utf8(str(path)):
             raise ValueError(
-                f"{flag} {ascii(str(path))}: the name is not valid UTF-8; pick another"
+                f"{flag} {shown_name(str(path))}: the name is not valid UTF-8; pick another"
             )
     check_distinct_outputs(source, output, events, extras)
     if output is not None and Path(output).suffix.lower() not in VIDEO_SUFFIXES:
@@ -356,10 +356,23 @@ def _write_alerts(outputs: RunOutputs, alert_log: AlertLog, alerts: list[Alert])
     """Write alerts.jsonl and the alert JPEGs; they take their final names all or none."""
     if not outputs.make_folder("alerts", alert_log.folder):
         return
-    for final, write in alert_log.files(alerts):
+    earlier = alert_log.earlier_snapshots()  # exists only with --overwrite
+    files = alert_log.files(alerts)
+    for final, write in files:
         if not outputs.attempt("alerts", write, outputs.temp("alerts", final)):
             return
-    outputs.finish("alerts")
+    if not outputs.finish("alerts"):
+        return
+    stale = sorted(earlier - {final for final, _ in files})
+    for path in stale:
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            log.warning("could not remove the earlier run's %s: %s", path, exc.strerror)
+    if stale:
+        log.info("removed %d snapshots of the replaced alerts.jsonl", len(stale))
 
 
 def _write_text(path: Path, text: str) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import re
 import shutil
 import socket
@@ -63,6 +64,11 @@ def is_utf8(name: str) -> bool:
     return True
 
 
+def shown_name(name: str) -> str:
+    """``name`` as it can be printed: bytes that are not UTF-8 are written as ``\\xe9``."""
+    return os.fsencode(name).decode("utf-8", "backslashreplace")
+
+
 def describe(spec: str) -> str:
     """What a source names: "camera" (an index such as 0 or -1), "stream" or "file"."""
     spec = str(spec)
@@ -120,7 +126,7 @@ class VideoSource:
             path = Path(self.spec)
             if not is_utf8(self.spec):  # OpenCV crashes on such a name
                 raise SourceError(
-                    f"the file name {ascii(self.spec)} is not valid UTF-8; rename the file"
+                    f"the file name {shown_name(self.spec)} is not valid UTF-8; rename the file"
                 )
             if not path.exists():
                 raise SourceError(f"video file {self.spec} not found")

@@ -16,7 +16,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.source import STREAM_PREFIXES, describe
+from app.source import STREAM_PREFIXES, describe, is_utf8, shown_name
 
 VIDEO_FILTER = "Videos (*.mp4 *.avi *.mov *.mkv *.webm *.m4v *.mpg *.mpeg);;All files (*)"
 MAX_CAMERA_INDEX = 999
@@ -59,6 +59,10 @@ class SourcePicker(QGroupBox):
         self.url_edit.textEdited.connect(lambda _: self.url_radio.setChecked(True))
         self.file_edit.textChanged.connect(self.file_edit.setToolTip)
         self.open_button.clicked.connect(self.open_file_dialog)
+        # A file name given on the command line that Qt cannot hold (bytes that are not
+        # UTF-8 would be dropped, naming another file); kept to say so until a new choice.
+        self._refused: str | None = None
+        self.file_edit.textChanged.connect(self._forget_refused)
 
     def spec(self) -> str:
         """The chosen source as VideoSource takes it (may be empty when nothing was given)."""
@@ -71,6 +75,11 @@ class SourcePicker(QGroupBox):
     def problem(self) -> str | None:
         """A sentence saying why the current choice cannot be played, or None."""
         spec = self.spec()
+        if self.file_radio.isChecked() and not spec and self._refused is not None:
+            return (
+                f"The file name {shown_name(self._refused)} is not valid UTF-8, so it cannot be "
+                'opened; rename the file, then choose it with "Open file...".'
+            )
         if self.file_radio.isChecked() and not spec:
             return 'Choose a video file with "Open file..." first.'
         if self.url_radio.isChecked():
@@ -83,6 +92,11 @@ class SourcePicker(QGroupBox):
 
     def set_spec(self, spec: str) -> None:
         """Show ``spec`` (as given on the command line) in the matching field."""
+        if not is_utf8(spec):
+            self.file_edit.clear()
+            self.file_radio.setChecked(True)
+            self._refused = spec
+            return
         kind = describe(spec)
         if kind == "camera":
             self.camera_spin.setValue(int(spec))
@@ -93,6 +107,10 @@ class SourcePicker(QGroupBox):
         else:
             self.file_edit.setText(spec)
             self.file_radio.setChecked(True)
+
+    def _forget_refused(self, text: str) -> None:
+        if text:
+            self._refused = None
 
     def offer_file(self) -> None:
         """Switch to the file choice and put the focus on "Open file..."."""

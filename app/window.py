@@ -239,6 +239,8 @@ class MainWindow(QMainWindow):
         self._build_ui(custom)
         self._build_actions()
         self.picker.set_spec(source if source is not None else prefs.source or DEFAULT_SOURCE)
+        if self.picker.problem() and source is not None and not autostart:
+            self.show_message(self.picker.problem())
         self.loop_check.setChecked(prefs.loop)
         self._stats_timer = QTimer(self)
         self._stats_timer.setInterval(STATS_REFRESH_MS)

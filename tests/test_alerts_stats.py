@@ -225,3 +225,23 @@ def test_headless_keeps_existing_alerts_and_checks_flags(tmp_path, no_mask_video
     assert "--snapshot-every must be at least 1 with --snapshots, got 0" in proc.stderr
     proc = run_app("--source", no_mask_video, "--stats", tmp_path / "s.csv", "--alert-delay", "-2")
     assert proc.returncode == 2 and "-2" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_overwritten_alerts_take_their_snapshots_along(tmp_path, no_mask_video):
+    alerts = tmp_path / "alerts"
+    flags = ("--source", no_mask_video, "--alerts", alerts, "--alert-delay", "0.5")
+    assert run_app(*flags).returncode == 0
+    (first,) = [json.loads(line)["snapshot"] for line in (alerts / ALERTS_FILE).open()]
+    # The user's own files, and a line naming a file outside the folder, are left alone.
+    (alerts / "alert-mine.jpg").write_bytes(b"kept")
+    (tmp_path / "outside.jpg").write_bytes(b"kept")
+    with (alerts / ALERTS_FILE).open("a") as out:
+        out.write(json.dumps({"snapshot": "../outside.jpg"}) + "\n")
+    proc = run_app(*flags, "--overwrite")
+    assert proc.returncode == 0, proc.stderr
+    (second,) = [json.loads(line)["snapshot"] for line in (alerts / ALERTS_FILE).open()]
+    assert second != first
+    assert sorted(p.name for p in alerts.iterdir()) == sorted(
+        [ALERTS_FILE, second, "alert-mine.jpg"]
+    )
+    assert (tmp_path / "outside.jpg").read_bytes() == b"kept"

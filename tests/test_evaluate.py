@@ -324,7 +324,8 @@ def test_cli_empty_class_folders_are_a_user_error(tmp_path, capsys):
     (tmp_path / "with_mask").mkdir()
     (tmp_path / "without_mask").mkdir()
     code, _, err = _run(["--data", str(tmp_path), "--model", "student"], capsys)
-    _assert_one_line_error(code, err, "holds no images")
+    _assert_one_line_error(code, err, "with_mask/ in")
+    assert "holds no images (class mask)" in err
 
 
 def test_cli_bad_weights_is_a_user_error(datasets, tmp_path, capsys):

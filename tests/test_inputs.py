@@ -407,7 +407,7 @@ def test_a_file_name_that_is_not_utf8_is_refused_not_crashed_on(tmp_path):
     name = os.fsdecode(bytes(tmp_path) + b"/bad\xff.mp4")
     made = write_video(tmp_path / "good.mp4", [on_canvas(fixture_bgr("mask_1.jpg"))] * 2)
     made.rename(name)  # OpenCV cannot even write such a name
-    with pytest.raises(SourceError, match=r"is not valid UTF-8; rename the file"):
+    with pytest.raises(SourceError, match=r"bad\\xff\.mp4 is not valid UTF-8; rename the file"):
         VideoSource(name)
     proc = run_app("--source", FIXTURES / "mask_1.jpg", "--events", name + ".jsonl")
     assert proc.returncode == 2 and "--events" in proc.stderr

@@ -77,3 +77,12 @@ def test_a_second_box_on_the_same_face_is_dropped():
     kept = drop_nested([upper, lower, beside, face])
     assert kept == [face, beside]
     assert drop_nested([]) == []
+
+
+@pytest.mark.parametrize("name", ["gpu", "cuda:x", "cuda0", "cuda:-1"])
+def test_a_device_name_that_is_not_one_is_refused_by_name(name):
+    from app.device import DeviceError, resolve_device
+
+    with pytest.raises(DeviceError, match=f"^unknown device '{name}'; use auto, cpu, cuda or"):
+        resolve_device(name)
+    assert resolve_device("CPU").type == "cpu"

@@ -97,6 +97,22 @@ def test_missing_file_is_a_message_and_the_window_survives(qtbot, window, tmp_pa
     assert window.shown == []
 
 
+def test_a_source_name_that_is_not_utf8_is_named_as_given(qtbot, pipeline, face_video):
+    # Qt drops bytes that are not UTF-8, which would make the message name another file.
+    name = os.fsdecode(bytes(face_video.parent) + b"/caf\xe9.mp4")
+    win = MainWindow(PipelineConfig(device="cpu"), source=name, pipeline=pipeline, autostart=False)
+    qtbot.addWidget(win)
+    win.show()
+    expected = f"The file name {face_video.parent}/caf\\xe9.mp4 is not valid UTF-8"
+    assert win.message.startswith(expected)
+    win.clear_message()
+    win.start()
+    assert win.message.startswith(expected) and not win.is_playing
+    win.picker.file_edit.setText(str(face_video))
+    assert win.picker.problem() is None
+    win.close()
+
+
 def test_a_malformed_url_is_a_message_with_the_url_as_typed(qtbot, window, caplog):
     window.picker.set_spec("http://[::1")
     window.start()

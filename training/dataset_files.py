@@ -44,10 +44,12 @@ def find_images(root: Path) -> DatasetFiles:
     if not root.is_dir():
         raise DatasetError(f"dataset folder {root} not found")
     classes: dict[str, list[Path]] = {}
+    folders: dict[str, list[str]] = {}  # label -> the folder names that gave it, for messages
     for folder in sorted(p for p in root.iterdir() if p.is_dir()):
         label = FOLDER_LABELS.get(folder.name.lower())
         if label is not None:
             classes.setdefault(label, []).extend(files_under(folder))
+            folders.setdefault(label, []).append(folder.name + "/")
     if not classes:
         raise DatasetError(f"{root} has no class folders (expected with_mask/ and without_mask/)")
     missing = {"mask", "no_mask"} - set(classes)
@@ -59,7 +61,8 @@ def find_images(root: Path) -> DatasetFiles:
         kept = [f for f in files if not _plainly_not_image(f)]
         skipped += [f for f in files if _plainly_not_image(f)]
         if not kept:
-            raise DatasetError(f"class {label!r} in {root} holds no images")
+            named = " and ".join(folders[label])
+            raise DatasetError(f"{named} in {root} holds no images (class {label})")
         images += [(f, label) for f in kept]
     return DatasetFiles(images, skipped)
 

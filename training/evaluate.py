@@ -528,7 +528,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--model", choices=MODEL_NAMES, required=True)
     parser.add_argument("--weights", type=Path, help="checkpoint (default: the committed one)")
-    parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     parser.add_argument("--json", type=Path, help="write all figures to this JSON file")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --json")
     parser.add_argument("--limit", type=int, help="at most this many images, evenly spread")

@@ -38,6 +38,21 @@ def crops_to_tensor(crops: list[np.ndarray], meta: ModelMeta) -> torch.Tensor:
     return (tensor - mean) / std
 
 
+def class_probs(model: torch.nn.Module, batch: torch.Tensor, mirror: bool) -> torch.Tensor:
+    """Class probabilities for a normalised batch; with ``mirror``, the mean of the crop's
+    and its mirror image's, from one forward pass of twice the batch.
+
+    A face and its mirror image wear the same mask, and averaging the two answers evens out
+    some side-dependent slips. Off by default: on the faces validation split (app path) the
+    teacher went from 99.53% to 99.76% but the student fell from 99.05% to 98.82%, so the
+    gain is not shown, and it doubles the classify work.
+    """
+    if not mirror:
+        return torch.softmax(model(batch).float(), dim=1)
+    probs = torch.softmax(model(torch.cat([batch, batch.flip(3)])).float(), dim=1)
+    return (probs[: len(batch)] + probs[len(batch) :]) / 2
+
+
 class FaceClassifier:
     """A loaded classifier bound to a device; classifies all crops of a frame in one batch."""
 
@@ -48,8 +63,10 @@ class FaceClassifier:
         device: torch.device,
         name: str | None = None,
         source: Path | None = None,
+        mirror: bool = False,
     ):
         self.meta = meta
+        self.mirror = mirror  # also classify the mirror image and average (see class_probs)
         self.device = device
         self.name = name or meta.arch
         self.source = source  # the weights file, named when its scores turn out unusable
@@ -59,11 +76,13 @@ class FaceClassifier:
             self.model = self.model.to(memory_format=torch.channels_last)
 
     @classmethod
-    def from_file(cls, path: Path | None, arch: str, device: torch.device) -> "FaceClassifier":
+    def from_file(
+        cls, path: Path | None, arch: str, device: torch.device, mirror: bool = False
+    ) -> "FaceClassifier":
         """Load ``arch`` from ``path`` (the committed default weights when None)."""
         path = Path(path) if path else checkpoint.default_weights(arch)
         model, meta = checkpoint.load(path, arch)
-        classifier = cls(model, meta, device, name=arch, source=path)
+        classifier = cls(model, meta, device, name=arch, source=path, mirror=mirror)
         # Finite weights can still overflow; one grey crop finds that at load time, not mid-video.
         grey = np.full((meta.input_size, meta.input_size, 3), 128, dtype=np.uint8)
         classifier.classify([grey])
@@ -71,11 +90,12 @@ class FaceClassifier:
         return classifier
 
     @torch.inference_mode()
-    def logits(self, crops: list[np.ndarray]) -> torch.Tensor:
+    def probs(self, crops: list[np.ndarray]) -> torch.Tensor:
+        """N x classes probabilities of a non-empty list of RGB crops."""
         batch = crops_to_tensor(crops, self.meta).to(self.device)
         if self.device.type == "cpu":
             batch = batch.contiguous(memory_format=torch.channels_last)
-        return self.model(batch).float().cpu()
+        return class_probs(self.model, batch, self.mirror).cpu()
 
     def classify(self, crops: list[np.ndarray]) -> list[Prediction]:
         """Label every crop; an empty list gives an empty answer without touching the model.
@@ -85,7 +105,7 @@ class FaceClassifier:
         """
         if not crops:
             return []
-        probs = torch.softmax(self.logits(crops), dim=1)
+        probs = self.probs(crops)
         if not torch.isfinite(probs).all():  # a NaN score would break the events format
             where = self.source or f"the {self.name} model"
             raise CheckpointError(

@@ -94,6 +94,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--device",
         help="auto, cpu, cuda or cuda:N (default auto; the window reuses the last one given)",
     )
+    parser.add_argument(
+        "--mirror",
+        action="store_true",
+        help="also classify each face's mirror image and average the two (twice the classify "
+        "work)",
+    )
     parser.add_argument("--student-weights", help="student checkpoint to load")
     parser.add_argument("--teacher-weights", help="teacher checkpoint to load")
     parser.add_argument("--headless", action="store_true", help="no window: process and exit")
@@ -283,6 +289,7 @@ def pipeline_config(args: argparse.Namespace) -> PipelineConfig:
         tracking=tracking,
         model=args.model or "student",
         device=args.device or "auto",
+        mirror=args.mirror,
     )
 
 

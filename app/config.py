@@ -110,3 +110,4 @@ class PipelineConfig:
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     model: str = "student"
     device: str = "auto"
+    mirror: bool = False  # average each crop's answer with its mirror image's

@@ -78,7 +78,7 @@ class Pipeline:
         with self._lock:
             if name not in self._classifiers:
                 self._classifiers[name] = FaceClassifier.from_file(
-                    self.weights.get(name), name, self.device
+                    self.weights.get(name), name, self.device, self.config.mirror
                 )
             return self._classifiers[name]
 

@@ -86,3 +86,20 @@ def test_a_device_name_that_is_not_one_is_refused_by_name(name):
     with pytest.raises(DeviceError, match=f"^unknown device '{name}'; use auto, cpu, cuda or"):
         resolve_device(name)
     assert resolve_device("CPU").type == "cpu"
+
+
+def test_mirror_averages_the_answers_for_the_face_and_its_mirror_image(pipeline):
+    from app.classifier import FaceClassifier
+    from app.cli import build_parser, pipeline_config
+
+    plain = pipeline.classifier("student")
+    assert not plain.mirror and not pipeline_config(build_parser().parse_args([])).mirror
+    assert pipeline_config(build_parser().parse_args(["--mirror"])).mirror
+    mirrored = FaceClassifier(plain.model, plain.meta, plain.device, mirror=True)
+    # A half-covered face, so that the two sides give clearly different answers.
+    face = fixture_bgr("no_mask_1.jpg")[:, :, ::-1].copy()
+    face[:, : face.shape[1] // 2] = 0
+    left, right = plain.classify([face, face[:, ::-1].copy()])
+    assert abs(left.probs[0] - right.probs[0]) > 0.3
+    (both,) = mirrored.classify([face])
+    assert both.probs == pytest.approx([(a + b) / 2 for a, b in zip(left.probs, right.probs)])

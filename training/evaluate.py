@@ -483,12 +483,13 @@ def evaluate(
     config: EvaluationConfig,
     device: str = "auto",
     progress: bool = True,
+    mirror: bool = False,
 ) -> dict:
     """Evaluate ``model`` on ``data`` of either layout; the whole report as a dict."""
     layout = detect_layout(data)
     files = find_images(data) if layout == "classes" else find_scenes(data)
     pipeline = Pipeline(
-        PipelineConfig(detector=detector, model=model, device=device),
+        PipelineConfig(detector=detector, model=model, device=device, mirror=mirror),
         weights={model: weights} if weights else {},
     )
     weights_path = Path(weights) if weights else default_weights(model)
@@ -507,6 +508,7 @@ def evaluate(
             "evaluation": asdict(config),
             "detector": asdict(detector),
             "crop": asdict(pipeline.config.crop),
+            "mirror": mirror,
         },
         **figures,
     }
@@ -529,6 +531,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", choices=MODEL_NAMES, required=True)
     parser.add_argument("--weights", type=Path, help="checkpoint (default: the committed one)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
+    parser.add_argument(
+        "--mirror",
+        action="store_true",
+        help="also classify each face's mirror image and average (the app's --mirror)",
+    )
     parser.add_argument("--json", type=Path, help="write all figures to this JSON file")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --json")
     parser.add_argument("--limit", type=int, help="at most this many images, evenly spread")
@@ -678,6 +685,7 @@ def main(argv: list[str] | None = None) -> int:
             config,
             args.device,
             progress=not args.quiet,
+            mirror=args.mirror,
         )
         print(format_report(report, config))
         return write_json(args, report) if args.json is not None else 0

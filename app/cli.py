@@ -97,8 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--mirror",
         action="store_true",
-        help="also classify each face's mirror image and average the two (twice the classify "
-        "work)",
+        help="also classify each face's mirror image and average the two (twice the classify work)",
     )
     parser.add_argument("--student-weights", help="student checkpoint to load")
     parser.add_argument("--teacher-weights", help="teacher checkpoint to load")

@@ -103,7 +103,9 @@ def test_bad_dataset_folders(tmp_path):
         find_images(tmp_path)
     (tmp_path / "without_mask").mkdir()
     shutil.copy(FIXTURES / "mask_1.jpg", tmp_path / "with_mask")
-    with pytest.raises(DatasetError, match=r"^without_mask/ in .* holds no images \(class no_mask\)$"):
+    with pytest.raises(
+        DatasetError, match=r"^without_mask/ in .* holds no images \(class no_mask\)$"
+    ):
         find_images(tmp_path)
 
 

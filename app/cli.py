@@ -6,12 +6,9 @@ User mistakes (missing files, bad weights, no camera) end in one line on stderr,
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
 import math
-import signal
 import sys
-import threading
 from pathlib import Path
 
 from app.alerts import DEFAULT_DELAY_S
@@ -29,6 +26,7 @@ from app.config import (
 )
 from app.device import DeviceError
 from app.source import SourceError
+from app.stop_signals import stop_message, stop_signals_raise
 from models import detector_checkpoint
 from models.checkpoint import CheckpointError
 
@@ -41,43 +39,6 @@ USER_ERRORS = (SourceError, CheckpointError, DeviceError, OutputExistsError, Val
 # 640x480 frame on 2 cores, 0.01 takes about 0.6 s a frame, and with R and O at 0 too, 0 takes
 # over 20 s and boxes a thousand things.
 SLOW_P_THRESHOLD = 0.05
-
-# Signals that stop a headless run the way Ctrl-C does, with the word said for each.
-STOP_SIGNALS = {
-    getattr(signal, name): word
-    for name, word in (("SIGINT", "interrupted"), ("SIGTERM", "terminated"), ("SIGHUP", "hung up"))
-    if hasattr(signal, name)
-}
-
-
-class Stopped(KeyboardInterrupt):
-    """A stop signal, raised as a KeyboardInterrupt so that the clean-up of Ctrl-C runs."""
-
-    def __init__(self, signum: int):
-        super().__init__(signum)
-        self.signum = signum
-
-
-def _raise_stopped(signum: int, _frame) -> None:
-    for sig in STOP_SIGNALS:  # a second signal must not cut the clean-up short
-        signal.signal(sig, signal.SIG_IGN)
-    raise Stopped(signum)
-
-
-@contextlib.contextmanager
-def stop_signals_raise():
-    """Within the block SIGINT, SIGTERM and SIGHUP raise ``Stopped``; handlers are restored
-    after it (the tests call ``main`` inside pytest)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = {sig: signal.signal(sig, _raise_stopped) for sig in STOP_SIGNALS}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, signal.SIG_DFL if handler is None else handler)
-
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -390,8 +351,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"maskwatch: error: {describe_error(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:
-        signum = getattr(exc, "signum", signal.SIGINT)
-        word = STOP_SIGNALS.get(signum, "stopped")
-        name = "" if signum == signal.SIGINT else f" ({signal.Signals(signum).name})"
-        print(f"maskwatch: {word}{name}; no partial output was kept", file=sys.stderr)
-        return 128 + signum
+        said, status = stop_message(exc)
+        print(f"maskwatch: {said}; no partial output was kept", file=sys.stderr)
+        return status

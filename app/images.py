@@ -6,10 +6,15 @@ are only found, and boxes only land where the user sees them, on the upright pic
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import warnings
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
+
+log = logging.getLogger(__name__)
 
 
 class ImageError(ValueError):
@@ -30,6 +35,23 @@ def to_rgb8(image: Image.Image) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(image.convert("RGB"), dtype=np.uint8))
 
 
+@contextlib.contextmanager
+def pillow_warnings_logged(path: Path):
+    """Pillow's warnings within the block as one log line each that names the file (it
+    would print them with its own source path and line). Its warning for images above half
+    its size limit is dropped: such images are read, so there is nothing to say."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield
+    said = set()
+    for warning in caught:
+        text = str(warning.message)
+        if issubclass(warning.category, Image.DecompressionBombWarning) or text in said:
+            continue
+        said.add(text)
+        log.warning("%s: %s", path, text)
+
+
 def read_rgb(path: Path) -> np.ndarray:
     """Decode an image file to RGB; raise ImageError with the file name if that fails.
 
@@ -37,7 +59,7 @@ def read_rgb(path: Path) -> np.ndarray:
     pixels), which a few kilobytes of PNG can claim.
     """
     try:
-        with Image.open(path) as image:
+        with pillow_warnings_logged(path), Image.open(path) as image:
             image.load()
             array = to_rgb8(ImageOps.exif_transpose(image))
     except Image.DecompressionBombError as exc:  # not an OSError: Pillow's own limit

@@ -10,7 +10,6 @@ import shutil
 import socket
 import tempfile
 import time
-import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,8 @@ from urllib.parse import unquote, urlsplit
 
 import cv2
 import numpy as np
+
+from app.images import pillow_warnings_logged
 
 log = logging.getLogger(__name__)
 
@@ -270,12 +271,9 @@ def inspect_still(path: Path) -> int:
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with warnings.catch_warnings():
-            # Pillow warns from half its limit on; such images are read, so say nothing.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
-                orientation = image.getexif().get(EXIF_ORIENTATION, 1)
-                image.load()
+        with pillow_warnings_logged(path), Image.open(path) as image:
+            orientation = image.getexif().get(EXIF_ORIENTATION, 1)
+            image.load()
     except Image.DecompressionBombError as exc:
         raise SourceError(f"image {path} is too large to read: {exc}") from None
     except UnidentifiedImageError:  # a kind Pillow does not know (float TIFF); OpenCV does

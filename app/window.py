@@ -233,6 +233,7 @@ class MainWindow(QMainWindow):
         self._fps = FpsMeter()
         self._shown_this_run = 0
         self._unavailable: dict[str, str] = {}
+        self._failures: dict[str, str] = {}  # kind of file -> the message its failed save left
 
         self.setWindowTitle("MaskWatch")
         self.resize(*WINDOW_SIZE)
@@ -394,6 +395,18 @@ class MainWindow(QMainWindow):
         self.message_label.setStyleSheet(MESSAGE_STYLES[kind])
         self.message_label.show()
         log.log(logging.WARNING if kind == "error" else logging.INFO, "%s", text)
+
+    def _say_failure(self, kind: str, text: str) -> None:
+        """Show that saving a ``kind`` of file failed, until it next works (or another
+        message takes its place)."""
+        self.show_message(text)
+        self._failures[kind] = text
+
+    def _failure_mended(self, kind: str) -> None:
+        """Saving a ``kind`` of file worked: its earlier failure no longer holds."""
+        text = self._failures.pop(kind, None)
+        if text is not None and self.message == text:
+            self.clear_message()
 
     def clear_message(self) -> None:
         self.message_label.clear()
@@ -715,10 +728,11 @@ class MainWindow(QMainWindow):
         try:
             self.face_stats.write_csv(path, overwrite=True)  # the dialog asked already
         except OSError as exc:
-            self.show_message(f"The statistics could not be saved as {path}: {exc}")
+            self._say_failure("stats", f"The statistics could not be saved as {path}: {exc}")
             return None
         self.prefs.exports_dir = path.parent
         self.save_prefs()
+        self._failure_mended("stats")
         self.statusBar().showMessage(f"Statistics saved to {path}")
         return path
 
@@ -737,11 +751,13 @@ class MainWindow(QMainWindow):
                 if not self.last_image.save(str(tmp), "PNG"):
                     raise OSError("the image could not be written")
         except OSError as exc:
-            self.show_message(
+            self._say_failure(
+                "snapshot",
                 f"The snapshot could not be saved in {folder}: {describe_error(exc)}. "
-                "Pick another snapshots folder in the Alerts & files tab."
+                "Pick another snapshots folder in the Alerts & files tab.",
             )
             return None
+        self._failure_mended("snapshot")
         self.statusBar().showMessage(f"Snapshot saved to {path}")
         return path
 
@@ -758,9 +774,10 @@ class MainWindow(QMainWindow):
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            self.show_message(
+            self._say_failure(
+                "recording",
                 f"Cannot record into {folder}: {describe_error(exc)}. "
-                "Pick another recordings folder in the Alerts & files tab."
+                "Pick another recordings folder in the Alerts & files tab.",
             )
             self.record_button.setChecked(False)
             return
@@ -775,7 +792,9 @@ class MainWindow(QMainWindow):
         except OSError as exc:
             self.recorder.abort()
             self.recorder = None
-            self.show_message(f"Recording stopped, nothing was kept: {describe_error(exc)}")
+            self._say_failure(
+                "recording", f"Recording stopped, nothing was kept: {describe_error(exc)}"
+            )
             self.record_button.setChecked(False)
             self.statusBar().showMessage("Recording stopped: it could not be written")
 
@@ -789,12 +808,15 @@ class MainWindow(QMainWindow):
             path = recorder.stop()
         except OSError as exc:
             recorder.abort()
-            self.show_message(f"The recording could not be saved: {describe_error(exc)}")
+            self._say_failure(
+                "recording", f"The recording could not be saved: {describe_error(exc)}"
+            )
             self.statusBar().showMessage("The recording could not be saved")
             return
         if path is None:
             self.statusBar().showMessage("Nothing was recorded")
         else:
+            self._failure_mended("recording")
             self.statusBar().showMessage(f"Recording saved to {path}")
 
     # ---- settings ------------------------------------------------------------------------

@@ -387,6 +387,28 @@ def test_scene_with_a_nan_box_is_skipped_with_a_warning(tmp_path, capsys, caplog
     assert any("maksssksksss52.xml" in r.getMessage() for r in caplog.records)
 
 
+def test_a_box_outside_its_image_is_left_out_with_a_warning(tmp_path, capsys, caplog):
+    scenes = scenes_copy(tmp_path / "scenes")
+    xml = scenes / "annotations" / "maksssksksss52.xml"
+    stray = (
+        "<object><name>with_mask</name><bndbox><xmin>390</xmin><ymin>-80</ymin>"
+        "<xmax>5000</xmax><ymax>9000</ymax></bndbox></object>"
+    )
+    xml.write_text(xml.read_text().replace("</annotation>", stray + "</annotation>"))
+    out_json = tmp_path / "figures.json"
+    argv = ["--data", str(scenes), "--model", "student", "--json", str(out_json)]
+    code, _, err = _run([*argv, "--limit", "2"], capsys)
+    assert code == 0, err
+    report = json.loads(out_json.read_text())
+    written = [
+        parse_annotation(FIXTURES / f"{n}.xml") for n in ("maksssksksss129", "maksssksksss52")
+    ]
+    assert report["ground_truth"]["with_mask"] == sum(a.count("with_mask") for a in written)
+    assert report["images"]["evaluated"] == 2
+    warned = [r.getMessage() for r in caplog.records if "mostly outside" in r.getMessage()]
+    assert len(warned) == 1 and "maksssksksss52.xml" in warned[0] and "400x225" in warned[0]
+
+
 def test_two_images_of_one_name_are_left_out_with_a_warning(tmp_path, caplog):
     scenes = scenes_copy(tmp_path / "scenes")
     other = scenes / "images" / "maksssksksss52.png"

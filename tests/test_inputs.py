@@ -3,6 +3,7 @@
 import os
 import socket
 import tempfile
+import warnings
 from pathlib import Path
 
 import cv2
@@ -422,3 +423,19 @@ def test_a_jfif_photo_is_turned_upright_too(tmp_path):
         path, "JPEG", quality=98, exif=exif
     )
     assert VideoSource(str(path)).info.width == 120
+
+
+def test_pillow_warnings_become_one_line_that_names_the_image(tmp_path, caplog):
+    # An EXIF block whose one tag points past its end: Pillow warns and reads the pixels.
+    bad = tmp_path / "bad exif.jpg"
+    tag = b"\x0f\x01\x02\x00\x40\x00\x00\x00\xf0\x00\x00\x00"  # Make, 64 bytes at offset 240
+    exif = b"Exif\x00\x00II*\x00\x08\x00\x00\x00\x01\x00" + tag + b"\x00\x00\x00\x00"
+    Image.fromarray(fixture_bgr("no_mask_1.jpg")[:, :, ::-1].copy()).save(bad, exif=exif)
+    with warnings.catch_warnings(record=True) as escaped:
+        warnings.simplefilter("always")
+        assert read_rgb(bad).shape[2] == 3
+    assert not escaped
+    said = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert said == [f"{bad}: Tag data larger than file. Skipping tag 271"]
+    proc = run_app("--source", bad, "--events", tmp_path / "e.jsonl")
+    assert proc.returncode == 0 and "site-packages" not in proc.stderr, proc.stderr

@@ -184,9 +184,10 @@ def test_resume_continues_only_its_own_interrupted_run(tmp_path):
     proc = run("B", 5)
     found = wait_for("*/teacher-state.pt", states, proc)
     assert found, proc.communicate()[1]
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130 and "--resume" in err
+    assert proc.returncode == 143, err
+    assert "training.distill: terminated (SIGTERM); run again with --resume" in err
     assert not (tmp_path / "B" / "teacher.pt").exists()
     done = torch.load(found[0], weights_only=True)["epoch"]
     assert 1 <= done < 5
@@ -202,6 +203,42 @@ def test_resume_continues_only_its_own_interrupted_run(tmp_path):
     assert any(not torch.equal(students[0][k], students[1][k]) for k in students[0])
     assert not list(states.glob("*/*-state.pt"))
     assert not list((tmp_path / "B").glob(".*partial*"))
+
+
+def test_ctrl_c_stops_training_even_when_the_shell_ignored_it(tmp_path):
+    # A shell script's background job starts with SIGINT ignored; `kill -INT` must still work.
+    data, work = make_dataset(tmp_path / "data"), tmp_path / "work"
+    proc = distill(
+        *("--data", data, "--out", tmp_path / "out", "--work-dir", work),
+        *("--input-size", 32, "--teacher-epochs", 50, "--student-epochs", 50),
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    )
+    deadline = time.time() + 120
+    while not (work / "prepared").exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.1)
+    time.sleep(1.0)  # past start-up, into the cropping
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert err.strip().splitlines()[-1] == (
+        "training.distill: interrupted; run again with --resume to continue"
+    )
+    assert not (tmp_path / "out").exists()
+
+
+def test_distill_writes_nothing_inside_its_data(tmp_path, capsys):
+    data = make_dataset(tmp_path / "data")
+    before = sorted(data.rglob("*"))
+    for flags, named in [
+        (["--out", str(data / "with_mask")], "--out"),
+        (["--out", str(tmp_path / "out"), "--work-dir", str(data)], "--work-dir"),
+    ]:
+        code = distill_main(["--data", str(data), "--quiet", *flags])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert code == 2, err
+        assert err[-1].startswith(f"training.distill: error: {named} ")
+        assert "lies inside the --data folder" in err[-1]
+    assert sorted(data.rglob("*")) == before
 
 
 @pytest.mark.parametrize(
@@ -259,6 +296,9 @@ def test_run_key_follows_the_teacher_file_not_the_teacher_epochs(tmp_path):
         ("--lr", "nan", "--lr must be a finite number above 0, not nan"),
         ("--lr", "inf", "--lr must be a finite number above 0"),
         ("--lr", "-0.001", "--lr must be a finite number above 0"),
+        ("--input-size", "24", "--input-size must be at least 32 px"),
+        ("--student-epochs", "0", "--student-epochs must be at least 1, not 0"),
+        ("--batch-size", "-1", "--batch-size must be at least 1, not -1"),
         ("--device", "cuda:x", "invalid device 'cuda:x'"),
         ("--device", "tpu", "invalid device 'tpu'"),
     ],

@@ -164,6 +164,14 @@ def test_a_snapshots_folder_that_is_a_file_is_named_plainly(window, prefs, tmp_p
     assert f"{blocker} already exists and is not a folder" in text
     assert "Pick another snapshots folder" in text and "Errno" not in text
     assert blocker.read_text() == "precious"
+    # The message goes once a snapshot is saved; another kind's failure stays until mended.
+    assert window.export_csv(tmp_path) is None
+    stats_failure = window.message
+    assert stats_failure.startswith(f"The statistics could not be saved as {tmp_path}")
+    prefs.snapshots_dir = tmp_path / "snaps"
+    assert window.snapshot() is not None and window.message == stats_failure
+    assert window.export_csv(tmp_path / "stats.csv") is not None
+    assert window.message == ""
 
 
 def test_settings_that_cannot_be_saved_are_said_once(qtbot, pipeline, prefs, face_video, tmp_path):

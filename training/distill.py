@@ -25,6 +25,7 @@ from torch.utils.data import DataLoader
 from app.atomic import OutputExistsError, describe_error
 from app.config import DetectorConfig
 from app.digest import file_digest
+from app.stop_signals import stop_message, stop_signals_raise
 from models import CLASS_NAMES, checkpoint
 from models.checkpoint import CheckpointError, ModelMeta, count_parameters
 from training.augment import AugmentConfig, CropDataset
@@ -45,6 +46,7 @@ from training.speed import crops_per_second
 log = logging.getLogger("training.distill")
 
 # The sensitive detector settings whose false boxes become not_face examples.
+MIN_INPUT_SIZE = 32  # DenseNet-121 shrinks its input 32 times; smaller crops end in 0x0 maps
 NEGATIVE_DETECTOR = DetectorConfig(thresholds=(0.4, 0.5, 0.5), min_face_size=12, min_score=0.5)
 
 
@@ -79,7 +81,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=0.1,
         help="smoothing of the hard-label loss (default 0.1)",
     )
-    p.add_argument("--input-size", type=int, default=96, help="crop side in pixels (default 96)")
+    p.add_argument(
+        "--input-size",
+        type=int,
+        default=96,
+        help=f"crop side in pixels, at least {MIN_INPUT_SIZE} (default 96)",
+    )
     p.add_argument(
         "--hue",
         type=float,
@@ -194,9 +201,16 @@ def check_folder_creatable(folder: Path) -> None:
 
 def check_settings(args: argparse.Namespace) -> None:
     """Refuse numbers that cannot train (a NaN temperature trains to NaN weights silently)."""
-    if args.batch_size < 1 or args.input_size < 16 or args.student_epochs < 1:
+    for flag, value in (
+        ("--batch-size", args.batch_size),
+        ("--student-epochs", args.student_epochs),
+    ):
+        if value < 1:
+            raise ValueError(f"{flag} must be at least 1, not {value}")
+    if args.input_size < MIN_INPUT_SIZE:
         raise ValueError(
-            "--batch-size and --student-epochs must be at least 1, --input-size at least 16"
+            f"--input-size must be at least {MIN_INPUT_SIZE} px (the DenseNet teacher shrinks a "
+            f"crop 32 times), not {args.input_size}"
         )
     if args.teacher_epochs < 1 and not args.teacher:
         raise ValueError("--teacher-epochs must be at least 1 (or give a trained --teacher)")
@@ -264,6 +278,19 @@ def check_outputs(args: argparse.Namespace) -> None:
             raise OutputExistsError(f"{path} already exists (pass --overwrite to replace it)")
     check_folder_creatable(out)
     check_folder_creatable(report)
+    for flag, folder in (("--out", out), ("--work-dir", Path(args.work_dir))):
+        for given, data in (("--data", args.data), ("--scenes", args.scenes)):
+            if data is not None and is_within(folder, Path(data)):
+                raise ValueError(
+                    f"{flag} {folder} lies inside the {given} folder {data}; the next run would "
+                    "take what is written there for data. Pick a folder outside it"
+                )
+
+
+def is_within(path: Path, folder: Path) -> bool:
+    """True when ``path`` is ``folder`` or lies below it (links resolved)."""
+    path, folder = path.resolve(), folder.resolve()
+    return path == folder or folder in path.parents
 
 
 def data_digest(*arrays: np.ndarray) -> str:
@@ -484,7 +511,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
-        report = train(args)
+        with stop_signals_raise():
+            report = train(args)
     except (OutputsNotWrittenError, WorkNotSavedError) as exc:
         print(f"training.distill: error: {exc}", file=sys.stderr)
         return 1
@@ -494,9 +522,10 @@ def main(argv: list[str] | None = None) -> int:
     except DivergedError as exc:
         print(f"training.distill: error: {exc}; try a lower --lr", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("training.distill: interrupted; run again with --resume to continue", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        said, status = stop_message(exc)
+        print(f"training.distill: {said}; run again with --resume to continue", file=sys.stderr)
+        return status
     for role, r in report["models"].items():
         print(
             f"{role}: test accuracy {r['test']['accuracy']:.4f}, "

@@ -41,6 +41,7 @@ from training.voc import (
     Annotation,
     AnnotationError,
     SceneFiles,
+    faces_in_image,
     find_scenes,
     is_scenes_layout,
     parse_annotation,
@@ -340,6 +341,7 @@ def evaluate_scenes(
                 annotation.width,
                 annotation.height,
             )
+        annotation.faces = faces_in_image(annotation.faces, (height, width), pair.annotation)
         result = pipeline.process_rgb(rgb)
         detect_ms += result.detect_ms
         classify_ms += result.classify_ms

@@ -181,6 +181,19 @@ def split_of_images(found, seed: int = 0, progress: bool = True) -> dict[str, st
     return dict(zip(files, splits))
 
 
+def warn_if_faceless(stats: dict) -> None:
+    """Say so when most images gave no face at all: the classifier would learn whole images,
+    which is what a folder of the wrong pictures looks like."""
+    whole = stats["rules"].get("no_face_whole_image", 0)
+    if whole > stats["used"] / 2:
+        log.warning(
+            "no face was found in %d of the %d images, so the classifier learns from the whole "
+            "image there; are these photos of faces?",
+            whole,
+            stats["used"],
+        )
+
+
 def prepare(
     data: Path,
     cache_dir: Path,
@@ -206,6 +219,7 @@ def prepare(
         log.info("using prepared crops from %s", cache)
         with np.load(cache, allow_pickle=False) as z:
             manifest = json.loads(manifest_path.read_text())
+            warn_if_faceless(manifest["stats"])
             return Prepared(
                 z["crops"], z["labels"], z["splits"], list(z["files"]), stats=manifest["stats"]
             )
@@ -269,6 +283,7 @@ def prepare(
         cache.unlink(missing_ok=True)  # crops without their manifest would never be reused
         raise WorkNotSavedError(f"could not save {manifest_path} ({exc.strerror or exc})") from None
     log.info("prepared %d crops: %s", len(crops), stats["rules"])
+    warn_if_faceless(stats)
     return Prepared(
         np.stack(crops), np.array(labels, dtype=np.int64), np.array(splits), files, stats=stats
     )

@@ -29,7 +29,7 @@ from training.detection_metrics import iou_matrix
 from training.outputs import save_arrays
 from training.prepare import CACHE_SIZE
 from training.scenes_split import split_scenes
-from training.voc import AnnotationError, find_scenes, parse_annotation
+from training.voc import AnnotationError, faces_in_image, find_scenes, parse_annotation
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ def scene_training_crops(
         except (AnnotationError, ImageError) as exc:
             unreadable.append(str(exc))
             continue
-        for face in annotation.faces:
+        for face in faces_in_image(annotation.faces, rgb.shape[:2], pair.annotation):
             if face.name in SCENE_LABELS:
                 crops.append(resize_crop(crop_face(rgb, face.box, crop), CACHE_SIZE))
                 labels.append(class_names.index(SCENE_LABELS[face.name]))

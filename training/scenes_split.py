@@ -15,6 +15,7 @@ import numpy as np
 from PIL import Image
 
 from app.atomic import write_text
+from app.images import pillow_warnings_logged
 from training.dedup import group_near_duplicates
 from training.voc import ScenePair
 
@@ -31,7 +32,7 @@ UNREADABLE = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
 def _thumb_hash(path: Path) -> int | None:
     """A 64-bit difference hash of the photo; None when it cannot be decoded."""
     try:
-        with Image.open(path) as image:
+        with pillow_warnings_logged(path), Image.open(path) as image:
             gray = image.convert("L").resize(THUMB, Image.Resampling.BOX)
     except UNREADABLE as exc:  # its reader warns, if it is in the split that is read
         log.debug("cannot hash %s for the split: %s", path, exc)

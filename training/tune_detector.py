@@ -31,6 +31,7 @@ from tqdm import tqdm
 
 from app.atomic import check_writable, describe_error
 from app.images import ImageError, read_rgb
+from app.stop_signals import stop_message, stop_signals_raise
 from models import detector_checkpoint
 from training import cascade, detector_samples
 from training.dataset_files import DatasetError
@@ -45,14 +46,19 @@ from training.outputs import (
     strict_json,
 )
 from training.scenes_split import split_scenes
-from training.voc import AnnotationError, GroundTruth, find_scenes, parse_annotation
+from training.voc import (
+    AnnotationError,
+    GroundTruth,
+    faces_in_image,
+    find_scenes,
+    parse_annotation,
+)
 
 log = logging.getLogger(__name__)
 
 SOFTMAX = {"pnet": "softmax4_1", "rnet": "softmax5_1", "onet": "softmax6_1"}
 BOX_WEIGHT = {"pnet": 0.5, "rnet": 0.5, "onet": 1.0}
 UNMASKED_REPEATS = 4
-OUTSIDE_LIMIT = 0.5  # a face box with less than this share of its area in the image is wrong
 
 
 def train_scenes(scenes: Path, seed: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
@@ -88,26 +94,11 @@ def boxes_in_image(
     faces: list[GroundTruth], shape: tuple[int, int], source: Path
 ) -> tuple[list[GroundTruth], np.ndarray]:
     """The faces whose boxes lie mostly inside an image of ``shape`` (H, W), with their
-    boxes (N x 4) clipped to it; a box mostly outside is a wrong annotation, left out with
-    a warning (windows cut around it would span far more than the photo)."""
+    boxes (N x 4) clipped to it (windows cut around a box mostly outside would span far more
+    than the photo, so ``faces_in_image`` leaves those out)."""
     height, width = shape
-    kept, boxes = [], []
-    for face in faces:
-        box = np.array(face.box, dtype=np.float64)
-        clipped = np.clip(box, 0, [width, height, width, height])
-        area = (box[2] - box[0]) * (box[3] - box[1])
-        inside = max(0.0, clipped[2] - clipped[0]) * max(0.0, clipped[3] - clipped[1])
-        if inside < OUTSIDE_LIMIT * area:
-            log.warning(
-                "skipped a face of %s: box %s lies mostly outside the %dx%d image",
-                source,
-                face.box,
-                width,
-                height,
-            )
-            continue
-        kept.append(face)
-        boxes.append(clipped)
+    kept = faces_in_image(faces, shape, source)
+    boxes = [np.clip(face.box, 0, [width, height, width, height]) for face in kept]
     return kept, np.array(boxes, dtype=np.float32).reshape(-1, 4)
 
 
@@ -328,16 +319,18 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
-        meta = tune(args)
+        with stop_signals_raise():
+            meta = tune(args)
     except OutputsNotWrittenError as exc:
         print(f"training.tune_detector: error: {exc}", file=sys.stderr)
         return 1
     except (DatasetError, ValueError, OSError) as exc:  # OutputExistsError is an OSError
         print(f"training.tune_detector: error: {describe_error(exc)}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("training.tune_detector: interrupted; nothing was written", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        said, status = stop_message(exc)
+        print(f"training.tune_detector: {said}; nothing was written", file=sys.stderr)
+        return status
     for stage, figures in meta["stages"].items():
         print(
             f"{stage}: held-out window accuracy {figures['held_out_acc_before']:.4f} -> "

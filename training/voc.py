@@ -22,6 +22,7 @@ VOC_CLASSES = tuple(VOC_LABELS)
 IMAGES_DIR, ANNOTATIONS_DIR = "images", "annotations"
 
 Box = tuple[float, float, float, float]
+OUTSIDE_LIMIT = 0.5  # a face box with less than this share of its area in the image is wrong
 
 
 class AnnotationError(ValueError):
@@ -116,6 +117,30 @@ def parse_annotation(path: Path) -> Annotation:
             raise AnnotationError(f"{path}: box {box} of {name!r} has no area")
         annotation.faces.append(GroundTruth(box, name))
     return annotation
+
+
+def faces_in_image(
+    faces: list[GroundTruth], shape: tuple[int, int], source: Path
+) -> list[GroundTruth]:
+    """The faces whose boxes lie mostly inside an image of ``shape`` (H, W). A box mostly
+    outside is a wrong annotation: it is left out with a warning, not scored as a face the
+    detector missed."""
+    height, width = shape
+    kept = []
+    for face in faces:
+        x1, y1, x2, y2 = face.box
+        inside = max(0.0, min(x2, width) - max(x1, 0)) * max(0.0, min(y2, height) - max(y1, 0))
+        if inside < OUTSIDE_LIMIT * (x2 - x1) * (y2 - y1):
+            log.warning(
+                "skipped a face of %s: box %s lies mostly outside the %dx%d image",
+                source,
+                face.box,
+                width,
+                height,
+            )
+            continue
+        kept.append(face)
+    return kept
 
 
 def is_scenes_layout(root: Path) -> bool:

@@ -1,0 +1,54 @@
+"""SIGINT, SIGTERM and SIGHUP as one exception, so a long command cleans up the same way for
+each and can say which one stopped it."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+
+# Signals that stop a command the way Ctrl-C does, with the word said for each.
+STOP_SIGNALS = {
+    getattr(signal, name): word
+    for name, word in (("SIGINT", "interrupted"), ("SIGTERM", "terminated"), ("SIGHUP", "hung up"))
+    if hasattr(signal, name)
+}
+
+
+class Stopped(KeyboardInterrupt):
+    """A stop signal, raised as a KeyboardInterrupt so that the clean-up of Ctrl-C runs."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _raise_stopped(signum: int, _frame) -> None:
+    for sig in STOP_SIGNALS:  # a second signal must not cut the clean-up short
+        signal.signal(sig, signal.SIG_IGN)
+    raise Stopped(signum)
+
+
+@contextlib.contextmanager
+def stop_signals_raise():
+    """Within the block SIGINT, SIGTERM and SIGHUP raise ``Stopped``, even where the shell
+    started the command with Ctrl-C ignored (a background job); handlers are restored after
+    it (the tests call ``main`` inside pytest)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, _raise_stopped) for sig in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, signal.SIG_DFL if handler is None else handler)
+
+
+def stop_message(exc: KeyboardInterrupt) -> tuple[str, int]:
+    """What stopped the command, in words (e.g. "terminated (SIGTERM)"), and its exit status
+    (128 + the signal's number, as a shell reports a command killed by it)."""
+    signum = getattr(exc, "signum", signal.SIGINT)
+    word = STOP_SIGNALS.get(signum, "stopped")
+    name = "" if signum == signal.SIGINT else f" ({signal.Signals(signum).name})"
+    return f"{word}{name}", 128 + signum

@@ -40,6 +40,7 @@ USER_ERRORS = (SourceError, CheckpointError, DeviceError, OutputExistsError, Val
 # over 20 s and boxes a thousand things.
 SLOW_P_THRESHOLD = 0.05
 
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m app",
@@ -88,7 +89,6 @@ def build_parser() -> argparse.ArgumentParser:
     feats.add_argument(
         "--snapshot-every",
         type=int,
-        default=0,
         metavar="N",
         help="headless: save every N-th annotated frame as PNG (needs --snapshots)",
     )
@@ -275,13 +275,15 @@ def run_headless_cli(args: argparse.Namespace) -> int:
     outputs = (args.output, args.events, args.alerts, args.stats, args.snapshots)
     if all(path is None for path in outputs):
         log.warning("neither --output nor --events given: results are only summarised")
+    if args.snapshots is not None and args.snapshot_every is None:
+        raise ValueError("--snapshots DIR needs --snapshot-every N, how often to save a frame")
     delay = alert_delay(args)
     extras = Extras(
         args.alerts,
         DEFAULT_DELAY_S if delay is None else delay,
         args.stats,
         args.snapshots,
-        args.snapshot_every,
+        args.snapshot_every or 0,
     )
     check_outputs(args.source, args.output, args.events, extras, args.overwrite)  # before models
     pipeline = TrackingPipeline(Pipeline(pipeline_config(args), weights(args)))
@@ -343,9 +345,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.headless:
             with stop_signals_raise():
                 return run_headless_cli(args)
-        ignored = [flag for flag in HEADLESS_ONLY if getattr(args, flag[2:].replace("-", "_"))]
+        ignored = [
+            flag for flag in HEADLESS_ONLY if getattr(args, flag[2:].replace("-", "_")) is not None
+        ]
         if ignored:
-            raise ValueError(f"{' '.join(ignored)} only work with --headless")
+            verb = "works" if len(ignored) == 1 else "work"
+            raise ValueError(f"{', '.join(ignored)} {verb} only with --headless")
         return run_window_cli(args)
     except USER_ERRORS as exc:
         print(f"maskwatch: error: {describe_error(exc)}", file=sys.stderr)

@@ -203,6 +203,11 @@ def check_outputs(source: str, output, events, extras: Extras, overwrite: bool) 
         "--snapshots": extras.snapshots_dir,
     }
     for flag, path in named.items():
+        if path is not None and str(path) == "-":
+            raise ValueError(
+                f"{flag} -: standard output is not offered (outputs are written whole or not "
+                "at all); name a file, then read it when the run ends"
+            )
         if path is not None and not is_utf8(str(path)):
             raise ValueError(
                 f"{flag} {shown_name(str(path))}: the name is not valid UTF-8; pick another"
@@ -258,8 +263,11 @@ def run_headless(
         stack.callback(outputs.close)
         video = stack.enter_context(VideoSource(source))
         info = video.info
+        earlier_snapshots: set[Path] = set()  # an --overwrite run replaces all of them
         if extras.snapshots_dir is not None:
-            outputs.make_folder("snapshots", Path(extras.snapshots_dir))
+            folder = Path(extras.snapshots_dir)
+            earlier_snapshots = set(folder.glob(snapshot_pattern(source)))
+            outputs.make_folder("snapshots", folder)
         writer = None
         if output is not None:
             writer = _open_writer(outputs.temp("video", Path(output)), Path(output), info)
@@ -338,6 +346,8 @@ def run_headless(
         if extras.alerts_dir is not None:
             _write_alerts(outputs, AlertLog(extras.alerts_dir), alerts)
         snapshots = outputs.finish("snapshots")
+        if outputs.live("snapshots"):
+            remove_replaced(earlier_snapshots - outputs.placed("snapshots"), "frame snapshots")
     return RunSummary(
         str(source),
         pipeline.active,
@@ -363,8 +373,13 @@ def _write_alerts(outputs: RunOutputs, alert_log: AlertLog, alerts: list[Alert])
             return
     if not outputs.finish("alerts"):
         return
-    stale = sorted(earlier - {final for final, _ in files})
-    for path in stale:
+    remove_replaced(earlier - {final for final, _ in files}, "alert snapshots")
+
+
+def remove_replaced(stale: set[Path], what: str) -> None:
+    """Remove an earlier run's files that an --overwrite run replaced but did not write
+    again, so that a folder never mixes two runs."""
+    for path in sorted(stale):
         try:
             path.unlink()
         except FileNotFoundError:
@@ -372,7 +387,7 @@ def _write_alerts(outputs: RunOutputs, alert_log: AlertLog, alerts: list[Alert])
         except OSError as exc:
             log.warning("could not remove the earlier run's %s: %s", path, exc.strerror)
     if stale:
-        log.info("removed %d snapshots of the replaced alerts.jsonl", len(stale))
+        log.info("removed %d %s of the earlier run", len(stale), what)
 
 
 def _write_text(path: Path, text: str) -> None:

@@ -121,6 +121,10 @@ class RunOutputs:
             placed += 1
         return placed if self.live(output) else 0
 
+    def placed(self, output: str) -> set[Path]:
+        """The final names that ``output``'s files have taken so far."""
+        return {e.final for e in self._pending if e.output == output and e.placed}
+
     def _place(self, entry: _Pending) -> None:
         replaced = self.overwrite and os.path.lexists(entry.final)
         place(entry.tmp, entry.final, self.overwrite)

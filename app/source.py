@@ -130,7 +130,16 @@ class VideoSource:
                     f"the file name {shown_name(self.spec)} is not valid UTF-8; rename the file"
                 )
             if not path.exists():
+                scheme = re.match(r"([A-Za-z][A-Za-z0-9+.-]*)://", self.spec)
+                if scheme:  # ftp://, sftp://, smb:// ... : a URL, not a missing file
+                    prefixes = ", ".join(STREAM_PREFIXES)
+                    raise SourceError(
+                        f"{self.spec}: {scheme.group(1)}:// is not a stream MaskWatch can read; "
+                        f"use a URL starting with one of {prefixes}, or a file"
+                    )
                 raise SourceError(f"video file {self.spec} not found")
+            if path.is_file() and path.stat().st_size == 0:
+                raise SourceError(f"{self.spec} is an empty file (0 bytes)")
             if path.is_dir():
                 raise SourceError(f"{self.spec} is a folder, not a video file")
             if not path.is_file():  # a pipe or device would block the open forever
@@ -138,7 +147,7 @@ class VideoSource:
             capture = cv2.VideoCapture(self._plain_name(path))
             if not capture.isOpened():
                 self._remove_link()
-                raise SourceError(f"{self.spec} is not a video OpenCV can read")
+                raise SourceError(f"{self.spec} is not a video or image OpenCV can read")
             try:  # any suffix: a photo may be .jfif, or have none
                 self._orientation = inspect_still(path)
             except SourceError:
@@ -176,7 +185,7 @@ class VideoSource:
         if self.kind == "camera":
             return f"camera {self.spec} opened but delivers no frames"
         if self.kind == "file":
-            return f"{self.spec} holds no readable video frames"
+            return f"{self.spec} holds no frames OpenCV can read (a damaged video or image?)"
         return f"stream {self.spec} delivers no frames"
 
     def read(self) -> np.ndarray | None:

@@ -223,6 +223,9 @@ def test_headless_keeps_existing_alerts_and_checks_flags(tmp_path, no_mask_video
     proc = run_app("--source", no_mask_video, "--snapshot-every", "0", "--snapshots", tmp_path)
     assert proc.returncode == 2
     assert "--snapshot-every must be at least 1 with --snapshots, got 0" in proc.stderr
+    proc = run_app("--source", no_mask_video, "--snapshots", tmp_path)
+    assert proc.returncode == 2
+    assert "--snapshots DIR needs --snapshot-every N" in proc.stderr
     proc = run_app("--source", no_mask_video, "--stats", tmp_path / "s.csv", "--alert-delay", "-2")
     assert proc.returncode == 2 and "-2" in proc.stderr and "Traceback" not in proc.stderr
 
@@ -245,3 +248,17 @@ def test_overwritten_alerts_take_their_snapshots_along(tmp_path, no_mask_video):
         [ALERTS_FILE, second, "alert-mine.jpg"]
     )
     assert (tmp_path / "outside.jpg").read_bytes() == b"kept"
+
+
+def test_overwritten_frame_snapshots_leave_none_of_the_earlier_run(tmp_path, no_mask_video):
+    snaps = tmp_path / "snaps"
+    first = run_app("--source", no_mask_video, "--snapshots", snaps, "--snapshot-every", "5")
+    assert first.returncode == 0, first.stderr
+    (snaps / "mine.png").write_bytes(b"kept")  # not a snapshot of this source
+    proc = run_app(
+        *("--source", no_mask_video, "--snapshots", snaps, "--snapshot-every", "10"),
+        "--overwrite",
+    )
+    assert proc.returncode == 0, proc.stderr
+    names = sorted(p.name for p in snaps.iterdir())
+    assert names == ["mine.png", "no_mask-frame000000.png", "no_mask-frame000010.png"]

@@ -16,6 +16,7 @@ def test_benchmark_writes_all_tables(tmp_path):
     videos = tmp_path / "videos"
     videos.mkdir()
     write_video(videos / "face.mp4", [on_canvas(fixture_bgr("no_mask_2.jpg"))] * 8, fps=10)
+    (videos / "broken.mp4").write_bytes(b"not a video")  # skipped, not fatal
     out = tmp_path / "bench.json"
     proc = subprocess.run(
         [
@@ -53,7 +54,12 @@ def test_benchmark_writes_all_tables(tmp_path):
         ("tuned", "high", 0.5, 40),
         ("stock", "stock", 1.0, 20),
     }
-    assert all(r["faces"] == 0 for r in result["detector"])  # no clip named, a grey frame
+    # No laptop clip: the detector is timed on the first readable clip's first frame.
+    assert result["detector_frame_from"] == "face.mp4"
+    standard = [r for r in result["detector"] if r["sensitivity"] == "standard"]
+    assert standard and all(r["faces"] == 1 for r in standard)
+    assert proc.stderr.count("WARNING app.benchmark: skipped broken.mp4: ") == 2
+    assert [c["clip"] for c in result["clips"]] == ["face.mp4"]
     clip = result["clips"][0]
     assert clip["clip"] == "face.mp4" and clip["processed"] == "640x480"
     assert (
@@ -98,7 +104,9 @@ def test_window_refuses_headless_only_flags(capsys):
     from app.cli import main
 
     assert main(["--source", "clip.mp4", "--events", "e.jsonl", "--max-frames", "3"]) == 2
-    assert "--events --max-frames only work with --headless" in capsys.readouterr().err
+    assert "--events, --max-frames work only with --headless" in capsys.readouterr().err
+    assert main(["--source", "clip.mp4", "--snapshot-every", "0"]) == 2
+    assert "--snapshot-every works only with --headless" in capsys.readouterr().err
 
 
 def one_line_error(err: str, prog: str) -> str:

@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import cv2
+import pytest
 from conftest import run_app, start_app
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -269,6 +270,14 @@ def test_outputs_that_share_any_file_are_refused_before_any_work(tmp_path, no_ma
         "--stats", tmp_path / f"{long}2.csv",
     )  # fmt: skip
     assert "is named for two outputs" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("flag", ["--events", "--output", "--stats", "--alerts"])
+def test_a_dash_is_not_taken_for_a_file_name(tmp_path, no_mask_video, capsys, monkeypatch, flag):
+    monkeypatch.chdir(tmp_path)
+    err = refused(capsys, "--source", no_mask_video, flag, "-")
+    assert f"{flag} -: standard output is not offered" in err
     assert list(tmp_path.iterdir()) == []
 
 

@@ -84,12 +84,14 @@ def test_portrait_video_source(tmp_path):
     "content, message",
     [
         (None, "not found"),
-        (b"this is a text file, not a video", "not a video OpenCV can read|holds no readable"),
-        (b"", "not a video OpenCV can read|holds no readable"),
+        (b"this is a text file, not a video", "(not a video or image|holds no frames) OpenCV can"),
+        (b"", r"clip\.mp4 is an empty file \(0 bytes\)"),
     ],
 )
-def test_bad_video_files(tmp_path, content, message):
-    path = tmp_path / "clip.mp4"
+@pytest.mark.parametrize("name", ["clip.mp4", "clip.jpg"])
+def test_bad_video_files(tmp_path, content, message, name):
+    path = tmp_path / name
+    message = message.replace("clip\\.mp4", name.replace(".", "\\."))
     if content is not None:
         path.write_bytes(content)
     with pytest.raises(SourceError, match=message):
@@ -102,7 +104,7 @@ def test_zero_frame_video(tmp_path):
     path = tmp_path / "empty.mp4"
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10, (64, 48))
     writer.release()
-    with pytest.raises(SourceError, match="empty.mp4 (holds no readable|is not a video)"):
+    with pytest.raises(SourceError, match="empty.mp4 (holds no frames|is not a video)"):
         VideoSource(str(path))
 
 
@@ -439,3 +441,8 @@ def test_pillow_warnings_become_one_line_that_names_the_image(tmp_path, caplog):
     assert said == [f"{bad}: Tag data larger than file. Skipping tag 271"]
     proc = run_app("--source", bad, "--events", tmp_path / "e.jsonl")
     assert proc.returncode == 0 and "site-packages" not in proc.stderr, proc.stderr
+
+
+def test_a_url_of_another_kind_is_not_called_a_missing_file():
+    with pytest.raises(SourceError, match=r"ftp:// is not a stream MaskWatch can read; use a"):
+        VideoSource("ftp://127.0.0.1/clip.mp4")

@@ -18,6 +18,10 @@ class OutputExistsError(FileExistsError):
     """Raised when an output would overwrite an existing file without permission."""
 
 
+class OutputNameError(OSError):
+    """An output name that cannot mean a file to write, such as ``-``."""
+
+
 def check_writable(path: Path, overwrite: bool, make_folder: bool = False) -> None:
     """Refuse an existing output unless ``overwrite`` is set; make sure its folder exists.
 
@@ -25,6 +29,11 @@ def check_writable(path: Path, overwrite: bool, make_folder: bool = False) -> No
     here, so a command refused later leaves nothing behind.
     """
     path = Path(path)
+    if str(path) == "-":  # many tools read it as standard output; here it would be a file
+        raise OutputNameError(
+            "- as an output: standard output is not offered (outputs are written whole or not "
+            "at all); name a file"
+        )
     if path.is_dir():
         raise OutputExistsError(f"{path} is a folder; name a file")
     if path.exists() and not path.is_file():

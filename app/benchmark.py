@@ -25,9 +25,11 @@ from tqdm import tqdm
 
 from app.atomic import check_writable, describe_error, write_text
 from app.config import SENSITIVITY, DetectorConfig, PipelineConfig, TrackingConfig, with_sensitivity
+from app.flags import require_counts
 from app.overlay import draw_faces
 from app.pipeline import Pipeline
 from app.source import SourceError, VideoSource
+from app.stop_signals import stop_message, stop_signals_raise
 from app.tracking import TrackingPipeline
 from models import checkpoint
 from models.detector_checkpoint import DEFAULT_DETECTOR
@@ -267,8 +269,7 @@ def check_arguments(args: argparse.Namespace) -> None:
     ):
         if not value > 0 or value == float("inf"):
             raise ValueError(f"{flag} must be a number above 0, got {value}")
-    if args.max_frames < 1 or args.repeats < 1:
-        raise ValueError("--max-frames and --repeats must be at least 1")
+    require_counts(("--max-frames", args.max_frames), ("--repeats", args.repeats))
     if args.skip_clips:
         return
     if not args.videos.is_dir():
@@ -310,6 +311,12 @@ def write_json(args: argparse.Namespace, result: dict) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the command; SIGTERM and SIGHUP stop it as Ctrl-C does (see app.stop_signals)."""
+    with stop_signals_raise():
+        return _main(argv)
+
+
+def _main(argv: list[str] | None) -> int:
     p = argparse.ArgumentParser(prog="python -m app.benchmark", description=__doc__)
     p.add_argument("--videos", type=Path, default=Path("../shared/data/videos"))
     p.add_argument("--clips", nargs="*", help="clip file names (default: every .mp4)")
@@ -365,9 +372,10 @@ def main(argv: list[str] | None = None) -> int:
     except (SourceError, OSError, ValueError) as exc:
         print(f"app.benchmark: error: {describe_error(exc)}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("app.benchmark: interrupted; nothing was written", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        said, status = stop_message(exc)
+        print(f"app.benchmark: {said}; nothing was written", file=sys.stderr)
+        return status
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ from app.config import (
     with_overrides,
 )
 from app.device import DeviceError
+from app.flags import require_counts
 from app.source import SourceError
 from app.stop_signals import stop_message, stop_signals_raise
 from models import detector_checkpoint
@@ -162,6 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+FILE_FLAGS = ("--output", "--events", "--stats")  # a file each, never a folder
 PATH_FLAGS = (
     "--student-weights",
     "--teacher-weights",
@@ -183,6 +185,8 @@ def to_paths(args: argparse.Namespace) -> None:
             continue
         if not value.strip():
             raise ValueError(f"{flag} is empty; name a file or folder")
+        if flag in FILE_FLAGS and value.endswith("/"):  # Path() would drop the slash silently
+            raise ValueError(f"{flag} {value} ends in '/', as a folder does; name a file")
         setattr(args, name, Path(value))
 
 
@@ -206,8 +210,7 @@ def window_sensitivity(args: argparse.Namespace, detector: DetectorConfig) -> st
 
 
 def pipeline_config(args: argparse.Namespace) -> PipelineConfig:
-    if args.detect_every < 1 or args.smooth < 1:
-        raise ValueError("--detect-every and --smooth must be at least 1")
+    require_counts(("--detect-every", args.detect_every), ("--smooth", args.smooth))
     if args.max_frames is not None and args.max_frames < 1:
         raise ValueError(f"--max-frames must be at least 1, got {args.max_frames}")
     if args.max_side != 0 and not args.max_side >= MIN_MAX_SIDE:

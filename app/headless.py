@@ -16,6 +16,7 @@ import glob
 import itertools
 import json
 import logging
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -100,7 +101,7 @@ class Extras:
         if self.snapshots_dir is not None:
             folder = Path(self.snapshots_dir)
             check_folder(folder)
-            taken = sorted(folder.glob(snapshot_pattern(source))) if folder.is_dir() else []
+            taken = snapshots_in(folder, source)
             if taken and not overwrite:
                 raise OutputExistsError(
                     f"{taken[0]} already exists (pass --overwrite to replace the snapshots)"
@@ -204,9 +205,10 @@ def check_outputs(source: str, output, events, extras: Extras, overwrite: bool) 
     }
     for flag, path in named.items():
         if path is not None and str(path) == "-":
+            kind = "folder" if flag in ("--alerts", "--snapshots") else "file"
             raise ValueError(
                 f"{flag} -: standard output is not offered (outputs are written whole or not "
-                "at all); name a file, then read it when the run ends"
+                f"at all); name a {kind}, then read it when the run ends"
             )
         if path is not None and not is_utf8(str(path)):
             raise ValueError(
@@ -233,8 +235,18 @@ def snapshot_stem(source: str) -> str:
 
 
 def snapshot_pattern(source: str) -> str:
-    """The glob matching every frame snapshot name of ``source`` (see ``run_headless``)."""
+    """A glob matching every frame snapshot name of ``source`` (see ``run_headless``), and
+    a few more: the claims on names that outputs may not share err on the safe side."""
     return f"{glob.escape(snapshot_stem(source))}-frame*.png"
+
+
+def snapshots_in(folder: Path, source: str) -> list[Path]:
+    """The frame snapshots of ``source`` in ``folder``: exactly the names a run gives them
+    (``STEM-frame000120.png``), never another file that merely starts the same way."""
+    if not Path(folder).is_dir():
+        return []
+    name = re.compile(re.escape(snapshot_stem(source)) + r"-frame[0-9]{6,}\.png")
+    return sorted(p for p in Path(folder).iterdir() if name.fullmatch(p.name))
 
 
 def run_headless(
@@ -263,11 +275,8 @@ def run_headless(
         stack.callback(outputs.close)
         video = stack.enter_context(VideoSource(source))
         info = video.info
-        earlier_snapshots: set[Path] = set()  # an --overwrite run replaces all of them
         if extras.snapshots_dir is not None:
-            folder = Path(extras.snapshots_dir)
-            earlier_snapshots = set(folder.glob(snapshot_pattern(source)))
-            outputs.make_folder("snapshots", folder)
+            outputs.make_folder("snapshots", Path(extras.snapshots_dir))
         writer = None
         if output is not None:
             writer = _open_writer(outputs.temp("video", Path(output)), Path(output), info)
@@ -346,8 +355,10 @@ def run_headless(
         if extras.alerts_dir is not None:
             _write_alerts(outputs, AlertLog(extras.alerts_dir), alerts)
         snapshots = outputs.finish("snapshots")
-        if outputs.live("snapshots"):
-            remove_replaced(earlier_snapshots - outputs.placed("snapshots"), "frame snapshots")
+        if overwrite and extras.snapshots_dir is not None and outputs.live("snapshots"):
+            # Listed now, not at the start: a run that finished meanwhile is replaced too.
+            earlier = set(snapshots_in(Path(extras.snapshots_dir), source))
+            remove_replaced(earlier - outputs.placed("snapshots"), "frame snapshots")
     return RunSummary(
         str(source),
         pipeline.active,

@@ -130,7 +130,8 @@ class VideoRecorder:
         try:
             check_video_complete(self.tmp, self.path, self.frames_written)
         except OSError:
-            self.tmp.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # its folder may be gone, or now a file
+                self.tmp.unlink()
             raise
         os.replace(self.tmp, self.path)
         log.info("recorded %d frames to %s", self.frames_written, self.path)
@@ -141,5 +142,5 @@ class VideoRecorder:
         self.closed = True
         if self._writer is not None:
             self._writer.release()
-        with contextlib.suppress(FileNotFoundError):
+        with contextlib.suppress(OSError):  # gone already, or its folder replaced by a file
             self.tmp.unlink()

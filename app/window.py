@@ -628,6 +628,9 @@ class MainWindow(QMainWindow):
         self.frame_displayed.emit(image, stats)
 
     def _on_failed(self, reason: str) -> None:
+        if self._stopping:  # the user pressed Stop while the source was still opening
+            self.video.show_placeholder("Stopped. Pick a source and press Start.")
+            return
         spec = self._worker.spec if self._worker else self.picker.spec()
         if describe(spec) == "camera":
             if reason.startswith("no camera"):
@@ -697,10 +700,14 @@ class MainWindow(QMainWindow):
         except OSError as exc:
             if not self._alert_log_failed:  # say it once, not for every alert
                 self._alert_log_failed = True
-                self.show_message(
-                    f"Alerts cannot be saved in {self.alert_log.folder}: {exc}. "
-                    "Choose another alerts folder."
+                self._say_failure(
+                    "alerts",
+                    f"Alerts cannot be saved in {self.alert_log.folder}: "
+                    f"{describe_error(exc)}. Choose another alerts folder.",
                 )
+        else:
+            self._alert_log_failed = False
+            self._failure_mended("alerts")
         wall = alert.wall_time.strftime("%H:%M:%S")
         count = len(self.alerts)
         self.settings_panel.alert_status.setText(

@@ -254,11 +254,14 @@ def test_overwritten_frame_snapshots_leave_none_of_the_earlier_run(tmp_path, no_
     snaps = tmp_path / "snaps"
     first = run_app("--source", no_mask_video, "--snapshots", snaps, "--snapshot-every", "5")
     assert first.returncode == 0, first.stderr
-    (snaps / "mine.png").write_bytes(b"kept")  # not a snapshot of this source
+    mine = ["mine.png", "no_mask-frame-holiday.png", "no_mask-frame000005-edited.png"]
+    for name in mine:  # the user's files, though some look like snapshots of this source
+        (snaps / name).write_bytes(b"kept")
     proc = run_app(
         *("--source", no_mask_video, "--snapshots", snaps, "--snapshot-every", "10"),
         "--overwrite",
     )
     assert proc.returncode == 0, proc.stderr
     names = sorted(p.name for p in snaps.iterdir())
-    assert names == ["mine.png", "no_mask-frame000000.png", "no_mask-frame000010.png"]
+    assert names == sorted(mine + ["no_mask-frame000000.png", "no_mask-frame000010.png"])
+    assert all((snaps / name).read_bytes() == b"kept" for name in mine)

@@ -79,7 +79,7 @@ def test_benchmark_and_clip_evaluation_refuse_what_would_measure_nothing(tmp_pat
         (["--videos", str(missing)], "is not a folder (or add --skip-clips)"),
         (["--videos", str(tmp_path)], "holds no .mp4 clips"),
         (["--videos", str(tmp_path), "--clips", "gone.mp4"], "clip gone.mp4 is not in"),
-        (["--skip-clips", "--repeats", "0"], "--max-frames and --repeats must be at least 1"),
+        (["--skip-clips", "--repeats", "0"], "--repeats must be at least 1, not 0"),
         (["--skip-clips", "--camera-fps", "0"], "--camera-fps must be a number above 0"),
     ):
         assert benchmark(argv) == 2, argv
@@ -94,7 +94,7 @@ def test_benchmark_and_clip_evaluation_refuse_what_would_measure_nothing(tmp_pat
     junk.mkdir()
     (junk / "masked-woman-laptop.mp4").write_bytes(b"not a video")
     assert evaluate_clips(["--videos", str(junk), "--detect-every", "0"]) == 2
-    assert "--detect-every and --smooth must be at least 1" in capsys.readouterr().err
+    assert "--detect-every must be at least 1, not 0" in capsys.readouterr().err
     assert evaluate_clips(["--videos", str(junk), "--quiet"]) == 2
     err = capsys.readouterr().err
     assert "skipping masked-woman-laptop.mp4: " in err and "no clip in" in err

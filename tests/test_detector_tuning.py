@@ -344,3 +344,17 @@ def test_detector_weights_of_the_wrong_kind_are_refused_in_one_line(tmp_path, st
     report = build_pipeline(config, {})
     assert report.pipeline.detector.weights == "stock"
     assert "rnet weights give answers that are not numbers" in report.detector_problem
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--lr", "nan"], "--lr must be a finite number above 0, not nan"),
+        (["--batch-size", "0"], "--batch-size must be at least 1, not 0"),
+    ],
+)
+def test_tuning_settings_are_named_by_their_flag(tmp_path, capsys, flags, message):
+    from training.tune_detector import main
+
+    assert main(["--scenes", str(tmp_path), "--out", str(tmp_path / "d.pt"), *flags]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1].endswith(message)

@@ -451,3 +451,33 @@ def test_json_that_is_an_input_is_refused_even_with_overwrite(datasets, tmp_path
     argv = ["--data", str(datasets["classes"]), "--model", "student", "--json", str(link)]
     code, _, err = _run([*argv, "--overwrite"], capsys)
     _assert_one_line_error(code, err, "is the --weights file")
+
+
+def test_a_reader_that_leaves_early_costs_no_figures(datasets, tmp_path):
+    # As with `| head -1`: the report cannot be printed, but the JSON is still written.
+    out_json = tmp_path / "figures.json"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "training.evaluate", "--data", str(datasets["classes"])]
+        + ["--model", "student", "--quiet", "--device", "cpu", "--json", str(out_json)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    proc.stdout.close()  # gone before the first line
+    err = proc.stderr.read()
+    assert proc.wait(timeout=300) == 0, err
+    assert "Broken pipe" not in err and "Traceback" not in err
+    assert json.loads(out_json.read_text())["layout"] == "classes"
+
+
+def test_mirror_is_said_in_the_report_and_the_json(datasets, tmp_path, capsys):
+    out_json = tmp_path / "figures.json"
+    argv = ["--data", str(datasets["classes"]), "--model", "student", "--json", str(out_json)]
+    code, out, err = _run([*argv, "--mirror"], capsys)
+    assert code == 0, err
+    assert out.splitlines()[0].endswith("device cpu, mirror on")
+    assert json.loads(out_json.read_text())["settings"]["mirror"] is True
+    code, out, err = _run([*argv, "--overwrite"], capsys)
+    assert code == 0 and out.splitlines()[0].endswith("device cpu"), err
+    assert json.loads(out_json.read_text())["settings"]["mirror"] is False

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
+import pytest
 import torch
 from conftest import FIXTURES
 
@@ -67,6 +68,20 @@ def test_nan_probabilities_are_a_disagreement(tmp_path):
     assert not result.labels_agree and not result.ok
 
 
+def test_weights_that_give_no_numbers_are_named_before_any_export(tmp_path, capsys):
+    from training.export import main
+
+    weights = overflowing_student(tmp_path / "bad.pt")
+    out = tmp_path / "export"
+    assert main(["--weights", str(weights), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        f"training.export: error: {weights} gives scores that are not numbers; "
+        "its weights are unusable"
+    ]
+    assert not out.exists()
+
+
 def test_failed_export_keeps_the_earlier_one_and_makes_no_folder(tmp_path):
     out = tmp_path / "export"
     out.mkdir()
@@ -90,7 +105,11 @@ def test_failed_export_keeps_the_earlier_one_and_makes_no_folder(tmp_path):
     assert not (tmp_path / "new").exists()
 
 
-def test_ctrl_c_leaves_nothing_and_no_traceback(tmp_path):
+@pytest.mark.parametrize(
+    "signum, said",
+    [(signal.SIGINT, "interrupted"), (signal.SIGTERM, "terminated (SIGTERM)")],
+)
+def test_ctrl_c_leaves_nothing_and_no_traceback(tmp_path, signum, said):
     """The check images include a pipe no one writes to: reading it waits, and Ctrl-C comes
     while the export is surely under way (models loaded, the detector cropping faces)."""
     images = tmp_path / "images"
@@ -99,7 +118,14 @@ def test_ctrl_c_leaves_nothing_and_no_traceback(tmp_path):
     os.mkfifo(images / "b.jpg")
     out = tmp_path / "new" / "export"
     cmd = [sys.executable, "-m", "training.export", "--out", str(out), "--images", str(images)]
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        cmd,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        # As a shell script's background job starts: Ctrl-C ignored, yet `kill -INT` works.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    )
     opened = threading.Event()
 
     def writer():
@@ -110,11 +136,11 @@ def test_ctrl_c_leaves_nothing_and_no_traceback(tmp_path):
     thread = threading.Thread(target=writer, daemon=True)
     thread.start()
     assert opened.wait(timeout=180), proc.communicate()[1]
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signum)
     _, err = proc.communicate(timeout=60)
     err = err.decode()
-    assert proc.returncode == 130, err
-    assert err.strip().splitlines()[-1] == "training.export: interrupted; nothing was written"
+    assert proc.returncode == 128 + signum, err
+    assert err.strip().splitlines()[-1] == f"training.export: {said}; nothing was written"
     assert "Traceback" not in err and not (tmp_path / "new").exists()
 
 
@@ -147,3 +173,17 @@ def test_a_disk_that_fills_during_the_export_is_status_1_and_names_the_files(
     assert line.startswith(f"training.export: error: writing {out / 'student.onnx'} and ")
     assert line.endswith("failed (No space left on device); nothing was written")
     assert not (tmp_path / "new").exists()
+
+
+def test_check_images_may_be_a_class_folder_set_but_not_a_file(tmp_path, capsys):
+    from training.export import main
+
+    root = tmp_path / "faces"
+    for folder, name in (("with_mask", "mask_1.jpg"), ("without_mask", "no_mask_1.jpg")):
+        (root / folder).mkdir(parents=True)
+        shutil.copy(FIXTURES / name, root / folder / name)
+    assert main(["--images", str(root / "with_mask" / "mask_1.jpg"), "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "--images" in err and "mask_1.jpg is not a folder of images" in err
+    assert main(["--images", str(root), "--out", str(tmp_path / "export")]) == 0
+    assert "checked on 2 crops: labels agree True" in capsys.readouterr().out

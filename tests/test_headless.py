@@ -332,3 +332,15 @@ def test_a_p_net_threshold_near_zero_warns_that_detection_is_slow(caplog):
     caplog.clear()
     pipeline_config(build_parser().parse_args(["--thresholds", "0.4", "0", "0"]))
     assert "P-Net" not in caplog.text
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--smooth", "0"], "--smooth must be at least 1, not 0"),
+        (["--detect-every", "-2"], "--detect-every must be at least 1, not -2"),
+        (["--events", "out/e.jsonl/"], "--events out/e.jsonl/ ends in '/', as a folder does"),
+    ],
+)
+def test_a_count_below_one_is_named_by_its_flag(no_mask_video, capsys, flags, message):
+    assert message in refused(capsys, "--source", no_mask_video, *flags)

@@ -87,3 +87,25 @@ def test_arrays_that_cannot_be_saved_are_named_and_leave_nothing(tmp_path):
     with pytest.raises(WorkNotSavedError, match=r"could not save .*file/crops.npz \("):
         save_arrays(tmp_path / "file" / "crops.npz", crops=np.zeros(3))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "ok.npz"]
+
+
+@pytest.mark.parametrize(
+    "command, argv",
+    [
+        ("training.evaluate", ["--data", "/", "--model", "student", "--json", "-"]),
+        ("training.evaluate_clips", ["--videos", ".", "--json", "-"]),
+        ("app.benchmark", ["--skip-clips", "--json", "-"]),
+        ("training.export", ["--out", "-"]),
+        ("training.tune_detector", ["--scenes", ".", "--out", "-"]),
+    ],
+)
+def test_a_dash_is_refused_as_an_output_name(tmp_path, monkeypatch, capsys, command, argv):
+    import importlib
+
+    monkeypatch.chdir(tmp_path)
+    main = importlib.import_module(command).main
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith(f"{command}: error: ") and "-" in err[-1]
+    assert "standard output is not offered" in err[-1] or "name a folder" in err[-1]
+    assert list(tmp_path.iterdir()) == []

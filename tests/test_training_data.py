@@ -89,6 +89,22 @@ def test_prepare_counts_rules_and_lists_bad_files(tmp_path):
     assert np.array_equal(again.crops, prepared.crops)
 
 
+@pytest.mark.parametrize("damage", ["cut the crops short", "empty manifest", "not JSON"])
+def test_a_damaged_crop_cache_is_prepared_anew(tmp_path, caplog, damage):
+    data, cache = make_dataset(tmp_path / "data"), tmp_path / "cache"
+    prepared = prepare(data, cache, seed=0, progress=False)
+    crops, manifest = next(cache.glob("crops-*.npz")), next(cache.glob("manifest-*.json"))
+    if damage == "cut the crops short":
+        crops.write_bytes(crops.read_bytes()[:3000])
+    else:
+        manifest.write_text("{}" if damage == "empty manifest" else "{not json")
+    again = prepare(data, cache, seed=0, progress=False)
+    assert np.array_equal(again.crops, prepared.crops)
+    warned = [r.getMessage() for r in caplog.records if "damaged" in r.getMessage()]
+    assert len(warned) == 1 and str(crops) in warned[0] and "preparing them anew" in warned[0]
+    assert prepare(data, cache, seed=0, progress=False).stats == prepared.stats  # mended
+
+
 def test_bad_dataset_folders(tmp_path):
     with pytest.raises(DatasetError, match="not found"):
         find_images(tmp_path / "missing")
@@ -555,7 +571,7 @@ def test_a_teacher_that_cannot_serve_the_run_is_refused_before_any_cropping(tmp_
     common = ["--data", str(data), "--teacher", str(teacher), "--work-dir", str(work)]
     common += ["--out", str(tmp_path / "out"), "--quiet"]
     for extra, message in (
-        ([], "this run needs ('mask', 'no_mask'); add --negatives"),
+        ([], "this run needs ('mask', 'no_mask'); add --negatives --scenes DIR"),
         (["--scenes", str(FIXTURES), "--negatives"], "trained on 64 px crops; distil with"),
     ):
         assert distill_main(common + extra) == 2

@@ -113,6 +113,20 @@ def test_a_source_name_that_is_not_utf8_is_named_as_given(qtbot, pipeline, face_
     win.close()
 
 
+def test_stop_while_a_stream_is_still_opening_is_no_error(qtbot, window):
+    import socket
+
+    with socket.socket() as server:  # listens, never answers: the open waits for its timeout
+        server.bind(("127.0.0.1", 0))
+        server.listen(1)
+        window.picker.set_spec(f"http://127.0.0.1:{server.getsockname()[1]}/live")
+        window.start()
+        qtbot.wait(300)
+        window.stop()
+        qtbot.waitUntil(lambda: not window.is_playing, timeout=FRAME_TIMEOUT_MS)
+    assert window.message == "" and window.statusBar().currentMessage() == "Stopped"
+
+
 def test_a_malformed_url_is_a_message_with_the_url_as_typed(qtbot, window, caplog):
     window.picker.set_spec("http://[::1")
     window.start()

@@ -154,6 +154,44 @@ def test_settings_round_trip_through_an_ini_file(
     assert "elsewhere" in (tmp_path / "maskwatch.ini").read_text()
 
 
+def test_a_recordings_folder_replaced_by_a_file_mid_recording(qtbot, window, prefs):
+    import shutil
+
+    window.loop_check.setChecked(True)
+    window.start()
+    qtbot.waitUntil(lambda: len(window.shown) >= 1, timeout=FRAME_TIMEOUT_MS)
+    window.record_button.click()
+    start = len(window.shown)
+    qtbot.waitUntil(lambda: len(window.shown) >= start + 2, timeout=FRAME_TIMEOUT_MS)
+    shutil.rmtree(prefs.recordings_dir)
+    prefs.recordings_dir.write_text("the user's file now")
+    window.record_button.click()  # stop recording: the file cannot be finished there
+    assert window.recorder is None and not window.record_button.isChecked()
+    assert window.message.startswith("The recording could not be saved: ")
+    assert prefs.recordings_dir.read_text() == "the user's file now"
+    window.stop()
+    qtbot.waitUntil(lambda: not window.is_playing, timeout=FRAME_TIMEOUT_MS)
+
+
+def test_alerts_that_cannot_be_saved_are_said_plainly_until_they_can(window, prefs):
+    from datetime import datetime
+
+    from app.alerts import Alert
+
+    folder = window.alert_log.folder
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    folder.write_text("a file where the alerts folder should be")
+    alert = Alert(1.0, 1, (10, 10, 50, 50), 0.9, datetime.now().astimezone())
+    window._raise_alert(alert)
+    assert window.message == (
+        f"Alerts cannot be saved in {folder}: {folder} already exists and is not a folder. "
+        "Choose another alerts folder."
+    )
+    folder.unlink()
+    window._raise_alert(alert)
+    assert window.message == "" and (folder / ALERTS_FILE).exists()
+
+
 def test_a_snapshots_folder_that_is_a_file_is_named_plainly(window, prefs, tmp_path):
     blocker = tmp_path / "not a folder"
     blocker.write_text("precious")

@@ -25,6 +25,7 @@ from torch.utils.data import DataLoader
 from app.atomic import OutputExistsError, describe_error
 from app.config import DetectorConfig
 from app.digest import file_digest
+from app.flags import require_counts
 from app.stop_signals import stop_message, stop_signals_raise
 from models import CLASS_NAMES, checkpoint
 from models.checkpoint import CheckpointError, ModelMeta, count_parameters
@@ -201,12 +202,7 @@ def check_folder_creatable(folder: Path) -> None:
 
 def check_settings(args: argparse.Namespace) -> None:
     """Refuse numbers that cannot train (a NaN temperature trains to NaN weights silently)."""
-    for flag, value in (
-        ("--batch-size", args.batch_size),
-        ("--student-epochs", args.student_epochs),
-    ):
-        if value < 1:
-            raise ValueError(f"{flag} must be at least 1, not {value}")
+    require_counts(("--batch-size", args.batch_size), ("--student-epochs", args.student_epochs))
     if args.input_size < MIN_INPUT_SIZE:
         raise ValueError(
             f"--input-size must be at least {MIN_INPUT_SIZE} px (the DenseNet teacher shrinks a "
@@ -243,7 +239,7 @@ def trained_teacher(args: argparse.Namespace) -> torch.nn.Module:
     teacher, meta = checkpoint.load(args.teacher, "teacher")
     needed = CLASS_NAMES + (("not_face",) if args.negatives else ())
     if tuple(meta.class_names) != needed:
-        hint = "; add --negatives" if "not_face" in meta.class_names else ""
+        hint = "; add --negatives --scenes DIR" if "not_face" in meta.class_names else ""
         raise CheckpointError(
             f"{args.teacher} predicts {meta.class_names}, this run needs {needed}{hint}"
         )

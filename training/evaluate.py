@@ -23,10 +23,12 @@ from tqdm import tqdm
 
 from app.atomic import check_writable, describe_error, write_text
 from app.config import SENSITIVITY, DetectorConfig, PipelineConfig, with_overrides
+from app.console import say
 from app.device import DeviceError
 from app.digest import file_digest
 from app.images import ImageError, read_rgb
 from app.pipeline import MODEL_NAMES, Face, Pipeline
+from app.stop_signals import stop_message, stop_signals_raise
 from models.checkpoint import CheckpointError, default_weights
 from models.detector_checkpoint import DEFAULT_DETECTOR, DetectorWeightsError
 from training.dataset_files import FOLDER_LABELS, DatasetError, DatasetFiles, find_images
@@ -47,7 +49,7 @@ from training.voc import (
     parse_annotation,
 )
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("training.evaluate")  # not "__main__" when run with -m
 
 PROG = "training.evaluate"
 # prepare's rules for images the app's detector finds no face in (stock MTCNN's box, or the
@@ -423,7 +425,10 @@ def format_scenes(report: dict, config: EvaluationConfig) -> list[str]:
     )
     lines = [
         f"images: {images['evaluated']} evaluated of {listed}, "
-        f"{len(images['unreadable'])} unreadable; ground truth "
+        # A malformed box drops its whole image: scored without it, a hit on that face
+        # would count as a false detection.
+        f"{len(images['unreadable'])} left out (image or annotation unreadable, each named "
+        "above); ground truth "
         + ", ".join(f"{n} {c}" for n, c in gt.items())
         + f"; detections {report['detections']}",
         "",
@@ -467,6 +472,7 @@ def format_report(report: dict, config: EvaluationConfig) -> str:
     head = [
         f"MaskWatch evaluation: {report['model']} ({report['weights']}) on {report['data']}"
         f" [{report['layout']}], device {report['device']}"
+        + (", mirror on" if report["settings"].get("mirror") else "")
     ]
     body = (
         format_classes(report) if report["layout"] == "classes" else format_scenes(report, config)
@@ -636,11 +642,11 @@ def check_json(args: argparse.Namespace) -> None:
             "--detector-weights": detector,
         },
     )
+    check_writable(args.json, args.overwrite)
     if Path(args.data).resolve() in Path(args.json).resolve().parents:
         raise EvaluationError(
             f"--json {args.json} lies inside the --data folder; write it elsewhere"
         )
-    check_writable(args.json, args.overwrite)
 
 
 def write_json(args: argparse.Namespace, report: dict) -> int:
@@ -654,7 +660,7 @@ def write_json(args: argparse.Namespace, report: dict) -> int:
             file=sys.stderr,
         )
         return 1
-    print(f"figures written to {args.json}")
+    say(f"figures written to {args.json}")
     return 0
 
 
@@ -670,6 +676,12 @@ USER_ERRORS = (
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the command; SIGTERM and SIGHUP stop it as Ctrl-C does (see app.stop_signals)."""
+    with stop_signals_raise():
+        return _main(argv)
+
+
+def _main(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING,
@@ -689,14 +701,15 @@ def main(argv: list[str] | None = None) -> int:
             progress=not args.quiet,
             mirror=args.mirror,
         )
-        print(format_report(report, config))
+        say(format_report(report, config))
         return write_json(args, report) if args.json is not None else 0
     except USER_ERRORS as exc:
         print(f"{PROG}: error: {describe_error(exc)}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted; nothing was written", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        said, status = stop_message(exc)
+        print(f"{PROG}: {said}; nothing was written", file=sys.stderr)
+        return status
 
 
 if __name__ == "__main__":

@@ -16,8 +16,10 @@ from tqdm import tqdm
 
 from app.atomic import check_writable, describe_error, write_text
 from app.config import DetectorConfig, PipelineConfig, TrackingConfig
+from app.flags import require_counts
 from app.pipeline import Pipeline
 from app.source import SourceError, VideoSource
+from app.stop_signals import stop_message, stop_signals_raise
 from app.tracking import TrackingPipeline
 from models.checkpoint import CheckpointError, default_weights
 from models.detector_checkpoint import DEFAULT_DETECTOR
@@ -127,8 +129,7 @@ def measure(args: argparse.Namespace) -> list[dict]:
         raise FileNotFoundError(f"--videos {args.videos} is not a folder of clips")
     if not any((args.videos / name).exists() for name in EXPECTED):
         raise FileNotFoundError(f"--videos {args.videos} holds none of the expected clips")
-    if args.detect_every < 1 or args.smooth < 1:
-        raise ValueError("--detect-every and --smooth must be at least 1")
+    require_counts(("--detect-every", args.detect_every), ("--smooth", args.smooth))
     if args.max_frames is not None and args.max_frames < 1:
         raise ValueError("--max-frames must be at least 1")
     config = PipelineConfig(
@@ -188,6 +189,12 @@ def print_rows(args: argparse.Namespace, rows: list[dict]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the command; SIGTERM and SIGHUP stop it as Ctrl-C does (see app.stop_signals)."""
+    with stop_signals_raise():
+        return _main(argv)
+
+
+def _main(argv: list[str] | None) -> int:
     p = argparse.ArgumentParser(prog=f"python -m {PROG}", description=__doc__)
     p.add_argument(
         "--videos",
@@ -246,9 +253,10 @@ def main(argv: list[str] | None = None) -> int:
     except (SourceError, CheckpointError, OSError, ValueError) as exc:
         print(f"{PROG}: error: {describe_error(exc)}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted; nothing was written", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        said, status = stop_message(exc)
+        print(f"{PROG}: {said}; nothing was written", file=sys.stderr)
+        return status
     return 0
 
 

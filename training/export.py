@@ -30,12 +30,13 @@ from app.classifier import crops_to_tensor
 from app.config import CropConfig, DetectorConfig
 from app.detector import FaceDetector
 from app.images import ImageError, read_rgb
+from app.stop_signals import stop_message, stop_signals_raise
 from models import checkpoint
 from models.checkpoint import CheckpointError
 from training.outputs import OutputSet, refuse_inputs
 from training.prepare import face_crop_for_image
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("training.export")  # not "__main__" when run with -m
 
 DEFAULT_IMAGES = Path(__file__).resolve().parents[1] / "tests" / "fixtures"
 TOLERANCE = 1e-4
@@ -70,10 +71,16 @@ class ExportCheck:
 
 
 def fixture_crops(folder: Path, limit: int = 32) -> list[np.ndarray]:
-    """Face crops of the images in ``folder``, made as the training data is made."""
+    """Face crops of the images in ``folder`` and, for a class-folder set, in its subfolders,
+    made as the training data is made."""
+    if not folder.is_dir():
+        raise ValueError(f"--images {folder} is not a folder of images")
     detector = FaceDetector(DetectorConfig())
+    top = sorted(folder.iterdir())
+    paths = [p for p in top if not p.is_dir()]
+    paths += [f for sub in top if sub.is_dir() for f in sorted(sub.iterdir()) if not f.is_dir()]
     crops = []
-    for path in sorted(folder.iterdir()):
+    for path in paths:
         if len(crops) >= limit:
             break
         try:
@@ -185,6 +192,12 @@ def remove_empty(folders: list[Path]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the command; SIGTERM and SIGHUP stop it as Ctrl-C does (see app.stop_signals)."""
+    with stop_signals_raise():
+        return _main(argv)
+
+
+def _main(argv: list[str] | None) -> int:
     p = argparse.ArgumentParser(prog="python -m training.export", description=__doc__)
     p.add_argument("--model", choices=["student", "teacher"], default="student")
     p.add_argument("--weights", type=Path, help="checkpoint (default: the committed one)")
@@ -204,6 +217,8 @@ def main(argv: list[str] | None = None) -> int:
     weights = args.weights or checkpoint.default_weights(args.model)
     checked = False  # once True, a failure is the disk's, not the user's
     try:
+        if str(args.out) == "-":
+            raise ValueError("--out -: name a folder for the exported models")
         if args.out.exists() and not args.out.is_dir():
             raise ValueError(f"--out {args.out} is a file, not a folder")
         for path in (onnx_path, script_path):
@@ -212,6 +227,11 @@ def main(argv: list[str] | None = None) -> int:
                 check_writable(path, args.overwrite)
         model, meta = checkpoint.load(weights, args.model)
         batch = crops_to_tensor(fixture_crops(args.images), meta)
+        with torch.no_grad():  # an export of such weights would only carry the fault along
+            if not torch.isfinite(model.eval()(batch)).all():
+                raise CheckpointError(
+                    f"{weights} gives scores that are not numbers; its weights are unusable"
+                )
         args.out.mkdir(parents=True, exist_ok=True)
         checked = True
         result = export_checked(
@@ -233,10 +253,11 @@ def main(argv: list[str] | None = None) -> int:
         remove_empty(new_folders)
         print(f"training.export: error: {describe_error(exc)}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:  # export_checked has removed its temporary files
+    except KeyboardInterrupt as exc:  # export_checked has removed its temporary files
         remove_empty(new_folders)
-        print("training.export: interrupted; nothing was written", file=sys.stderr)
-        return 130
+        said, status = stop_message(exc)
+        print(f"training.export: {said}; nothing was written", file=sys.stderr)
+        return status
     print(f"wrote {onnx_path} and {script_path}")
     print(result.summary())
     return 0

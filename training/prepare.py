@@ -26,6 +26,7 @@ import hashlib
 import json
 import logging
 import random
+import zipfile
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -181,6 +182,21 @@ def split_of_images(found, seed: int = 0, progress: bool = True) -> dict[str, st
     return dict(zip(files, splits))
 
 
+# What reading a cut-off or edited cache can raise: a partial .npz is not a zip file, a
+# manifest may not be JSON or may lack its keys.
+DAMAGED_CACHE = (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile)
+
+
+def read_prepared(cache: Path, manifest_path: Path) -> Prepared:
+    """The crops and manifest an earlier run prepared (raises one of DAMAGED_CACHE)."""
+    stats = json.loads(manifest_path.read_text())["stats"]
+    missing = [key for key in ("split_sizes", "rules", "used") if key not in stats]
+    if missing:  # training and its report read these
+        raise KeyError(f"the manifest's stats lack {missing[0]!r}")
+    with np.load(cache, allow_pickle=False) as z:
+        return Prepared(z["crops"], z["labels"], z["splits"], list(z["files"]), stats=stats)
+
+
 def warn_if_faceless(stats: dict) -> None:
     """Say so when most images gave no face at all: the classifier would learn whole images,
     which is what a folder of the wrong pictures looks like."""
@@ -216,13 +232,14 @@ def prepare(
     cache = cache_dir / f"crops-{key}-seed{seed}.npz"
     manifest_path = cache_dir / f"manifest-{key}-seed{seed}.json"
     if cache.exists() and manifest_path.exists():
-        log.info("using prepared crops from %s", cache)
-        with np.load(cache, allow_pickle=False) as z:
-            manifest = json.loads(manifest_path.read_text())
-            warn_if_faceless(manifest["stats"])
-            return Prepared(
-                z["crops"], z["labels"], z["splits"], list(z["files"]), stats=manifest["stats"]
-            )
+        try:
+            prepared = read_prepared(cache, manifest_path)
+        except DAMAGED_CACHE as exc:
+            log.warning("the prepared crops %s are damaged (%s); preparing them anew", cache, exc)
+        else:
+            log.info("using prepared crops from %s", cache)
+            warn_if_faceless(prepared.stats)
+            return prepared
 
     detector = FaceDetector(detector_config, device)
     second_opinion = second_opinion_for(detector)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import shlex
 import sys
 import time
@@ -30,6 +31,7 @@ from facenet_pytorch import MTCNN
 from tqdm import tqdm
 
 from app.atomic import check_writable, describe_error
+from app.flags import require_counts
 from app.images import ImageError, read_rgb
 from app.stop_signals import stop_message, stop_signals_raise
 from models import detector_checkpoint
@@ -54,7 +56,7 @@ from training.voc import (
     parse_annotation,
 )
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("training.tune_detector")  # not "__main__" when run with -m
 
 SOFTMAX = {"pnet": "softmax4_1", "rnet": "softmax5_1", "onet": "softmax6_1"}
 BOX_WEIGHT = {"pnet": 0.5, "rnet": 0.5, "onet": 1.0}
@@ -254,8 +256,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def tune(args: argparse.Namespace) -> dict:
-    if args.epochs < 1 or args.batch_size < 1 or not args.lr > 0:
-        raise ValueError("--epochs and --batch-size must be at least 1, --lr above 0")
+    require_counts(("--epochs", args.epochs), ("--batch-size", args.batch_size))
+    if not 0 < args.lr < math.inf:
+        raise ValueError(f"--lr must be a finite number above 0, not {args.lr}")
     if not args.min_face >= cascade.WINDOW["pnet"] / 2:
         raise ValueError(f"--min-face must be at least 6 pixels, got {args.min_face}")
     if not all(0 <= t <= 1 for t in args.mine_thresholds):  # also refuses nan

@@ -16,7 +16,13 @@ from conftest import FIXTURES
 
 from app.classifier import crops_to_tensor
 from models import checkpoint
-from training.export import check, export, fixture_crops
+from training.export import (
+    ExportMismatchError,
+    check,
+    export,
+    export_checked,
+    fixture_crops,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -89,14 +95,22 @@ def test_failed_export_keeps_the_earlier_one_and_makes_no_folder(tmp_path):
     export(model, meta.input_size, out / "student.onnx", out / "student.torchscript.pt")
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     bad = overflowing_student(tmp_path / "bad.pt")
+    # The command refuses such weights before exporting (see below); an export that fails
+    # its own check, whatever the cause, must leave the earlier files as they were too.
+    model, meta = checkpoint.load(bad, "student")
+    batch = crops_to_tensor(fixture_crops(FIXTURES, limit=4), meta)
+    with pytest.raises(ExportMismatchError, match="disagree with PyTorch.*left as it was"):
+        export_checked(
+            model, batch, meta.input_size, out / "student.onnx", out / "student.torchscript.pt"
+        )
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
     cmd = [sys.executable, "-m", "training.export", "--weights", str(bad)]
     options = {"cwd": ROOT, "capture_output": True, "text": True, "timeout": 180}
     run = subprocess.run([*cmd, "--out", str(out), "--overwrite"], check=False, **options)
     assert run.returncode == 2, run.stderr
-    last = run.stderr.strip().splitlines()[-1]
-    assert last.startswith("training.export: error: the exported models disagree")
-    assert "left as it was" in last and "Traceback" not in run.stderr
-    assert "wrote" not in run.stdout
+    assert "gives scores that are not numbers" in run.stderr.strip().splitlines()[-1]
+    assert "Traceback" not in run.stderr and "wrote" not in run.stdout
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
 
     fresh = tmp_path / "new" / "export"

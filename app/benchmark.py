@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from app.atomic import check_writable, describe_error, write_text
 from app.config import SENSITIVITY, DetectorConfig, PipelineConfig, TrackingConfig, with_sensitivity
-from app.flags import require_counts
+from app.flags import output_file, require_counts
 from app.overlay import draw_faces
 from app.pipeline import Pipeline
 from app.source import SourceError, VideoSource
@@ -320,7 +320,7 @@ def _main(argv: list[str] | None) -> int:
     p = argparse.ArgumentParser(prog="python -m app.benchmark", description=__doc__)
     p.add_argument("--videos", type=Path, default=Path("../shared/data/videos"))
     p.add_argument("--clips", nargs="*", help="clip file names (default: every .mp4)")
-    p.add_argument("--json", type=Path, help="write the tables here as JSON")
+    p.add_argument("--json", type=output_file, help="write the tables here as JSON")
     p.add_argument("--overwrite", action="store_true")
     p.add_argument("--seconds", type=float, default=1.5, help="per classifier measurement")
     p.add_argument("--max-frames", type=int, default=150, help="frames per clip, flat out")

@@ -275,9 +275,6 @@ def run_headless_cli(args: argparse.Namespace) -> int:
 
     if args.source is None:
         raise ValueError("--headless needs --source")
-    outputs = (args.output, args.events, args.alerts, args.stats, args.snapshots)
-    if all(path is None for path in outputs):
-        log.warning("neither --output nor --events given: results are only summarised")
     if args.snapshots is not None and args.snapshot_every is None:
         raise ValueError("--snapshots DIR needs --snapshot-every N, how often to save a frame")
     delay = alert_delay(args)
@@ -290,6 +287,9 @@ def run_headless_cli(args: argparse.Namespace) -> int:
     )
     check_outputs(args.source, args.output, args.events, extras, args.overwrite)  # before models
     pipeline = TrackingPipeline(Pipeline(pipeline_config(args), weights(args)))
+    outputs = (args.output, args.events, args.alerts, args.stats, args.snapshots)
+    if all(path is None for path in outputs):  # said once the flags have all been checked
+        log.warning("neither --output nor --events given: results are only summarised")
     summary = run_headless(
         pipeline,
         args.source,
@@ -302,7 +302,8 @@ def run_headless_cli(args: argparse.Namespace) -> int:
     )
     print(summary.text())
     if args.alerts is not None and "alerts" not in summary.failed:
-        print(f"{summary.alerts} alerts written to {args.alerts}")
+        alerts = "1 alert" if summary.alerts == 1 else f"{summary.alerts} alerts"
+        print(f"{alerts} written to {args.alerts}")
     if args.snapshots is not None and "snapshots" not in summary.failed:
         print(f"{summary.snapshots} snapshots written to {args.snapshots}")
     for output, reason in summary.failed.items():

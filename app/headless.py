@@ -245,7 +245,7 @@ def snapshots_in(folder: Path, source: str) -> list[Path]:
     (``STEM-frame000120.png``), never another file that merely starts the same way."""
     if not Path(folder).is_dir():
         return []
-    name = re.compile(re.escape(snapshot_stem(source)) + r"-frame[0-9]{6,}\.png")
+    name = re.compile(re.escape(snapshot_stem(source)) + r"-frame(?:[0-9]{6}|[1-9][0-9]{6,})\.png")
     return sorted(p for p in Path(folder).iterdir() if name.fullmatch(p.name))
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from PySide6.QtCore import QSettings, QStandardPaths
@@ -91,6 +91,9 @@ class Preferences:
     alert_sound: bool = False
     sensitivity: str = "standard"
     min_face_size: int = DetectorConfig.min_face_size
+    # The settings as last read or written: ``save`` writes only what changed since, so two
+    # windows sharing one settings file do not undo each other's choices.
+    _stored: dict = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def defaults(cls, temporary: bool = False) -> Preferences:
@@ -102,11 +105,19 @@ class Preferences:
         prefs = cls.defaults()
         for name in FOLDER_FIELDS:
             value = settings.value(f"folders/{name}")
-            if value:
-                setattr(prefs, name, Path(str(value)))
+            if not value:
+                continue
+            folder = Path(str(value)).expanduser()  # a hand-edited file may say ~/alerts
+            if folder.is_absolute():
+                setattr(prefs, name, folder)
+            else:  # it would move with the folder the window is started from
+                log.warning("ignoring saved folder %r: not a full path", str(value))
         prefs.source = str(settings.value("source", prefs.source) or prefs.source)
         model = str(settings.value("model", prefs.model))
-        prefs.model = model if model in MODEL_NAMES else prefs.model
+        if model in MODEL_NAMES:
+            prefs.model = model
+        else:
+            log.warning("ignoring saved model %r: use student or teacher", model)
         prefs.device = str(settings.value("device", prefs.device) or prefs.device)
         prefs.loop = _as_bool(settings.value("loop", prefs.loop))
         prefs.alert_sound = _as_bool(settings.value("alerts/sound", prefs.alert_sound))
@@ -119,6 +130,7 @@ class Preferences:
         else:
             log.warning("ignoring saved alert delay %r", settings.value("alerts/delay_s"))
         prefs._load_detector(settings)
+        prefs._stored = prefs._entries()
         return prefs
 
     def _load_detector(self, settings: QSettings) -> None:
@@ -139,18 +151,30 @@ class Preferences:
 
     def save(self, settings: QSettings) -> str | None:
         """Write the preferences; the reason when they could not be kept, else None."""
-        for name in FOLDER_FIELDS:
-            settings.setValue(f"folders/{name}", str(getattr(self, name)))
-        settings.setValue("source", self.source)
-        settings.setValue("model", self.model)
-        settings.setValue("device", self.device)
-        settings.setValue("loop", self.loop)
-        settings.setValue("alerts/delay_s", float(self.alert_delay_s))
-        settings.setValue("alerts/sound", self.alert_sound)
-        settings.setValue("detector/sensitivity", self.sensitivity)
-        settings.setValue("detector/min_face_size", int(self.min_face_size))
+        entries = self._entries()
+        for key, value in entries.items():
+            if key not in self._stored or self._stored[key] != value:
+                settings.setValue(key, value)
         settings.sync()
+        self._stored = entries
         return save_problem(settings)
 
+    def _entries(self) -> dict:
+        """Every setting under its key in the settings file."""
+        entries = {f"folders/{name}": str(getattr(self, name)) for name in FOLDER_FIELDS}
+        entries.update(
+            {
+                "source": self.source,
+                "model": self.model,
+                "device": self.device,
+                "loop": self.loop,
+                "alerts/delay_s": float(self.alert_delay_s),
+                "alerts/sound": self.alert_sound,
+                "detector/sensitivity": self.sensitivity,
+                "detector/min_face_size": int(self.min_face_size),
+            }
+        )
+        return entries
+
     def as_dict(self) -> dict:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        return {f.name: getattr(self, f.name) for f in fields(self) if not f.name.startswith("_")}

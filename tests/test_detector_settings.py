@@ -131,6 +131,20 @@ def test_unusable_saved_values_fall_back_to_defaults(settings):
     assert (loaded.sensitivity, loaded.min_face_size) == ("standard", 20)
 
 
+def test_saved_folders_are_full_paths_and_a_bad_model_is_said(settings, caplog, monkeypatch):
+    monkeypatch.setenv("HOME", "/home/someone")
+    defaults = Preferences.defaults()
+    settings.setValue("folders/alerts_dir", "~/mw-alerts")
+    settings.setValue("folders/snapshots_dir", "relsnaps")
+    settings.setValue("model", "Teacher")
+    loaded = Preferences.load(settings)
+    assert loaded.alerts_dir == Path("/home/someone/mw-alerts")
+    assert loaded.snapshots_dir == defaults.snapshots_dir and loaded.model == "student"
+    said = [r.getMessage() for r in caplog.records]
+    assert "ignoring saved folder 'relsnaps': not a full path" in said
+    assert "ignoring saved model 'Teacher': use student or teacher" in said
+
+
 def test_command_line_thresholds_stay_until_a_preset_is_picked(qtbot, pipeline, detector, settings):
     settings.setValue("detector/sensitivity", "high")
     custom = DetectorConfig(thresholds=(0.5, 0.6, 0.6))
@@ -212,3 +226,19 @@ def test_headless_unknown_sensitivity_is_a_usage_error(tmp_path):
     assert proc.returncode == 2
     assert "argument --sensitivity: invalid choice: 'bogus'" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_two_windows_sharing_settings_keep_each_others_choices(settings):
+    from PySide6.QtCore import QSettings
+
+    def reopened():
+        return QSettings(settings.fileName(), QSettings.Format.IniFormat)
+
+    Preferences.defaults().save(settings)
+    first, second = Preferences.load(reopened()), Preferences.load(reopened())
+    first.alert_delay_s = 7.0
+    first.save(reopened())
+    second.min_face_size = 40
+    second.save(reopened())  # closed last: it must not put the delay back
+    saved = Preferences.load(reopened())
+    assert (saved.alert_delay_s, saved.min_face_size) == (7.0, 40)

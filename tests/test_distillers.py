@@ -171,6 +171,15 @@ def test_messy_collab_noisy_labels_stay_valid(cls, flawed):
         assert torch.equal(noisy, 1 - labels)
 
 
+def test_messy_collab_flips_its_share_of_labels_in_small_batches():
+    # KD_Lib's default rate of 0.02 flipped no label at all in batches under 50.
+    torch.manual_seed(0)
+    labels = torch.randint(0, 3, (32,))
+    flipped = sum(int((noisy_labels(labels, 3, 0.02) != labels).sum()) for _ in range(2000))
+    assert 0.015 < flipped / (2000 * 32) < 0.025
+    assert all(0 <= int(x) < 3 for x in noisy_labels(labels, 3, 0.5))
+
+
 @pytest.mark.parametrize("cls, flawed", [(kd_compat.MessyCollab, True), (FixedMessyCollab, False)])
 def test_epoch_loss_does_not_hold_the_graph(cls, flawed, monkeypatch):
     import KD_Lib.KD.vision.noisy.messy_collab as messy

@@ -97,6 +97,8 @@ def test_arrays_that_cannot_be_saved_are_named_and_leave_nothing(tmp_path):
         ("app.benchmark", ["--skip-clips", "--json", "-"]),
         ("training.export", ["--out", "-"]),
         ("training.tune_detector", ["--scenes", ".", "--out", "-"]),
+        ("training.distill", ["--data", "/nonexistent-data", "--out", "-"]),
+        ("training.distill", ["--data", "/nonexistent-data", "--out", "/tmp/o", "--work-dir", "-"]),
     ],
 )
 def test_a_dash_is_refused_as_an_output_name(tmp_path, monkeypatch, capsys, command, argv):
@@ -108,4 +110,24 @@ def test_a_dash_is_refused_as_an_output_name(tmp_path, monkeypatch, capsys, comm
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith(f"{command}: error: ") and "-" in err[-1]
     assert "standard output is not offered" in err[-1] or "name a folder" in err[-1]
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "command, flag",
+    [
+        ("training.evaluate", "--json"),
+        ("training.evaluate_clips", "--json"),
+        ("app.benchmark", "--json"),
+        ("training.tune_detector", "--out"),
+    ],
+)
+def test_a_file_output_ending_in_a_slash_is_refused(tmp_path, capsys, command, flag):
+    import importlib
+
+    main = importlib.import_module(command).main
+    with pytest.raises(SystemExit) as stopped:
+        main([flag, str(tmp_path / "figures.json") + "/"])
+    assert stopped.value.code == 2
+    assert "figures.json/ ends in '/', as a folder does; name a file" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []

@@ -275,6 +275,8 @@ def check_outputs(args: argparse.Namespace) -> None:
     check_folder_creatable(out)
     check_folder_creatable(report)
     for flag, folder in (("--out", out), ("--work-dir", Path(args.work_dir))):
+        if str(folder) == "-":
+            raise ValueError(f"{flag} -: name a folder (standard output is not offered)")
         for given, data in (("--data", args.data), ("--scenes", args.scenes)):
             if data is not None and is_within(folder, Path(data)):
                 raise ValueError(

@@ -26,6 +26,7 @@ from app.config import SENSITIVITY, DetectorConfig, PipelineConfig, with_overrid
 from app.console import say
 from app.device import DeviceError
 from app.digest import file_digest
+from app.flags import output_file
 from app.images import ImageError, read_rgb
 from app.pipeline import MODEL_NAMES, Face, Pipeline
 from app.stop_signals import stop_message, stop_signals_raise
@@ -544,7 +545,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also classify each face's mirror image and average (the app's --mirror)",
     )
-    parser.add_argument("--json", type=Path, help="write all figures to this JSON file")
+    parser.add_argument("--json", type=output_file, help="write all figures to this JSON file")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --json")
     parser.add_argument("--limit", type=int, help="at most this many images, evenly spread")
     parser.add_argument(

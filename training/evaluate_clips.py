@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from app.atomic import check_writable, describe_error, write_text
 from app.config import DetectorConfig, PipelineConfig, TrackingConfig
-from app.flags import require_counts
+from app.flags import output_file, require_counts
 from app.pipeline import Pipeline
 from app.source import SourceError, VideoSource
 from app.stop_signals import stop_message, stop_signals_raise
@@ -231,7 +231,7 @@ def _main(argv: list[str] | None) -> int:
         metavar="N",
         help="stop each clip after N frames, for a quick look (default: whole clips)",
     )
-    p.add_argument("--json", type=Path, help="also write the table as JSON to this file")
+    p.add_argument("--json", type=output_file, help="also write the table as JSON to this file")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     args = p.parse_args(argv)

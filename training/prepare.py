@@ -189,10 +189,13 @@ DAMAGED_CACHE = (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.Bad
 
 def read_prepared(cache: Path, manifest_path: Path) -> Prepared:
     """The crops and manifest an earlier run prepared (raises one of DAMAGED_CACHE)."""
-    stats = json.loads(manifest_path.read_text())["stats"]
+    manifest = json.loads(manifest_path.read_text())
+    if not isinstance(manifest, dict) or "stats" not in manifest:
+        raise KeyError("'stats' in the manifest")
+    stats = manifest["stats"]
     missing = [key for key in ("split_sizes", "rules", "used") if key not in stats]
     if missing:  # training and its report read these
-        raise KeyError(f"the manifest's stats lack {missing[0]!r}")
+        raise KeyError(f"{missing[0]!r} in the manifest's stats")
     with np.load(cache, allow_pickle=False) as z:
         return Prepared(z["crops"], z["labels"], z["splits"], list(z["files"]), stats=stats)
 
@@ -235,7 +238,13 @@ def prepare(
         try:
             prepared = read_prepared(cache, manifest_path)
         except DAMAGED_CACHE as exc:
-            log.warning("the prepared crops %s are damaged (%s); preparing them anew", cache, exc)
+            reason = f"no {exc}" if isinstance(exc, KeyError) else str(exc)
+            log.warning(
+                "the prepared crops %s or their manifest %s are damaged (%s); preparing them anew",
+                cache,
+                manifest_path.name,
+                reason,
+            )
         else:
             log.info("using prepared crops from %s", cache)
             warn_if_faceless(prepared.stats)

@@ -31,7 +31,7 @@ from facenet_pytorch import MTCNN
 from tqdm import tqdm
 
 from app.atomic import check_writable, describe_error
-from app.flags import require_counts
+from app.flags import output_file, require_counts
 from app.images import ImageError, read_rgb
 from app.stop_signals import stop_message, stop_signals_raise
 from models import detector_checkpoint
@@ -220,7 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--out",
-        type=Path,
+        type=output_file,
         default=detector_checkpoint.DEFAULT_DETECTOR,
         help="weights file to write (default models/detector.pt)",
     )

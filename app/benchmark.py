@@ -64,7 +64,8 @@ def fit_frame(frame: np.ndarray, size=LIVE_SIZE) -> np.ndarray:
     scale = min(size[0] / w, size[1] / h)
     if abs(scale - 1.0) < 1e-3:
         return frame
-    return cv2.resize(frame, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))  # never 0 for a thin frame
+    return cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
 
 
 def classifier_table(devices: list[torch.device], seconds: float) -> list[dict]:

@@ -305,7 +305,8 @@ def run_headless_cli(args: argparse.Namespace) -> int:
         alerts = "1 alert" if summary.alerts == 1 else f"{summary.alerts} alerts"
         print(f"{alerts} written to {args.alerts}")
     if args.snapshots is not None and "snapshots" not in summary.failed:
-        print(f"{summary.snapshots} snapshots written to {args.snapshots}")
+        snapshots = "1 snapshot" if summary.snapshots == 1 else f"{summary.snapshots} snapshots"
+        print(f"{snapshots} written to {args.snapshots}")
     for output, reason in summary.failed.items():
         print(f"maskwatch: {output} not written: {reason}", file=sys.stderr)
     return 1 if summary.failed else 0

@@ -146,9 +146,12 @@ class TrackingPipeline:
         longest = max(gray.shape)
         self._flow_scale = min(1.0, FLOW_MAX_SIDE / longest)
         if self._flow_scale < 1.0:
-            gray = cv2.resize(
-                gray, None, fx=self._flow_scale, fy=self._flow_scale, interpolation=cv2.INTER_AREA
+            height, width = gray.shape
+            size = (  # a 1 x 1000 frame must not shrink to no pixels at all
+                max(1, round(width * self._flow_scale)),
+                max(1, round(height * self._flow_scale)),
             )
+            gray = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
         return gray
 
     def process(self, frame_bgr: np.ndarray) -> FrameResult:

@@ -446,3 +446,13 @@ def test_pillow_warnings_become_one_line_that_names_the_image(tmp_path, caplog):
 def test_a_url_of_another_kind_is_not_called_a_missing_file():
     with pytest.raises(SourceError, match=r"ftp:// is not a stream MaskWatch can read; use a"):
         VideoSource("ftp://127.0.0.1/clip.mp4")
+
+
+@pytest.mark.parametrize("shape", [(1000, 1), (1, 1000), (2000, 2)])
+def test_a_very_thin_picture_is_processed_not_crashed_on(tmp_path, shape):
+    # Scaled for optical flow, the short side used to round to no pixels at all.
+    still = tmp_path / "thin.png"
+    cv2.imwrite(str(still), np.full((*shape, 3), 128, np.uint8))
+    proc = run_app("--source", still, "--events", tmp_path / "e.jsonl", "--detect-every", "2")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("1 frames, 0 faces")

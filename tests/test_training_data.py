@@ -89,13 +89,25 @@ def test_prepare_counts_rules_and_lists_bad_files(tmp_path):
     assert np.array_equal(again.crops, prepared.crops)
 
 
-@pytest.mark.parametrize("damage", ["cut the crops short", "empty manifest", "not JSON"])
+@pytest.mark.parametrize(
+    "damage",
+    ["cut the crops short", "empty manifest", "not JSON", "rules a list", "labels cut short"],
+)
 def test_a_damaged_crop_cache_is_prepared_anew(tmp_path, caplog, damage):
     data, cache = make_dataset(tmp_path / "data"), tmp_path / "cache"
     prepared = prepare(data, cache, seed=0, progress=False)
     crops, manifest = next(cache.glob("crops-*.npz")), next(cache.glob("manifest-*.json"))
     if damage == "cut the crops short":
         crops.write_bytes(crops.read_bytes()[:3000])
+    elif damage == "rules a list":
+        written = json.loads(manifest.read_text())
+        written["stats"]["rules"] = []
+        manifest.write_text(json.dumps(written))
+    elif damage == "labels cut short":
+        with np.load(crops) as z:
+            arrays = dict(z)
+        arrays["labels"] = arrays["labels"][:3]
+        np.savez(crops, **arrays)
     else:
         manifest.write_text("{}" if damage == "empty manifest" else "{not json")
     again = prepare(data, cache, seed=0, progress=False)
@@ -314,7 +326,7 @@ def test_run_key_follows_the_teacher_file_not_the_teacher_epochs(tmp_path):
         ("--lr", "-0.001", "--lr must be a finite number above 0"),
         ("--input-size", "24", "--input-size must be at least 32 px"),
         ("--student-epochs", "0", "--student-epochs must be at least 1, not 0"),
-        ("--batch-size", "-1", "--batch-size must be at least 1, not -1"),
+        ("--batch-size", "1", "--batch-size must be at least 2, not 1"),
         ("--device", "cuda:x", "invalid device 'cuda:x'"),
         ("--device", "tpu", "invalid device 'tpu'"),
     ],

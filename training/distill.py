@@ -202,7 +202,11 @@ def check_folder_creatable(folder: Path) -> None:
 
 def check_settings(args: argparse.Namespace) -> None:
     """Refuse numbers that cannot train (a NaN temperature trains to NaN weights silently)."""
-    require_counts(("--batch-size", args.batch_size), ("--student-epochs", args.student_epochs))
+    require_counts(
+        ("--student-epochs", args.student_epochs),
+    )
+    if args.batch_size < 2:  # BatchNorm cannot train on batches of one
+        raise ValueError(f"--batch-size must be at least 2, not {args.batch_size}")
     if args.input_size < MIN_INPUT_SIZE:
         raise ValueError(
             f"--input-size must be at least {MIN_INPUT_SIZE} px (the DenseNet teacher shrinks a "

@@ -196,8 +196,14 @@ def read_prepared(cache: Path, manifest_path: Path) -> Prepared:
     missing = [key for key in ("split_sizes", "rules", "used") if key not in stats]
     if missing:  # training and its report read these
         raise KeyError(f"{missing[0]!r} in the manifest's stats")
+    if not isinstance(stats.get("rules"), dict) or not isinstance(stats.get("used"), int):
+        raise ValueError("the manifest's rules or image count are not what training writes")
     with np.load(cache, allow_pickle=False) as z:
-        return Prepared(z["crops"], z["labels"], z["splits"], list(z["files"]), stats=stats)
+        prepared = Prepared(z["crops"], z["labels"], z["splits"], list(z["files"]), stats=stats)
+    lengths = {len(prepared.crops), len(prepared.labels), len(prepared.splits), len(prepared.files)}
+    if len(lengths) != 1:
+        raise ValueError(f"its arrays differ in length {sorted(lengths)}")
+    return prepared
 
 
 def warn_if_faceless(stats: dict) -> None:
@@ -238,7 +244,7 @@ def prepare(
         try:
             prepared = read_prepared(cache, manifest_path)
         except DAMAGED_CACHE as exc:
-            reason = f"no {exc}" if isinstance(exc, KeyError) else str(exc)
+            reason = f"no {exc.args[0]}" if isinstance(exc, KeyError) else str(exc)
             log.warning(
                 "the prepared crops %s or their manifest %s are damaged (%s); preparing them anew",
                 cache,

@@ -15,7 +15,7 @@ from typing import Callable
 
 import numpy as np
 
-from app.source import SourceError, VideoSource
+from app.source import SourceError, VideoSource, shown_source
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +112,8 @@ class CaptureThread(threading.Thread):
             frame = self.source.read()
             if frame is None:
                 if not is_file:
-                    return f"{self.source.kind} {self.source.spec} stopped delivering frames"
+                    shown = shown_source(self.source.spec)
+                    return f"{self.source.kind} {shown} stopped delivering frames"
                 note = self.source.cut_off_note() if lap == 0 else None
                 if note:
                     log.warning("%s", note)

@@ -32,7 +32,7 @@ from app.overlay import draw_faces
 from app.pipeline import Pipeline
 from app.recording import check_video_complete
 from app.run_outputs import RunOutputs
-from app.source import VideoSource, is_utf8, shown_name
+from app.source import VideoSource, is_utf8, shown_name, shown_source
 from app.stats import FaceStats
 from app.tracking import TrackingPipeline
 
@@ -338,7 +338,8 @@ def run_headless(
             bar.update(1)
         seconds = time.perf_counter() - start
         if video.kind != "file" and not (max_frames and frames >= max_frames):
-            log.warning("%s %s stopped delivering frames after %d", video.kind, source, frames)
+            shown = shown_source(str(source))
+            log.warning("%s %s stopped delivering frames after %d", video.kind, shown, frames)
         elif not (max_frames and frames >= max_frames) and (note := video.cut_off_note()):
             log.warning("%s; the outputs cover the frames that were read", note)
         # The run is complete: each output takes its final name on its own.

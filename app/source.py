@@ -70,6 +70,19 @@ def shown_name(name: str) -> str:
     return os.fsencode(name).decode("utf-8", "backslashreplace")
 
 
+def shown_source(spec: str) -> str:
+    """``spec`` as messages show it: a stream URL's password replaced by ``***``, so that a
+    log, a screenshot or a pasted error does not give a camera's login away."""
+    spec = str(spec)
+    if describe(spec) != "stream":
+        return spec
+    scheme, rest = spec.split("://", 1)
+    login, at, after = rest.partition("@")
+    if not at or "/" in login or ":" not in login:
+        return spec
+    return f"{scheme}://{login.split(':', 1)[0]}:***@{after}"
+
+
 def describe(spec: str) -> str:
     """What a source names: "camera" (an index such as 0 or -1), "stream" or "file"."""
     spec = str(spec)
@@ -167,7 +180,8 @@ class VideoSource:
         if not capture.isOpened():
             waited = time.monotonic() - started
             raise SourceError(
-                f"stream {self.spec} could not be opened ({why_stream_failed(self.spec, waited)})"
+                f"stream {shown_source(self.spec)} could not be opened "
+                f"({why_stream_failed(self.spec, waited)})"
             )
         return capture
 
@@ -186,7 +200,7 @@ class VideoSource:
             return f"camera {self.spec} opened but delivers no frames"
         if self.kind == "file":
             return f"{self.spec} holds no frames OpenCV can read (a damaged video or image?)"
-        return f"stream {self.spec} delivers no frames"
+        return f"stream {shown_source(self.spec)} delivers no frames"
 
     def read(self) -> np.ndarray | None:
         """The next BGR frame, or None at the end of the source (or when it stops delivering)."""
@@ -298,7 +312,7 @@ def check_url(url: str) -> None:
     try:
         _ = urlsplit(url).port  # parsed lazily: a port that is not a number raises here
     except ValueError as exc:
-        raise SourceError(f"stream URL {url} is malformed ({exc})") from None
+        raise SourceError(f"stream URL {shown_source(url)} is malformed ({exc})") from None
 
 
 def why_stream_failed(url: str, waited_s: float) -> str:

@@ -53,7 +53,7 @@ from app.preferences import (
 )
 from app.recording import VideoRecorder, stamped_path
 from app.settings_panel import DetectorSettings, SettingsPanel
-from app.source import describe
+from app.source import describe, shown_source
 from app.source_picker import SourcePicker
 from app.stats import FaceStats
 from app.stats_view import StatsPanel
@@ -557,8 +557,8 @@ class MainWindow(QMainWindow):
         self.refresh_stats()
         self._stopping = False
         self.fps_label.setText("-")
-        self.video.show_placeholder(f"Opening {spec}...")
-        self.statusBar().showMessage(f"Opening {spec}...")
+        self.video.show_placeholder(f"Opening {shown_source(spec)}...")
+        self.statusBar().showMessage(f"Opening {shown_source(spec)}...")
         self._apply_detector()
         worker = PlaybackWorker(self.pipeline, spec, lambda: self._loop)
         worker.opened.connect(self._on_opened)

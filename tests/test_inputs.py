@@ -456,3 +456,17 @@ def test_a_very_thin_picture_is_processed_not_crashed_on(tmp_path, shape):
     proc = run_app("--source", still, "--events", tmp_path / "e.jsonl", "--detect-every", "2")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("1 frames, 0 faces")
+
+
+def test_a_stream_password_never_appears_in_a_message():
+    from app.source import shown_source
+
+    with socket.socket() as probe:  # a port on this machine that nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"rtsp://admin:S3cret@127.0.0.1:{port}/live"
+    with pytest.raises(SourceError) as refused:
+        VideoSource(url)
+    assert "S3cret" not in str(refused.value) and "admin:***@127.0.0.1" in str(refused.value)
+    assert shown_source("http://cam.local/a@b") == "http://cam.local/a@b"
+    assert shown_source("clip:1@home.mp4") == "clip:1@home.mp4"  # a file, shown as it is

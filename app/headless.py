@@ -51,6 +51,7 @@ class RunSummary:
     alerts: int = 0
     snapshots: int = 0
     failed: dict[str, str] = field(default_factory=dict)  # output -> why it was not written
+    mirror: bool = False  # the classifier also answered for each face's mirror image
 
     @property
     def fps(self) -> float:
@@ -61,6 +62,7 @@ class RunSummary:
         return (
             f"{self.frames} frames, {self.faces} faces ({labels}), "
             f"{self.fps:.1f} FPS, model {self.model} on {self.device}"
+            + (", mirror on" if self.mirror else "")
         )
 
 
@@ -371,6 +373,7 @@ def run_headless(
         len(alerts),
         snapshots,
         dict(outputs.failed),
+        getattr(pipeline, "pipeline", pipeline).config.mirror,
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from PySide6.QtWidgets import (
@@ -69,7 +70,10 @@ class SourcePicker(QGroupBox):
         if self.camera_radio.isChecked():
             return str(self.camera_spin.value())
         if self.file_radio.isChecked():
-            return self.file_edit.text().strip()
+            text = self.file_edit.text()
+            # Spaces around a pasted name are dropped, unless they belong to a real file's name.
+            real = text.strip() and os.path.exists(os.path.expanduser(text))  # never raises
+            return text if real else text.strip()
         return self.url_edit.text().strip()
 
     def problem(self) -> str | None:

@@ -127,6 +127,16 @@ def test_stop_while_a_stream_is_still_opening_is_no_error(qtbot, window):
     assert window.message == "" and window.statusBar().currentMessage() == "Stopped"
 
 
+def test_a_file_name_ending_in_a_space_is_kept_as_it_is(window, face_video, tmp_path):
+    spaced = tmp_path / "clip.mp4 "
+    spaced.write_bytes(face_video.read_bytes())
+    window.picker.file_radio.setChecked(True)
+    window.picker.file_edit.setText(str(spaced))
+    assert window.picker.spec() == str(spaced)
+    window.picker.file_edit.setText(f"  {face_video}  ")  # pasted with spaces around it
+    assert window.picker.spec() == str(face_video)
+
+
 def test_a_malformed_url_is_a_message_with_the_url_as_typed(qtbot, window, caplog):
     window.picker.set_spec("http://[::1")
     window.start()

@@ -373,7 +373,7 @@ def run_headless(
         len(alerts),
         snapshots,
         dict(outputs.failed),
-        getattr(pipeline, "pipeline", pipeline).config.mirror,
+        pipeline.mirror,
     )
 
 

@@ -71,6 +71,11 @@ class Pipeline:
         self.active = self.config.model
         self.classifier(self.active)
 
+    @property
+    def mirror(self) -> bool:
+        """Whether each face is also classified mirrored (``--mirror``)."""
+        return self.config.mirror
+
     def classifier(self, name: str) -> FaceClassifier:
         """The classifier called ``name``, loaded on first use (raises CheckpointError)."""
         if name not in MODEL_NAMES:

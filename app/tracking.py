@@ -126,6 +126,10 @@ class TrackingPipeline:
     def device(self):
         return self.pipeline.device
 
+    @property
+    def mirror(self) -> bool:
+        return self.pipeline.mirror
+
     def use(self, name: str) -> None:
         """Classify with ``name`` from the next frame; the tracks' votes start afresh then."""
         self.pipeline.use(name)

@@ -29,7 +29,7 @@ from app.flags import output_file, require_counts
 from app.overlay import draw_faces
 from app.pipeline import Pipeline
 from app.source import SourceError, VideoSource
-from app.stop_signals import stop_message, stop_signals_raise
+from app.stop_signals import stop_message, stoppable
 from app.tracking import TrackingPipeline
 from models import checkpoint
 from models.detector_checkpoint import DEFAULT_DETECTOR
@@ -311,13 +311,8 @@ def write_json(args: argparse.Namespace, result: dict) -> int:
     return 0
 
 
+@stoppable  # SIGTERM and SIGHUP stop it as Ctrl-C does
 def main(argv: list[str] | None = None) -> int:
-    """Run the command; SIGTERM and SIGHUP stop it as Ctrl-C does (see app.stop_signals)."""
-    with stop_signals_raise():
-        return _main(argv)
-
-
-def _main(argv: list[str] | None) -> int:
     p = argparse.ArgumentParser(prog="python -m app.benchmark", description=__doc__)
     p.add_argument("--videos", type=Path, default=Path("../shared/data/videos"))
     p.add_argument("--clips", nargs="*", help="clip file names (default: every .mp4)")

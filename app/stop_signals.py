@@ -4,6 +4,7 @@ each and can say which one stopped it."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import signal
 import threading
 
@@ -43,6 +44,17 @@ def stop_signals_raise():
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, signal.SIG_DFL if handler is None else handler)
+
+
+def stoppable(main):
+    """Decorate a command's ``main`` so that the whole run is inside ``stop_signals_raise``."""
+
+    @functools.wraps(main)
+    def run(*args, **kwargs):
+        with stop_signals_raise():
+            return main(*args, **kwargs)
+
+    return run
 
 
 def stop_message(exc: KeyboardInterrupt) -> tuple[str, int]:

@@ -19,7 +19,7 @@ from app.config import DetectorConfig, PipelineConfig, TrackingConfig
 from app.flags import output_file, require_counts
 from app.pipeline import Pipeline
 from app.source import SourceError, VideoSource
-from app.stop_signals import stop_message, stop_signals_raise
+from app.stop_signals import stop_message, stoppable
 from app.tracking import TrackingPipeline
 from models.checkpoint import CheckpointError, default_weights
 from models.detector_checkpoint import DEFAULT_DETECTOR
@@ -188,13 +188,8 @@ def print_rows(args: argparse.Namespace, rows: list[dict]) -> None:
         )
 
 
+@stoppable  # SIGTERM and SIGHUP stop it as Ctrl-C does
 def main(argv: list[str] | None = None) -> int:
-    """Run the command; SIGTERM and SIGHUP stop it as Ctrl-C does (see app.stop_signals)."""
-    with stop_signals_raise():
-        return _main(argv)
-
-
-def _main(argv: list[str] | None) -> int:
     p = argparse.ArgumentParser(prog=f"python -m {PROG}", description=__doc__)
     p.add_argument(
         "--videos",

@@ -30,7 +30,7 @@ from app.classifier import crops_to_tensor
 from app.config import CropConfig, DetectorConfig
 from app.detector import FaceDetector
 from app.images import ImageError, read_rgb
-from app.stop_signals import stop_message, stop_signals_raise
+from app.stop_signals import stop_message, stoppable
 from models import checkpoint
 from models.checkpoint import CheckpointError
 from training.outputs import OutputSet, refuse_inputs
@@ -191,13 +191,8 @@ def remove_empty(folders: list[Path]) -> None:
             folder.rmdir()
 
 
+@stoppable  # SIGTERM and SIGHUP stop it as Ctrl-C does
 def main(argv: list[str] | None = None) -> int:
-    """Run the command; SIGTERM and SIGHUP stop it as Ctrl-C does (see app.stop_signals)."""
-    with stop_signals_raise():
-        return _main(argv)
-
-
-def _main(argv: list[str] | None) -> int:
     p = argparse.ArgumentParser(prog="python -m training.export", description=__doc__)
     p.add_argument("--model", choices=["student", "teacher"], default="student")
     p.add_argument("--weights", type=Path, help="checkpoint (default: the committed one)")

@@ -70,7 +70,8 @@ class LatestFrame:
 
 
 class CaptureThread(threading.Thread):
-    """Reads frames into a mailbox; files are paced at their own frame rate.
+    """Reads frames into a mailbox; recordings are paced at their own frame rate, live feeds
+    are read as fast as they deliver.
 
     The thread owns the source and releases it when it ends.
     """
@@ -104,14 +105,14 @@ class CaptureThread(threading.Thread):
             self.mailbox.close(reason)
 
     def _read_all(self) -> str:
-        is_file = self.source.kind == "file"
-        period = 1.0 / self.source.info.fps if is_file else 0.0
+        recorded = self.source.recorded  # a file, or one served over the network
+        period = 1.0 / self.source.info.fps if recorded else 0.0
         due = time.perf_counter()
         index = lap = 0
         while not self.stop.is_set():
             frame = self.source.read()
             if frame is None:
-                if not is_file:
+                if not recorded:
                     shown = shown_source(self.source.spec)
                     return f"{self.source.kind} {shown} stopped delivering frames"
                 note = self.source.cut_off_note() if lap == 0 else None

@@ -25,7 +25,7 @@ from app.config import (
     with_overrides,
 )
 from app.device import DeviceError
-from app.flags import require_counts
+from app.flags import folder_ending, require_counts
 from app.source import SourceError
 from app.stop_signals import stop_message, stop_signals_raise
 from models import detector_checkpoint
@@ -185,8 +185,8 @@ def to_paths(args: argparse.Namespace) -> None:
             continue
         if not value.strip():
             raise ValueError(f"{flag} is empty; name a file or folder")
-        if flag in FILE_FLAGS and value.endswith("/"):  # Path() would drop the slash silently
-            raise ValueError(f"{flag} {value} ends in '/', as a folder does; name a file")
+        if flag in FILE_FLAGS and (ending := folder_ending(value)):
+            raise ValueError(f"{flag} {value} ends in '{ending}', as a folder does; name a file")
         setattr(args, name, Path(value))
 
 

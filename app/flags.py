@@ -13,9 +13,22 @@ def require_counts(*flags: tuple[str, int]) -> None:
             raise ValueError(f"{flag} must be at least 1, not {value}")
 
 
-def output_file(text: str) -> Path:
-    """argparse type of a flag naming a file to write: a name ending in '/' names a folder,
-    and Path() would drop that slash without a word."""
+def folder_ending(text: str) -> str | None:
+    """How a name given for a file ends as only a folder's name does ('/', '/.' or '/..'),
+    else None. Path() drops a trailing '/' or '/.' without a word, so ``x.json/.`` would
+    quietly become ``x.json``."""
     if text.endswith("/"):
-        raise argparse.ArgumentTypeError(f"{text} ends in '/', as a folder does; name a file")
+        return "/"
+    last = text.rsplit("/", 1)[-1]
+    if last not in (".", ".."):
+        return None
+    return f"/{last}" if "/" in text else last
+
+
+def output_file(text: str) -> Path:
+    """argparse type of a flag naming a file to write, never a folder (see folder_ending)."""
+    if ending := folder_ending(text):
+        raise argparse.ArgumentTypeError(
+            f"{text} ends in '{ending}', as a folder does; name a file"
+        )
     return Path(text)

@@ -20,6 +20,7 @@ import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import cv2
 import numpy as np
@@ -32,7 +33,7 @@ from app.overlay import draw_faces
 from app.pipeline import Pipeline
 from app.recording import check_video_complete
 from app.run_outputs import RunOutputs
-from app.source import VideoSource, is_utf8, shown_name, shown_source
+from app.source import VideoSource, describe, is_utf8, shown_name, shown_source
 from app.stats import FaceStats
 from app.tracking import TrackingPipeline
 
@@ -229,10 +230,23 @@ SNAPSHOT_STEM_BYTES = 200  # leaves room for "-frame000000.png" within a 255-byt
 
 
 def snapshot_stem(source: str) -> str:
-    """The source's name, shortened if needed, that starts each snapshot's file name."""
-    stem = Path(str(source)).stem or "frame"
-    while len(stem.encode()) > SNAPSHOT_STEM_BYTES:
-        stem = stem[:-1]
+    """The name that starts each frame snapshot of ``source``, one per source: a file's whole
+    name with its suffix (``clip.mp4`` and ``clip.mov`` differ), a stream's host and path
+    (``cam1.local_live``, no login), ``camera0`` for a camera; shortened if need be."""
+    source = str(source)
+    kind = describe(source)
+    if kind == "camera":
+        stem = f"camera{source}"
+    elif kind == "stream":
+        parts = urlsplit(source)
+        host = parts.netloc.rpartition("@")[2]
+        stem = re.sub(r"[^\w.-]+", "_", f"{host}{parts.path}_{parts.query}").strip("_.")
+    else:
+        stem = Path(source).name
+    stem, suffix = stem or "frame", Path(stem).suffix if kind == "file" else ""
+    suffix = suffix if len(suffix) <= 16 else ""
+    while len(stem.encode(errors="surrogateescape")) > SNAPSHOT_STEM_BYTES:
+        stem = stem[: -len(suffix) - 1] + suffix  # the suffix still tells clip.mp4 from .mov
     return stem
 
 
@@ -339,7 +353,7 @@ def run_headless(
                 counts[label] = counts.get(label, 0) + n
             bar.update(1)
         seconds = time.perf_counter() - start
-        if video.kind != "file" and not (max_frames and frames >= max_frames):
+        if not video.recorded and not (max_frames and frames >= max_frames):
             shown = shown_source(str(source))
             log.warning("%s %s stopped delivering frames after %d", video.kind, shown, frames)
         elif not (max_frames and frames >= max_frames) and (note := video.cut_off_note()):

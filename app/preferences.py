@@ -69,10 +69,25 @@ def temporary_folders() -> dict[str, Path]:
     return {name: base / name.removesuffix("_dir") for name in FOLDER_FIELDS}
 
 
-def _as_bool(value) -> bool:
-    if isinstance(value, str):
-        return value.strip().lower() in ("1", "true", "yes", "on")
-    return bool(value)
+TRUE_WORDS, FALSE_WORDS = ("1", "true", "yes", "on"), ("0", "false", "no", "off", "")
+
+
+def _as_bool(value, key: str, default: bool) -> bool:
+    """A saved yes/no; a hand-edited word that is neither is warned about and ignored."""
+    if isinstance(value, bool):
+        return value
+    word = str(value).strip().lower()
+    if word in TRUE_WORDS or word in FALSE_WORDS:
+        return word in TRUE_WORDS
+    log.warning("ignoring saved %s %r: use true or false", key, value)
+    return default
+
+
+def _as_text(value, default: str) -> str:
+    """A saved text. An ini file splits an unquoted ``a, b`` into a list: it is one name."""
+    if isinstance(value, (list, tuple)):
+        value = ", ".join(map(str, value))
+    return str(value or default)
 
 
 @dataclass
@@ -112,15 +127,16 @@ class Preferences:
                 setattr(prefs, name, folder)
             else:  # it would move with the folder the window is started from
                 log.warning("ignoring saved folder %r: not a full path", str(value))
-        prefs.source = str(settings.value("source", prefs.source) or prefs.source)
+        prefs.source = _as_text(settings.value("source"), prefs.source)
         model = str(settings.value("model", prefs.model))
         if model in MODEL_NAMES:
             prefs.model = model
         else:
             log.warning("ignoring saved model %r: use student or teacher", model)
-        prefs.device = str(settings.value("device", prefs.device) or prefs.device)
-        prefs.loop = _as_bool(settings.value("loop", prefs.loop))
-        prefs.alert_sound = _as_bool(settings.value("alerts/sound", prefs.alert_sound))
+        prefs.device = _as_text(settings.value("device"), prefs.device)
+        prefs.loop = _as_bool(settings.value("loop", prefs.loop), "loop", prefs.loop)
+        sound = settings.value("alerts/sound", prefs.alert_sound)
+        prefs.alert_sound = _as_bool(sound, "alerts/sound", prefs.alert_sound)
         try:
             delay = float(settings.value("alerts/delay_s", prefs.alert_delay_s))
         except (TypeError, ValueError):

@@ -116,13 +116,18 @@ class VideoSource:
         self._pending: np.ndarray | None = first
         self.frames_read = 0  # frames handed out by read()
         fps = self.capture.get(cv2.CAP_PROP_FPS)
+        stated = self.capture.get(cv2.CAP_PROP_FRAME_COUNT)
+        stated = int(stated) if self.kind != "camera" and math.isfinite(stated) else 0
+        # A stream whose container states its length is a recording served over the network
+        # (a video file behind http://); live feeds state none.
+        self.recorded = self.kind == "file" or stated > 0
         self.info = SourceInfo(
             self.spec,
             self.kind,
             first.shape[1],
             first.shape[0],
             self._frame_rate(fps),
-            int(self.capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0) if self.kind == "file" else 0,
+            max(stated, 0) if self.recorded else 0,
         )
 
     def _open(self) -> cv2.VideoCapture:
@@ -142,7 +147,12 @@ class VideoSource:
                 raise SourceError(
                     f"the file name {shown_name(self.spec)} is not valid UTF-8; rename the file"
                 )
-            if not path.exists():
+            try:
+                exists = path.exists()
+            except OSError as exc:  # a name too long for the file system, say
+                reason = (exc.strerror or str(exc)).lower()
+                raise SourceError(f"video file {self.spec} cannot be opened: {reason}") from None
+            if not exists:
                 scheme = re.match(r"([A-Za-z][A-Za-z0-9+.-]*)://", self.spec)
                 if scheme:  # ftp://, sftp://, smb:// ... : a URL, not a missing file
                     prefixes = ", ".join(STREAM_PREFIXES)
@@ -215,20 +225,20 @@ class VideoSource:
         return self._upright(frame)
 
     def cut_off_note(self) -> str | None:
-        """Once a file has ended: why it looks cut off, or None when it was read whole.
+        """Once a recording has ended: why it looks cut off, or None when it was read whole.
 
         Containers state their frame count (exactly, on every shared clip); a file that ends
         well short of it was cut off, a download or copy that did not finish, say. A couple of
         frames of slack allow for containers whose count is an estimate.
         """
         expected = self.info.frame_count
-        if self.kind != "file" or expected <= 1:
+        if not self.recorded or expected <= 1:
             return None
         if self.frames_read >= expected - max(2, expected // 50):
             return None
         return (
-            f"{self.spec} looks cut off: only {self.frames_read} of the {expected} frames "
-            "its header lists could be read"
+            f"{shown_source(self.spec)} looks cut off: only {self.frames_read} of the "
+            f"{expected} frames its header lists could be read"
         )
 
     def _upright(self, frame: np.ndarray) -> np.ndarray:

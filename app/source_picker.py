@@ -123,7 +123,10 @@ class SourcePicker(QGroupBox):
 
     def open_file_dialog(self) -> None:
         current = Path(self.file_edit.text().strip() or ".").expanduser()
-        folder = str(current.parent if current.is_file() else current)
+        try:
+            folder = str(current.parent if current.is_file() else current)
+        except OSError:  # a name too long to look up: start where it points
+            folder = str(current.parent)
         path, _ = QFileDialog.getOpenFileName(self, "Open video", folder, VIDEO_FILTER)
         if path:
             self.file_edit.setText(path)

@@ -22,7 +22,7 @@ from app.capture import END_FINISHED, CapturedFrame, CaptureThread, LatestFrame
 from app.config import DetectorConfig
 from app.overlay import draw_faces
 from app.pipeline import Face, Pipeline
-from app.source import SourceError, SourceInfo, VideoSource
+from app.source import SourceError, SourceInfo, VideoSource, shown_name, shown_source
 from app.tracking import TrackingPipeline
 
 log = logging.getLogger(__name__)
@@ -66,8 +66,8 @@ def to_bgr(image: QImage) -> np.ndarray:
 
 
 def describe_source(info: SourceInfo) -> str:
-    text = f"{info.kind} {info.spec}, {info.width}x{info.height}"
-    if info.kind == "file":
+    text = f"{info.kind} {shown_name(shown_source(info.spec))}, {info.width}x{info.height}"
+    if info.kind == "file" or info.frame_count:  # a recording, played at its own rate
         text += f" at {info.fps:.0f} fps"
     return text
 
@@ -136,7 +136,7 @@ class PlaybackWorker(QThread):
             self.failed.emit(f"{self.spec} could not be opened: {exc}")
             return
         self.opened.emit(describe_source(source.info))
-        if source.kind == "file":
+        if source.recorded:
             self._period_s = 1.0 / source.info.fps
         mailbox = LatestFrame()
         capture = CaptureThread(source, mailbox, self._stop, self.should_loop)

@@ -207,7 +207,7 @@ def test_headless_alerts_stats_and_snapshots(tmp_path, no_mask_video):
     ] == [("0", "1", "0", "1", "0.000"), ("1", "1", "0", "1", "0.000")]
 
     pngs = sorted(p.name for p in snaps.iterdir())
-    assert pngs == [f"no_mask-frame{i:06d}.png" for i in (0, 5, 10)]
+    assert pngs == [f"no_mask.mp4-frame{i:06d}.png" for i in (0, 5, 10)]
     assert cv2.imread(str(snaps / pngs[0])).shape == (480, 640, 3)
     record = json.loads(events.read_text().splitlines()[0])
     assert set(record) == {"frame", "time_s", "faces"}  # the events format did not change
@@ -254,8 +254,9 @@ def test_overwritten_frame_snapshots_leave_none_of_the_earlier_run(tmp_path, no_
     snaps = tmp_path / "snaps"
     first = run_app("--source", no_mask_video, "--snapshots", snaps, "--snapshot-every", "5")
     assert first.returncode == 0, first.stderr
-    mine = ["mine.png", "no_mask-frame-holiday.png", "no_mask-frame000005-edited.png"]
-    mine += ["no_mask-frame0000010.png"]  # seven digits with a leading 0: no run writes it
+    mine = ["mine.png", "no_mask.mp4-frame-holiday.png", "no_mask.mp4-frame000005-edited.png"]
+    mine += ["no_mask.mp4-frame0000010.png"]  # 7 digits with a leading 0: no run writes it
+    mine += ["no_mask-frame000000.png", "no_mask.mov-frame000000.png"]  # other sources' frames
     for name in mine:  # the user's files, though some look like snapshots of this source
         (snaps / name).write_bytes(b"kept")
     proc = run_app(
@@ -264,5 +265,6 @@ def test_overwritten_frame_snapshots_leave_none_of_the_earlier_run(tmp_path, no_
     )
     assert proc.returncode == 0, proc.stderr
     names = sorted(p.name for p in snaps.iterdir())
-    assert names == sorted(mine + ["no_mask-frame000000.png", "no_mask-frame000010.png"])
+    ours = ["no_mask.mp4-frame000000.png", "no_mask.mp4-frame000010.png"]
+    assert names == sorted(mine + ours)
     assert all((snaps / name).read_bytes() == b"kept" for name in mine)

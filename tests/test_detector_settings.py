@@ -145,6 +145,20 @@ def test_saved_folders_are_full_paths_and_a_bad_model_is_said(settings, caplog, 
     assert "ignoring saved model 'Teacher': use student or teacher" in said
 
 
+def test_hand_edited_yes_no_and_names_with_commas(settings, caplog):
+    """An ini file splits ``source=a, b`` into a list; ``loop=maybe`` is neither yes nor no."""
+    path = settings.fileName()
+    settings.sync()
+    with open(path, "a") as ini:
+        ini.write("[General]\nsource=/videos/hall, east.mp4\nloop=maybe\n")
+        ini.write("[alerts]\nsound=YES\n")
+    loaded = Preferences.load(QSettings(path, QSettings.Format.IniFormat))
+    assert loaded.source == "/videos/hall, east.mp4"
+    assert loaded.loop is False and loaded.alert_sound is True
+    said = [r.getMessage() for r in caplog.records]
+    assert "ignoring saved loop 'maybe': use true or false" in said
+
+
 def test_command_line_thresholds_stay_until_a_preset_is_picked(qtbot, pipeline, detector, settings):
     settings.setValue("detector/sensitivity", "high")
     custom = DetectorConfig(thresholds=(0.5, 0.6, 0.6))

@@ -17,7 +17,7 @@ class StallingCamera(VideoSource):
 
     def __init__(self, spec):
         super().__init__(spec)
-        self.kind = "camera"
+        self.kind, self.recorded = "camera", False
 
 
 def test_camera_that_stops_is_reported_and_can_be_retried(qtbot, pipeline, tmp_path, monkeypatch):

@@ -115,7 +115,7 @@ def test_interrupted_overwrite_keeps_earlier_snapshots(tmp_path):
     video = write_video(tmp_path / "v.mp4", [on_canvas(fixture_bgr("no_mask_2.jpg"))] * 300)
     snaps = tmp_path / "snaps"
     snaps.mkdir()
-    earlier = snaps / "v-frame000000.png"
+    earlier = snaps / "v.mp4-frame000000.png"
     earlier.write_bytes(b"an earlier snapshot")
     proc = start_app(
         "--source", video, "--snapshots", snaps, "--snapshot-every", "1", "--overwrite"
@@ -257,7 +257,7 @@ def test_outputs_that_share_any_file_are_refused_before_any_work(tmp_path, no_ma
     for flags in [
         ["--alerts", al, "--stats", al / "alerts.jsonl"],
         ["--alerts", al, "--events", al / "alert-20250101-101010-123-track1.jpg"],
-        ["--snapshots", sn, "--snapshot-every", 10, "--events", sn / "no_mask-frame000010.png"],
+        ["--snapshots", sn, "--snapshot-every", 10, "--events", sn / "no_mask.mp4-frame000010.png"],
         ["--alerts", sn, "--snapshots", sn, "--snapshot-every", 1, "--stats", sn / "alerts.jsonl"],
     ]:
         err = refused(capsys, "--source", no_mask_video, "--overwrite", *flags)
@@ -340,7 +340,22 @@ def test_a_p_net_threshold_near_zero_warns_that_detection_is_slow(caplog):
         (["--smooth", "0"], "--smooth must be at least 1, not 0"),
         (["--detect-every", "-2"], "--detect-every must be at least 1, not -2"),
         (["--events", "out/e.jsonl/"], "--events out/e.jsonl/ ends in '/', as a folder does"),
+        (["--stats", "out/s.csv/."], "--stats out/s.csv/. ends in '/.', as a folder does"),
     ],
 )
 def test_a_count_below_one_is_named_by_its_flag(no_mask_video, capsys, flags, message):
     assert message in refused(capsys, "--source", no_mask_video, *flags)
+
+
+def test_snapshot_names_tell_sources_apart():
+    """Frames of clip.mp4 and clip.mov, or of two cameras, never share a name."""
+    from app.headless import snapshot_stem
+
+    assert snapshot_stem("/videos/clip.mp4") == "clip.mp4"
+    assert snapshot_stem("clip.mov") == "clip.mov"
+    assert snapshot_stem("0") == "camera0" and snapshot_stem("1") == "camera1"
+    url = "rtsp://admin:secret@cam1.local:554/live?ch=2"
+    assert snapshot_stem(url) == "cam1.local_554_live_ch_2"  # no login in a file name
+    assert snapshot_stem("rtsp://cam2.local/live") != snapshot_stem("rtsp://cam1.local/live")
+    long = snapshot_stem("s" * 300 + ".mov")
+    assert long.endswith("s.mov") and len(long.encode()) == 200

@@ -1,5 +1,6 @@
 """Odd images, odd frames and broken video files: converted or refused with a clear message."""
 
+import contextlib
 import os
 import socket
 import tempfile
@@ -166,24 +167,55 @@ def test_silent_stream_times_out_with_a_message():
 
 
 def test_stream_of_a_web_page_is_not_a_video(tmp_path):
+    (tmp_path / "index.html").write_text("<html>not a video</html>")
+    with served(tmp_path) as base, pytest.raises(SourceError, match="not with a video"):
+        VideoSource(f"{base}/index.html")
+
+
+@contextlib.contextmanager
+def served(folder: Path):
+    """A local web server for the files in ``folder``; yields its base URL."""
     import http.server
     import threading
 
-    (tmp_path / "index.html").write_text("<html>not a video</html>")
-
     class Quiet(http.server.SimpleHTTPRequestHandler):
         def __init__(self, *args, **kwargs):
-            super().__init__(*args, directory=str(tmp_path), **kwargs)
+            super().__init__(*args, directory=str(folder), **kwargs)
 
         def log_message(self, *args):
             pass
 
     with http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet) as server:
         threading.Thread(target=server.serve_forever, daemon=True).start()
-        url = f"http://127.0.0.1:{server.server_address[1]}/index.html"
-        with pytest.raises(SourceError, match="answered, but not with a video"):
-            VideoSource(url)
-        server.shutdown()
+        try:
+            yield f"http://127.0.0.1:{server.server_address[1]}"
+        finally:
+            server.shutdown()
+
+
+def test_a_video_file_served_over_http_plays_at_its_own_rate_to_its_end(tmp_path):
+    """A recording behind http:// is paced like a file and ends as finished, while a live
+    feed (which states no length) is read as fast as it delivers."""
+    import threading
+    import time
+
+    from app.capture import END_FINISHED, CaptureThread, LatestFrame
+
+    frames = [on_canvas(fixture_bgr("no_mask_2.jpg"))] * 20
+    write_video(tmp_path / "clip.mp4", frames, fps=20.0)
+    with served(tmp_path) as base:
+        source = VideoSource(f"{base}/clip.mp4")
+        assert source.kind == "stream" and source.recorded
+        assert source.info.frame_count == 20 and source.info.fps == 20.0
+        mailbox, stop = LatestFrame(), threading.Event()
+        start = time.perf_counter()
+        capture = CaptureThread(source, mailbox, stop, should_loop=lambda: False)
+        capture.start()
+        capture.join(30)
+        took = time.perf_counter() - start
+    assert not capture.is_alive()
+    assert mailbox.end_reason == END_FINISHED
+    assert took >= 19 / 20.0 * 0.9  # 20 frames at 20 fps: about a second, not flat out
 
 
 def with_rotation_metadata(path, degrees_cw: int = 90):
@@ -470,3 +502,10 @@ def test_a_stream_password_never_appears_in_a_message():
     assert "S3cret" not in str(refused.value) and "admin:***@127.0.0.1" in str(refused.value)
     assert shown_source("http://cam.local/a@b") == "http://cam.local/a@b"
     assert shown_source("clip:1@home.mp4") == "clip:1@home.mp4"  # a file, shown as it is
+
+
+def test_a_file_name_too_long_for_the_file_system_is_named_once(tmp_path):
+    name = str(tmp_path / ("a" * 300 + ".mp4"))
+    with pytest.raises(SourceError) as caught:
+        VideoSource(name)
+    assert str(caught.value) == f"video file {name} cannot be opened: file name too long"

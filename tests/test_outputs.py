@@ -126,8 +126,10 @@ def test_a_file_output_ending_in_a_slash_is_refused(tmp_path, capsys, command, f
     import importlib
 
     main = importlib.import_module(command).main
-    with pytest.raises(SystemExit) as stopped:
-        main([flag, str(tmp_path / "figures.json") + "/"])
-    assert stopped.value.code == 2
-    assert "figures.json/ ends in '/', as a folder does; name a file" in capsys.readouterr().err
+    for ending in ("/", "/.", "/.."):
+        with pytest.raises(SystemExit) as stopped:
+            main([flag, str(tmp_path / "figures.json") + ending])
+        assert stopped.value.code == 2
+        said = capsys.readouterr().err
+        assert f"figures.json{ending} ends in '{ending}', as a folder does; name a file" in said
     assert list(tmp_path.iterdir()) == []

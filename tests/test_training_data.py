@@ -584,12 +584,25 @@ def test_a_teacher_that_cannot_serve_the_run_is_refused_before_any_cropping(tmp_
     common += ["--out", str(tmp_path / "out"), "--quiet"]
     for extra, message in (
         ([], "this run needs ('mask', 'no_mask'); add --negatives --scenes DIR"),
-        (["--scenes", str(FIXTURES), "--negatives"], "trained on 64 px crops; distil with"),
+        (
+            ["--scenes", str(FIXTURES), "--negatives", "--input-size", "96"],
+            "trained on 64 px crops; distil with --input-size 64",
+        ),
     ):
         assert distill_main(common + extra) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and message in err[0], err
     assert not work.exists() and not (tmp_path / "out").exists()
+
+
+def test_without_input_size_the_student_takes_the_teachers():
+    from training.distill import trained_teacher
+
+    teacher = ROOT / "models" / "teacher.pt"  # 64 px crops
+    args = build_parser().parse_args(["--data", "d", "--teacher", str(teacher), "--negatives"])
+    assert args.input_size is None
+    trained_teacher(args)
+    assert args.input_size == 64
 
 
 def test_a_fresh_run_keeps_an_interrupted_runs_state_aside(tmp_path, caplog):

@@ -2,7 +2,8 @@
 
 ``python -m training.compare_methods --teacher models/teacher.pt --out runs/compare`` distils
 one student per method (into ``OUT/METHOD/``) with the same seed, epochs and data, then prints
-and saves a table of their test figures. Self-training ignores the teacher by design.
+and saves a table of their test figures. Self-training ignores the teacher by design. Any
+other flag goes to every ``training.distill`` run as given (``--label-smoothing 0``, say).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--epochs", type=int, default=10, help="student epochs per method")
     p.add_argument("--methods", nargs="*", default=sorted(DISTILLERS))
     p.add_argument("--overwrite", action="store_true")
-    args = p.parse_args(argv)
+    args, passed_on = p.parse_known_args(argv)
     rows = []
     for method in args.methods:
         out = args.out / method
@@ -44,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
             "--out",
             str(out),
             "--quiet",
+            *passed_on,
         ]
         if not args.no_scenes:
             cmd += ["--scenes", str(args.scenes), "--negatives"]

@@ -47,6 +47,7 @@ from training.speed import crops_per_second
 log = logging.getLogger("training.distill")
 
 # The sensitive detector settings whose false boxes become not_face examples.
+DEFAULT_INPUT_SIZE = 96
 MIN_INPUT_SIZE = 32  # DenseNet-121 shrinks its input 32 times; smaller crops end in 0x0 maps
 NEGATIVE_DETECTOR = DetectorConfig(thresholds=(0.4, 0.5, 0.5), min_face_size=12, min_score=0.5)
 
@@ -85,8 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--input-size",
         type=int,
-        default=96,
-        help=f"crop side in pixels, at least {MIN_INPUT_SIZE} (default 96)",
+        help=f"crop side in pixels, at least {MIN_INPUT_SIZE} (default: the --teacher's, "
+        f"else {DEFAULT_INPUT_SIZE})",
     )
     p.add_argument(
         "--hue",
@@ -239,8 +240,11 @@ def check_settings(args: argparse.Namespace) -> None:
 
 
 def trained_teacher(args: argparse.Namespace) -> torch.nn.Module:
-    """The --teacher model, refused (before any cropping) when it cannot serve this run."""
+    """The --teacher model, refused (before any cropping) when it cannot serve this run.
+    Without --input-size the student takes the teacher's crop size."""
     teacher, meta = checkpoint.load(args.teacher, "teacher")
+    if args.input_size is None:
+        args.input_size = meta.input_size
     needed = CLASS_NAMES + (("not_face",) if args.negatives else ())
     if tuple(meta.class_names) != needed:
         hint = "; add --negatives --scenes DIR" if "not_face" in meta.class_names else ""
@@ -354,9 +358,11 @@ def run_key(args: argparse.Namespace, data: str, class_names: tuple[str, ...]) -
 
 
 def train(args: argparse.Namespace) -> dict:
+    teacher = trained_teacher(args) if args.teacher else None
+    if args.input_size is None:
+        args.input_size = DEFAULT_INPUT_SIZE
     check_settings(args)
     check_outputs(args)
-    teacher = trained_teacher(args) if args.teacher else None
     torch.manual_seed(args.seed)
     np.random.seed(args.seed)
     device = as_device(args.device)

@@ -217,8 +217,8 @@ def detector_frame(videos: Path) -> tuple[np.ndarray, str]:
     for path in candidates:
         try:
             return first_frame(path)[0], path.name
-        except SourceError as exc:
-            log.warning("skipped %s: %s", path.name, exc)
+        except SourceError as exc:  # the clips' own table warns about it
+            log.debug("detector frame: skipped %s: %s", path.name, exc)
     log.warning("no readable clip in %s: the detector is timed on a blank frame, no face", videos)
     return np.full((480, 640, 3), 127, np.uint8), "blank frame"
 

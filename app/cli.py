@@ -164,6 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 FILE_FLAGS = ("--output", "--events", "--stats")  # a file each, never a folder
+FOLDER_FLAGS = ("--alerts", "--snapshots")
 PATH_FLAGS = (
     "--student-weights",
     "--teacher-weights",
@@ -184,7 +185,8 @@ def to_paths(args: argparse.Namespace) -> None:
         if value is None:
             continue
         if not value.strip():
-            raise ValueError(f"{flag} is empty; name a file or folder")
+            what = "a folder" if flag in FOLDER_FLAGS else "a file"
+            raise ValueError(f"{flag} is empty; name {what}")
         if flag in FILE_FLAGS and (ending := folder_ending(value)):
             raise ValueError(f"{flag} {value} ends in '{ending}', as a folder does; name a file")
         setattr(args, name, Path(value))

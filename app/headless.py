@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import fnmatch
 import glob
+import hashlib
 import itertools
 import json
 import logging
@@ -20,7 +21,7 @@ import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import cv2
 import numpy as np
@@ -33,7 +34,15 @@ from app.overlay import draw_faces
 from app.pipeline import Pipeline
 from app.recording import check_video_complete
 from app.run_outputs import RunOutputs
-from app.source import VideoSource, describe, is_utf8, shown_name, shown_source
+from app.source import (
+    VideoSource,
+    describe,
+    is_utf8,
+    plain_source,
+    shown_name,
+    shown_source,
+    source_title,
+)
 from app.stats import FaceStats
 from app.tracking import TrackingPipeline
 
@@ -123,6 +132,7 @@ class _Claim:
     folder: Path
     name: str  # a file name, or a glob pattern when ``many``
     many: bool = False
+    given: str = ""  # the path as typed, which messages name (not a link's target)
 
     @property
     def path(self) -> Path:
@@ -140,8 +150,8 @@ class _Claim:
 
 def _claims(source: str, output, events, extras: Extras) -> list[_Claim]:
     def one(flag: str, path: Path, many: bool = False) -> _Claim:
-        path = Path(path).resolve()
-        return _Claim(flag, path.parent, path.name, many)
+        resolved = Path(path).resolve()
+        return _Claim(flag, resolved.parent, resolved.name, many, str(path))
 
     claims = [
         one(flag, path)
@@ -158,6 +168,14 @@ def _claims(source: str, output, events, extras: Extras) -> list[_Claim]:
     return claims
 
 
+def _existing_file(source: str) -> Path | None:
+    """The resolved path of a source that is a file here, else None."""
+    try:
+        return Path(source).resolve() if Path(source).exists() else None
+    except OSError:  # a name too long to look up is no file the outputs could replace
+        return None
+
+
 def check_distinct_outputs(source: str, output=None, events=None, extras=None) -> None:
     """Refuse an output that is the source, a folder, or a file another output also writes.
 
@@ -167,7 +185,7 @@ def check_distinct_outputs(source: str, output=None, events=None, extras=None) -
     extras = extras or Extras()
     claims = _claims(source, output, events, extras)
     folders = [Path(d).resolve() for d in (extras.alerts_dir, extras.snapshots_dir) if d]
-    source_path = Path(str(source)).resolve() if Path(str(source)).exists() else None
+    source_path = _existing_file(plain_source(str(source)))
     for claim in claims:
         if claim.many:
             if source_path is not None and claim.covers(source_path):
@@ -177,7 +195,7 @@ def check_distinct_outputs(source: str, output=None, events=None, extras=None) -
         if path == source_path:
             raise ValueError(f"{path} is the source video; write the output elsewhere")
         if path.is_dir():
-            raise ValueError(f"{claim.flag} {path} is a folder; name a file")
+            raise ValueError(f"{claim.flag} {claim.given} is a folder; name a file")
         for folder in folders:
             if path == folder or path in folder.parents:
                 raise ValueError(
@@ -231,23 +249,33 @@ SNAPSHOT_STEM_BYTES = 200  # leaves room for "-frame000000.png" within a 255-byt
 
 def snapshot_stem(source: str) -> str:
     """The name that starts each frame snapshot of ``source``, one per source: a file's whole
-    name with its suffix (``clip.mp4`` and ``clip.mov`` differ), a stream's host and path
-    (``cam1.local_live``, no login), ``camera0`` for a camera; shortened if need be."""
-    source = str(source)
+    name with its suffix (``clip.mp4`` and ``clip.mov`` differ), ``camera0`` for a camera, a
+    stream's host and path with a short digest of its shown URL (``cam1.local_live-3f2a9c``:
+    no login, and ``?ch=1`` differs from ``?ch=2``). A name too long is cut and given the
+    digest of the whole name, so two long names do not meet; leading dots are dropped, so
+    the snapshots are not hidden files."""
+    source = plain_source(str(source))
     kind = describe(source)
     if kind == "camera":
-        stem = f"camera{source}"
-    elif kind == "stream":
-        parts = urlsplit(source)
-        host = parts.netloc.rpartition("@")[2]
-        stem = re.sub(r"[^\w.-]+", "_", f"{host}{parts.path}_{parts.query}").strip("_.")
+        return f"camera{source}"
+    if kind == "stream":
+        shown = shown_source(source)
+        parts = urlsplit(shown)
+        place = unquote(parts.netloc.rpartition("@")[2] + parts.path)
+        stem = re.sub(r"[^\w.-]+", "_", place).strip("_.") + "-" + _digest(shown)
     else:
-        stem = Path(source).name
-    stem, suffix = stem or "frame", Path(stem).suffix if kind == "file" else ""
-    suffix = suffix if len(suffix) <= 16 else ""
-    while len(stem.encode(errors="surrogateescape")) > SNAPSHOT_STEM_BYTES:
-        stem = stem[: -len(suffix) - 1] + suffix  # the suffix still tells clip.mp4 from .mov
-    return stem
+        stem = Path(source).name.lstrip(".") or "frame"
+    if len(stem.encode(errors="surrogateescape")) <= SNAPSHOT_STEM_BYTES:
+        return stem
+    suffix = Path(stem).suffix if kind == "file" else ""
+    tail = f"~{_digest(stem)}{suffix if len(suffix) <= 16 else ''}"
+    while len((stem + tail).encode(errors="surrogateescape")) > SNAPSHOT_STEM_BYTES:
+        stem = stem[:-1]
+    return stem + tail
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha1(text.encode(errors="surrogateescape")).hexdigest()[:6]
 
 
 def snapshot_pattern(source: str) -> str:
@@ -309,7 +337,7 @@ def run_headless(
                 total=total,
                 unit="frame",
                 disable=not progress,
-                desc=Path(str(source)).name,
+                desc=source_title(source),
                 leave=False,
             )
         )
@@ -319,7 +347,7 @@ def run_headless(
             if max_frames and frames >= max_frames:
                 break
             result = pipeline.process(frame)
-            time_s = video.position_s(frames)
+            time_s = video.time_s()
             if event_file is not None and outputs.live("events"):
                 record = {
                     "frame": frames,

@@ -83,11 +83,32 @@ def _as_bool(value, key: str, default: bool) -> bool:
     return default
 
 
-def _as_text(value, default: str) -> str:
-    """A saved text. An ini file splits an unquoted ``a, b`` into a list: it is one name."""
+def _as_text(settings: QSettings, key: str, default: str = "") -> str:
+    """A saved text. An ini file splits a hand-typed, unquoted ``a,b.mp4`` into a list, so
+    such a value is read back as typed, from the file's own line."""
+    value = settings.value(key)
     if isinstance(value, (list, tuple)):
-        value = ", ".join(map(str, value))
+        value = _typed_line(settings.fileName(), key) or ",".join(map(str, value))
     return str(value or default)
+
+
+def _typed_line(path: str, key: str) -> str | None:
+    """The text after '=' of ``key`` (``section/name``, or ``name`` in [General]) in the ini
+    file at ``path``, as typed; None when it cannot be read."""
+    section, _, name = key.rpartition("/")
+    section, current, found = section or "General", None, None
+    try:
+        lines = Path(path).read_text(errors="replace").splitlines()
+    except OSError:
+        return None
+    for line in map(str.strip, lines):
+        if line.startswith("[") and line.endswith("]"):
+            current = line[1:-1]
+            continue
+        left, eq, right = line.partition("=")
+        if eq and current == section and left.strip() == name:
+            found = right.strip()
+    return found
 
 
 @dataclass
@@ -119,7 +140,7 @@ class Preferences:
         """Read the settings, keeping the default for anything missing or unusable."""
         prefs = cls.defaults()
         for name in FOLDER_FIELDS:
-            value = settings.value(f"folders/{name}")
+            value = _as_text(settings, f"folders/{name}")
             if not value:
                 continue
             folder = Path(str(value)).expanduser()  # a hand-edited file may say ~/alerts
@@ -127,13 +148,13 @@ class Preferences:
                 setattr(prefs, name, folder)
             else:  # it would move with the folder the window is started from
                 log.warning("ignoring saved folder %r: not a full path", str(value))
-        prefs.source = _as_text(settings.value("source"), prefs.source)
+        prefs.source = _as_text(settings, "source", prefs.source)
         model = str(settings.value("model", prefs.model))
         if model in MODEL_NAMES:
             prefs.model = model
         else:
             log.warning("ignoring saved model %r: use student or teacher", model)
-        prefs.device = _as_text(settings.value("device"), prefs.device)
+        prefs.device = _as_text(settings, "device", prefs.device)
         prefs.loop = _as_bool(settings.value("loop", prefs.loop), "loop", prefs.loop)
         sound = settings.value("alerts/sound", prefs.alert_sound)
         prefs.alert_sound = _as_bool(sound, "alerts/sound", prefs.alert_sound)

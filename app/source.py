@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import base64
+import http.client
 import logging
 import math
 import os
 import re
 import shutil
 import socket
+import ssl
 import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Self
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import cv2
 import numpy as np
@@ -70,17 +73,53 @@ def shown_name(name: str) -> str:
     return os.fsencode(name).decode("utf-8", "backslashreplace")
 
 
+# Query parameters that carry a login (many IP cameras take ?user=...&pwd=...).
+SECRET_PARAMS = re.compile(r"pass|pwd|secret|token|key|auth|sig|session", re.IGNORECASE)
+
+
+def plain_source(spec: str) -> str:
+    """``spec`` with a file URL, as a browser copies it (``file:///v/my%20clip.mp4``,
+    ``file://localhost/v/clip.mp4``), turned into the path it names; anything else as is."""
+    spec = str(spec)
+    if not spec.lower().startswith("file://"):
+        return spec
+    rest = spec[len("file://") :]
+    if rest.lower().startswith("localhost/"):
+        rest = rest[len("localhost") :]
+    return unquote(rest, errors="surrogateescape")
+
+
 def shown_source(spec: str) -> str:
-    """``spec`` as messages show it: a stream URL's password replaced by ``***``, so that a
-    log, a screenshot or a pasted error does not give a camera's login away."""
+    """``spec`` as messages show it: a stream URL's password, and query values that look
+    like one (``?pwd=...``), replaced by ``***``, so that a log, a screenshot or a pasted
+    error does not give a camera's login away."""
     spec = str(spec)
     if describe(spec) != "stream":
         return spec
     scheme, rest = spec.split("://", 1)
     login, at, after = rest.partition("@")
-    if not at or "/" in login or ":" not in login:
-        return spec
-    return f"{scheme}://{login.split(':', 1)[0]}:***@{after}"
+    if at and "/" not in login and ":" in login:
+        rest = f"{login.split(':', 1)[0]}:***@{after}"
+    address, question, query = rest.partition("?")
+    if question:
+        pairs = [pair.partition("=") for pair in query.split("&")]
+        query = "&".join(
+            f"{key}{eq}***" if eq and SECRET_PARAMS.search(key) else f"{key}{eq}{value}"
+            for key, eq, value in pairs
+        )
+    return f"{scheme}://{address}{question}{query}"
+
+
+def source_title(spec: str) -> str:
+    """A short name of a source for titles and progress bars: a file's name, a stream's
+    shown URL, ``camera 0``."""
+    spec = str(spec)
+    kind = describe(spec)
+    if kind == "camera":
+        return f"camera {spec}"
+    if kind == "stream":
+        return shown_source(spec)
+    return shown_name(Path(spec).name or spec)
 
 
 def describe(spec: str) -> str:
@@ -100,8 +139,7 @@ class VideoSource:
         self.spec = str(spec)
         if not self.spec.strip():
             raise SourceError("no source given: name a camera index, a video file or a URL")
-        if self.spec.lower().startswith("file://"):  # a file URL, as a browser copies it
-            self.spec = unquote(self.spec[len("file://") :])
+        self.spec = plain_source(self.spec)
         self.kind = describe(self.spec)
         if self.kind == "stream":  # FFmpeg knows its protocols in lower case only
             scheme, rest = self.spec.split("://", 1)
@@ -115,6 +153,7 @@ class VideoSource:
         first = self._upright(first)
         self._pending: np.ndarray | None = first
         self.frames_read = 0  # frames handed out by read()
+        self._first_read_at = self._read_at = time.monotonic()
         fps = self.capture.get(cv2.CAP_PROP_FPS)
         stated = self.capture.get(cv2.CAP_PROP_FRAME_COUNT)
         stated = int(stated) if self.kind != "camera" and math.isfinite(stated) else 0
@@ -216,13 +255,16 @@ class VideoSource:
         """The next BGR frame, or None at the end of the source (or when it stops delivering)."""
         if self._pending is not None:
             frame, self._pending = self._pending, None
-            self.frames_read += 1
-            return frame
-        ok, frame = self.capture.read()
-        if not ok or frame is None or frame.size == 0:
-            return None
+        else:
+            ok, frame = self.capture.read()
+            if not ok or frame is None or frame.size == 0:
+                return None
+            frame = self._upright(frame)
+        self._read_at = time.monotonic()
+        if self.frames_read == 0:
+            self._first_read_at = self._read_at
         self.frames_read += 1
-        return self._upright(frame)
+        return frame
 
     def cut_off_note(self) -> str | None:
         """Once a recording has ended: why it looks cut off, or None when it was read whole.
@@ -245,9 +287,13 @@ class VideoSource:
         turn = UPRIGHT.get(self._orientation)
         return np.ascontiguousarray(turn(frame)) if turn else frame
 
-    def position_s(self, index: int) -> float:
-        """Media time of frame ``index`` for files; wall-clock based sources use frame / fps."""
-        return index / self.info.fps
+    def time_s(self) -> float:
+        """When the frame read last was taken, in seconds from the first: frame / fps in a
+        recording; for a camera or live stream the clock when it was read, as the window
+        does, since a live feed's stated frame rate is often not the rate it delivers."""
+        if self.recorded:
+            return max(self.frames_read - 1, 0) / self.info.fps
+        return self._read_at - self._first_read_at
 
     def frames(self) -> Iterator[np.ndarray]:
         while (frame := self.read()) is not None:
@@ -355,6 +401,34 @@ def why_stream_failed(url: str, waited_s: float) -> str:
         return f"{host}:{port} did not answer within {timeout:.0f} s"
     except OSError as err:
         return f"{host}:{port} is unreachable ({err.strerror or err})"
+    if scheme in ("http", "https") and (refusal := _http_refusal(parts, port, timeout)):
+        return f"{host}:{port} answered {refusal}"
     if waited_s >= timeout - 0.5:
         return f"{host}:{port} accepted the connection but sent no video within {timeout:.0f} s"
     return f"{host}:{port} answered, but not with a video stream OpenCV can read"
+
+
+def _http_refusal(parts, port: int, timeout: float) -> str | None:
+    """The HTTP error a web server answers for the URL (``HTTP 404 Not Found``), with the
+    URL's own login as FFmpeg sends it; None when it answers 2xx/3xx or not at all."""
+    https = parts.scheme.lower() == "https"
+    kind = http.client.HTTPSConnection if https else http.client.HTTPConnection
+    extra = {"context": ssl._create_unverified_context()} if https else {}  # only a probe
+    connection = kind(parts.hostname, port, timeout=timeout, **extra)
+    headers = {}
+    if parts.username is not None:
+        login = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
+        headers["Authorization"] = "Basic " + base64.b64encode(login.encode()).decode()
+    try:
+        connection.request(
+            "GET", urlunsplit(("", "", parts.path or "/", parts.query, "")), headers=headers
+        )
+        answer = connection.getresponse()
+    except (OSError, http.client.HTTPException):
+        return None
+    finally:
+        connection.close()
+    if answer.status < 400:
+        return None
+    hint = "; check the login in the URL" if answer.status in (401, 403) else ""
+    return f"HTTP {answer.status} {answer.reason}{hint}"

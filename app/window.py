@@ -53,7 +53,7 @@ from app.preferences import (
 )
 from app.recording import VideoRecorder, stamped_path
 from app.settings_panel import DetectorSettings, SettingsPanel
-from app.source import describe, shown_name, shown_source
+from app.source import describe, shown_source, source_title
 from app.source_picker import SourcePicker
 from app.stats import FaceStats
 from app.stats_view import StatsPanel
@@ -649,7 +649,7 @@ class MainWindow(QMainWindow):
 
     def _on_ended(self, reason: str) -> None:
         if reason == END_FINISHED:
-            name = shown_name(Path(self._worker.spec).name) if self._worker else "the file"
+            name = source_title(self._worker.spec) if self._worker else "the file"
             self.show_message(
                 f"Finished: reached the end of {name}. Press Start to play "
                 "it again or pick another source.",

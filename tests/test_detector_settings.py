@@ -146,14 +146,16 @@ def test_saved_folders_are_full_paths_and_a_bad_model_is_said(settings, caplog, 
 
 
 def test_hand_edited_yes_no_and_names_with_commas(settings, caplog):
-    """An ini file splits ``source=a, b`` into a list; ``loop=maybe`` is neither yes nor no."""
+    """An ini file splits an unquoted ``a,b`` into a list; ``loop=maybe`` is neither yes nor
+    no. Names are read back exactly as typed."""
     path = settings.fileName()
     settings.sync()
     with open(path, "a") as ini:
-        ini.write("[General]\nsource=/videos/hall, east.mp4\nloop=maybe\n")
-        ini.write("[alerts]\nsound=YES\n")
+        ini.write("[General]\nsource=/videos/hall,east, 2.mp4\nloop=maybe\n")
+        ini.write("[alerts]\nsound=YES\n[folders]\nalerts_dir=/data/al, erts\n")
     loaded = Preferences.load(QSettings(path, QSettings.Format.IniFormat))
-    assert loaded.source == "/videos/hall, east.mp4"
+    assert loaded.source == "/videos/hall,east, 2.mp4"
+    assert loaded.alerts_dir == Path("/data/al, erts")
     assert loaded.loop is False and loaded.alert_sound is True
     said = [r.getMessage() for r in caplog.records]
     assert "ignoring saved loop 'maybe': use true or false" in said

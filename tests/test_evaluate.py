@@ -351,6 +351,15 @@ def test_cli_missing_folder_exits_2_without_traceback(tmp_path):
     assert done.stdout == ""
 
 
+def test_a_file_given_as_the_data_folder_is_named_as_a_file(tmp_path):
+    from training.evaluate import EvaluationError, detect_layout
+
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(b"not a folder")
+    with pytest.raises(EvaluationError, match=f"data folder {clip} is a file, not a folder"):
+        detect_layout(clip)
+
+
 def test_cli_refuses_a_score_cut_outside_zero_to_one(datasets, capsys):
     argv = ["--data", str(datasets["scenes"]), "--model", "student", "--sensitivity", "high"]
     code, _, err = _run([*argv, "--min-score", "2"], capsys)

@@ -309,13 +309,19 @@ def test_outputs_that_are_not_regular_files_are_refused(tmp_path, no_mask_video,
         assert message in err, err
     assert fifo.is_fifo() and (tmp_path / "link.jsonl").is_symlink()
     assert target.read_text() == "kept\n"
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "linkdir").symlink_to(tmp_path / "folder")
+    err = refused(capsys, "--source", no_mask_video, "--events", tmp_path / "linkdir")
+    assert f"--events {tmp_path / 'linkdir'} is a folder; name a file" in err, err
 
 
 def test_empty_paths_and_odd_sources_get_a_plain_message(tmp_path, no_mask_video, capsys):
     err = refused(capsys, "--source", no_mask_video, "--student-weights", "")
     assert "--student-weights is empty" in err
     err = refused(capsys, "--source", no_mask_video, "--events", " ")
-    assert "--events is empty" in err
+    assert "--events is empty; name a file" in err
+    err = refused(capsys, "--source", no_mask_video, "--snapshot-every", "2", "--snapshots", "")
+    assert "--snapshots is empty; name a folder" in err
     err = refused(capsys, "--source", no_mask_video, "--detector-weights", "")
     assert "--detector-weights is empty" in err
     assert "video file ² not found" in refused(capsys, "--source", "²")
@@ -348,14 +354,31 @@ def test_a_count_below_one_is_named_by_its_flag(no_mask_video, capsys, flags, me
 
 
 def test_snapshot_names_tell_sources_apart():
-    """Frames of clip.mp4 and clip.mov, or of two cameras, never share a name."""
+    """Frames of clip.mp4 and clip.mov, of two cameras, of two streams, or of two long
+    names never share a name; one file named two ways shares one."""
     from app.headless import snapshot_stem
 
     assert snapshot_stem("/videos/clip.mp4") == "clip.mp4"
     assert snapshot_stem("clip.mov") == "clip.mov"
+    assert snapshot_stem("file:///videos/my%20clip.mp4") == "my clip.mp4"
+    assert snapshot_stem("file://localhost/videos/clip.mp4") == "clip.mp4"
+    assert snapshot_stem(".hidden.mp4") == "hidden.mp4"  # no hidden snapshot files
     assert snapshot_stem("0") == "camera0" and snapshot_stem("1") == "camera1"
-    url = "rtsp://admin:secret@cam1.local:554/live?ch=2"
-    assert snapshot_stem(url) == "cam1.local_554_live_ch_2"  # no login in a file name
-    assert snapshot_stem("rtsp://cam2.local/live") != snapshot_stem("rtsp://cam1.local/live")
-    long = snapshot_stem("s" * 300 + ".mov")
-    assert long.endswith("s.mov") and len(long.encode()) == 200
+    url = "rtsp://admin:secret@cam1.local:554/live?ch=2&pwd=hunter2"
+    stem = snapshot_stem(url)
+    assert stem.startswith("cam1.local_554_live-") and "secret" not in stem
+    assert "hunter2" not in stem and "admin" not in stem
+    assert stem != snapshot_stem("rtsp://admin:secret@cam1.local:554/live?ch=1&pwd=hunter2")
+    streams = ["http://h/a/b", "http://h/a_b", "http://h/a?b", "rtsp://h/a/b"]
+    assert len({snapshot_stem(s) for s in streams}) == 4
+    one, two = (snapshot_stem("a" * 230 + end) for end in ("_one.mp4", "_two.mp4"))
+    assert one != two and one.endswith(".mp4") and len(one.encode()) == 200
+
+
+def test_a_source_named_by_a_file_url_is_never_replaced(tmp_path, no_mask_video, capsys):
+    source = tmp_path / "my clip.mp4"
+    source.write_bytes(no_mask_video.read_bytes())
+    for url in (f"file://{tmp_path}/my%20clip.mp4", f"file://localhost{tmp_path}/my clip.mp4"):
+        err = refused(capsys, "--source", url, "--output", source, "--overwrite")
+        assert f"{source} is the source video; write the output elsewhere" in err
+    assert source.read_bytes() == no_mask_video.read_bytes()

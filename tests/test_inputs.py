@@ -172,6 +172,14 @@ def test_stream_of_a_web_page_is_not_a_video(tmp_path):
         VideoSource(f"{base}/index.html")
 
 
+def test_a_missing_page_is_named_by_its_http_status(tmp_path):
+    with served(tmp_path) as base, pytest.raises(SourceError) as caught:
+        VideoSource(f"{base}/gone.mp4?pwd=hunter2")
+    said = str(caught.value)
+    assert said.endswith("answered HTTP 404 File not found)"), said
+    assert "pwd=***" in said and "hunter2" not in said
+
+
 @contextlib.contextmanager
 def served(folder: Path):
     """A local web server for the files in ``folder``; yields its base URL."""
@@ -509,3 +517,32 @@ def test_a_file_name_too_long_for_the_file_system_is_named_once(tmp_path):
     with pytest.raises(SourceError) as caught:
         VideoSource(name)
     assert str(caught.value) == f"video file {name} cannot be opened: file name too long"
+
+
+def test_a_live_feed_is_timed_by_the_clock_a_recording_by_its_frame_rate(tmp_path):
+    """A live stream's stated rate is often wrong (MJPEG over HTTP says 25 fps whatever it
+    sends), so alerts and statistics follow the clock, as in the window."""
+    import time
+
+    video = write_video(tmp_path / "v.mp4", [on_canvas(fixture_bgr("no_mask_2.jpg"))] * 3)
+    recording = VideoSource(str(video))
+    assert [recording.read() is not None and recording.time_s() for _ in range(3)] == [
+        0.0,
+        0.1,
+        0.2,
+    ]
+    live = VideoSource(str(video))
+    live.recorded = False  # as a camera or a live stream is
+    live.read()
+    time.sleep(0.5)
+    live.read()
+    assert 0.45 < live.time_s() < 2.0  # not the 0.1 s its stated 10 fps would give
+
+
+def test_titles_and_messages_never_show_a_login():
+    from app.source import shown_source, source_title
+
+    assert source_title("http://admin:hunter2@127.0.0.1:8766") == "http://admin:***@127.0.0.1:8766"
+    assert source_title("/videos/clip.mp4") == "clip.mp4" and source_title("0") == "camera 0"
+    shown = shown_source("http://cam/video.cgi?user=admin&pwd=hunter2&token=t0k&ch=1")
+    assert shown == "http://cam/video.cgi?user=admin&pwd=***&token=***&ch=1"

@@ -109,7 +109,8 @@ def detect_layout(root: Path) -> str:
     """``classes`` or ``scenes``; raise a user-facing error for anything else."""
     root = Path(root)
     if not root.is_dir():
-        raise EvaluationError(f"data folder {root} not found")
+        found = "is a file, not a folder" if root.exists() else "not found"
+        raise EvaluationError(f"data folder {root} {found}")
     folders = {p.name.lower() for p in root.iterdir() if p.is_dir()}
     if folders & set(FOLDER_LABELS):
         return "classes"

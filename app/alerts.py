@@ -8,6 +8,7 @@ window and headless mode share it.
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import json
 import logging
@@ -170,15 +171,23 @@ class AlertLog:
         return self.folder / name
 
     def append(self, alert: Alert) -> dict:
-        """Write the alert's snapshot, then append its line to alerts.jsonl; returns the line."""
+        """Write the alert's snapshot, then append its line to alerts.jsonl; returns the line.
+        A snapshot whose line could not be written is removed again: a JPEG that no line
+        names would never be cleaned up by a later --overwrite."""
         self.folder.mkdir(parents=True, exist_ok=True)
         snapshot = self._snapshot_path(alert, set())
         if snapshot is not None:
             with atomic_path(snapshot) as tmp:
                 write_jpeg(tmp, alert.snapshot)
         record = alert.record(snapshot.name if snapshot is not None else None)
-        with open(self.path, "a", encoding="utf-8") as out:
-            out.write(json.dumps(record) + "\n")
+        try:
+            with open(self.path, "a", encoding="utf-8") as out:
+                out.write(json.dumps(record) + "\n")
+        except OSError:
+            if snapshot is not None:
+                with contextlib.suppress(OSError):
+                    snapshot.unlink()
+            raise
         log.info("alert: track %d unmasked at %.2f s", alert.track_id, alert.time_s)
         return record
 

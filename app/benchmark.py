@@ -280,6 +280,15 @@ def check_arguments(args: argparse.Namespace) -> None:
         raise FileNotFoundError(f"clip {missing[0]} is not in {args.videos}")
     if not args.clips and not any(args.videos.glob("*.mp4")):
         raise FileNotFoundError(f"--videos {args.videos} holds no .mp4 clips")
+    paths = [args.videos / c for c in args.clips] if args.clips else args.videos.glob("*.mp4")
+    paths = sorted(paths)
+    for path in paths:
+        try:
+            first_frame(path)
+            return
+        except SourceError:
+            continue
+    raise SourceError(f"none of the {len(paths)} clips in {args.videos} could be read")
 
 
 def check_json(args: argparse.Namespace) -> None:

@@ -14,9 +14,7 @@ from pathlib import Path
 from app.alerts import DEFAULT_DELAY_S
 from app.atomic import OutputExistsError, describe_error
 from app.config import (
-    MAX_SCALE,
     MIN_MAX_SIDE,
-    MIN_SCALE,
     SENSITIVITY,
     DetectorConfig,
     PipelineConfig,
@@ -25,7 +23,7 @@ from app.config import (
     with_overrides,
 )
 from app.device import DeviceError
-from app.flags import folder_ending, require_counts
+from app.flags import folder_ending, require_counts, require_detect_scale
 from app.source import SourceError
 from app.stop_signals import stop_message, stop_signals_raise
 from models import detector_checkpoint
@@ -220,11 +218,7 @@ def pipeline_config(args: argparse.Namespace) -> PipelineConfig:
             f"--max-side must be 0 (never shrink) or at least {MIN_MAX_SIDE} pixels, "
             f"got {args.max_side}"
         )
-    if not MIN_SCALE <= args.detect_scale <= MAX_SCALE:  # also refuses nan
-        raise ValueError(
-            f"--detect-scale must be between {MIN_SCALE:g} and {MAX_SCALE:g}, "
-            f"got {args.detect_scale:g}"
-        )
+    require_detect_scale(args.detect_scale)
     if args.min_face is not None and not 1 <= args.min_face <= 4096:
         raise ValueError(f"--min-face must be between 1 and 4096 pixels, got {args.min_face}")
     for value in list(args.thresholds or []) + ([args.min_score] if args.min_score else []):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from app.config import MAX_SCALE, MIN_SCALE
+
 
 def require_counts(*flags: tuple[str, int]) -> None:
     """Raise ValueError naming the first (flag, value) pair whose value is below 1."""
@@ -32,3 +34,11 @@ def output_file(text: str) -> Path:
             f"{text} ends in '{ending}', as a folder does; name a file"
         )
     return Path(text)
+
+
+def require_detect_scale(scale: float) -> None:
+    """Refuse a --detect-scale outside what the detector takes (also nan), by its flag."""
+    if not MIN_SCALE <= scale <= MAX_SCALE:
+        raise ValueError(
+            f"--detect-scale must be between {MIN_SCALE:g} and {MAX_SCALE:g}, got {scale:g}"
+        )

@@ -97,17 +97,19 @@ def shown_source(spec: str) -> str:
     if describe(spec) != "stream":
         return spec
     scheme, rest = spec.split("://", 1)
-    login, at, after = rest.partition("@")
-    if at and "/" not in login and ":" in login:
-        rest = f"{login.split(':', 1)[0]}:***@{after}"
-    address, question, query = rest.partition("?")
-    if question:
-        pairs = [pair.partition("=") for pair in query.split("&")]
-        query = "&".join(
-            f"{key}{eq}***" if eq and SECRET_PARAMS.search(key) else f"{key}{eq}{value}"
-            for key, eq, value in pairs
-        )
-    return f"{scheme}://{address}{question}{query}"
+    cut = min((i for i in map(rest.find, "/?#") if i >= 0), default=len(rest))
+    authority, rest = rest[:cut], rest[cut:]
+    login, at, host = authority.rpartition("@")  # a password may hold "@" itself
+    if at and ":" in login:
+        authority = f"{login.split(':', 1)[0]}:***@{host}"
+    return f"{scheme}://{authority}{re.sub(r'[?&#;]([^=&#;]*)=([^&#;]*)', _masked, rest)}"
+
+
+def _masked(param: re.Match) -> str:
+    """A ``key=value`` of a query or fragment, its value hidden when the key names a secret."""
+    if SECRET_PARAMS.search(param.group(1)):
+        return param.group(0)[: -len(param.group(2)) or None] + "***"
+    return param.group(0)
 
 
 def source_title(spec: str) -> str:

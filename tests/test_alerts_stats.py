@@ -91,6 +91,16 @@ def test_alert_log_lines_and_snapshots(tmp_path):
     assert not [p for p in (tmp_path / "alerts").iterdir() if "partial" in p.name]
 
 
+def test_an_alert_whose_line_cannot_be_written_leaves_no_snapshot(tmp_path):
+    frame = np.random.default_rng(0).integers(0, 255, (240, 320, 3), np.uint8)
+    ((_, alert),) = feed(AlertMonitor(delay_s=0.0), [[face("no_mask", 4)]], frame=frame)
+    folder = tmp_path / "alerts"
+    (folder / ALERTS_FILE).mkdir(parents=True)  # the log cannot be appended to
+    with pytest.raises(IsADirectoryError):
+        AlertLog(folder).append(alert)
+    assert [p.name for p in folder.iterdir()] == [ALERTS_FILE]
+
+
 def sequence(stats: FaceStats, seconds, faces_at, fps: int = 2):
     for i in range(int(seconds * fps)):
         t = i / fps

@@ -95,9 +95,14 @@ def test_benchmark_and_clip_evaluation_refuse_what_would_measure_nothing(tmp_pat
     (junk / "masked-woman-laptop.mp4").write_bytes(b"not a video")
     assert evaluate_clips(["--videos", str(junk), "--detect-every", "0"]) == 2
     assert "--detect-every must be at least 1, not 0" in capsys.readouterr().err
+    assert evaluate_clips(["--videos", str(junk), "--detect-scale", "0"]) == 2
+    assert "--detect-scale must be between 0.1 and 4, got 0" in capsys.readouterr().err
     assert evaluate_clips(["--videos", str(junk), "--quiet"]) == 2
     err = capsys.readouterr().err
     assert "skipping masked-woman-laptop.mp4: " in err and "no clip in" in err
+    assert benchmark(["--videos", str(junk), "--quiet"]) == 2  # refused before any timing
+    err = one_line_error(capsys.readouterr().err, "app.benchmark")
+    assert f"none of the 1 clips in {junk} could be read" in err
 
 
 def test_window_refuses_headless_only_flags(capsys):

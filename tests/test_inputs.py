@@ -546,3 +546,7 @@ def test_titles_and_messages_never_show_a_login():
     assert source_title("/videos/clip.mp4") == "clip.mp4" and source_title("0") == "camera 0"
     shown = shown_source("http://cam/video.cgi?user=admin&pwd=hunter2&token=t0k&ch=1")
     assert shown == "http://cam/video.cgi?user=admin&pwd=***&token=***&ch=1"
+    assert (
+        shown_source("http://bob:se@cret@127.0.0.1:9/x.mp4") == "http://bob:***@127.0.0.1:9/x.mp4"
+    )
+    assert shown_source("rtsp://a:b@h/live#pass=hunter4") == "rtsp://a:***@h/live#pass=***"

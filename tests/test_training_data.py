@@ -339,6 +339,13 @@ def test_distill_refuses_settings_that_cannot_train(tmp_path, capsys, flag, valu
     assert not out.exists()
 
 
+def test_negative_thresholds_without_negatives_are_refused(tmp_path, capsys):
+    argv = ["--data", str(FIXTURES), "--out", str(tmp_path / "out"), "--quiet"]
+    assert distill_main(argv + ["--negative-thresholds", "0.3", "0.1", "0.3"]) == 2
+    err = capsys.readouterr().err
+    assert "--negative-thresholds works only with --negatives" in err
+
+
 def test_distill_says_a_data_file_is_not_a_folder(tmp_path, capsys):
     archive = tmp_path / "faces.zip"
     archive.write_bytes(b"PK not a folder")

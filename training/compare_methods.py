@@ -4,79 +4,174 @@
 one student per method (into ``OUT/METHOD/``) with the same seed, epochs and data, then prints
 and saves a table of their test figures. Self-training ignores the teacher by design. Any
 other flag goes to every ``training.distill`` run as given (``--label-smoothing 0``, say).
+An interrupted comparison continues with ``--resume``: methods that finished are read back
+from their reports, the interrupted one resumes from its checkpoint.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 import time
 from pathlib import Path
 
-from app.atomic import write_text
+from app.atomic import OutputNameError, check_writable, describe_error, write_text
+from app.flags import output_file
+from app.stop_signals import stop_message, stop_signals_raise
+from models.checkpoint import CheckpointError
 from training import distill
 from training.distillers import DISTILLERS
 
+PROG = "python -m training.compare_methods"
+TABLE = "comparison.json"
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m training.compare_methods", description=__doc__)
+
+class CompareError(ValueError):
+    """A comparison that cannot start as asked."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=PROG, description=__doc__)
     p.add_argument("--data", type=Path, default=Path("../shared/data/faces"))
     p.add_argument("--scenes", type=Path, default=Path("../shared/data/scenes"))
     p.add_argument("--no-scenes", action="store_true", help="faces only, two classes")
     p.add_argument("--teacher", type=Path, required=True)
-    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--out", type=output_file, required=True)
     p.add_argument("--epochs", type=int, default=10, help="student epochs per method")
-    p.add_argument("--methods", nargs="*", default=sorted(DISTILLERS))
-    p.add_argument("--overwrite", action="store_true")
-    args, passed_on = p.parse_known_args(argv)
+    p.add_argument(
+        "--methods",
+        nargs="+",
+        choices=sorted(DISTILLERS),
+        default=sorted(DISTILLERS),
+        metavar="METHOD",
+        help=f"methods to compare, of {', '.join(sorted(DISTILLERS))} (default: all)",
+    )
+    p.add_argument("--overwrite", action="store_true", help="replace earlier outputs")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue an interrupted comparison: keep the methods that finished",
+    )
+    return p
+
+
+def distill_argv(args: argparse.Namespace, method: str, passed_on: list[str]) -> list[str]:
+    """The ``training.distill`` command line of one method."""
+    argv = ["--data", str(args.data), "--teacher", str(args.teacher), "--method", method]
+    argv += ["--student-epochs", str(args.epochs), "--out", str(args.out / method), "--quiet"]
+    if not args.no_scenes:
+        argv += ["--scenes", str(args.scenes), "--negatives"]
+    if args.overwrite:
+        argv.append("--overwrite")
+    if args.resume:
+        argv.append("--resume")
+    return argv + passed_on
+
+
+def finished_report(args: argparse.Namespace, method: str) -> dict | None:
+    """The report of a method that finished in an earlier, interrupted comparison."""
+    report = args.out / method / "report" / "report.json"
+    if not args.resume or not report.is_file():
+        return None
+    try:
+        return json.loads(report.read_text())
+    except (OSError, ValueError):
+        return None  # damaged: that method runs again
+
+
+def check_before_work(args: argparse.Namespace, passed_on: list[str]) -> None:
+    """Refuse, before any training, what would stop the comparison part way: a bad flag
+    for distill, a teacher that cannot serve, an existing table without --overwrite."""
+    if args.epochs < 1:
+        raise CompareError(f"--epochs must be at least 1, not {args.epochs}")
+    check_writable(args.out / TABLE, args.overwrite or args.resume, make_folder=True)
+    parser = distill.build_parser()
+    parser.prog = f"{PROG} (passed on to training.distill)"
+    method_args = parser.parse_args(distill_argv(args, args.methods[0], passed_on))
+    try:
+        distill.trained_teacher(method_args)
+        if method_args.input_size is None:
+            method_args.input_size = distill.DEFAULT_INPUT_SIZE
+        distill.check_settings(method_args)
+        for method in args.methods:
+            if finished_report(args, method) is None:
+                method_args.out = args.out / method
+                distill.check_outputs(method_args)
+    except CheckpointError as exc:
+        if args.no_scenes and "not_face" in str(exc):
+            raise CompareError(
+                f"{args.teacher} was trained with the not_face class of the scenes set; "
+                "leave out --no-scenes or give a two-class teacher"
+            ) from None
+        raise
+
+
+def row(method: str, report: dict, minutes: float | None) -> dict:
+    student = report["models"]["student"]
+    return {
+        "method": method,
+        "test_accuracy": student["test"]["accuracy"],
+        "best_val_acc": student["best_val_acc"],
+        "no_mask_recall": student["test"]["per_class"]["no_mask"]["recall"],
+        "mask_recall": student["test"]["per_class"]["mask"]["recall"],
+        "minutes": minutes,
+    }
+
+
+def compare(args: argparse.Namespace, passed_on: list[str]) -> list[dict] | int:
+    """Distil one student per method; the rows of the table, or distill's exit status."""
     rows = []
     for method in args.methods:
-        out = args.out / method
-        cmd = [
-            "--data",
-            str(args.data),
-            "--teacher",
-            str(args.teacher),
-            "--method",
-            method,
-            "--student-epochs",
-            str(args.epochs),
-            "--out",
-            str(out),
-            "--quiet",
-            *passed_on,
-        ]
-        if not args.no_scenes:
-            cmd += ["--scenes", str(args.scenes), "--negatives"]
-        if args.overwrite:
-            cmd.append("--overwrite")
+        report = finished_report(args, method)
+        if report is not None:
+            logging.getLogger(__name__).info("%s finished earlier: its report is kept", method)
+            rows.append(row(method, report, None))
+            continue
         start = time.perf_counter()
-        code = distill.main(cmd)
+        code = distill.main(distill_argv(args, method, passed_on))
         if code != 0:
             return code
-        report = json.loads((out / "report" / "report.json").read_text())
-        student = report["models"]["student"]
-        rows.append(
-            {
-                "method": method,
-                "test_accuracy": student["test"]["accuracy"],
-                "best_val_acc": student["best_val_acc"],
-                "no_mask_recall": student["test"]["per_class"]["no_mask"]["recall"],
-                "mask_recall": student["test"]["per_class"]["mask"]["recall"],
-                "minutes": (time.perf_counter() - start) / 60,
-            }
-        )
+        report = json.loads((args.out / method / "report" / "report.json").read_text())
+        rows.append(row(method, report, (time.perf_counter() - start) / 60))
+    return rows
+
+
+def print_table(rows: list[dict]) -> None:
     print(
         f"\n{'method':15} {'test acc':>9} {'best val':>9} {'mask R':>7} {'no_mask R':>9} "
         f"{'minutes':>8}"
     )
     for r in rows:
+        minutes = "earlier" if r["minutes"] is None else f"{r['minutes']:.1f}"
         print(
             f"{r['method']:15} {r['test_accuracy']:9.4f} {r['best_val_acc']:9.4f} "
-            f"{r['mask_recall']:7.4f} {r['no_mask_recall']:9.4f} {r['minutes']:8.1f}"
+            f"{r['mask_recall']:7.4f} {r['no_mask_recall']:9.4f} {minutes:>8}"
         )
-    write_text(args.out / "comparison.json", json.dumps(rows, indent=1))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args, passed_on = build_parser().parse_known_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        with stop_signals_raise():
+            check_before_work(args, passed_on)
+            rows = compare(args, passed_on)
+    except (CompareError, CheckpointError, OutputNameError, ValueError, OSError) as exc:
+        print(f"training.compare_methods: error: {describe_error(exc)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt as exc:
+        said, status = stop_message(exc)
+        print(
+            f"training.compare_methods: {said}; run the same command with --resume to continue",
+            file=sys.stderr,
+        )
+        return status
+    if isinstance(rows, int):
+        return rows
+    print_table(rows)
+    write_text(args.out / TABLE, json.dumps(rows, indent=1), overwrite=True)
     return 0
 
 

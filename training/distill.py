@@ -235,6 +235,10 @@ def check_settings(args: argparse.Namespace) -> None:
         raise ValueError(f"--negative-thresholds must lie in [0, 1], not {thresholds}")
     if args.negatives and not args.scenes:
         raise DatasetError("--negatives needs --scenes: false boxes are mined from scenes")
+    if tuple(args.negative_thresholds) != NEGATIVE_DETECTOR.thresholds and not args.negatives:
+        raise ValueError(
+            "--negative-thresholds works only with --negatives (which mines the false boxes)"
+        )
     if args.teacher and not Path(args.teacher).is_file():
         raise FileNotFoundError(errno.ENOENT, "no such file", str(args.teacher))
 

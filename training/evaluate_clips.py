@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from app.atomic import check_writable, describe_error, write_text
 from app.config import DetectorConfig, PipelineConfig, TrackingConfig
-from app.flags import output_file, require_counts
+from app.flags import output_file, require_counts, require_detect_scale
 from app.pipeline import Pipeline
 from app.source import SourceError, VideoSource
 from app.stop_signals import stop_message, stoppable
@@ -130,6 +130,7 @@ def measure(args: argparse.Namespace) -> list[dict]:
     if not any((args.videos / name).exists() for name in EXPECTED):
         raise FileNotFoundError(f"--videos {args.videos} holds none of the expected clips")
     require_counts(("--detect-every", args.detect_every), ("--smooth", args.smooth))
+    require_detect_scale(args.detect_scale)
     if args.max_frames is not None and args.max_frames < 1:
         raise ValueError("--max-frames must be at least 1")
     config = PipelineConfig(

@@ -1,0 +1,87 @@
+"""training.compare_methods: checks before any training, the table, and --resume."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import FIXTURES, ROOT
+from test_training_data import make_dataset
+
+from training.compare_methods import main
+
+TEACHER = ROOT / "models" / "teacher.pt"  # mask / no_mask / not_face, 64 px crops
+
+
+def scenes_set(root: Path) -> Path:
+    """The CC0 fixture scenes in the VOC layout the scenes set has."""
+    (root / "images").mkdir(parents=True)
+    (root / "annotations").mkdir()
+    for xml in FIXTURES.glob("maksssksksss*.xml"):
+        shutil.copy(xml, root / "annotations")
+        shutil.copy(xml.with_suffix(".jpg"), root / "images")
+    return root
+
+
+@pytest.fixture
+def common(tmp_path) -> list[str]:
+    data, scenes = make_dataset(tmp_path / "data"), scenes_set(tmp_path / "scenes")
+    return [
+        *("--data", str(data), "--scenes", str(scenes), "--teacher", str(TEACHER)),
+        *("--out", str(tmp_path / "cmp"), "--work-dir", str(tmp_path / "work"), "--epochs", "1"),
+    ]
+
+
+def one_line_error(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    return err[0]
+
+
+def test_a_comparison_that_cannot_finish_is_refused_before_any_training(tmp_path, common, capsys):
+    out = tmp_path / "cmp"
+    assert main(common + ["--epochs", "0"]) == 2
+    assert "--epochs must be at least 1, not 0" in one_line_error(capsys)
+    assert main(common + ["--no-scenes"]) == 2
+    assert "leave out --no-scenes" in one_line_error(capsys)
+    with pytest.raises(SystemExit) as stopped:  # passed on, and refused, by distill's flags
+        main(common + ["--temperature", "-1", "--bogus"])
+    assert stopped.value.code == 2
+    assert "unrecognized arguments: --bogus" in capsys.readouterr().err
+    for methods in ([], ["vanilla", "bogus"]):
+        with pytest.raises(SystemExit) as stopped:
+            main(common + ["--methods", *methods])
+        assert stopped.value.code == 2
+        assert "--methods" in capsys.readouterr().err
+    assert main(common + ["--temperature", "-1"]) == 2
+    assert "--temperature must be a finite number above 0" in one_line_error(capsys)
+    assert not out.exists() and not (tmp_path / "work").exists()
+
+    out.mkdir()
+    (out / "comparison.json").write_text("an earlier table")
+    assert main(common) == 2
+    assert "comparison.json already exists (pass --overwrite" in one_line_error(capsys)
+    assert (out / "comparison.json").read_text() == "an earlier table"
+
+
+def test_resume_keeps_the_methods_that_finished(tmp_path, common, capsys):
+    """A comparison stopped after vanilla finished goes on with --resume: vanilla's report
+    is read back (not trained again), self-training runs, the table has both."""
+    report = tmp_path / "cmp" / "vanilla" / "report"
+    report.mkdir(parents=True)
+    figures = {
+        "accuracy": 0.91,
+        "per_class": {"mask": {"recall": 0.9}, "no_mask": {"recall": 0.92}},
+    }
+    finished = {"models": {"student": {"test": figures, "best_val_acc": 0.93}}}
+    (report / "report.json").write_text(json.dumps(finished))
+    assert main(common + ["--methods", "vanilla", "self-training", "--resume"]) == 0
+    table = json.loads((tmp_path / "cmp" / "comparison.json").read_text())
+    assert [r["method"] for r in table] == ["vanilla", "self-training"]
+    assert table[0]["test_accuracy"] == 0.91 and table[0]["minutes"] is None
+    assert 0 <= table[1]["test_accuracy"] <= 1 and table[1]["minutes"] > 0
+    assert (tmp_path / "cmp" / "self-training" / "student.pt").is_file()
+    assert not (tmp_path / "cmp" / "vanilla" / "student.pt").exists()  # not trained again
+    assert "vanilla" in capsys.readouterr().out

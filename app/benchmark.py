@@ -24,6 +24,7 @@ import torch
 from tqdm import tqdm
 
 from app.atomic import check_writable, describe_error, write_text
+from app.console import say
 from app.config import SENSITIVITY, DetectorConfig, PipelineConfig, TrackingConfig, with_sensitivity
 from app.flags import output_file, require_counts
 from app.overlay import draw_faces
@@ -224,24 +225,24 @@ def detector_frame(videos: Path) -> tuple[np.ndarray, str]:
 
 
 def print_tables(result: dict) -> None:
-    print("\nClassifier crops/s (student/teacher ratio measured in the same run)")
-    print(f"{'device':8} {'batch':>5} {'teacher':>10} {'student':>10} {'ratio':>7}")
+    say("\nClassifier crops/s (student/teacher ratio measured in the same run)")
+    say(f"{'device':8} {'batch':>5} {'teacher':>10} {'student':>10} {'ratio':>7}")
     for r in result["classifier"]:
-        print(
+        say(
             f"{r['device']:8} {r['batch']:5d} {r['teacher']:10.0f} {r['student']:10.0f} "
             f"{r['ratio']:7.1f}"
         )
     where = f"{result['detector_frame']} from {result['detector_frame_from']}"
-    print(f"\nDetector ms per frame ({where}, {result['device']})")
-    print(f"{'weights':>7} {'sensitivity':>11} {'scale':>6} {'min face':>9} {'ms':>8} {'faces':>6}")
+    say(f"\nDetector ms per frame ({where}, {result['device']})")
+    say(f"{'weights':>7} {'sensitivity':>11} {'scale':>6} {'min face':>9} {'ms':>8} {'faces':>6}")
     for r in result["detector"]:
-        print(
+        say(
             f"{r['weights']:>7} {r['sensitivity']:>11} {r['scale']:6.2f} {r['min_face']:9d} "
             f"{r['ms']:8.1f} {r['faces']:6d}"
         )
     if not result["clips"]:
         return
-    print(
+    say(
         f"\nEnd to end (frames fitted into 640x480): processed FPS flat out (decode, detect, "
         f"classify, draw); live run as a {result['camera_fps']:.0f} FPS camera: displayed FPS, "
         "glass-to-box latency mean / p95 ms"
@@ -249,7 +250,7 @@ def print_tables(result: dict) -> None:
     head = f"{'clip':36} {'src fps':>7}"
     for name in PATHS:
         head += f" | {name + ' proc':>12} {'disp':>6} {'lat':>6} {'p95':>6}"
-    print(head)
+    say(head)
     for r in result["clips"]:
         line = f"{r['clip']:36} {r['fps']:7.1f}"
         for name in PATHS:
@@ -258,7 +259,7 @@ def print_tables(result: dict) -> None:
                 f" | {p['processed_fps']:12.1f} {p['displayed_fps']:6.1f} "
                 f"{p['latency_ms'] or 0:6.0f} {p['latency_p95_ms'] or 0:6.0f}"
             )
-        print(line)
+        say(line)
 
 
 def check_arguments(args: argparse.Namespace) -> None:
@@ -372,8 +373,9 @@ def main(argv: list[str] | None = None) -> int:
                 not args.quiet,
             ),
         }
+        written = write_json(args, result) if args.json else 0  # kept even if `| head`
         print_tables(result)
-        return write_json(args, result) if args.json else 0
+        return written
     except (SourceError, OSError, ValueError) as exc:
         print(f"app.benchmark: error: {describe_error(exc)}", file=sys.stderr)
         return 2

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import logging
 import math
+import os
 import sys
 from pathlib import Path
 
@@ -309,6 +310,13 @@ def run_headless_cli(args: argparse.Namespace) -> int:
 
 
 def run_window_cli(args: argparse.Namespace) -> int:
+    if sys.platform.startswith("linux") and not any(
+        os.environ.get(name) for name in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")
+    ):  # Qt would abort the process with a core dump instead
+        raise ValueError(
+            "no display to open the window on (DISPLAY is not set); run it in a desktop "
+            "session, or use --headless with --output/--events"
+        )
     from app.window import run_window
 
     config = pipeline_config(args)

@@ -42,3 +42,17 @@ def require_detect_scale(scale: float) -> None:
         raise ValueError(
             f"--detect-scale must be between {MIN_SCALE:g} and {MAX_SCALE:g}, got {scale:g}"
         )
+
+
+MAX_SEED = 2**32 - 1  # numpy's seeds stop there
+
+
+def seed(text: str) -> int:
+    """argparse type of --seed: a whole number NumPy and torch both take."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"must be between 0 and {MAX_SEED}, not {text}")
+    return value

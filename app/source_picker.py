@@ -64,11 +64,15 @@ class SourcePicker(QGroupBox):
         # UTF-8 would be dropped, naming another file); kept to say so until a new choice.
         self._refused: str | None = None
         self.file_edit.textChanged.connect(self._forget_refused)
+        # A camera index given that the spin box cannot show (-1, 10**20): kept as given, so
+        # that no other camera opens in its place, until another index is picked.
+        self._bad_camera: str | None = None
+        self.camera_spin.valueChanged.connect(self._forget_bad_camera)
 
     def spec(self) -> str:
         """The chosen source as VideoSource takes it (may be empty when nothing was given)."""
         if self.camera_radio.isChecked():
-            return str(self.camera_spin.value())
+            return self._bad_camera or str(self.camera_spin.value())
         if self.file_radio.isChecked():
             text = self.file_edit.text()
             # Spaces around a pasted name are dropped, unless they belong to a real file's name.
@@ -79,6 +83,11 @@ class SourcePicker(QGroupBox):
     def problem(self) -> str | None:
         """A sentence saying why the current choice cannot be played, or None."""
         spec = self.spec()
+        if self.camera_radio.isChecked() and self._bad_camera is not None:
+            return (
+                f"There is no camera index {self._bad_camera}: indices run from 0 to "
+                f"{MAX_CAMERA_INDEX}. Pick a camera, a file or a stream."
+            )
         if self.file_radio.isChecked() and not spec and self._refused is not None:
             return (
                 f"The file name {shown_name(self._refused)} is not valid UTF-8, so it cannot be "
@@ -103,7 +112,10 @@ class SourcePicker(QGroupBox):
             return
         kind = describe(spec)
         if kind == "camera":
-            self.camera_spin.setValue(int(spec))
+            index = int(spec)
+            in_range = 0 <= index <= MAX_CAMERA_INDEX
+            self.camera_spin.setValue(index if in_range else 0)
+            self._bad_camera = None if in_range else spec
             self.camera_radio.setChecked(True)
         elif kind == "stream":
             self.url_edit.setText(spec)
@@ -111,6 +123,9 @@ class SourcePicker(QGroupBox):
         else:
             self.file_edit.setText(spec)
             self.file_radio.setChecked(True)
+
+    def _forget_bad_camera(self, _index: int) -> None:
+        self._bad_camera = None
 
     def _forget_refused(self, text: str) -> None:
         if text:

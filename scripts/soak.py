@@ -67,11 +67,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup-s", type=float, default=60.0)
     p.add_argument("--device", default="cpu")
     p.add_argument("--csv", type=Path)
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --csv")
     return p
 
 
 def check_arguments(args: argparse.Namespace) -> None:
-    """Refuse, before the window opens, settings that would never end or measure nothing."""
+    """Refuse, before the window opens, settings that would never end or measure nothing,
+    and a --csv that would replace an earlier run's without --overwrite."""
+    if args.csv:
+        check_writable(args.csv, overwrite=args.overwrite)
     for flag, value in (("--minutes", args.minutes), ("--sample-s", args.sample_s)):
         if not (value > 0 and math.isfinite(value)):
             raise ValueError(f"{flag} must be a finite number above 0, got {value}")
@@ -88,8 +92,6 @@ def check_arguments(args: argparse.Namespace) -> None:
                 "shared/); pass --source FILE"
             )
         raise FileNotFoundError(f"--source {args.source} is not a video file")
-    if args.csv:
-        check_writable(args.csv, overwrite=False)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -173,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
         writer.writeheader()
         writer.writerows(rows)
         try:
-            write_text(args.csv, buffer.getvalue(), overwrite=False)
+            write_text(args.csv, buffer.getvalue(), overwrite=args.overwrite)
         except OSError as exc:
             print(
                 f"{PROG}: error: {describe_error(exc)}; the samples were not saved", file=sys.stderr

@@ -191,3 +191,35 @@ def test_clip_evaluation_stops_each_clip_at_max_frames(tmp_path, capsys):
     assert evaluate_clips(argv) == 0
     (row,) = json.loads(out.read_text())["clips"]
     assert row["frames"] == 4 and row["faces"] == 4 and row["share"] == 1.0
+
+
+def test_tables_piped_into_head_still_write_the_json(tmp_path):
+    out = tmp_path / "bench.json"
+    command = (
+        f"{sys.executable} -m app.benchmark --skip-clips --seconds 0.2 --repeats 1 --quiet "
+        f"--json {out} | head -1; exit ${{PIPESTATUS[0]}}"
+    )
+    proc = subprocess.run(
+        ["bash", "-c", command], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "" or "Classifier" in proc.stdout  # head's one line
+    assert json.loads(out.read_text())["classifier"]
+
+
+def test_the_window_without_a_display_says_so_instead_of_aborting():
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "QT_QPA_PLATFORM")}
+    env.pop("WAYLAND_DISPLAY", None)
+    proc = subprocess.run(
+        [sys.executable, "-m", "app", "--source", "clip.mp4"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith("maskwatch: error: no display to open the window on")
+    assert "--headless" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1

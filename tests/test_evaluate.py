@@ -490,3 +490,12 @@ def test_mirror_is_said_in_the_report_and_the_json(datasets, tmp_path, capsys):
     code, out, err = _run([*argv, "--overwrite"], capsys)
     assert code == 0 and out.splitlines()[0].endswith("device cpu"), err
     assert json.loads(out_json.read_text())["settings"]["mirror"] is False
+
+
+def test_upper_case_annotation_names_pair_with_their_images(tmp_path):
+    (tmp_path / "images").mkdir()
+    (tmp_path / "annotations").mkdir()
+    shutil.copy(FIXTURES / "maksssksksss129.jpg", tmp_path / "images" / "scene.JPG")
+    shutil.copy(FIXTURES / "maksssksksss129.xml", tmp_path / "annotations" / "scene.XML")
+    found = find_scenes(tmp_path)
+    assert [(p.image.name, p.annotation.name) for p in found.pairs] == [("scene.JPG", "scene.XML")]

@@ -420,6 +420,16 @@ def test_a_cut_off_video_says_so_and_keeps_what_it_read(tmp_path, caplog):
     assert "looks cut off" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
     assert len((tmp_path / "e.jsonl").read_text().splitlines()) == read
 
+    from app.config import PipelineConfig
+    from app.pipeline import Pipeline
+    from app.tracking import TrackingPipeline
+    from training.evaluate_clips import clip_shares
+
+    caplog.clear()
+    pipeline = TrackingPipeline(Pipeline(PipelineConfig(device="cpu")))
+    row = clip_shares(pipeline, cut, "no_mask", False, None)
+    assert row["frames"] == read and "looks cut off" in caplog.text  # the evaluation says so
+
 
 def test_a_file_url_with_escapes_and_an_upper_case_scheme_are_understood(tmp_path):
     path = write_video(tmp_path / "door cam.mp4", [on_canvas(fixture_bgr("mask_1.jpg"))] * 3)

@@ -133,3 +133,40 @@ def test_a_file_output_ending_in_a_slash_is_refused(tmp_path, capsys, command, f
         said = capsys.readouterr().err
         assert f"figures.json{ending} ends in '{ending}', as a folder does; name a file" in said
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "command", ["training.distill", "training.evaluate", "training.tune_detector"]
+)
+@pytest.mark.parametrize("value", ["-1", "99999999999999999999"])
+def test_a_seed_numpy_cannot_take_is_refused_by_its_flag(capsys, command, value):
+    import importlib
+
+    with pytest.raises(SystemExit) as stopped:
+        importlib.import_module(command).main(["--seed", value])
+    assert stopped.value.code == 2
+    assert f"argument --seed: must be between 0 and 4294967295, not {value}" in (
+        capsys.readouterr().err
+    )
+
+
+def test_outputs_inside_the_data_a_command_reads_are_refused(tmp_path, capsys):
+    from training.export import main as export
+    from training.tune_detector import main as tune
+
+    scenes = tmp_path / "scenes"
+    (scenes / "images").mkdir(parents=True)
+    (scenes / "annotations").mkdir()
+    out = scenes / "images" / "detector.pt"
+    assert tune(["--scenes", str(scenes), "--out", str(out)]) == 2
+    assert f"--out {out} lies inside the --scenes folder {scenes}" in capsys.readouterr().err
+    images = tmp_path / "photos"
+    images.mkdir()
+    assert export(["--images", str(images), "--out", str(images / "export")]) == 2
+    assert "lies inside the --images folder" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.rglob("*")) == [
+        "annotations",
+        "images",
+        "photos",
+        "scenes",
+    ]

@@ -56,6 +56,17 @@ def test_settings_that_would_never_end_or_show_nothing_are_refused(clip, capsys,
     assert len(lines) == 1 and lines[0].startswith(f"soak.py: error: {message}"), lines
 
 
+def test_an_existing_csv_is_kept_unless_overwrite(clip, tmp_path, capsys):
+    earlier = tmp_path / "soak.csv"
+    earlier.write_text("an earlier run")
+    argv = ["--source", str(clip), "--csv", str(earlier), "--minutes", "nan"]
+    assert load_script().main(argv) == 2
+    assert "already exists (pass --overwrite" in capsys.readouterr().err
+    assert load_script().main(argv + ["--overwrite"]) == 2  # the flag it names exists
+    assert "--minutes must be a finite number" in capsys.readouterr().err
+    assert earlier.read_text() == "an earlier run"
+
+
 def test_a_checkout_not_beside_shared_data_is_told_to_name_a_source(tmp_path, capsys):
     script = load_script()
     script.DEFAULT_SOURCE = tmp_path / "shared" / "data" / "videos" / "clip.mp4"

@@ -174,6 +174,17 @@ def test_no_camera_offers_a_file_and_start_works_again(qtbot, window, face_video
     assert window.shown[0][1].faces[0].label == "no_mask"
 
 
+@pytest.mark.parametrize("index", ["-1", "1000", "99999999999999999999"])
+def test_a_camera_index_out_of_range_is_said_and_no_other_camera_opens(window, index):
+    window.picker.set_spec(index)
+    window.start()
+    assert not window.is_playing
+    assert f"There is no camera index {index}: indices run from 0 to 999" in window.message
+    assert window.picker.spec() == index  # kept as given, not clamped to another camera
+    window.picker.camera_spin.setValue(2)
+    assert window.picker.spec() == "2" and window.picker.problem() is None
+
+
 def test_broken_weights_fall_back_to_the_other_model(qtbot, tmp_path, settings, prefs):
     from app.preferences import Preferences
 

@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader
 from app.atomic import OutputExistsError, describe_error
 from app.config import DetectorConfig
 from app.digest import file_digest
-from app.flags import require_counts
+from app.flags import require_counts, seed
 from app.stop_signals import stop_message, stop_signals_raise
 from models import CLASS_NAMES, checkpoint
 from models.checkpoint import CheckpointError, ModelMeta, count_parameters
@@ -38,6 +38,7 @@ from training.outputs import (
     OutputsNotWrittenError,
     WorkNotSavedError,
     describe_output_error,
+    is_within,
 )
 from training.prepare import prepare
 from training.report import REPORT_FILES, write_report
@@ -104,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="drop a training crop's colour with this probability (default 0)",
     )
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed, default=0)
     p.add_argument("--teacher", type=Path, help="distil from this trained teacher instead")
     p.add_argument(
         "--scenes", type=Path, help="also train on the face crops of this scenes set's train split"
@@ -295,12 +296,6 @@ def check_outputs(args: argparse.Namespace) -> None:
                     f"{flag} {folder} lies inside the {given} folder {data}; the next run would "
                     "take what is written there for data. Pick a folder outside it"
                 )
-
-
-def is_within(path: Path, folder: Path) -> bool:
-    """True when ``path`` is ``folder`` or lies below it (links resolved)."""
-    path, folder = path.resolve(), folder.resolve()
-    return path == folder or folder in path.parents
 
 
 def data_digest(*arrays: np.ndarray) -> str:

@@ -26,7 +26,7 @@ from app.config import SENSITIVITY, DetectorConfig, PipelineConfig, with_overrid
 from app.console import say
 from app.device import DeviceError
 from app.digest import file_digest
-from app.flags import output_file
+from app.flags import output_file, seed
 from app.images import ImageError, read_rgb
 from app.pipeline import MODEL_NAMES, Face, Pipeline
 from app.stop_signals import stop_message, stoppable
@@ -591,7 +591,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="which part of the seeded split training uses (default all; test is leak-free: "
         "for class folders the split of training.distill, for scenes that of --scenes)",
     )
-    parser.add_argument("--seed", type=int, default=0, help="seed of that split (default 0)")
+    parser.add_argument("--seed", type=seed, default=0, help="seed of that split (default 0)")
     parser.add_argument(
         "--batch-size",
         type=int,

@@ -25,6 +25,8 @@ from models.checkpoint import CheckpointError, default_weights
 from models.detector_checkpoint import DEFAULT_DETECTOR
 from training.outputs import refuse_inputs, strict_json
 
+log = logging.getLogger(__name__)
+
 PROG = "training.evaluate_clips"
 
 # Clips of ../shared/data/videos whose faces keep one label for the whole clip.
@@ -100,6 +102,9 @@ def clip_shares(
                 flicker.add(face.track_id, face.label, raw)
             if max_frames and frames >= max_frames:
                 break
+        else:  # read to its end: say if that came early
+            if note := video.cut_off_note():
+                log.warning("%s; its figures cover the frames that were read", note)
     return {
         "clip": path.name,
         "expected": expected,
@@ -231,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     args = p.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         rows = measure(args)
         print_rows(args, rows)

@@ -33,7 +33,7 @@ from app.images import ImageError, read_rgb
 from app.stop_signals import stop_message, stoppable
 from models import checkpoint
 from models.checkpoint import CheckpointError
-from training.outputs import OutputSet, refuse_inputs
+from training.outputs import OutputSet, refuse_inputs, refuse_inside
 from training.prepare import face_crop_for_image
 
 log = logging.getLogger("training.export")  # not "__main__" when run with -m
@@ -64,7 +64,8 @@ class ExportCheck:
 
     def summary(self) -> str:
         return (
-            f"checked on {self.crops} crops: labels agree {self.labels_agree}, max "
+            f"checked on {self.crops} crop{'' if self.crops == 1 else 's'}: labels agree "
+            f"{self.labels_agree}, max "
             f"probability difference ONNX {self.onnx_max_diff:.2e}, "
             f"TorchScript {self.torchscript_max_diff:.2e}"
         )
@@ -216,6 +217,7 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError("--out -: name a folder for the exported models")
         if args.out.exists() and not args.out.is_dir():
             raise ValueError(f"--out {args.out} is a file, not a folder")
+        refuse_inside(args.out, "--out", {"--images": args.images})
         for path in (onnx_path, script_path):
             refuse_inputs(path, "--out", {"--weights": weights})
             if args.out.is_dir():

@@ -43,6 +43,23 @@ def same_file(a: Path, b: Path) -> bool:
     return a.resolve() == b.resolve()
 
 
+def is_within(path: Path, folder: Path) -> bool:
+    """True when ``path`` is ``folder`` or lies below it (links resolved)."""
+    path, folder = Path(path).resolve(), Path(folder).resolve()
+    return path == folder or folder in path.parents
+
+
+def refuse_inside(path: Path, flag: str, data: dict[str, Path | None]) -> None:
+    """Refuse an output inside a data folder the commands read (``{"--scenes": folder}``):
+    the next run would take what is written there for data."""
+    for given, folder in data.items():
+        if folder is not None and is_within(Path(path), Path(folder)):
+            raise ValueError(
+                f"{flag} {path} lies inside the {given} folder {folder}; the next run would "
+                "take what is written there for data. Pick a place outside it"
+            )
+
+
 def refuse_inputs(
     output: Path | None, flag: str, inputs: dict[str, Path | Iterable[Path] | None]
 ) -> None:

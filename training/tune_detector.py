@@ -31,7 +31,7 @@ from facenet_pytorch import MTCNN
 from tqdm import tqdm
 
 from app.atomic import check_writable, describe_error
-from app.flags import output_file, require_counts
+from app.flags import output_file, require_counts, seed
 from app.images import ImageError, read_rgb
 from app.stop_signals import stop_message, stop_signals_raise
 from models import detector_checkpoint
@@ -44,6 +44,7 @@ from training.outputs import (
     OutputSet,
     OutputsNotWrittenError,
     describe_output_error,
+    refuse_inside,
     same_file,
     strict_json,
 )
@@ -248,7 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar=("P", "R"),
         help="P-/R-Net thresholds when mining later windows",
     )
-    p.add_argument("--seed", type=int, default=0, help="the scenes split seed and training seed")
+    p.add_argument("--seed", type=seed, default=0, help="the scenes split seed and training seed")
     p.add_argument("--device", default="auto")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -273,6 +274,7 @@ def tune(args: argparse.Namespace) -> dict:
         )
     check_writable(args.out, args.overwrite)
     check_writable(record, args.overwrite)
+    refuse_inside(args.out, "--out", {"--scenes": args.scenes, "--faces": args.faces})
     torch.manual_seed(args.seed)
     device = as_device(args.device)
     scenes = train_scenes(args.scenes, args.seed)

@@ -167,8 +167,8 @@ def find_scenes(root: Path) -> SceneFiles:
             by_stem.setdefault(p.stem, []).append(p)
     annotations = {
         p.stem: p
-        for p in sorted((root / ANNOTATIONS_DIR).glob("*.xml"))
-        if not p.name.startswith(".")
+        for p in sorted((root / ANNOTATIONS_DIR).iterdir())
+        if p.suffix.lower() == ".xml" and p.is_file() and not p.name.startswith(".")
     }
     ambiguous = [by_stem[s] for s in sorted(by_stem) if len(by_stem[s]) > 1 and s in annotations]
     for paths in ambiguous:

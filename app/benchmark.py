@@ -225,7 +225,7 @@ def detector_frame(videos: Path) -> tuple[np.ndarray, str]:
 
 
 def print_tables(result: dict) -> None:
-    say("\nClassifier crops/s (student/teacher ratio measured in the same run)")
+    say("Classifier crops/s (student/teacher ratio measured in the same run)")
     say(f"{'device':8} {'batch':>5} {'teacher':>10} {'student':>10} {'ratio':>7}")
     for r in result["classifier"]:
         say(

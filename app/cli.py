@@ -9,6 +9,8 @@ import argparse
 import logging
 import math
 import os
+import re
+import socket
 import sys
 from pathlib import Path
 
@@ -309,13 +311,46 @@ def run_headless_cli(args: argparse.Namespace) -> int:
     return 1 if summary.failed else 0
 
 
+def missing_display() -> str | None:
+    """Why no window can open here, or None. Qt itself would abort the process with a core
+    dump. Only what can be told for sure is said: a local X display or Wayland socket that
+    nothing answers on; a remote DISPLAY or a chosen QT_QPA_PLATFORM is left to Qt."""
+    if not sys.platform.startswith("linux") or os.environ.get("QT_QPA_PLATFORM"):
+        return None
+    wayland = os.environ.get("WAYLAND_DISPLAY")
+    if wayland:
+        runtime = os.environ.get("XDG_RUNTIME_DIR", "")
+        if _answers(wayland if os.path.isabs(wayland) else os.path.join(runtime, wayland)):
+            return None
+    display = os.environ.get("DISPLAY")
+    if display:
+        local = re.fullmatch(r"(?:unix)?:(\d+)(?:\.\d+)?", display)
+        if not local:
+            return None
+        socket_path = f"/tmp/.X11-unix/X{local.group(1)}"
+        if _answers(socket_path) or _answers("\0" + socket_path):  # file or abstract socket
+            return None
+        return f"no X server answers on DISPLAY={display}"
+    if wayland:
+        return f"no Wayland server answers on WAYLAND_DISPLAY={wayland}"
+    return "DISPLAY is not set"
+
+
+def _answers(address: str) -> bool:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(1.0)
+        try:
+            probe.connect(address)
+        except OSError:
+            return False
+    return True
+
+
 def run_window_cli(args: argparse.Namespace) -> int:
-    if sys.platform.startswith("linux") and not any(
-        os.environ.get(name) for name in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")
-    ):  # Qt would abort the process with a core dump instead
+    if reason := missing_display():
         raise ValueError(
-            "no display to open the window on (DISPLAY is not set); run it in a desktop "
-            "session, or use --headless with --output/--events"
+            f"no display to open the window on ({reason}); run it in a desktop session, "
+            "or use --headless with --output/--events"
         )
     from app.window import run_window
 

@@ -207,8 +207,10 @@ def test_tables_piped_into_head_still_write_the_json(tmp_path):
     assert json.loads(out.read_text())["classifier"]
 
 
-def test_the_window_without_a_display_says_so_instead_of_aborting():
+def test_the_window_without_a_display_says_so_instead_of_aborting(monkeypatch):
     import os
+
+    from app.cli import missing_display
 
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "QT_QPA_PLATFORM")}
     env.pop("WAYLAND_DISPLAY", None)
@@ -223,3 +225,13 @@ def test_the_window_without_a_display_says_so_instead_of_aborting():
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.startswith("maskwatch: error: no display to open the window on")
     assert "--headless" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+    for name in ("QT_QPA_PLATFORM", "DISPLAY", "WAYLAND_DISPLAY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("DISPLAY", ":987")  # a display no X server serves
+    assert missing_display() == "no X server answers on DISPLAY=:987"
+    monkeypatch.delenv("DISPLAY")
+    monkeypatch.setenv("WAYLAND_DISPLAY", "/nowhere/wayland-9")
+    assert missing_display() == "no Wayland server answers on WAYLAND_DISPLAY=/nowhere/wayland-9"
+    monkeypatch.setenv("QT_QPA_PLATFORM", "offscreen")  # chosen by the user: left to Qt
+    assert missing_display() is None

@@ -44,6 +44,10 @@ def test_a_comparison_that_cannot_finish_is_refused_before_any_training(tmp_path
     out = tmp_path / "cmp"
     assert main(common + ["--epochs", "0"]) == 2
     assert "--epochs must be at least 1, not 0" in one_line_error(capsys)
+    assert main(common + ["--methods", "vanilla", "vanilla"]) == 2
+    assert "--methods names vanilla twice" in one_line_error(capsys)
+    assert main(common + ["--resume", "--overwrite"]) == 2
+    assert "give one of them" in one_line_error(capsys)
     assert main(common + ["--no-scenes"]) == 2
     assert "leave out --no-scenes" in one_line_error(capsys)
     with pytest.raises(SystemExit) as stopped:  # passed on, and refused, by distill's flags

@@ -86,6 +86,13 @@ def check_before_work(args: argparse.Namespace, passed_on: list[str]) -> None:
     for distill, a teacher that cannot serve, an existing table without --overwrite."""
     if args.epochs < 1:
         raise CompareError(f"--epochs must be at least 1, not {args.epochs}")
+    if args.resume and args.overwrite:
+        raise CompareError(
+            "--resume keeps what finished, --overwrite replaces it: give one of them"
+        )
+    twice = sorted({m for m in args.methods if args.methods.count(m) > 1})
+    if twice:
+        raise CompareError(f"--methods names {', '.join(twice)} twice; name each method once")
     check_writable(args.out / TABLE, args.overwrite or args.resume, make_folder=True)
     parser = distill.build_parser()
     parser.prog = f"{PROG} (passed on to training.distill)"

@@ -40,6 +40,7 @@ class FaceDetector:
         self._mtcnn = MTCNN(keep_all=True, device=self.device, post_process=False)
         self.weights = self._load_weights(self.config.weights)
         self._mtcnn.to(self.device).eval()
+        self._warned_too_small: set[tuple[int, int, int]] = set()
         self.configure(self.config)
 
     def _load_weights(self, weights: str) -> str:
@@ -97,6 +98,7 @@ class FaceDetector:
             interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
             image = cv2.resize(frame_rgb, size, interpolation=interp)
         if min(image.shape[:2]) < max(MTCNN_MIN_SIDE, self._mtcnn.min_face_size):
+            self._warn_too_small(frame_rgb.shape[1], frame_rgb.shape[0])
             return []
         boxes, scores = self._mtcnn.detect(np.ascontiguousarray(image))
         if boxes is None:
@@ -110,6 +112,25 @@ class FaceDetector:
                 continue
             found.append(Detection((x1, y1, x2, y2), float(score)))
         return drop_nested(found)
+
+    def _warn_too_small(self, width: int, height: int) -> None:
+        """Say once per frame size and setting why no face can be found in such frames."""
+        key = (width, height, self.config.min_face_size)
+        if key in self._warned_too_small:
+            return
+        self._warned_too_small.add(key)
+        if self.config.min_face_size > min(width, height):
+            log.warning(
+                "the minimum face size (%d px) is larger than the %dx%d frame: no face can be "
+                "found; lower --min-face (Minimum face in the window)",
+                self.config.min_face_size,
+                width,
+                height,
+            )
+        else:
+            log.warning(
+                "a %dx%d frame is too small to hold a face the detector can find", width, height
+            )
 
 
 # A box sharing more than this share of the smaller box's area with a better-scored box is

@@ -14,6 +14,7 @@ from pathlib import Path
 from PySide6.QtCore import QThread, Signal
 
 from app.config import PipelineConfig
+from app.device import DeviceError
 from app.pipeline import MODEL_NAMES, Pipeline
 from models.checkpoint import CheckpointError
 from models.detector_checkpoint import DetectorWeightsError
@@ -86,7 +87,7 @@ class PipelineLoader(QThread):
         try:
             report = build_pipeline(self.config, self.weights)
         except Exception as exc:  # the window shows any reason instead of dying
-            if not isinstance(exc, CheckpointError):
+            if not isinstance(exc, (CheckpointError, DeviceError)):
                 log.exception("building the pipeline failed")
             self.failed.emit(str(exc) or type(exc).__name__)
             return

@@ -19,6 +19,7 @@ from app.alerts import DEFAULT_DELAY_S
 from app.config import SENSITIVITY, DetectorConfig
 from app.detector import MTCNN_MIN_SIDE
 from app.pipeline import MODEL_NAMES
+from app.source import shown_source
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,19 @@ def save_problem(settings: QSettings) -> str | None:
     if settings.status() != QSettings.Status.AccessError:
         return None
     return f"settings cannot be saved to {settings.fileName()}: it cannot be written"
+
+
+def keep_private(path: Path) -> None:
+    """Let only the user read ``path``: it holds a stream URL with its login or token.
+
+    The URL is stored as typed, so the window can open the stream again next time; like a
+    browser's saved logins it is plain text, guarded only by the file's permissions.
+    """
+    try:
+        if path.stat().st_mode & 0o077:
+            path.chmod(0o600)
+    except OSError as exc:
+        log.warning("could not make %s private to you: %s", path, exc)
 
 
 def _standard(location: QStandardPaths.StandardLocation) -> Path | None:
@@ -194,7 +208,10 @@ class Preferences:
                 settings.setValue(key, value)
         settings.sync()
         self._stored = entries
-        return save_problem(settings)
+        problem = save_problem(settings)
+        if problem is None and shown_source(self.source) != self.source:
+            keep_private(Path(settings.fileName()))
+        return problem
 
     def _entries(self) -> dict:
         """Every setting under its key in the settings file."""

@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 STREAM_PREFIXES = ("rtsp://", "rtmp://", "http://", "https://", "udp://", "tcp://")
 STREAM_TIMEOUT_MS = 5000
+MAX_CAMERA_INDEX = 999  # a larger number is a typo, not a camera (the window allows 0-999)
 MIN_FPS, MAX_FPS, FALLBACK_FPS = 0.01, 1000.0, 30  # a time-lapse export may be 0.1 fps
 DEFAULT_PORTS = {"rtsp": 554, "rtmp": 1935, "http": 80, "https": 443}
 
@@ -160,8 +161,9 @@ class VideoSource:
         stated = self.capture.get(cv2.CAP_PROP_FRAME_COUNT)
         stated = int(stated) if self.kind != "camera" and math.isfinite(stated) else 0
         # A stream whose container states its length is a recording served over the network
-        # (a video file behind http://); live feeds state none.
-        self.recorded = self.kind == "file" or stated > 0
+        # (a video file behind http://); live feeds state none. A GIF states none either, so
+        # a URL naming a media file by its suffix counts as a recording too.
+        self.recorded = self.kind == "file" or stated > 0 or names_a_recording(self.spec)
         self.info = SourceInfo(
             self.spec,
             self.kind,
@@ -173,8 +175,10 @@ class VideoSource:
 
     def _open(self) -> cv2.VideoCapture:
         if self.kind == "camera":
-            if int(self.spec) < 0:
-                raise SourceError(f"no camera at index {self.spec}: indices start at 0")
+            if not 0 <= int(self.spec) <= MAX_CAMERA_INDEX:
+                raise SourceError(
+                    f"no camera at index {self.spec}: indices run from 0 to {MAX_CAMERA_INDEX}"
+                )
             try:
                 capture = cv2.VideoCapture(int(self.spec))
             except (cv2.error, OverflowError):
@@ -251,7 +255,7 @@ class VideoSource:
             return f"camera {self.spec} opened but delivers no frames"
         if self.kind == "file":
             return f"{self.spec} holds no frames OpenCV can read (a damaged video or image?)"
-        return f"stream {shown_source(self.spec)} delivers no frames"
+        return f"stream {shown_source(self.spec)} delivers no frames{no_range_hint(self.spec)}"
 
     def read(self) -> np.ndarray | None:
         """The next BGR frame, or None at the end of the source (or when it stops delivering)."""
@@ -410,14 +414,14 @@ def why_stream_failed(url: str, waited_s: float) -> str:
     return f"{host}:{port} answered, but not with a video stream OpenCV can read"
 
 
-def _http_refusal(parts, port: int, timeout: float) -> str | None:
-    """The HTTP error a web server answers for the URL (``HTTP 404 Not Found``), with the
-    URL's own login as FFmpeg sends it; None when it answers 2xx/3xx or not at all."""
+def _http_answer(parts, port: int, timeout: float, headers: dict | None = None):
+    """The status and headers a web server answers to a GET of the URL, sent with the URL's
+    own login as FFmpeg sends it; None when it does not answer."""
     https = parts.scheme.lower() == "https"
     kind = http.client.HTTPSConnection if https else http.client.HTTPConnection
     extra = {"context": ssl._create_unverified_context()} if https else {}  # only a probe
     connection = kind(parts.hostname, port, timeout=timeout, **extra)
-    headers = {}
+    headers = dict(headers or {})
     if parts.username is not None:
         login = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
         headers["Authorization"] = "Basic " + base64.b64encode(login.encode()).decode()
@@ -426,11 +430,62 @@ def _http_refusal(parts, port: int, timeout: float) -> str | None:
             "GET", urlunsplit(("", "", parts.path or "/", parts.query, "")), headers=headers
         )
         answer = connection.getresponse()
+        return answer.status, answer.reason, dict(answer.getheaders())
     except (OSError, http.client.HTTPException):
         return None
     finally:
         connection.close()
-    if answer.status < 400:
+
+
+def _http_refusal(parts, port: int, timeout: float) -> str | None:
+    """The HTTP error a web server answers for the URL (``HTTP 404 Not Found``); None when
+    it answers 2xx/3xx or not at all."""
+    answer = _http_answer(parts, port, timeout)
+    if answer is None or answer[0] < 400:
         return None
-    hint = "; check the login in the URL" if answer.status in (401, 403) else ""
-    return f"HTTP {answer.status} {answer.reason}{hint}"
+    status, reason, _ = answer
+    hint = "; check the login in the URL" if status in (401, 403) else ""
+    return f"HTTP {status} {reason}{hint}"
+
+
+# Containers whose index may sit at the end of the file, which a player reaches by a
+# range request; without one FFmpeg finds no frames in such a file served over HTTP.
+SEEKING_CONTAINERS = (".mp4", ".m4v", ".mov", ".3gp", ".mkv", ".webm")
+
+
+# Suffixes of files that hold a whole recording; a live feed's URL rarely ends in one (an
+# MJPEG camera's "/video.mjpg" or an HLS ".m3u8" playlist are left out on purpose).
+RECORDING_SUFFIXES = SEEKING_CONTAINERS + (".gif", ".avi", ".mpg", ".mpeg", ".wmv", ".flv")
+
+
+def names_a_recording(url: str) -> bool:
+    """Whether an HTTP(S) URL names a media file by its suffix (``/clips/hall.gif``)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return False
+    if parts.scheme.lower() not in ("http", "https"):
+        return False
+    return unquote(parts.path).lower().endswith(RECORDING_SUFFIXES)
+
+
+def no_range_hint(url: str) -> str:
+    """Why a video file over HTTP(S) may give no frames: the server ignores range requests.
+    Empty when that is not the case or cannot be told."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port if parts.port is not None else DEFAULT_PORTS.get(parts.scheme.lower())
+    except ValueError:
+        return ""
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname or not port:
+        return ""
+    if not unquote(parts.path).lower().endswith(SEEKING_CONTAINERS):
+        return ""
+    answer = _http_answer(parts, port, STREAM_TIMEOUT_MS / 1000, {"Range": "bytes=0-0"})
+    if answer is None or answer[0] != 200:  # 206: ranges work; an error is said elsewhere
+        return ""
+    return (
+        " (the server ignores HTTP range requests, which a video file with its index at the "
+        "end needs: serve it from a server that supports them, or move the index to the "
+        "front with ffmpeg -movflags +faststart)"
+    )

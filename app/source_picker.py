@@ -17,10 +17,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.source import STREAM_PREFIXES, describe, is_utf8, shown_name
+from app.source import MAX_CAMERA_INDEX, STREAM_PREFIXES, describe, is_utf8, shown_name
 
 VIDEO_FILTER = "Videos (*.mp4 *.avi *.mov *.mkv *.webm *.m4v *.mpg *.mpeg);;All files (*)"
-MAX_CAMERA_INDEX = 999
 
 
 class SourcePicker(QGroupBox):

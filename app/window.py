@@ -724,6 +724,12 @@ class MainWindow(QMainWindow):
 
     def export_csv(self, path: Path | None = None) -> Path | None:
         """Save the session's per-second statistics as CSV; asks for a file without ``path``."""
+        if not self.face_stats.frames:
+            self.show_message(
+                "There are no statistics to export yet: they are counted while a source plays.",
+                "info",
+            )
+            return None
         if path is None:
             suggested = self.prefs.exports_dir / time.strftime("maskwatch-stats-%Y%m%d-%H%M.csv")
             chosen, _ = QFileDialog.getSaveFileName(

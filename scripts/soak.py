@@ -34,6 +34,7 @@ from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from app.atomic import check_writable, describe_error, write_text  # noqa: E402
 from app.config import PipelineConfig  # noqa: E402
+from app.device import DeviceError, resolve_device  # noqa: E402
 from app.window import MainWindow  # noqa: E402
 
 
@@ -85,6 +86,7 @@ def check_arguments(args: argparse.Namespace) -> None:
         )
     if not (args.warmup_s >= 0 and math.isfinite(args.warmup_s)):
         raise ValueError(f"--warmup-s must be a finite number of at least 0, got {args.warmup_s}")
+    resolve_device(args.device)
     if not (args.source.isdigit() or "://" in args.source) and not Path(args.source).is_file():
         if args.source == str(DEFAULT_SOURCE):
             raise FileNotFoundError(
@@ -98,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         check_arguments(args)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, DeviceError) as exc:
         print(f"{PROG}: error: {describe_error(exc)}", file=sys.stderr)
         return 2
 
@@ -160,8 +162,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{PROG}: interrupted; nothing was written", file=sys.stderr)
         return 130
     if "failed" in ended:
+        # The window has logged its reason just above; say only what it means for the run.
+        if not shown[0]:
+            print(
+                f"{PROG}: error: {args.source} cannot be played; nothing measured", file=sys.stderr
+            )
+            return 2
         print(
-            f"{PROG}: error: playback of {args.source} stopped: {ended['failed']}", file=sys.stderr
+            f"{PROG}: error: playback of {args.source} stopped after {shown[0]} frames; "
+            "nothing was written",
+            file=sys.stderr,
         )
         return 1
     if not rows or not rows[-1]["frames"]:

@@ -89,3 +89,29 @@ def test_resume_keeps_the_methods_that_finished(tmp_path, common, capsys):
     assert (tmp_path / "cmp" / "self-training" / "student.pt").is_file()
     assert not (tmp_path / "cmp" / "vanilla" / "student.pt").exists()  # not trained again
     assert "vanilla" in capsys.readouterr().out
+
+
+def test_resume_goes_only_to_the_method_that_was_interrupted(tmp_path, common, monkeypatch):
+    """The methods after the interrupted one never started: they start afresh, so distill
+    does not warn that it found no interrupted run of theirs."""
+    from training import compare_methods
+
+    calls = []
+
+    def distill_main(argv):
+        calls.append(argv)
+        out = Path(argv[argv.index("--out") + 1]) / "report"
+        out.mkdir(parents=True)
+        figures = {
+            "accuracy": 0.5,
+            "per_class": {"mask": {"recall": 0.5}, "no_mask": {"recall": 0.5}},
+        }
+        report = {"models": {"student": {"test": figures, "best_val_acc": 0.5}}}
+        (out / "report.json").write_text(json.dumps(report))
+        return 0
+
+    monkeypatch.setattr(compare_methods.distill, "main", distill_main)
+    methods = ["vanilla", "self-training", "noisy-teacher"]
+    assert main(common + ["--methods", *methods, "--resume"]) == 0
+    assert ["--resume" in argv for argv in calls] == [True, False, False]
+    assert [argv[argv.index("--method") + 1] for argv in calls] == methods

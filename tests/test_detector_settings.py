@@ -10,8 +10,10 @@ import json  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import threading  # noqa: E402
+from dataclasses import replace  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from conftest import fixture_bgr, on_canvas, write_video  # noqa: E402
 from PySide6.QtCore import QSettings  # noqa: E402
@@ -145,6 +147,21 @@ def test_saved_folders_are_full_paths_and_a_bad_model_is_said(settings, caplog, 
     assert "ignoring saved model 'Teacher': use student or teacher" in said
 
 
+def test_a_saved_stream_login_makes_the_settings_file_private(settings):
+    prefs = Preferences.defaults()
+    prefs.source = "/videos/hall.mp4"
+    assert prefs.save(settings) is None
+    path = Path(settings.fileName())
+    path.chmod(0o644)
+    assert prefs.save(settings) is None and path.stat().st_mode & 0o777 == 0o644
+    prefs.source = "rtsp://admin:hunter2@127.0.0.1:8554/cam"
+    assert prefs.save(settings) is None
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert Preferences.load(QSettings(str(path), QSettings.Format.IniFormat)).source == (
+        prefs.source
+    )
+
+
 def test_hand_edited_yes_no_and_names_with_commas(settings, caplog):
     """An ini file splits an unquoted ``a,b`` into a list; ``loop=maybe`` is neither yes nor
     no. Names are read back exactly as typed."""
@@ -258,3 +275,15 @@ def test_two_windows_sharing_settings_keep_each_others_choices(settings):
     second.save(reopened())  # closed last: it must not put the delay back
     saved = Preferences.load(reopened())
     assert (saved.alert_delay_s, saved.min_face_size) == (7.0, 40)
+
+
+def test_a_minimum_face_larger_than_the_frame_is_said_once(detector, caplog):
+    detector.configure(replace(detector.config, min_face_size=500, scale=1.0))
+    frame = np.full((240, 320, 3), 128, np.uint8)
+    with caplog.at_level("WARNING", logger="app.detector"):
+        assert detector.detect(frame) == [] and detector.detect(frame) == []
+    said = [r.getMessage() for r in caplog.records if r.name == "app.detector"]
+    assert said == [
+        "the minimum face size (500 px) is larger than the 320x240 frame: no face can be "
+        "found; lower --min-face (Minimum face in the window)"
+    ]

@@ -297,6 +297,23 @@ def test_cli_on_scenes(datasets, tmp_path, capsys):
     assert "mAP" in out and "mask_weared_incorrect" in out
 
 
+def test_a_split_of_class_folders_is_named_in_the_summary(datasets, tmp_path, capsys):
+    out_json = tmp_path / "train.json"
+    argv = ["--data", str(datasets["classes"]), "--model", "student", "--split", "train"]
+    code, out, err = _run([*argv, "--json", str(out_json)], capsys)
+    assert code == 0, err
+    images = json.loads(out_json.read_text())["images"]
+    assert images["split"] == "train" and 0 < images["in_split"] <= 5
+    summary = next(line for line in out.splitlines() if line.startswith("images: "))
+    assert f"evaluated of {images['in_split']} in the train split of 5," in summary, out
+
+
+def test_a_scenes_set_has_no_val_split(datasets, capsys):
+    argv = ["--data", str(datasets["scenes"]), "--model", "student", "--split", "val"]
+    code, _, err = _run(argv, capsys)
+    _assert_one_line_error(code, err, "a scenes set has no val split (its seeded split is")
+
+
 def test_cli_refuses_to_overwrite_json(datasets, tmp_path, capsys):
     existing = tmp_path / "old.json"
     existing.write_text("{}")

@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import threading
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -52,6 +53,30 @@ def test_export_command_and_overwrite_guard(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["student.onnx", "student.torchscript.pt"]
     again = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=180)
     assert again.returncode == 2 and "already exists" in again.stderr
+
+
+def test_a_stop_after_both_files_are_written_says_they_were(tmp_path, monkeypatch, capsys):
+    """SIGTERM while the summary is printed: the files are complete and kept, and the one
+    line says so instead of ending silently."""
+    from app.stop_signals import Stopped
+    from training.export import main
+
+    class StopOnSummary:
+        def write(self, text: str) -> int:
+            if text.startswith("wrote "):
+                raise Stopped(signal.SIGTERM)
+            return len(text)
+
+        def flush(self) -> None:
+            pass
+
+    monkeypatch.setattr(sys, "stdout", StopOnSummary())
+    assert main(["--out", str(tmp_path)]) == 128 + signal.SIGTERM
+    onnx, script = tmp_path / "student.onnx", tmp_path / "student.torchscript.pt"
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"training.export: terminated (SIGTERM) after writing {onnx} and {script}"
+    ]
+    assert ort.InferenceSession(str(onnx)) and zipfile.is_zipfile(script)
 
 
 def overflowing_student(path: Path) -> Path:

@@ -4,6 +4,7 @@ import contextlib
 import os
 import socket
 import tempfile
+import threading
 import warnings
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from conftest import FIXTURES, fixture_bgr, on_canvas, run_app, write_video
 from PIL import Image
 
 from app.images import ImageError, read_rgb
-from app.source import SourceError, VideoSource
+from app.source import SourceError, VideoSource, names_a_recording, no_range_hint
 
 
 def rgb_fixture() -> Image.Image:
@@ -224,6 +225,39 @@ def test_a_video_file_served_over_http_plays_at_its_own_rate_to_its_end(tmp_path
     assert not capture.is_alive()
     assert mailbox.end_reason == END_FINISHED
     assert took >= 19 / 20.0 * 0.9  # 20 frames at 20 fps: about a second, not flat out
+
+
+def test_a_gif_served_over_http_is_a_recording_though_it_states_no_length(tmp_path):
+    from app.capture import END_FINISHED, CaptureThread, LatestFrame
+
+    shades = [Image.new("RGB", (64, 48), (20 * i, 0, 0)) for i in range(6)]
+    shades[0].save(tmp_path / "hall.gif", save_all=True, append_images=shades[1:], duration=100)
+    with served(tmp_path) as base:
+        source = VideoSource(f"{base}/hall.gif")
+        assert source.kind == "stream" and source.recorded and source.info.frame_count == 0
+        mailbox, stop = LatestFrame(), threading.Event()
+        capture = CaptureThread(source, mailbox, stop, should_loop=lambda: False)
+        capture.start()
+        capture.join(30)
+    assert not capture.is_alive() and mailbox.end_reason == END_FINISHED
+    assert source.time_s() == pytest.approx(0.5)  # the sixth frame, at 10 fps: media time
+    assert not names_a_recording(f"{base}/video.mjpg") and not names_a_recording("rtsp://h/a.mp4")
+
+
+def test_a_big_mp4_from_a_server_without_ranges_names_the_cause(tmp_path):
+    """An mp4 whose index sits at its end (as OpenCV writes it) cannot be read from a server
+    that ignores range requests, as Python's own http.server does: the message says why."""
+    noise = np.random.default_rng(0).integers(0, 255, (40, 240, 320, 3), dtype=np.uint8)
+    clip = write_video(tmp_path / "big.mp4", list(noise), fps=10.0)
+    assert clip.read_bytes().rfind(b"moov") > clip.stat().st_size // 2
+    with served(tmp_path) as base, pytest.raises(SourceError) as refused:
+        VideoSource(f"{base}/big.mp4")
+    said = str(refused.value)
+    assert said.startswith(f"stream {base}/big.mp4 delivers no frames (the server ignores HTTP")
+    assert "ffmpeg -movflags +faststart" in said
+    with served(tmp_path) as base:
+        assert no_range_hint(f"{base}/big.mp4").startswith(" (the server ignores")
+        assert no_range_hint(f"{base}/big.gif") == ""  # not a container that seeks
 
 
 def with_rotation_metadata(path, degrees_cw: int = 90):

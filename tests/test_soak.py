@@ -48,6 +48,7 @@ def clip(tmp_path_factory):
         (["--minutes", "1", "--sample-s", "1e12"], "--sample-s 1e+12 is longer than the run"),
         (["--warmup-s", "-1"], "--warmup-s must be a finite number of at least 0"),
         (["--source", "/nowhere/clip.mp4"], "--source /nowhere/clip.mp4 is not a video file"),
+        (["--device", "bogus"], "unknown device 'bogus'; use auto, cpu, cuda or cuda:N"),
     ],
 )
 def test_settings_that_would_never_end_or_show_nothing_are_refused(clip, capsys, args, message):
@@ -81,9 +82,10 @@ def test_a_source_that_cannot_play_ends_the_run_with_an_error(tmp_path):
     fake.write_text("not a video")
     proc = soak("--source", fake, "--minutes", 5, "--csv", tmp_path / "soak.csv")
     _, err = proc.communicate(timeout=240)
-    assert proc.returncode == 1, err
-    last = err.strip().splitlines()[-1]
-    assert last.startswith(f"soak.py: error: playback of {fake} stopped: ")
+    assert proc.returncode == 2, err
+    lines = err.strip().splitlines()
+    assert lines[-1] == f"soak.py: error: {fake} cannot be played; nothing measured"
+    assert sum("is not a video or image OpenCV can read" in line for line in lines) == 1, err
     assert "GROWING" not in err and not (tmp_path / "soak.csv").exists()
 
 

@@ -203,6 +203,10 @@ def test_a_snapshots_folder_that_is_a_file_is_named_plainly(window, prefs, tmp_p
     assert "Pick another snapshots folder" in text and "Errno" not in text
     assert blocker.read_text() == "precious"
     # The message goes once a snapshot is saved; another kind's failure stays until mended.
+    assert window.export_csv(tmp_path / "early.csv") is None  # nothing counted yet
+    assert window.message.startswith("There are no statistics to export yet")
+    assert not (tmp_path / "early.csv").exists()
+    window.face_stats.add(0.0, [])
     assert window.export_csv(tmp_path) is None
     stats_failure = window.message
     assert stats_failure.startswith(f"The statistics could not be saved as {tmp_path}")

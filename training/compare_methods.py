@@ -57,15 +57,18 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def distill_argv(args: argparse.Namespace, method: str, passed_on: list[str]) -> list[str]:
-    """The ``training.distill`` command line of one method."""
+def distill_argv(
+    args: argparse.Namespace, method: str, passed_on: list[str], resume: bool = False
+) -> list[str]:
+    """The ``training.distill`` command line of one method; ``resume`` for the one an
+    interrupted comparison stopped in."""
     argv = ["--data", str(args.data), "--teacher", str(args.teacher), "--method", method]
     argv += ["--student-epochs", str(args.epochs), "--out", str(args.out / method), "--quiet"]
     if not args.no_scenes:
         argv += ["--scenes", str(args.scenes), "--negatives"]
     if args.overwrite:
         argv.append("--overwrite")
-    if args.resume:
+    if resume:
         argv.append("--resume")
     return argv + passed_on
 
@@ -128,8 +131,13 @@ def row(method: str, report: dict, minutes: float | None) -> dict:
 
 
 def compare(args: argparse.Namespace, passed_on: list[str]) -> list[dict] | int:
-    """Distil one student per method; the rows of the table, or distill's exit status."""
+    """Distil one student per method; the rows of the table, or distill's exit status.
+
+    With --resume, methods run in order, so the first one without a report is the one that
+    was interrupted; the methods after it never started and start afresh.
+    """
     rows = []
+    resume = args.resume
     for method in args.methods:
         report = finished_report(args, method)
         if report is not None:
@@ -137,7 +145,8 @@ def compare(args: argparse.Namespace, passed_on: list[str]) -> list[dict] | int:
             rows.append(row(method, report, None))
             continue
         start = time.perf_counter()
-        code = distill.main(distill_argv(args, method, passed_on))
+        code = distill.main(distill_argv(args, method, passed_on, resume))
+        resume = False
         if code != 0:
             return code
         report = json.loads((args.out / method / "report" / "report.json").read_text())

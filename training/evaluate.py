@@ -136,6 +136,7 @@ def evaluate_classes(
         images = [(path, label) for path, label in images if splits.get(str(path)) == config.split]
         if not images:
             raise EvaluationError(f"the {config.split} split of this dataset is empty")
+    split_size = len(images)
     items = spread(images, config.limit)
     classifier = pipeline.classifier(pipeline.active)
     names = tuple(classifier.meta.class_names)
@@ -187,6 +188,8 @@ def evaluate_classes(
         "layout": "classes",
         "images": {
             "listed": len(found.images),
+            "in_split": split_size,
+            "split": config.split,
             "evaluated": len(records),
             "unreadable": unreadable,
             "not_images": len(found.skipped),
@@ -316,6 +319,11 @@ def evaluate_scenes(
 ) -> dict:
     """Run the app's pipeline on every annotated scene and score it against the boxes."""
     pairs = files.pairs
+    if config.split == "val":
+        raise EvaluationError(
+            "a scenes set has no val split (its seeded split is train and test); "
+            "use --split train, test or all"
+        )
     if config.split != "all":
         splits = split_scenes(pairs, config.seed)
         pairs = [p for p in pairs if splits[p.image.stem] == config.split]
@@ -383,10 +391,17 @@ def _recall_text(cell: dict) -> str:
     return f"{_num(cell['recall'], 3)} ({cell['found']}/{cell['total']})"
 
 
+def _listed_text(images: dict) -> str:
+    """How many images were listed, and in which split, for the summary's first line."""
+    if images.get("split", "all") != "all":
+        return f"{images['in_split']} in the {images['split']} split of {images['listed']}"
+    return f"{images['listed']} listed"
+
+
 def format_classes(report: dict) -> list[str]:
     images, no_face = report["images"], report["no_face"]
     lines = [
-        f"images: {images['evaluated']} evaluated of {images['listed']} listed, "
+        f"images: {images['evaluated']} evaluated of {_listed_text(images)}, "
         f"{len(images['unreadable'])} unreadable",
         f"no face found by the app's detector: {no_face['count']} "
         f"({_num(no_face['fraction'], 3)}); "
@@ -420,13 +435,8 @@ def format_classes(report: dict) -> list[str]:
 def format_scenes(report: dict, config: EvaluationConfig) -> list[str]:
     images = report["images"]
     gt = report["ground_truth"]
-    listed = (
-        f"{images['in_split']} in the {images['split']} split of {images['listed']}"
-        if images.get("split", "all") != "all"
-        else f"{images['listed']} listed"
-    )
     lines = [
-        f"images: {images['evaluated']} evaluated of {listed}, "
+        f"images: {images['evaluated']} evaluated of {_listed_text(images)}, "
         # A malformed box drops its whole image: scored without it, a hit on that face
         # would count as a false detection.
         f"{len(images['unreadable'])} left out (image or annotation unreadable, each named "

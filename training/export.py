@@ -255,8 +255,15 @@ def main(argv: list[str] | None = None) -> int:
         said, status = stop_message(exc)
         print(f"training.export: {said}; nothing was written", file=sys.stderr)
         return status
-    print(f"wrote {onnx_path} and {script_path}")
-    print(result.summary())
+    try:
+        print(f"wrote {onnx_path} and {script_path}")
+        print(result.summary())
+    except KeyboardInterrupt as exc:  # both files are complete by now: say so
+        said, status = stop_message(exc)
+        print(
+            f"training.export: {said} after writing {onnx_path} and {script_path}", file=sys.stderr
+        )
+        return status
     return 0
 
 

@@ -34,6 +34,15 @@ def common(tmp_path) -> list[str]:
     ]
 
 
+def write_report(method_out: Path, accuracy=0.5, recalls=(0.5, 0.5), val=0.5) -> None:
+    """The part of a finished method's report.json that the comparison reads."""
+    (method_out / "report").mkdir(parents=True)
+    per_class = {"mask": {"recall": recalls[0]}, "no_mask": {"recall": recalls[1]}}
+    figures = {"accuracy": accuracy, "per_class": per_class}
+    report = {"models": {"student": {"test": figures, "best_val_acc": val}}}
+    (method_out / "report" / "report.json").write_text(json.dumps(report))
+
+
 def one_line_error(capsys) -> str:
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1, err
@@ -73,14 +82,7 @@ def test_a_comparison_that_cannot_finish_is_refused_before_any_training(tmp_path
 def test_resume_keeps_the_methods_that_finished(tmp_path, common, capsys):
     """A comparison stopped after vanilla finished goes on with --resume: vanilla's report
     is read back (not trained again), self-training runs, the table has both."""
-    report = tmp_path / "cmp" / "vanilla" / "report"
-    report.mkdir(parents=True)
-    figures = {
-        "accuracy": 0.91,
-        "per_class": {"mask": {"recall": 0.9}, "no_mask": {"recall": 0.92}},
-    }
-    finished = {"models": {"student": {"test": figures, "best_val_acc": 0.93}}}
-    (report / "report.json").write_text(json.dumps(finished))
+    write_report(tmp_path / "cmp" / "vanilla", accuracy=0.91, recalls=(0.9, 0.92), val=0.93)
     assert main(common + ["--methods", "vanilla", "self-training", "--resume"]) == 0
     table = json.loads((tmp_path / "cmp" / "comparison.json").read_text())
     assert [r["method"] for r in table] == ["vanilla", "self-training"]
@@ -100,14 +102,7 @@ def test_resume_goes_only_to_the_method_that_was_interrupted(tmp_path, common, m
 
     def distill_main(argv):
         calls.append(argv)
-        out = Path(argv[argv.index("--out") + 1]) / "report"
-        out.mkdir(parents=True)
-        figures = {
-            "accuracy": 0.5,
-            "per_class": {"mask": {"recall": 0.5}, "no_mask": {"recall": 0.5}},
-        }
-        report = {"models": {"student": {"test": figures, "best_val_acc": 0.5}}}
-        (out / "report.json").write_text(json.dumps(report))
+        write_report(Path(argv[argv.index("--out") + 1]))
         return 0
 
     monkeypatch.setattr(compare_methods.distill, "main", distill_main)

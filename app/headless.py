@@ -37,6 +37,7 @@ from app.run_outputs import RunOutputs
 from app.source import (
     VideoSource,
     describe,
+    ffmpeg_name,
     is_utf8,
     plain_source,
     shown_name,
@@ -453,7 +454,7 @@ def _write_text(path: Path, text: str) -> None:
 
 def _open_writer(tmp: Path, output: Path, info) -> cv2.VideoWriter:
     writer = cv2.VideoWriter(
-        str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), info.fps, (info.width, info.height)
+        ffmpeg_name(tmp), cv2.VideoWriter_fourcc(*"mp4v"), info.fps, (info.width, info.height)
     )
     if not writer.isOpened():
         raise OSError(

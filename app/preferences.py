@@ -157,7 +157,8 @@ class Preferences:
             value = _as_text(settings, f"folders/{name}")
             if not value:
                 continue
-            folder = Path(str(value)).expanduser()  # a hand-edited file may say ~/alerts
+            # A hand-edited file may say ~/alerts; os.path leaves ~nosuchuser as it is (Path raises)
+            folder = Path(os.path.expanduser(str(value)))
             if folder.is_absolute():
                 setattr(prefs, name, folder)
             else:  # it would move with the folder the window is started from

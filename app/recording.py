@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from app.atomic import atomic_path, temp_name
+from app.source import ffmpeg_name
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +59,7 @@ def check_video_complete(path: Path, final: Path, frames_written: int) -> None:
             else "its temporary file was removed"
         )
         raise FileNotFoundError(f"video {final} was lost while it was written: {where}")
-    capture = cv2.VideoCapture(str(path))
+    capture = cv2.VideoCapture(ffmpeg_name(path))
     try:
         ok, _ = capture.read()
         count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
@@ -93,7 +94,7 @@ class VideoRecorder:
         if not self.path.parent.is_dir():
             raise FileNotFoundError(f"folder {self.path.parent} does not exist")
         writer = cv2.VideoWriter(
-            str(self.tmp), cv2.VideoWriter_fourcc(*FOURCC), self.fps, (width, height)
+            ffmpeg_name(self.tmp), cv2.VideoWriter_fourcc(*FOURCC), self.fps, (width, height)
         )
         if not writer.isOpened():
             raise OSError(f"cannot write video {self.path}")

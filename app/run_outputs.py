@@ -102,7 +102,9 @@ class RunOutputs:
                 f"kept: {', '.join(str(p) for p in kept[:3])}{', ...' if len(kept) > 3 else ''}"
             )
         self.failed[output] = reason
-        log.warning("%s not written: %s; the other outputs go on", output, reason)
+        others = {e.output for e in self._pending if e.output != output and self.live(e.output)}
+        go_on = "; the other outputs go on" if others else ""
+        log.warning("%s not written: %s%s", output, reason, go_on)
 
     def finish(self, output: str, check: Callable[[Path, Path], None] | None = None) -> int:
         """Give every finished file of ``output`` its final name; returns how many.

@@ -125,6 +125,12 @@ def source_title(spec: str) -> str:
     return shown_name(Path(spec).name or spec)
 
 
+def ffmpeg_name(path: Path) -> str:
+    """``path`` as FFmpeg must be given it: absolute, since a relative ``cam1:2024.mp4`` reads
+    to FFmpeg as protocol ``cam1``."""
+    return str(Path(path).absolute())
+
+
 def describe(spec: str) -> str:
     """What a source names: "camera" (an index such as 0 or -1), "stream" or "file"."""
     spec = str(spec)
@@ -175,16 +181,20 @@ class VideoSource:
 
     def _open(self) -> cv2.VideoCapture:
         if self.kind == "camera":
+            # A file named like an index ("5") is read as a camera; say how to name the file.
+            hint = f" (for the file {self.spec} here, give ./{self.spec})"
+            hint = hint if os.path.isfile(self.spec) else ""
             if not 0 <= int(self.spec) <= MAX_CAMERA_INDEX:
                 raise SourceError(
                     f"no camera at index {self.spec}: indices run from 0 to {MAX_CAMERA_INDEX}"
+                    + hint
                 )
             try:
                 capture = cv2.VideoCapture(int(self.spec))
             except (cv2.error, OverflowError):
-                raise SourceError(f"no camera at index {self.spec}") from None
+                raise SourceError(f"no camera at index {self.spec}{hint}") from None
             if not capture.isOpened():
-                raise SourceError(f"no camera at index {self.spec}")
+                raise SourceError(f"no camera at index {self.spec}{hint}")
             return capture
         if self.kind == "file":
             path = Path(self.spec)
@@ -310,7 +320,7 @@ class VideoSource:
         sequence (img%02d.jpg would be img01.jpg, img02.jpg...), so such a file is opened
         through a link with a plain name, kept until ``close``."""
         if "%" not in path.name:
-            return str(path)
+            return ffmpeg_name(path)
         self._link_dir = tempfile.mkdtemp(prefix="maskwatch-source-")
         link = Path(self._link_dir, "source" + path.suffix.replace("%", ""))
         try:

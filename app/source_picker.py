@@ -136,7 +136,7 @@ class SourcePicker(QGroupBox):
         self.open_button.setFocus()
 
     def open_file_dialog(self) -> None:
-        current = Path(self.file_edit.text().strip() or ".").expanduser()
+        current = Path(os.path.expanduser(self.file_edit.text().strip() or "."))
         try:
             folder = str(current.parent if current.is_file() else current)
         except OSError:  # a name too long to look up: start where it points

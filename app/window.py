@@ -10,6 +10,7 @@ Settings the user changes are kept with QSettings (``app.preferences``).
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 import time
@@ -53,7 +54,7 @@ from app.preferences import (
 )
 from app.recording import VideoRecorder, stamped_path
 from app.settings_panel import DetectorSettings, SettingsPanel
-from app.source import describe, shown_source, source_title
+from app.source import describe, plain_source, shown_source, source_title
 from app.source_picker import SourcePicker
 from app.stats import FaceStats
 from app.stats_view import StatsPanel
@@ -173,6 +174,12 @@ def sentence(text: str) -> str:
 
 def with_shortcut(text: str, name: str) -> str:
     return f"{text} ({SHORTCUTS[name]})"
+
+
+def naming(folder: Path, preposition: str, exc: OSError) -> str:
+    """ " in FOLDER: REASON", or just ": REASON" when the reason names the folder already."""
+    reason = describe_error(exc)
+    return f": {reason}" if str(folder) in reason else f"{preposition} {folder}: {reason}"
 
 
 class MainWindow(QMainWindow):
@@ -738,6 +745,12 @@ class MainWindow(QMainWindow):
             if not chosen:
                 return None
             path = Path(chosen)
+        if self._is_source_file(path):
+            self._say_failure(
+                "stats",
+                f"{path} is the video being watched; save the statistics under another name.",
+            )
+            return None
         try:
             self.face_stats.write_csv(path, overwrite=True)  # the dialog asked already
         except OSError as exc:
@@ -748,6 +761,16 @@ class MainWindow(QMainWindow):
         self._failure_mended("stats")
         self.statusBar().showMessage(f"Statistics saved to {path}")
         return path
+
+    def _is_source_file(self, path: Path) -> bool:
+        """Whether ``path`` is the file picked as the source (by any of its names)."""
+        spec = plain_source(self.picker.spec())
+        if describe(spec) != "file":
+            return False
+        try:
+            return os.path.samefile(path, os.path.expanduser(spec))
+        except (OSError, ValueError):  # either one missing: they cannot be one file
+            return False
 
     # ---- snapshots and recording ---------------------------------------------------------
 
@@ -766,7 +789,7 @@ class MainWindow(QMainWindow):
         except OSError as exc:
             self._say_failure(
                 "snapshot",
-                f"The snapshot could not be saved in {folder}: {describe_error(exc)}. "
+                f"The snapshot could not be saved{naming(folder, ' in', exc)}. "
                 "Pick another snapshots folder in the Alerts & files tab.",
             )
             return None
@@ -789,7 +812,7 @@ class MainWindow(QMainWindow):
         except OSError as exc:
             self._say_failure(
                 "recording",
-                f"Cannot record into {folder}: {describe_error(exc)}. "
+                f"Cannot record{naming(folder, ' into', exc)}. "
                 "Pick another recordings folder in the Alerts & files tab.",
             )
             self.record_button.setChecked(False)
@@ -880,7 +903,7 @@ class MainWindow(QMainWindow):
             return
         spec = self.picker.spec()
         if describe(spec) == "file":
-            spec = str(Path(spec).expanduser().absolute())
+            spec = str(Path(os.path.expanduser(spec)).absolute())  # never raises
         self.prefs.source = spec
         self.save_prefs()
 

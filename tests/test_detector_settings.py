@@ -138,12 +138,15 @@ def test_saved_folders_are_full_paths_and_a_bad_model_is_said(settings, caplog, 
     defaults = Preferences.defaults()
     settings.setValue("folders/alerts_dir", "~/mw-alerts")
     settings.setValue("folders/snapshots_dir", "relsnaps")
+    settings.setValue("folders/exports_dir", "~nosuchuser/x")  # Path.expanduser would raise
     settings.setValue("model", "Teacher")
     loaded = Preferences.load(settings)
     assert loaded.alerts_dir == Path("/home/someone/mw-alerts")
     assert loaded.snapshots_dir == defaults.snapshots_dir and loaded.model == "student"
+    assert loaded.exports_dir == defaults.exports_dir
     said = [r.getMessage() for r in caplog.records]
     assert "ignoring saved folder 'relsnaps': not a full path" in said
+    assert "ignoring saved folder '~nosuchuser/x': not a full path" in said
     assert "ignoring saved model 'Teacher': use student or teacher" in said
 
 

@@ -130,7 +130,7 @@ def test_app_names_a_bad_detector_weights_file(tmp_path):
 
 def test_tune_detector_command_writes_weights_that_load(tmp_path):
     scenes = scenes_copy(tmp_path / "scenes")
-    out = tmp_path / "detector.pt"
+    out = tmp_path / "new" / "folder" / "detector.pt"  # folders made as distill makes them
     command = [sys.executable, "-m", "training.tune_detector", "--scenes", scenes]
     command += ["--out", out, "--epochs", "1", "--quiet", "--stages", "rnet", "onet"]
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)

@@ -1,6 +1,7 @@
 """Headless mode end to end, through the real command line."""
 
 import json
+import shutil
 from pathlib import Path
 
 import cv2
@@ -380,3 +381,19 @@ def test_a_source_named_by_a_file_url_is_never_replaced(tmp_path, no_mask_video,
         err = refused(capsys, "--source", url, "--output", source, "--overwrite")
         assert f"{source} is the source video; write the output elsewhere" in err
     assert source.read_bytes() == no_mask_video.read_bytes()
+
+
+def test_relative_names_with_a_colon_are_files_not_protocols(
+    tmp_path, no_mask_video, capsys, monkeypatch
+):
+    """FFmpeg reads ``cam1:2024.mp4`` as protocol cam1; camera exports are named so."""
+    from app.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    shutil.copy(no_mask_video, tmp_path / "cam1:2024.mp4")
+    flags = ["--source", "cam1:2024.mp4", "--output", "./c:out.mp4", "--events", "c:ev.jsonl"]
+    assert main(["--headless", "--quiet", "--max-frames", "4", *flags]) == 0, capsys.readouterr()
+    capture = cv2.VideoCapture(str(tmp_path / "c:out.mp4"))
+    assert capture.get(cv2.CAP_PROP_FRAME_COUNT) == 4
+    capture.release()
+    assert len((tmp_path / "c:ev.jsonl").read_text().splitlines()) == 4

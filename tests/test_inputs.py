@@ -133,6 +133,16 @@ def test_missing_camera():
         VideoSource("7")
 
 
+def test_a_file_named_like_a_camera_index_is_pointed_out(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    frames = [on_canvas(fixture_bgr("no_mask_2.jpg"))] * 3
+    write_video(tmp_path / "video.mp4", frames, fps=5.0).rename(tmp_path / "7")
+    with pytest.raises(SourceError) as refused:
+        VideoSource("7")
+    assert str(refused.value) == "no camera at index 7 (for the file 7 here, give ./7)"
+    assert VideoSource("./7").info.frame_count == 3
+
+
 def closed_port() -> int:
     """A local port with nothing listening on it (bound, then released)."""
     import socket

@@ -186,3 +186,17 @@ def test_alerts_are_all_written_or_none(tmp_path, pipeline, no_mask_video):
     assert "created by someone else" in summary.failed["alerts"]
     assert [p.name for p in folder.iterdir()] == ["alerts.jsonl"]
     assert (folder / "alerts.jsonl").read_text() == "x"
+
+
+def test_the_warning_says_other_outputs_go_on_only_when_there_are_some(tmp_path, caplog):
+    outputs = RunOutputs(overwrite=False)
+    outputs.temp("events", tmp_path / "events.jsonl")
+    outputs.temp("stats", tmp_path / "stats.csv")
+    with caplog.at_level("WARNING", logger="app.run_outputs"):
+        outputs.fail("events", OSError(28, "No space left on device", str(tmp_path / "e")))
+        outputs.fail("stats", OSError(28, "No space left on device", str(tmp_path / "s")))
+    assert [r.getMessage() for r in caplog.records] == [
+        f"events not written: no space left on the disk for {tmp_path / 'e'}; "
+        "the other outputs go on",
+        f"stats not written: no space left on the disk for {tmp_path / 's'}",
+    ]

@@ -613,7 +613,7 @@ def test_without_input_size_the_student_takes_the_teachers():
 
 
 def test_a_fresh_run_keeps_an_interrupted_runs_state_aside(tmp_path, caplog):
-    from training.distill import set_aside
+    from training.run_state import set_aside
 
     state = tmp_path / "vanilla-seed0-abc"
     assert set_aside(state) is None
@@ -623,3 +623,38 @@ def test_a_fresh_run_keeps_an_interrupted_runs_state_aside(tmp_path, caplog):
     assert aside == tmp_path / "vanilla-seed0-abc-interrupted" and not state.exists()
     assert (aside / "teacher-state.pt").read_bytes() == b"twelve epochs of work"
     assert "rename the folder back to vanilla-seed0-abc" in caplog.text
+
+
+def test_a_state_folder_is_held_by_one_run_at_a_time(tmp_path):
+    """Two runs sharing --work-dir with the same settings: the second is refused instead of
+    moving aside, then deleting, the state of the first, which is still training."""
+    from training.run_state import StateInUseError, state_lock
+
+    state = tmp_path / "train-state" / "vanilla-seed0-abc"
+    with state_lock(state):
+        with pytest.raises(StateInUseError, match="another training run .* is using"):
+            with state_lock(state):
+                pass
+        assert not state.exists()  # the lock sits beside the folder, not in it
+    with state_lock(state):  # free again once the first run ends
+        pass
+
+
+def test_resume_with_other_settings_names_the_kept_run_and_what_differs(tmp_path):
+    from training.distill import run_settings
+    from training.run_state import other_runs, record_settings, run_key
+
+    names = ("mask", "no_mask")
+    interrupted = run_settings(build_parser().parse_args(["--data", "d"]), "crops", names)
+    now = run_settings(
+        build_parser().parse_args(["--data", "d", "--student-epochs", "25"]), "crops", names
+    )
+    states = tmp_path / "train-state"
+    record_settings(states / (run_key(interrupted) + "-interrupted"), interrupted)
+    (states / "self-training-seed0-0123456789").mkdir()  # another method: not named
+    said = other_runs(states / run_key(now), now)
+    epochs = interrupted["--student-epochs"]
+    assert said == [
+        f"{states / run_key(interrupted)}-interrupted (differs in --student-epochs: "
+        f"{epochs!r} there)"
+    ]

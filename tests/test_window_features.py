@@ -216,6 +216,20 @@ def test_a_snapshots_folder_that_is_a_file_is_named_plainly(window, prefs, tmp_p
     assert window.message == ""
 
 
+def test_statistics_are_never_exported_over_the_video_being_watched(window, face_video, tmp_path):
+    before = face_video.read_bytes()
+    window.face_stats.add(0.0, [])
+    alias = tmp_path / "same video.mp4"
+    os.link(face_video, alias)  # the dialog may reach it by another name
+    for path in (face_video, alias):
+        assert window.export_csv(path) is None
+        assert (
+            window.message
+            == f"{path} is the video being watched; save the statistics under another name."
+        )
+    assert face_video.read_bytes() == before
+
+
 def test_settings_that_cannot_be_saved_are_said_once(qtbot, pipeline, prefs, face_video, tmp_path):
     ini = tmp_path / "MaskWatch.ini"
     ini.mkdir()  # a folder where the settings file should be
@@ -233,3 +247,21 @@ def test_settings_that_cannot_be_saved_are_said_once(qtbot, pipeline, prefs, fac
         assert win.message_label.text() == ""  # said once
     finally:
         win.close()
+
+
+def test_a_folder_under_a_file_is_named_once_in_the_message(window, prefs, tmp_path):
+    blocker = tmp_path / "short.mp4"
+    blocker.write_text("a file, not a folder")
+    prefs.snapshots_dir = prefs.recordings_dir = blocker / "folder"
+    window.last_image = QImage(32, 24, QImage.Format.Format_RGB888)
+    assert window.snapshot() is None
+    reason = f"{blocker / 'folder'}: a part of the path is a file, not a folder"
+    assert window.message == (
+        f"The snapshot could not be saved: {reason}. "
+        "Pick another snapshots folder in the Alerts & files tab."
+    )
+    window._start_recording()
+    assert window.message == (
+        f"Cannot record: {reason}. Pick another recordings folder in the Alerts & files tab."
+    )
+    assert window.recorder is None and blocker.read_text() == "a file, not a folder"

@@ -7,6 +7,7 @@ and the best weights by validation accuracy saved with their metadata and a repo
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import hashlib
 import logging
@@ -41,6 +42,8 @@ from training.outputs import (
     is_within,
 )
 from training.prepare import prepare
+from training import run_state
+from training.run_state import StateInUseError
 from training.report import REPORT_FILES, write_report
 from training.scene_crops import scene_training_crops
 from training.speed import crops_per_second
@@ -308,55 +311,47 @@ def data_digest(*arrays: np.ndarray) -> str:
     return digest.hexdigest()
 
 
-def set_aside(state_dir: Path) -> Path | None:
-    """Move an interrupted run's state out of a fresh run's way, keeping it (one earlier
-    state per settings); returns where it went, or None when there was none."""
-    if not state_dir.exists():
-        return None
-    aside = state_dir.with_name(state_dir.name + "-interrupted")
-    shutil.rmtree(aside, ignore_errors=True)
-    state_dir.rename(aside)
-    log.warning(
-        "an interrupted run with these data and settings is kept in %s; this run starts anew "
-        "(to continue that one instead, stop this run, rename the folder back to %s and run "
-        "again with --resume)",
-        aside,
-        state_dir.name,
-    )
-    return aside
+def run_settings(args: argparse.Namespace, data: str, class_names: tuple[str, ...]) -> dict:
+    """The data digest, the teacher and every setting that changes the weights, by name.
 
-
-def run_key(args: argparse.Namespace, data: str, class_names: tuple[str, ...]) -> str:
-    """The folder name of one run's training state, from ``data_digest`` and the settings.
-
-    It covers the teacher and every setting that changes the weights, so that ``--resume``
-    only ever continues the very same run; device and output folder are left out.
+    They name a run's state folder (``run_state.run_key``), so that ``--resume`` only ever
+    continues the very same run; device and output folder are left out.
     """
     if args.teacher:
         teacher = f"teacher file {file_digest(args.teacher)}"
     else:
         teacher = f"teacher trained for {args.teacher_epochs} epochs"
-    settings = [
-        data,
-        class_names,
-        args.method,
-        args.seed,
-        teacher,
-        args.student_epochs,
-        args.lr,
-        args.temperature,
-        args.distil_weight,
-        args.batch_size,
-        args.input_size,
-        args.label_smoothing,
-        args.hue,
-        args.grey,
-    ]
-    digest = hashlib.sha1(repr(settings).encode()).hexdigest()[:10]
-    return f"{args.method}-seed{args.seed}-{digest}"
+    return {
+        "data": data,
+        "classes": class_names,
+        "--method": args.method,
+        "--seed": args.seed,
+        "teacher": teacher,
+        "--student-epochs": args.student_epochs,
+        "--lr": args.lr,
+        "--temperature": args.temperature,
+        "--distil-weight": args.distil_weight,
+        "--batch-size": args.batch_size,
+        "--input-size": args.input_size,
+        "--label-smoothing": args.label_smoothing,
+        "--hue": args.hue,
+        "--grey": args.grey,
+    }
+
+
+def run_key(args: argparse.Namespace, data: str, class_names: tuple[str, ...]) -> str:
+    """The folder name of one run's training state."""
+    return run_state.run_key(run_settings(args, data, class_names))
 
 
 def train(args: argparse.Namespace) -> dict:
+    """Prepare the data, train (or load) the teacher, distil the student, write the outputs;
+    the report. The run's state folder is held for this run alone until it ends."""
+    with contextlib.ExitStack() as held:
+        return _train(args, held)
+
+
+def _train(args: argparse.Namespace, held: contextlib.ExitStack) -> dict:
     teacher = trained_teacher(args) if args.teacher else None
     if args.input_size is None:
         args.input_size = DEFAULT_INPUT_SIZE
@@ -414,15 +409,20 @@ def train(args: argparse.Namespace) -> dict:
             student, loaders.train, loaders.val, opt_student, device, **options
         )
     data = data_digest(prepared.crops, prepared.labels, prepared.splits, *(extra or ()))
-    state_dir = args.work_dir / "train-state" / run_key(args, data, class_names)
+    settings = run_settings(args, data, class_names)
+    state_dir = args.work_dir / "train-state" / run_state.run_key(settings)
+    held.enter_context(run_state.state_lock(state_dir))
     if args.resume and not state_dir.exists():
+        others = run_state.other_runs(state_dir, settings)
         log.warning(
             "--resume: no interrupted run with these data, teacher and settings in %s; "
-            "starting anew",
+            "starting anew%s",
             args.work_dir,
+            f" (kept runs with other settings: {'; '.join(others)})" if others else "",
         )
     if not args.resume:  # a fresh run never mixes in old state, nor throws it away
-        set_aside(state_dir)
+        run_state.set_aside(state_dir)
+    run_state.record_settings(state_dir, settings)
     for trainer in {
         id(teacher_trainer): teacher_trainer,
         id(student_trainer): student_trainer,
@@ -523,7 +523,7 @@ def main(argv: list[str] | None = None) -> int:
     except (OutputsNotWrittenError, WorkNotSavedError) as exc:
         print(f"training.distill: error: {exc}", file=sys.stderr)
         return 1
-    except (DatasetError, CheckpointError, ValueError, OSError) as exc:
+    except (DatasetError, CheckpointError, ValueError, OSError, StateInUseError) as exc:
         print(f"training.distill: error: {describe_error(exc)}", file=sys.stderr)
         return 2
     except DivergedError as exc:

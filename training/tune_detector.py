@@ -272,8 +272,8 @@ def tune(args: argparse.Namespace) -> dict:
             f"--out {args.out} is where the run's record goes (beside the weights, with a "
             ".json suffix); name the weights file with another suffix, such as .pt"
         )
-    check_writable(args.out, args.overwrite)
-    check_writable(record, args.overwrite)
+    check_writable(args.out, args.overwrite, make_folder=True)  # made when the run ends
+    check_writable(record, args.overwrite, make_folder=True)
     refuse_inside(args.out, "--out", {"--scenes": args.scenes, "--faces": args.faces})
     torch.manual_seed(args.seed)
     device = as_device(args.device)

@@ -1,0 +1,122 @@
+"""The folder that keeps one training run's per-epoch state, so ``--resume`` can continue it.
+
+A run's folder is named for its data and every setting that changes the weights
+(``run_key``); ``run.json`` inside says which settings those were, so a ``--resume`` that
+finds no folder of its own can say which kept run differs, and in what. A lock beside the
+folder lets only one run use it at a time: two runs sharing ``--work-dir`` with the same
+settings would otherwise move or delete each other's state.
+
+Known shortcoming: the lock is ``fcntl.flock``, which exists on Linux and macOS only; on
+other systems runs are not guarded against each other.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+from app.atomic import write_text
+
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None
+
+log = logging.getLogger(__name__)
+
+SETTINGS_FILE = "run.json"
+ASIDE_SUFFIX = "-interrupted"
+
+
+class StateInUseError(RuntimeError):
+    """Another training run, alive now, uses the same state folder."""
+
+
+def run_key(settings: dict) -> str:
+    """The folder name for a run with these ``run_settings``."""
+    digest = hashlib.sha1(repr(list(settings.values())).encode()).hexdigest()[:10]
+    return f"{settings['--method']}-seed{settings['--seed']}-{digest}"
+
+
+@contextlib.contextmanager
+def state_lock(state_dir: Path) -> Iterator[None]:
+    """Hold ``state_dir`` for this run until the block ends (or the process dies).
+
+    Raises:
+        StateInUseError: when another living run holds it.
+    """
+    if fcntl is None:
+        yield
+        return
+    state_dir.parent.mkdir(parents=True, exist_ok=True)
+    # The lock file stays: removing it would let a third run lock a fresh file meanwhile.
+    with open(state_dir.with_name(state_dir.name + ".lock"), "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise StateInUseError(
+                f"another training run with the same data and settings is using "
+                f"{state_dir} now; wait for it to finish, or give this run another --work-dir"
+            ) from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def record_settings(state_dir: Path, settings: dict) -> None:
+    """Write the run's settings into its state folder (made here if need be)."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    write_text(state_dir / SETTINGS_FILE, json.dumps(settings, indent=1), overwrite=True)
+
+
+def set_aside(state_dir: Path) -> Path | None:
+    """Move an interrupted run's state out of a fresh run's way, keeping it (one earlier
+    state per settings); returns where it went, or None when there was none."""
+    if not state_dir.exists():
+        return None
+    aside = state_dir.with_name(state_dir.name + ASIDE_SUFFIX)
+    shutil.rmtree(aside, ignore_errors=True)
+    state_dir.rename(aside)
+    log.warning(
+        "an interrupted run with these data and settings is kept in %s; this run starts anew "
+        "(to continue that one instead, stop this run, rename the folder back to %s and run "
+        "again with --resume)",
+        aside,
+        state_dir.name,
+    )
+    return aside
+
+
+def _kept_settings(folder: Path) -> dict | None:
+    try:
+        saved = json.loads((folder / SETTINGS_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return saved if isinstance(saved, dict) else None
+
+
+def other_runs(state_dir: Path, settings: dict) -> list[str]:
+    """Kept state folders of runs with this method and seed but other settings, each said
+    as "FOLDER (differs in --lr: 0.001 there)"; folders from before run.json existed are
+    named without the difference."""
+    said = []
+    prefix = f"{settings['--method']}-seed{settings['--seed']}-"
+    mine = json.loads(json.dumps(settings))  # tuples as lists, as run.json holds them
+    for folder in sorted(state_dir.parent.glob(prefix + "*")):
+        if not folder.is_dir() or folder == state_dir:
+            continue
+        kept = _kept_settings(folder)
+        if kept is None:
+            said.append(str(folder))
+            continue
+        differs = [
+            f"{name}: {kept.get(name)!r} there" for name in mine if kept.get(name) != mine[name]
+        ]
+        said.append(f"{folder} (differs in {', '.join(differs) or 'nothing it names'})")
+    return said

@@ -27,7 +27,9 @@ class CapturedFrame:
     index: int
     captured_at: float  # time.perf_counter() when it was read
     frame: np.ndarray
-    lap: int = 0  # how many times a looped file has restarted before this frame
+    # Media time: frame / fps in a recording, counted on across the laps of a looped file
+    # (each lap at its own file's rate); the clock since the first frame for a live source.
+    time_s: float = 0.0
 
 
 class LatestFrame:
@@ -109,6 +111,7 @@ class CaptureThread(threading.Thread):
         period = 1.0 / self.source.info.fps if recorded else 0.0
         due = time.perf_counter()
         index = lap = 0
+        lap_start_s = 0.0  # media time at which this lap began
         while not self.stop.is_set():
             frame = self.source.read()
             if frame is None:
@@ -120,13 +123,16 @@ class CaptureThread(threading.Thread):
                     log.warning("%s", note)
                 if not (self.should_loop() and index > 0):
                     return note or END_FINISHED
+                lap_start_s += self.source.frames_read / self.source.info.fps
                 self.source.close()
                 self.source = VideoSource(self.source.spec)
+                period = 1.0 / self.source.info.fps  # the file may have been replaced
                 lap += 1
                 continue
             if self.transform is not None:
                 frame = self.transform(frame)
-            self.mailbox.put(CapturedFrame(index, time.perf_counter(), frame, lap))
+            media_s = lap_start_s + self.source.time_s()
+            self.mailbox.put(CapturedFrame(index, time.perf_counter(), frame, media_s))
             index += 1
             if period:
                 due += period

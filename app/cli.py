@@ -43,8 +43,17 @@ USER_ERRORS = (SourceError, CheckpointError, DeviceError, OutputExistsError, Val
 SLOW_P_THRESHOLD = 0.05
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's usage line, then its error under the name every other error of the app
+    carries ("maskwatch: error: ..."), so scripts can look for one prefix."""
+
+    def error(self, message: str):
+        self.print_usage(sys.stderr)
+        self.exit(2, f"maskwatch: error: {message}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="python -m app",
         description=("MaskWatch: mark every face in a video as masked or unmasked."),
     )

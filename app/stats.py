@@ -69,19 +69,14 @@ class FaceStats:
         self.window_s = window_s
         self._seconds: dict[int, dict] = {}  # second -> face key -> label votes
         self._session: dict = {}  # face key -> label votes
-        self._epoch = 0
         self._untracked = itertools.count()
         self.frames = 0
         self.last_s: float | None = None
 
-    def new_tracks(self) -> None:
-        """The tracker restarted: later track ids are new faces even if the numbers repeat."""
-        self._epoch += 1
-
     def _key(self, face):
         if face.track_id is None:
             return ("untracked", next(self._untracked))
-        return (self._epoch, face.track_id)
+        return ("track", face.track_id)  # the tracker never reuses an id within a session
 
     def add(self, time_s: float, faces) -> None:
         """Count one frame's faces at media time ``time_s`` (seconds, not decreasing)."""

@@ -226,7 +226,6 @@ class MainWindow(QMainWindow):
         self.recorder: VideoRecorder | None = None
         self._settings_warned = False
         self.last_image: QImage | None = None
-        self._lap = 0
         self._alert_log_failed = False
         self.pipeline: Pipeline | None = None
         self.last_stats: FrameStats | None = None
@@ -560,7 +559,6 @@ class MainWindow(QMainWindow):
         self._shown_this_run = 0
         self.face_stats = FaceStats()
         self.alert_monitor.reset()
-        self._lap = 0
         self.refresh_stats()
         self._stopping = False
         self.fps_label.setText("-")
@@ -682,10 +680,6 @@ class MainWindow(QMainWindow):
     # ---- alerts and statistics -----------------------------------------------------------
 
     def _count_and_alert(self, stats: FrameStats) -> None:
-        if stats.lap != self._lap:  # the tracker started afresh: its ids are new faces
-            self._lap = stats.lap
-            self.alert_monitor.reset()
-            self.face_stats.new_tracks()
         self.face_stats.add(stats.time_s, stats.faces)
         for alert in self.alert_monitor.update(stats.time_s, stats.faces, stats.raw_frame):
             self._raise_alert(alert)

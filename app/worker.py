@@ -44,7 +44,6 @@ class FrameStats:
     dropped: int  # frames the capture thread replaced before inference took them
     counts: dict[str, int] = field(default_factory=dict)
     time_s: float = 0.0  # media time: frame / fps for files, seconds since the first frame else
-    lap: int = 0  # restarts of a looped file; track ids start afresh with each lap
     # the frame before the overlay, kept only when a face is unmasked (alert snapshots)
     raw_frame: np.ndarray | None = field(default=None, repr=False)
 
@@ -76,7 +75,9 @@ class PlaybackWorker(QThread):
     """Opens one source and plays it through the pipeline until it ends or ``stop`` is called.
 
     Faces are tracked between detections (``app.tracking``) with the pipeline's tracking
-    settings; the tracks start afresh for each source and each lap of a looped file. A model
+    settings; the tracks start afresh for each source. A looped file's next lap is one more
+    frame to the tracker: a picture that jumps back is a cut and ends the tracks, a still or
+    a short clip that starts as it ended keeps its faces (and their alert timers). A model
     switched on the shared pipeline is picked up on the next frame, and so are detector
     settings handed over with ``set_detector_config`` (this thread applies them, so the
     detector never changes in the middle of a detection).
@@ -96,9 +97,6 @@ class PlaybackWorker(QThread):
         self.tracker = TrackingPipeline(pipeline)
         self.spec = spec
         self.should_loop = should_loop
-        self._lap = 0
-        self._period_s: float | None = None  # seconds per frame of a file
-        self._first_at: float | None = None
         self._stop = threading.Event()
         self._shown = threading.Event()
         self._shown.set()
@@ -136,8 +134,6 @@ class PlaybackWorker(QThread):
             self.failed.emit(f"{self.spec} could not be opened: {exc}")
             return
         self.opened.emit(describe_source(source.info))
-        if source.recorded:
-            self._period_s = 1.0 / source.info.fps
         mailbox = LatestFrame()
         capture = CaptureThread(source, mailbox, self._stop, self.should_loop)
         capture.start()
@@ -172,9 +168,6 @@ class PlaybackWorker(QThread):
             self.frame_ready.emit(image, stats)
 
     def _annotate(self, item: CapturedFrame, dropped: int) -> tuple[QImage, FrameStats]:
-        if item.lap != self._lap:
-            self._lap = item.lap
-            self.tracker.reset()
         self._apply_detector_config()
         result = self.tracker.process(item.frame)
         raw = item.frame.copy() if any(f.label == UNMASKED for f in result.faces) else None
@@ -190,15 +183,7 @@ class PlaybackWorker(QThread):
             latency_ms,
             dropped,
             result.counts(),
-            self._media_time(item),
-            item.lap,
+            item.time_s,
             raw,
         )
         return image, stats
-
-    def _media_time(self, item: CapturedFrame) -> float:
-        if self._period_s is not None:
-            return item.index * self._period_s
-        if self._first_at is None:
-            self._first_at = item.captured_at
-        return item.captured_at - self._first_at

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import csv
 import io
+import logging
 import math
 import os
 import signal
@@ -53,6 +54,11 @@ def slope(xs: list[float], ys: list[float]) -> float:
     mx, my = sum(xs) / n, sum(ys) / n
     var = sum((x - mx) ** 2 for x in xs)
     return sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / var if var else 0.0
+
+
+def first_sentence(message: str) -> str:
+    """The window's message up to its advice for a window user ("Pick another source...")."""
+    return message.split(". ")[0].rstrip(".")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -107,6 +113,11 @@ def main(argv: list[str] | None = None) -> int:
     app = QApplication.instance() or QApplication(sys.argv[:1])
     window = MainWindow(PipelineConfig(device=args.device), {}, args.source, autostart=False)
     window.loop_check.setChecked(True)
+    # The window logs each message it shows; a failure is said once below, in this
+    # script's words, so its copy (which tells a window user to press Start) is left out.
+    logging.getLogger("app.window").addFilter(
+        lambda record: record.getMessage() != window.message_label.text()
+    )
     window.show()
     latencies: list[float] = []
     rows: list[dict] = []
@@ -162,14 +173,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{PROG}: interrupted; nothing was written", file=sys.stderr)
         return 130
     if "failed" in ended:
-        # The window has logged its reason just above; say only what it means for the run.
+        reason = first_sentence(ended["failed"])
         if not shown[0]:
-            print(
-                f"{PROG}: error: {args.source} cannot be played; nothing measured", file=sys.stderr
-            )
+            print(f"{PROG}: error: {reason}; nothing measured", file=sys.stderr)
             return 2
         print(
-            f"{PROG}: error: playback of {args.source} stopped after {shown[0]} frames; "
+            f"{PROG}: error: playback stopped after {shown[0]} frames ({reason}); "
             "nothing was written",
             file=sys.stderr,
         )

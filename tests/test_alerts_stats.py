@@ -134,11 +134,10 @@ def test_stats_count_faces_by_majority_and_shares():
     assert [row.time_s for row in stats.series(span_s=5)] == [95, 96, 97, 98, 99]
 
 
-def test_new_tracks_keep_repeated_ids_apart():
+def test_each_track_and_each_untracked_face_counts_once():
     stats = FaceStats()
     stats.add(0.0, [face("mask", 1)])
-    stats.new_tracks()
-    stats.add(0.5, [face("no_mask", 1)])
+    stats.add(0.5, [face("no_mask", 1), face("no_mask", 2)])
     stats.add(0.7, [face("no_mask", None), face("no_mask", None)])
     assert stats.summary().session.faces == 4
     assert not is_masked(Counter({"mask": 1, "no_mask": 1}))  # a tie counts as unmasked

@@ -68,6 +68,17 @@ def test_a_comparison_that_cannot_finish_is_refused_before_any_training(tmp_path
             main(common + ["--methods", *methods])
         assert stopped.value.code == 2
         assert "--methods" in capsys.readouterr().err
+    for flags, said in [
+        (
+            ["--method", "noisy-teacher"],
+            "--method is set by the comparison for every method; name the methods with --methods",
+        ),
+        (["--student-epochs", "5"], "--student-epochs is set by the comparison"),
+        (["--student-ep=5"], "--student-ep (read by distill as --student-epochs) is set by"),
+        (["--negatives"], "it is on unless --no-scenes is given"),
+    ]:
+        assert main(common + ["--methods", "vanilla", "self-training", *flags]) == 2
+        assert said in one_line_error(capsys)
     assert main(common + ["--temperature", "-1"]) == 2
     assert "--temperature must be a finite number above 0" in one_line_error(capsys)
     assert not out.exists() and not (tmp_path / "work").exists()

@@ -397,3 +397,13 @@ def test_relative_names_with_a_colon_are_files_not_protocols(
     assert capture.get(cv2.CAP_PROP_FRAME_COUNT) == 4
     capture.release()
     assert len((tmp_path / "c:ev.jsonl").read_text().splitlines()) == 4
+
+
+def test_a_flag_argparse_refuses_carries_the_apps_error_prefix(capsys):
+    from app.cli import main
+
+    with pytest.raises(SystemExit) as stopped:
+        main(["--headless", "--max-frames", "abc"])
+    assert stopped.value.code == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last == "maskwatch: error: argument --max-frames: invalid int value: 'abc'"

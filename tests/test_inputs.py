@@ -237,6 +237,38 @@ def test_a_video_file_served_over_http_plays_at_its_own_rate_to_its_end(tmp_path
     assert took >= 19 / 20.0 * 0.9  # 20 frames at 20 fps: about a second, not flat out
 
 
+def test_a_looped_file_replaced_between_laps_is_timed_at_its_own_rate(tmp_path):
+    from app.capture import CaptureThread, LatestFrame
+
+    frame = on_canvas(fixture_bgr("no_mask_2.jpg"))
+    clip = write_video(tmp_path / "clip.mp4", [frame] * 3, fps=5.0)
+    other = write_video(tmp_path / "other.mp4", [frame] * 4, fps=10.0)
+
+    class Every(LatestFrame):
+        def __init__(self):
+            super().__init__()
+            self.items = []
+
+        def put(self, item):
+            self.items.append(item)
+            super().put(item)
+
+    laps = []
+
+    def should_loop():  # asked at the end of each lap: swap the file once, then stop
+        laps.append(len(laps))
+        if len(laps) == 1:
+            os.replace(other, clip)
+        return len(laps) == 1
+
+    mailbox, stop = Every(), threading.Event()
+    capture = CaptureThread(VideoSource(str(clip)), mailbox, stop, should_loop=should_loop)
+    capture.start()
+    capture.join(30)
+    times = [round(item.time_s, 3) for item in mailbox.items]
+    assert times == [0.0, 0.2, 0.4, 0.6, 0.7, 0.8, 0.9]  # 3 frames at 5 fps, 4 at 10 fps
+
+
 def test_a_gif_served_over_http_is_a_recording_though_it_states_no_length(tmp_path):
     from app.capture import END_FINISHED, CaptureThread, LatestFrame
 

@@ -265,3 +265,25 @@ def test_a_folder_under_a_file_is_named_once_in_the_message(window, prefs, tmp_p
         f"Cannot record: {reason}. Pick another recordings folder in the Alerts & files tab."
     )
     assert window.recorder is None and blocker.read_text() == "a file, not a folder"
+
+
+def test_a_looped_clip_shorter_than_the_alert_delay_is_one_face_that_alerts(
+    qtbot, pipeline, settings, prefs, tmp_path
+):
+    """Each lap of a still clip starts as the last one ended: the same face goes on (one
+    face counted, one alert after the delay), and media time keeps counting across laps."""
+    frame = on_canvas(fixture_bgr("no_mask_1.jpg"))
+    short = write_video(tmp_path / "short.mp4", [frame] * 2, fps=5)  # 0.4 s a lap
+    win = make_window(qtbot, pipeline, settings, prefs, short)
+    win.loop_check.setChecked(True)
+    win.settings_panel.delay_spin.setValue(1.0)
+    win.start()
+    qtbot.waitUntil(lambda: len(win.alerts) == 1, timeout=FRAME_TIMEOUT_MS)
+    qtbot.waitUntil(lambda: len(win.shown) >= 12, timeout=FRAME_TIMEOUT_MS)  # 4 or more laps
+    win.stop()
+    qtbot.waitUntil(lambda: not win.is_playing, timeout=FRAME_TIMEOUT_MS)
+    times = [stats.time_s for stats in win.shown]
+    assert all(b > a for a, b in zip(times, times[1:])), times
+    assert win.stats_panel.faces_label.text() == "1" and len(win.alerts) == 1
+    assert win.alerts[0].time_s >= 1.0
+    win.close()

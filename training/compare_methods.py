@@ -33,7 +33,8 @@ class CompareError(ValueError):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=PROG, description=__doc__)
+    # No abbreviations: "--method" must not pass for "--methods" (it is distill's flag).
+    p = argparse.ArgumentParser(prog=PROG, description=__doc__, allow_abbrev=False)
     p.add_argument("--data", type=Path, default=Path("../shared/data/faces"))
     p.add_argument("--scenes", type=Path, default=Path("../shared/data/scenes"))
     p.add_argument("--no-scenes", action="store_true", help="faces only, two classes")
@@ -55,6 +56,39 @@ def build_parser() -> argparse.ArgumentParser:
         help="continue an interrupted comparison: keep the methods that finished",
     )
     return p
+
+
+# distill flags that the comparison sets itself for every method, and what to use instead.
+SET_HERE = {
+    "--method": "name the methods with --methods",
+    "--student-epochs": "set them with --epochs",
+    "--negatives": "it is on unless --no-scenes is given",
+    "--data": "give --data",
+    "--out": "give --out",
+    "--teacher": "give --teacher",
+    "--scenes": "give --scenes",
+    "--resume": "give --resume",
+    "--overwrite": "give --overwrite",
+}
+
+
+def refuse_clashes(passed_on: list[str]) -> None:
+    """Refuse a flag passed on to distill that the comparison sets itself: distill would
+    take the later one, and the table would not be what was asked for. Abbreviations are
+    resolved as distill's argparse resolves them."""
+    # argparse offers no public list of a parser's options; _actions has held it for years.
+    options = [o for a in distill.build_parser()._actions for o in a.option_strings]
+    for token in passed_on:
+        if not token.startswith("--"):
+            continue
+        name = token.split("=", 1)[0]
+        matches = [o for o in options if o == name] or [o for o in options if o.startswith(name)]
+        if len(matches) == 1 and matches[0] in SET_HERE:
+            flag = matches[0]
+            spelled = f" (read by distill as {flag})" if flag != name else ""
+            raise CompareError(
+                f"{name}{spelled} is set by the comparison for every method; {SET_HERE[flag]}"
+            )
 
 
 def distill_argv(
@@ -89,6 +123,7 @@ def check_before_work(args: argparse.Namespace, passed_on: list[str]) -> None:
     for distill, a teacher that cannot serve, an existing table without --overwrite."""
     if args.epochs < 1:
         raise CompareError(f"--epochs must be at least 1, not {args.epochs}")
+    refuse_clashes(passed_on)
     if args.resume and args.overwrite:
         raise CompareError(
             "--resume keeps what finished, --overwrite replaces it: give one of them"

@@ -69,6 +69,8 @@ def check_folder(folder: Path) -> None:
             raise NotADirectoryError(f"{existing} is a broken link, so {folder} cannot be made")
         existing = existing.parent
     if not existing.is_dir():
+        if existing == folder:
+            raise NotADirectoryError(f"{folder} is a file, not a folder")
         raise NotADirectoryError(f"{existing} is a file, not a folder, so {folder} cannot be made")
     if not os.access(existing, os.W_OK | os.X_OK) or not _can_create_in(existing):
         verb = "written in" if existing == folder else "made"

@@ -3,8 +3,9 @@
 Three tables: classifier crops/s (teacher vs student, batch 1/8/32, CPU and CUDA when
 present); detector milliseconds per frame for the settings the app offers; end to end on the
 real clips (each fitted into 640x480) for the naive path (detect every frame at full size) and
-the app's default path: frames/s processed flat out, and a live run paced at the clip's frame
-rate with frames/s displayed and glass-to-box latency (capture to overlay drawn).
+the app's default path: frames/s processed flat out, and a live run fed as a camera delivering
+--camera-fps frames a second (default 30), with frames/s displayed and glass-to-box latency
+(capture to overlay drawn).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from tqdm import tqdm
 from app.atomic import check_writable, describe_error, write_text
 from app.console import say
 from app.config import SENSITIVITY, DetectorConfig, PipelineConfig, TrackingConfig, with_sensitivity
-from app.flags import output_file, require_counts
+from app.flags import OneLineParser, output_file, require_counts
 from app.overlay import draw_faces
 from app.pipeline import Pipeline
 from app.source import SourceError, VideoSource
@@ -323,7 +324,7 @@ def write_json(args: argparse.Namespace, result: dict) -> int:
 
 @stoppable  # SIGTERM and SIGHUP stop it as Ctrl-C does
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m app.benchmark", description=__doc__)
+    p = OneLineParser(prog="python -m app.benchmark", description=__doc__)
     p.add_argument("--videos", type=Path, default=Path("../shared/data/videos"))
     p.add_argument("--clips", nargs="*", help="clip file names (default: every .mp4)")
     p.add_argument("--json", type=output_file, help="write the tables here as JSON")

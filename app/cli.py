@@ -26,7 +26,7 @@ from app.config import (
     with_overrides,
 )
 from app.device import DeviceError
-from app.flags import folder_ending, require_counts, require_detect_scale
+from app.flags import OneLineParser, folder_ending, require_counts, require_detect_scale
 from app.source import SourceError
 from app.stop_signals import stop_message, stop_signals_raise
 from models import detector_checkpoint
@@ -43,18 +43,10 @@ USER_ERRORS = (SourceError, CheckpointError, DeviceError, OutputExistsError, Val
 SLOW_P_THRESHOLD = 0.05
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse's usage line, then its error under the name every other error of the app
-    carries ("maskwatch: error: ..."), so scripts can look for one prefix."""
-
-    def error(self, message: str):
-        self.print_usage(sys.stderr)
-        self.exit(2, f"maskwatch: error: {message}\n")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+    parser = OneLineParser(
         prog="python -m app",
+        error_name="maskwatch",
         description=("MaskWatch: mark every face in a video as masked or unmasked."),
     )
     parser.add_argument("--source", help="camera index, video file or stream URL (default 0)")

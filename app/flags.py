@@ -8,6 +8,19 @@ from pathlib import Path
 from app.config import MAX_SCALE, MIN_SCALE
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose refusals are one line under the command's own name, as its
+    other errors are ("training.distill: error: ..."), rather than a usage block."""
+
+    def __init__(self, *args, error_name: str | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.error_name = error_name
+
+    def error(self, message: str):
+        name = self.error_name or self.prog.removeprefix("python -m ")
+        self.exit(2, f"{name}: error: {message} (--help lists the flags)\n")
+
+
 def require_counts(*flags: tuple[str, int]) -> None:
     """Raise ValueError naming the first (flag, value) pair whose value is below 1."""
     for flag, value in flags:

@@ -21,6 +21,7 @@ from pathlib import Path
 from PySide6.QtCore import QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QImage, QKeySequence, QPixmap, QResizeEvent
 from PySide6.QtWidgets import (
+    QAbstractButton,
     QApplication,
     QButtonGroup,
     QCheckBox,
@@ -375,7 +376,7 @@ class MainWindow(QMainWindow):
     def _build_actions(self) -> None:
         """Keyboard shortcuts; each also works when its button has no focus."""
         slots = {
-            "play": self.toggle_playback,
+            "play": self._space,
             "snapshot": self.snapshot,
             "record": self.record_button.click,
             "model": self.toggle_model,
@@ -400,7 +401,8 @@ class MainWindow(QMainWindow):
         self.message_label.setText(text)
         self.message_label.setStyleSheet(MESSAGE_STYLES[kind])
         self.message_label.show()
-        log.log(logging.WARNING if kind == "error" else logging.INFO, "%s", text)
+        level = logging.WARNING if kind == "error" else logging.INFO
+        log.log(level, "%s", " ".join(text.split("\n")))  # one line in the log
 
     def _say_failure(self, kind: str, text: str) -> None:
         """Show that saving a ``kind`` of file failed, until it next works (or another
@@ -526,6 +528,16 @@ class MainWindow(QMainWindow):
         self._loop = on
         self.prefs.loop = on
         self.save_prefs()
+
+    def _space(self) -> None:
+        """Space ticks a focused check box or presses a focused button, as it would without
+        the shortcut (so the keyboard alone can reach them); elsewhere it starts or stops."""
+        focused = QApplication.focusWidget()
+        own = (self.start_button, self.stop_button)
+        if isinstance(focused, QAbstractButton) and focused not in own and focused.isEnabled():
+            focused.click()
+            return
+        self.toggle_playback()
 
     def toggle_playback(self) -> None:
         """Start when stopped, stop when playing (the Space key)."""

@@ -36,6 +36,7 @@ from PySide6.QtWidgets import QApplication  # noqa: E402
 from app.atomic import check_writable, describe_error, write_text  # noqa: E402
 from app.config import PipelineConfig  # noqa: E402
 from app.device import DeviceError, resolve_device  # noqa: E402
+from app.flags import OneLineParser  # noqa: E402
 from app.window import MainWindow  # noqa: E402
 
 
@@ -62,7 +63,7 @@ def first_sentence(message: str) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=PROG, description=__doc__)
+    p = OneLineParser(prog=PROG, description=__doc__)
     p.add_argument(
         "--source",
         default=str(DEFAULT_SOURCE),
@@ -116,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     # The window logs each message it shows; a failure is said once below, in this
     # script's words, so its copy (which tells a window user to press Start) is left out.
     logging.getLogger("app.window").addFilter(
-        lambda record: record.getMessage() != window.message_label.text()
+        lambda record: record.getMessage() != " ".join(window.message_label.text().split("\n"))
     )
     window.show()
     latencies: list[float] = []
@@ -215,13 +216,14 @@ def main(argv: list[str] | None = None) -> int:
     growth = steady[-1]["rss_mb"] - steady[0]["rss_mb"]
     flat = abs(mb_per_min) < FLAT_MB_PER_MIN and growth < FLAT_MB_TOTAL
     steady_latency = last <= first * LATENCY_GROWTH + LATENCY_SLACK_MS
+    if rows[-1]["elapsed_s"] < args.warmup_s:  # start-up alone would read as growth
+        print("verdict: none; the run was shorter than the warm-up, so the figures are start-up")
+        return 0
     print(
         f"verdict: memory {'flat' if flat else 'GROWING'}, latency "
         f"{'not growing' if steady_latency else 'GROWING'}"
     )
-    if len(rows) * args.sample_s < args.warmup_s:
-        print("note: the run was shorter than the warm-up; figures include start-up")
-    return 0 if flat and steady_latency else 1
+    return 0 if flat and steady_latency else 3
 
 
 if __name__ == "__main__":

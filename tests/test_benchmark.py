@@ -184,13 +184,20 @@ def test_clip_evaluation_stops_each_clip_at_max_frames(tmp_path, capsys):
     clips.mkdir()
     frame = on_canvas(fixture_bgr("mask_1.jpg"))
     write_video(clips / "masked-woman-laptop.mp4", [frame] * 12, fps=10)
+    (clips / "unmasked-man-outdoors.mp4").write_text("not a video")
     assert evaluate_clips(["--videos", str(clips), "--max-frames", "0"]) == 2
     assert "--max-frames must be at least 1" in capsys.readouterr().err
     out = tmp_path / "clips.json"
     argv = ["--videos", str(clips), "--max-frames", "4", "--quiet", "--json", str(out)]
     assert evaluate_clips(argv) == 0
-    (row,) = json.loads(out.read_text())["clips"]
+    record = json.loads(out.read_text())
+    (row,) = record["clips"]
     assert row["frames"] == 4 and row["faces"] == 4 and row["share"] == 1.0
+    assert record["settings"]["max_frames"] == 4 and record["settings"]["detect_every"] >= 1
+    skipped = {s["clip"]: s["reason"] for s in record["skipped"]}
+    assert "is not a video or image OpenCV can read" in skipped["unmasked-man-outdoors.mp4"]
+    others = [reason for name, reason in skipped.items() if "outdoors" not in name]
+    assert len(others) == 5 and set(others) == {f"not in {clips}"}
 
 
 def test_tables_piped_into_head_still_write_the_json(tmp_path):

@@ -121,3 +121,16 @@ def test_resume_goes_only_to_the_method_that_was_interrupted(tmp_path, common, m
     assert main(common + ["--methods", *methods, "--resume"]) == 0
     assert ["--resume" in argv for argv in calls] == [True, False, False]
     assert [argv[argv.index("--method") + 1] for argv in calls] == methods
+
+
+def test_a_method_stopped_by_a_signal_says_how_the_comparison_goes_on(
+    common, monkeypatch, capsys
+):
+    from training import compare_methods
+
+    monkeypatch.setattr(compare_methods.distill, "main", lambda argv: 143)  # as after SIGTERM
+    assert main(common + ["--methods", "vanilla", "self-training"]) == 143
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "training.compare_methods: stopped in vanilla; run the same command with --resume "
+        "to continue"
+    )

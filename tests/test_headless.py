@@ -289,7 +289,9 @@ def test_a_refused_command_creates_no_folder(tmp_path, capsys):
     assert list(tmp_path.iterdir()) == []
     (tmp_path / "file").write_text("x")
     err = refused(capsys, "--source", "0", "--alerts", tmp_path / "file/al")
-    assert "is a file, not a folder" in err
+    assert f"{tmp_path / 'file'} is a file, not a folder, so {tmp_path / 'file/al'} cannot" in err
+    err = refused(capsys, "--source", "0", "--alerts", tmp_path / "file")
+    assert err.strip().endswith(f"{tmp_path / 'file'} is a file, not a folder")
     assert [p.name for p in tmp_path.iterdir()] == ["file"]
 
 
@@ -399,11 +401,13 @@ def test_relative_names_with_a_colon_are_files_not_protocols(
     assert len((tmp_path / "c:ev.jsonl").read_text().splitlines()) == 4
 
 
-def test_a_flag_argparse_refuses_carries_the_apps_error_prefix(capsys):
+def test_a_flag_argparse_refuses_is_one_line_with_the_apps_error_prefix(capsys):
     from app.cli import main
 
     with pytest.raises(SystemExit) as stopped:
         main(["--headless", "--max-frames", "abc"])
     assert stopped.value.code == 2
-    last = capsys.readouterr().err.strip().splitlines()[-1]
-    assert last == "maskwatch: error: argument --max-frames: invalid int value: 'abc'"
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "maskwatch: error: argument --max-frames: invalid int value: 'abc' "
+        "(--help lists the flags)"
+    ]

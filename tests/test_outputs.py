@@ -170,3 +170,27 @@ def test_outputs_inside_the_data_a_command_reads_are_refused(tmp_path, capsys):
         "photos",
         "scenes",
     ]
+
+
+@pytest.mark.parametrize(
+    "command, name",
+    [
+        ("app.cli", "maskwatch"),
+        ("app.benchmark", "app.benchmark"),
+        ("training.distill", "training.distill"),
+        ("training.evaluate", "training.evaluate"),
+        ("training.evaluate_clips", "training.evaluate_clips"),
+        ("training.export", "training.export"),
+        ("training.tune_detector", "training.tune_detector"),
+        ("training.compare_methods", "training.compare_methods"),
+    ],
+)
+def test_a_flag_argparse_refuses_is_one_line_under_the_commands_name(capsys, command, name):
+    import importlib
+
+    with pytest.raises(SystemExit) as stopped:
+        importlib.import_module(command).main(["--no-such-flag"])
+    assert stopped.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"{name}: error: "), lines
+    assert lines[0].endswith(" (--help lists the flags)")

@@ -104,7 +104,16 @@ def test_a_short_run_samples_and_gives_a_verdict(clip, tmp_path):
     out = tmp_path / "soak.csv"
     proc = soak("--source", clip, "--minutes", 0.4, "--sample-s", 2, "--warmup-s", 0, "--csv", out)
     stdout, err = proc.communicate(timeout=240)
-    assert proc.returncode in (0, 1), err  # 1: the verdict may call a short run's start-up growth
+    assert proc.returncode in (0, 3), err  # 3: the verdict may call start-up growth GROWING
     assert "verdict: memory" in stdout
     rows = list(csv.DictReader(out.open()))
     assert len(rows) >= 5 and int(rows[-1]["frames"]) > 0
+
+
+def test_a_run_shorter_than_its_warm_up_gets_no_verdict(clip, tmp_path):
+    proc = soak("--source", clip, "--minutes", 0.2, "--sample-s", 2, "--warmup-s", 60)
+    stdout, err = proc.communicate(timeout=240)
+    assert proc.returncode == 0, err
+    assert stdout.strip().splitlines()[-1] == (
+        "verdict: none; the run was shorter than the warm-up, so the figures are start-up"
+    )

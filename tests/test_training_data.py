@@ -249,7 +249,7 @@ def test_ctrl_c_stops_training_even_when_the_shell_ignored_it(tmp_path):
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert err.strip().splitlines()[-1] == (
-        "training.distill: interrupted; run again with --resume to continue"
+        "training.distill: interrupted before any epoch finished; nothing to resume yet"
     )
     assert not (tmp_path / "out").exists()
 

@@ -185,7 +185,7 @@ def test_a_camera_index_out_of_range_is_said_and_no_other_camera_opens(window, i
     assert window.picker.spec() == "2" and window.picker.problem() is None
 
 
-def test_broken_weights_fall_back_to_the_other_model(qtbot, tmp_path, settings, prefs):
+def test_broken_weights_fall_back_to_the_other_model(qtbot, tmp_path, settings, prefs, caplog):
     from app.preferences import Preferences
 
     broken = tmp_path / "broken.pt"
@@ -204,6 +204,8 @@ def test_broken_weights_fall_back_to_the_other_model(qtbot, tmp_path, settings, 
     assert win.pipeline.active == "teacher"
     assert win.model_radios["teacher"].isChecked()
     assert "student model could not be loaded" in win.message and "broken.pt" in win.message
+    logged = [r.getMessage() for r in caplog.records if r.name == "app.window"]
+    assert " ".join(win.message.split("\n")) in logged  # the log has it on one line
 
     win.model_radios["student"].click()
     qtbot.waitUntil(lambda: win._switcher is None, timeout=LOAD_TIMEOUT_MS)

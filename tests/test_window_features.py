@@ -287,3 +287,15 @@ def test_a_looped_clip_shorter_than_the_alert_delay_is_one_face_that_alerts(
     assert win.stats_panel.faces_label.text() == "1" and len(win.alerts) == 1
     assert win.alerts[0].time_s >= 1.0
     win.close()
+
+
+def test_space_on_a_focused_check_box_ticks_it_instead_of_starting(qtbot, window):
+    window.loop_check.setFocus()
+    qtbot.waitUntil(lambda: window.loop_check.hasFocus())
+    qtbot.keyClick(window.loop_check, Qt.Key.Key_Space)
+    assert window.loop_check.isChecked() and not window.is_playing
+    window.video.setFocus()
+    qtbot.keyClick(window, Qt.Key.Key_Space)  # anywhere else it still starts playback
+    assert window.is_playing
+    window.stop()
+    qtbot.waitUntil(lambda: not window.is_playing, timeout=FRAME_TIMEOUT_MS)

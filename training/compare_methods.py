@@ -18,14 +18,15 @@ import time
 from pathlib import Path
 
 from app.atomic import OutputNameError, check_writable, describe_error, write_text
-from app.flags import output_file
-from app.stop_signals import stop_message, stop_signals_raise
+from app.flags import OneLineParser, output_file
+from app.stop_signals import STOP_SIGNALS, stop_message, stop_signals_raise
 from models.checkpoint import CheckpointError
 from training import distill
 from training.distillers import DISTILLERS
 
 PROG = "python -m training.compare_methods"
 TABLE = "comparison.json"
+STOPPED = {128 + signum for signum in STOP_SIGNALS}  # distill's status when a signal stops it
 
 
 class CompareError(ValueError):
@@ -34,7 +35,7 @@ class CompareError(ValueError):
 
 def build_parser() -> argparse.ArgumentParser:
     # No abbreviations: "--method" must not pass for "--methods" (it is distill's flag).
-    p = argparse.ArgumentParser(prog=PROG, description=__doc__, allow_abbrev=False)
+    p = OneLineParser(prog=PROG, description=__doc__, allow_abbrev=False)
     p.add_argument("--data", type=Path, default=Path("../shared/data/faces"))
     p.add_argument("--scenes", type=Path, default=Path("../shared/data/scenes"))
     p.add_argument("--no-scenes", action="store_true", help="faces only, two classes")
@@ -182,6 +183,12 @@ def compare(args: argparse.Namespace, passed_on: list[str]) -> list[dict] | int:
         start = time.perf_counter()
         code = distill.main(distill_argv(args, method, passed_on, resume))
         resume = False
+        if code in STOPPED:  # distill said what stopped it; say how the comparison goes on
+            print(
+                f"{PROG.removeprefix('python -m ')}: stopped in {method}; run the same "
+                "command with --resume to continue",
+                file=sys.stderr,
+            )
         if code != 0:
             return code
         report = json.loads((args.out / method / "report" / "report.json").read_text())

@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader
 from app.atomic import OutputExistsError, describe_error
 from app.config import DetectorConfig
 from app.digest import file_digest
-from app.flags import require_counts, seed
+from app.flags import OneLineParser, require_counts, seed
 from app.stop_signals import stop_message, stop_signals_raise
 from models import CLASS_NAMES, checkpoint
 from models.checkpoint import CheckpointError, ModelMeta, count_parameters
@@ -64,7 +64,7 @@ class Loaders:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m training.distill", description=__doc__)
+    p = OneLineParser(prog="python -m training.distill", description=__doc__)
     p.add_argument(
         "--data", type=Path, required=True, help="folder with with_mask/ and without_mask/"
     )
@@ -412,6 +412,7 @@ def _train(args: argparse.Namespace, held: contextlib.ExitStack) -> dict:
     settings = run_settings(args, data, class_names)
     state_dir = args.work_dir / "train-state" / run_state.run_key(settings)
     held.enter_context(run_state.state_lock(state_dir))
+    args.state_dir = state_dir  # for main's word on what a stop leaves to resume
     if args.resume and not state_dir.exists():
         others = run_state.other_runs(state_dir, settings)
         log.warning(
@@ -531,7 +532,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt as exc:
         said, status = stop_message(exc)
-        print(f"training.distill: {said}; run again with --resume to continue", file=sys.stderr)
+        state = getattr(args, "state_dir", None)
+        if state is not None and any(state.glob("*-state.pt")):
+            print(f"training.distill: {said}; run again with --resume to continue", file=sys.stderr)
+        else:
+            print(
+                f"training.distill: {said} before any epoch finished; nothing to resume yet",
+                file=sys.stderr,
+            )
         return status
     for role, r in report["models"].items():
         print(

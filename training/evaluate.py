@@ -26,7 +26,7 @@ from app.config import SENSITIVITY, DetectorConfig, PipelineConfig, with_overrid
 from app.console import say
 from app.device import DeviceError
 from app.digest import file_digest
-from app.flags import output_file, seed
+from app.flags import OneLineParser, output_file, seed
 from app.images import ImageError, read_rgb
 from app.pipeline import MODEL_NAMES, Face, Pipeline
 from app.stop_signals import stop_message, stoppable
@@ -536,7 +536,7 @@ def evaluate(
 
 def build_parser() -> argparse.ArgumentParser:
     defaults, det = EvaluationConfig(), DetectorConfig()
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog=f"python -m {PROG}",
         description=(
             "Measure the mask classifier on class folders, or the whole app on VOC scenes."

@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from app.atomic import check_writable, describe_error, write_text
 from app.config import DetectorConfig, PipelineConfig, TrackingConfig
-from app.flags import output_file, require_counts, require_detect_scale
+from app.flags import OneLineParser, output_file, require_counts, require_detect_scale
 from app.pipeline import Pipeline
 from app.source import SourceError, VideoSource
 from app.stop_signals import stop_message, stoppable
@@ -117,7 +117,7 @@ def clip_shares(
     }
 
 
-def measure(args: argparse.Namespace) -> list[dict]:
+def measure(args: argparse.Namespace) -> tuple[list[dict], list[dict]]:
     """Check the arguments, then measure every expected clip found in --videos."""
     if args.json:
         refuse_inputs(
@@ -151,19 +151,36 @@ def measure(args: argparse.Namespace) -> list[dict]:
     )
     weights = {args.model: args.weights} if args.weights else {}
     pipeline = TrackingPipeline(Pipeline(config, weights))
-    rows = []
+    rows, skipped = [], []
     for name, expected in EXPECTED.items():
         path = args.videos / name
+        reason = None
         if not path.exists():
-            print(f"skipping {name}: not in {args.videos}", file=sys.stderr)
-            continue
-        try:
-            rows.append(clip_shares(pipeline, path, expected, not args.quiet, args.max_frames))
-        except SourceError as exc:  # one unreadable clip does not cost the others
-            print(f"skipping {name}: {exc}", file=sys.stderr)
+            reason = f"not in {args.videos}"
+        else:
+            try:
+                rows.append(clip_shares(pipeline, path, expected, not args.quiet, args.max_frames))
+            except SourceError as exc:  # one unreadable clip does not cost the others
+                reason = str(exc)
+        if reason is not None:
+            print(f"skipping {name}: {reason}", file=sys.stderr)
+            skipped.append({"clip": name, "reason": reason})
     if not rows:
         raise FileNotFoundError(f"no clip in {args.videos} could be read")
-    return rows
+    return rows, skipped
+
+
+def settings_of(args: argparse.Namespace) -> dict:
+    """What the figures depend on, for the --json record."""
+    return {
+        "videos": str(args.videos),
+        "weights": str(args.weights) if args.weights else "default",
+        "device": args.device,
+        "detect_scale": args.detect_scale,
+        "detect_every": args.detect_every,
+        "smooth": args.smooth,
+        "max_frames": args.max_frames,
+    }
 
 
 def print_rows(args: argparse.Namespace, rows: list[dict]) -> None:
@@ -196,7 +213,7 @@ def print_rows(args: argparse.Namespace, rows: list[dict]) -> None:
 
 @stoppable  # SIGTERM and SIGHUP stop it as Ctrl-C does
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog=f"python -m {PROG}", description=__doc__)
+    p = OneLineParser(prog=f"python -m {PROG}", description=__doc__)
     p.add_argument(
         "--videos",
         type=Path,
@@ -238,12 +255,14 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
-        rows = measure(args)
+        rows, skipped = measure(args)
         print_rows(args, rows)
         if args.json:
             try:
                 check_writable(args.json, args.overwrite)
-                text = strict_json({"model": args.model, "clips": rows})
+                record = {"model": args.model, "clips": rows}
+                record.update(settings=settings_of(args), skipped=skipped)
+                text = strict_json(record)
                 write_text(args.json, text, overwrite=args.overwrite)
             except OSError as exc:  # after the work: not a user error
                 print(

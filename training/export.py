@@ -14,7 +14,6 @@ only its result. Moving to ``torch.export`` is filed in the project notes.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import logging
 import sys
@@ -29,6 +28,7 @@ from app.atomic import check_writable, describe_error
 from app.classifier import crops_to_tensor
 from app.config import CropConfig, DetectorConfig
 from app.detector import FaceDetector
+from app.flags import OneLineParser
 from app.images import ImageError, read_rgb
 from app.stop_signals import stop_message, stoppable
 from models import checkpoint
@@ -194,7 +194,7 @@ def remove_empty(folders: list[Path]) -> None:
 
 @stoppable  # SIGTERM and SIGHUP stop it as Ctrl-C does
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m training.export", description=__doc__)
+    p = OneLineParser(prog="python -m training.export", description=__doc__)
     p.add_argument("--model", choices=["student", "teacher"], default="student")
     p.add_argument("--weights", type=Path, help="checkpoint (default: the committed one)")
     p.add_argument("--out", type=Path, default=Path("export"), help="folder (default export/)")

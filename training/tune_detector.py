@@ -31,7 +31,7 @@ from facenet_pytorch import MTCNN
 from tqdm import tqdm
 
 from app.atomic import check_writable, describe_error
-from app.flags import output_file, require_counts, seed
+from app.flags import OneLineParser, output_file, require_counts, seed
 from app.images import ImageError, read_rgb
 from app.stop_signals import stop_message, stop_signals_raise
 from models import detector_checkpoint
@@ -209,9 +209,7 @@ def tune_stage(net, stage, samples: Samples, args, device) -> dict:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m training.tune_detector", description=__doc__.split("\n\n")[0]
-    )
+    p = OneLineParser(prog="python -m training.tune_detector", description=__doc__.split("\n\n")[0])
     p.add_argument("--scenes", type=Path, required=True, help="scenes set (images/ + annotations/)")
     p.add_argument(
         "--faces",

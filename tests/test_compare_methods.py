@@ -123,9 +123,7 @@ def test_resume_goes_only_to_the_method_that_was_interrupted(tmp_path, common, m
     assert [argv[argv.index("--method") + 1] for argv in calls] == methods
 
 
-def test_a_method_stopped_by_a_signal_says_how_the_comparison_goes_on(
-    common, monkeypatch, capsys
-):
+def test_a_method_stopped_by_a_signal_says_how_the_comparison_goes_on(common, monkeypatch, capsys):
     from training import compare_methods
 
     monkeypatch.setattr(compare_methods.distill, "main", lambda argv: 143)  # as after SIGTERM

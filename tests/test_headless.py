@@ -408,6 +408,5 @@ def test_a_flag_argparse_refuses_is_one_line_with_the_apps_error_prefix(capsys):
         main(["--headless", "--max-frames", "abc"])
     assert stopped.value.code == 2
     assert capsys.readouterr().err.strip().splitlines() == [
-        "maskwatch: error: argument --max-frames: invalid int value: 'abc' "
-        "(--help lists the flags)"
+        "maskwatch: error: argument --max-frames: invalid int value: 'abc' (--help lists the flags)"
     ]

@@ -145,6 +145,18 @@ def write_jpeg(path: Path, image: np.ndarray) -> None:
         raise OSError(f"cannot write image {final_name(path)}")
 
 
+def ends_open(path: Path) -> bool:
+    """Whether the file at ``path`` holds text whose last line has no newline."""
+    try:
+        with open(path, "rb") as existing:
+            if existing.seek(0, os.SEEK_END) == 0:
+                return False
+            existing.seek(-1, os.SEEK_END)
+            return existing.read(1) != b"\n"
+    except FileNotFoundError:
+        return False
+
+
 class AlertLog:
     """An alerts folder: ``alerts.jsonl`` (one line per alert) and the snapshot JPEGs.
 
@@ -181,8 +193,11 @@ class AlertLog:
                 write_jpeg(tmp, alert.snapshot)
         record = alert.record(snapshot.name if snapshot is not None else None)
         try:
+            # A log cut short (a crash mid-line, a hand edit) may lack its last newline: the
+            # new record then starts a line of its own instead of joining that one.
+            opening = "\n" if ends_open(self.path) else ""
             with open(self.path, "a", encoding="utf-8") as out:
-                out.write(json.dumps(record) + "\n")
+                out.write(opening + json.dumps(record) + "\n")
         except OSError:
             if snapshot is not None:
                 with contextlib.suppress(OSError):

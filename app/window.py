@@ -22,9 +22,11 @@ from PySide6.QtCore import QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QImage, QKeySequence, QPixmap, QResizeEvent
 from PySide6.QtWidgets import (
     QAbstractButton,
+    QAbstractSpinBox,
     QApplication,
     QButtonGroup,
     QCheckBox,
+    QComboBox,
     QFileDialog,
     QFormLayout,
     QGroupBox,
@@ -246,6 +248,7 @@ class MainWindow(QMainWindow):
         self.resize(*WINDOW_SIZE)
         self._build_ui(custom)
         self._build_actions()
+        self._keep_space_for_playback()
         self.picker.set_spec(source if source is not None else prefs.source or DEFAULT_SOURCE)
         if self.picker.problem() and source is not None and not autostart:
             self.show_message(self.picker.problem())
@@ -529,14 +532,28 @@ class MainWindow(QMainWindow):
         self.prefs.loop = on
         self.save_prefs()
 
+    def _keep_space_for_playback(self) -> None:
+        """Buttons, boxes and lists take focus by Tab only, so a mouse click on one leaves
+        Space to start and stop playback; the video holds the focus at first."""
+        for widget in self.findChildren(QAbstractButton) + self.findChildren(QComboBox):
+            widget.setFocusPolicy(Qt.FocusPolicy.TabFocus)
+        self.video.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.video.setFocus()
+
     def _space(self) -> None:
-        """Space ticks a focused check box or presses a focused button, as it would without
-        the shortcut (so the keyboard alone can reach them); elsewhere it starts or stops."""
+        """Space ticks a focused check box, presses a focused button or opens a focused list,
+        as it would without the shortcut (so the keyboard alone can reach them), and does
+        nothing in a number box; elsewhere it starts or stops playback."""
         focused = QApplication.focusWidget()
         own = (self.start_button, self.stop_button)
         if isinstance(focused, QAbstractButton) and focused not in own and focused.isEnabled():
             focused.click()
             return
+        if isinstance(focused, QComboBox):
+            focused.showPopup()  # what Space does to a focused drop-down list
+            return
+        if isinstance(focused, QAbstractSpinBox):
+            return  # a number being typed: Space means nothing there, least of all "stop"
         self.toggle_playback()
 
     def toggle_playback(self) -> None:

@@ -101,6 +101,18 @@ def test_an_alert_whose_line_cannot_be_written_leaves_no_snapshot(tmp_path):
     assert [p.name for p in folder.iterdir()] == [ALERTS_FILE]
 
 
+def test_an_alert_after_a_line_cut_short_starts_a_line_of_its_own(tmp_path):
+    frame = np.random.default_rng(0).integers(0, 255, (240, 320, 3), np.uint8)
+    ((_, alert),) = feed(AlertMonitor(delay_s=0.0), [[face("no_mask", 4)]], frame=frame)
+    folder = tmp_path / "alerts"
+    folder.mkdir()
+    (folder / ALERTS_FILE).write_text('{"time": "x", "track": 9}')  # no final newline
+    AlertLog(folder).append(alert)
+    lines = (folder / ALERTS_FILE).read_text().splitlines()
+    assert lines[0] == '{"time": "x", "track": 9}'
+    assert json.loads(lines[1])["track"] == 4 and len(lines) == 2
+
+
 def sequence(stats: FaceStats, seconds, faces_at, fps: int = 2):
     for i in range(int(seconds * fps)):
         t = i / fps

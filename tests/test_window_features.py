@@ -11,7 +11,7 @@ import json  # noqa: E402
 import cv2  # noqa: E402
 import pytest  # noqa: E402
 from conftest import fixture_bgr, on_canvas, write_video  # noqa: E402
-from PySide6.QtCore import QSettings, Qt  # noqa: E402
+from PySide6.QtCore import QPoint, QSettings, Qt  # noqa: E402
 from PySide6.QtGui import QImage  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
@@ -290,12 +290,21 @@ def test_a_looped_clip_shorter_than_the_alert_delay_is_one_face_that_alerts(
 
 
 def test_space_on_a_focused_check_box_ticks_it_instead_of_starting(qtbot, window):
-    window.loop_check.setFocus()
-    qtbot.waitUntil(lambda: window.loop_check.hasFocus())
-    qtbot.keyClick(window.loop_check, Qt.Key.Key_Space)
-    assert window.loop_check.isChecked() and not window.is_playing
+    box = window.loop_check
+    box.setFocus()  # reached by Tab, as a keyboard user does
+    qtbot.waitUntil(box.hasFocus)
+    qtbot.keyClick(box, Qt.Key.Key_Space)
+    assert box.isChecked() and not window.is_playing
     window.video.setFocus()
-    qtbot.keyClick(window, Qt.Key.Key_Space)  # anywhere else it still starts playback
+    qtbot.mouseClick(box, Qt.MouseButton.LeftButton, pos=QPoint(8, box.height() // 2))
+    assert not box.isChecked() and not box.hasFocus()  # a click leaves Space as it was
+    qtbot.keyClick(window, Qt.Key.Key_Space)
     assert window.is_playing
+    combo = window.detector_box.sensitivity_combo
+    combo.setFocus()
+    qtbot.waitUntil(combo.hasFocus)
+    qtbot.keyClick(combo, Qt.Key.Key_Space)  # opens the list, playback goes on
+    assert combo.view().isVisible() and window.is_playing
+    combo.hidePopup()
     window.stop()
     qtbot.waitUntil(lambda: not window.is_playing, timeout=FRAME_TIMEOUT_MS)

@@ -609,13 +609,21 @@ class MainWindow(QMainWindow):
         if self._worker is None or self._stopping:
             return
         self._stopping = True
+        if self.stop_button.hasFocus():  # keep a keyboard user's focus near, not on the tabs
+            self.video.setFocus()
         self.stop_button.setEnabled(False)
         self.statusBar().showMessage("Stopping...")
         self._worker.stop()
 
     def _set_playing(self, playing: bool) -> None:
+        # A keyboard user on Start or Stop stays by the playback buttons when the one they
+        # pressed is disabled, instead of Qt sending the focus on to the next control.
+        on_button = QApplication.focusWidget() in (self.start_button, self.stop_button)
         self.start_button.setEnabled(not playing and self.pipeline is not None)
         self.stop_button.setEnabled(playing)
+        if on_button:
+            nearby = self.stop_button if playing else self.start_button
+            (nearby if nearby.isEnabled() else self.video).setFocus()
         self.picker.setEnabled(not playing)
         self.record_button.setEnabled(playing)
         if not playing:

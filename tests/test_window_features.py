@@ -295,7 +295,13 @@ def test_space_on_a_focused_check_box_ticks_it_instead_of_starting(qtbot, window
     qtbot.waitUntil(box.hasFocus)
     qtbot.keyClick(box, Qt.Key.Key_Space)
     assert box.isChecked() and not window.is_playing
-    window.video.setFocus()
+    window.start_button.setFocus()  # tabbed onto Start: Space starts, focus moves to Stop
+    qtbot.waitUntil(window.start_button.hasFocus)
+    qtbot.keyClick(window.start_button, Qt.Key.Key_Space)
+    assert window.is_playing and window.stop_button.hasFocus()
+    qtbot.keyClick(window.stop_button, Qt.Key.Key_Space)
+    qtbot.waitUntil(lambda: not window.is_playing, timeout=FRAME_TIMEOUT_MS)
+    assert window.video.hasFocus()  # Stop disabled at once: the focus goes to the video
     qtbot.mouseClick(box, Qt.MouseButton.LeftButton, pos=QPoint(8, box.height() // 2))
     assert not box.isChecked() and not box.hasFocus()  # a click leaves Space as it was
     qtbot.keyClick(window, Qt.Key.Key_Space)

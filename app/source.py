@@ -468,28 +468,31 @@ SEEKING_CONTAINERS = (".mp4", ".m4v", ".mov", ".3gp", ".mkv", ".webm")
 RECORDING_SUFFIXES = SEEKING_CONTAINERS + (".gif", ".avi", ".mpg", ".mpeg", ".wmv", ".flv")
 
 
-def names_a_recording(url: str) -> bool:
-    """Whether an HTTP(S) URL names a media file by its suffix (``/clips/hall.gif``)."""
+def _web_file(url: str, suffixes: tuple[str, ...]):
+    """The split URL when it is HTTP(S) and its path ends in one of ``suffixes``, else None."""
     try:
         parts = urlsplit(url)
     except ValueError:
-        return False
+        return None
     if parts.scheme.lower() not in ("http", "https"):
-        return False
-    return unquote(parts.path).lower().endswith(RECORDING_SUFFIXES)
+        return None
+    return parts if unquote(parts.path).lower().endswith(suffixes) else None
+
+
+def names_a_recording(url: str) -> bool:
+    """Whether an HTTP(S) URL names a media file by its suffix (``/clips/hall.gif``)."""
+    return _web_file(url, RECORDING_SUFFIXES) is not None
 
 
 def no_range_hint(url: str) -> str:
     """Why a video file over HTTP(S) may give no frames: the server ignores range requests.
     Empty when that is not the case or cannot be told."""
+    parts = _web_file(url, SEEKING_CONTAINERS)
+    if parts is None or not parts.hostname:
+        return ""
     try:
-        parts = urlsplit(url)
-        port = parts.port if parts.port is not None else DEFAULT_PORTS.get(parts.scheme.lower())
-    except ValueError:
-        return ""
-    if parts.scheme.lower() not in ("http", "https") or not parts.hostname or not port:
-        return ""
-    if not unquote(parts.path).lower().endswith(SEEKING_CONTAINERS):
+        port = parts.port if parts.port is not None else DEFAULT_PORTS[parts.scheme.lower()]
+    except ValueError:  # a port that is not a number
         return ""
     answer = _http_answer(parts, port, STREAM_TIMEOUT_MS / 1000, {"Range": "bytes=0-0"})
     if answer is None or answer[0] != 200:  # 206: ranges work; an error is said elsewhere

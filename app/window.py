@@ -179,6 +179,11 @@ def with_shortcut(text: str, name: str) -> str:
     return f"{text} ({SHORTCUTS[name]})"
 
 
+def logged_as(message: str) -> str:
+    """A message of the side panel as the log has it: on one line."""
+    return " ".join(message.split("\n"))
+
+
 def naming(folder: Path, preposition: str, exc: OSError) -> str:
     """ " in FOLDER: REASON", or just ": REASON" when the reason names the folder already."""
     reason = describe_error(exc)
@@ -405,7 +410,7 @@ class MainWindow(QMainWindow):
         self.message_label.setStyleSheet(MESSAGE_STYLES[kind])
         self.message_label.show()
         level = logging.WARNING if kind == "error" else logging.INFO
-        log.log(level, "%s", " ".join(text.split("\n")))  # one line in the log
+        log.log(level, "%s", logged_as(text))
 
     def _say_failure(self, kind: str, text: str) -> None:
         """Show that saving a ``kind`` of file failed, until it next works (or another

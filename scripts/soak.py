@@ -37,7 +37,7 @@ from app.atomic import check_writable, describe_error, write_text  # noqa: E402
 from app.config import PipelineConfig  # noqa: E402
 from app.device import DeviceError, resolve_device  # noqa: E402
 from app.flags import OneLineParser  # noqa: E402
-from app.window import MainWindow  # noqa: E402
+from app.window import MainWindow, logged_as  # noqa: E402
 
 
 def rss_mb() -> float:
@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     # The window logs each message it shows; a failure is said once below, in this
     # script's words, so its copy (which tells a window user to press Start) is left out.
     logging.getLogger("app.window").addFilter(
-        lambda record: record.getMessage() != " ".join(window.message_label.text().split("\n"))
+        lambda record: record.getMessage() != logged_as(window.message_label.text())
     )
     window.show()
     latencies: list[float] = []

@@ -201,7 +201,7 @@ def describe_error(exc: BaseException) -> str:
         errno.ENOSPC: "no space left on the disk for {}",
         errno.EROFS: "cannot write {}: the file system is read-only",
         errno.EACCES: "permission denied for {}",
-        errno.EEXIST: "{} already exists and is not a folder",
+        errno.EEXIST: "{} is a file, not a folder",
         errno.ENOTDIR: "{}: a part of the path is a file, not a folder",
         errno.ENOENT: "no such file or folder: {}",
     }

@@ -26,7 +26,13 @@ from app.config import (
     with_overrides,
 )
 from app.device import DeviceError
-from app.flags import OneLineParser, folder_ending, require_counts, require_detect_scale
+from app.flags import (
+    FlagValueError,
+    OneLineParser,
+    folder_ending,
+    require_counts,
+    require_detect_scale,
+)
 from app.source import SourceError
 from app.stop_signals import stop_message, stop_signals_raise
 from models import detector_checkpoint
@@ -216,18 +222,18 @@ def window_sensitivity(args: argparse.Namespace, detector: DetectorConfig) -> st
 def pipeline_config(args: argparse.Namespace) -> PipelineConfig:
     require_counts(("--detect-every", args.detect_every), ("--smooth", args.smooth))
     if args.max_frames is not None and args.max_frames < 1:
-        raise ValueError(f"--max-frames must be at least 1, got {args.max_frames}")
+        raise FlagValueError(f"--max-frames must be at least 1, got {args.max_frames}")
     if args.max_side != 0 and not args.max_side >= MIN_MAX_SIDE:
-        raise ValueError(
+        raise FlagValueError(
             f"--max-side must be 0 (never shrink) or at least {MIN_MAX_SIDE} pixels, "
             f"got {args.max_side}"
         )
     require_detect_scale(args.detect_scale)
     if args.min_face is not None and not 1 <= args.min_face <= 4096:
-        raise ValueError(f"--min-face must be between 1 and 4096 pixels, got {args.min_face}")
+        raise FlagValueError(f"--min-face must be between 1 and 4096 pixels, got {args.min_face}")
     for value in list(args.thresholds or []) + ([args.min_score] if args.min_score else []):
         if not 0.0 <= value <= 1.0:  # also refuses nan
-            raise ValueError(f"--thresholds and --min-score must lie in [0, 1], got {value}")
+            raise FlagValueError(f"--thresholds and --min-score must lie in [0, 1], got {value}")
     if args.thresholds is not None and args.thresholds[0] < SLOW_P_THRESHOLD:
         log.warning(
             "--thresholds P %g lets almost every window through P-Net: detection may take "
@@ -235,7 +241,7 @@ def pipeline_config(args: argparse.Namespace) -> PipelineConfig:
             args.thresholds[0],
         )
     if not str(args.detector_weights).strip():
-        raise ValueError("--detector-weights is empty; name a weights file, or stock")
+        raise FlagValueError("--detector-weights is empty; name a weights file, or stock")
     if args.detector_weights not in ("default", "stock"):
         detector_checkpoint.read(Path(args.detector_weights))  # a bad file fails here, in one line
     detector = detector_config(args)
@@ -259,7 +265,7 @@ def pipeline_config(args: argparse.Namespace) -> PipelineConfig:
 def alert_delay(args: argparse.Namespace) -> float | None:
     delay = args.alert_delay
     if delay is not None and not (math.isfinite(delay) and delay >= 0):
-        raise ValueError(f"--alert-delay must be a number of seconds, 0 or more, got {delay:g}")
+        raise FlagValueError(f"--alert-delay must be a number of seconds, 0 or more, got {delay:g}")
     return args.alert_delay
 
 
@@ -274,9 +280,9 @@ def run_headless_cli(args: argparse.Namespace) -> int:
     from app.tracking import TrackingPipeline
 
     if args.source is None:
-        raise ValueError("--headless needs --source")
+        raise FlagValueError("--headless needs --source")
     if args.snapshots is not None and args.snapshot_every is None:
-        raise ValueError("--snapshots DIR needs --snapshot-every N, how often to save a frame")
+        raise FlagValueError("--snapshots DIR needs --snapshot-every N, how often to save a frame")
     delay = alert_delay(args)
     extras = Extras(
         args.alerts,

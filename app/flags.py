@@ -21,11 +21,19 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"{name}: error: {message} (--help lists the flags)\n")
 
 
+class FlagValueError(ValueError):
+    """A flag given a value it cannot take, or without the flag it needs. Its message ends
+    with the same pointer to --help that argparse's own refusals carry."""
+
+    def __str__(self) -> str:
+        return f"{super().__str__()} (--help lists the flags)"
+
+
 def require_counts(*flags: tuple[str, int]) -> None:
     """Raise ValueError naming the first (flag, value) pair whose value is below 1."""
     for flag, value in flags:
         if value < 1:
-            raise ValueError(f"{flag} must be at least 1, not {value}")
+            raise FlagValueError(f"{flag} must be at least 1, not {value}")
 
 
 def folder_ending(text: str) -> str | None:
@@ -52,7 +60,7 @@ def output_file(text: str) -> Path:
 def require_detect_scale(scale: float) -> None:
     """Refuse a --detect-scale outside what the detector takes (also nan), by its flag."""
     if not MIN_SCALE <= scale <= MAX_SCALE:
-        raise ValueError(
+        raise FlagValueError(
             f"--detect-scale must be between {MIN_SCALE:g} and {MAX_SCALE:g}, got {scale:g}"
         )
 

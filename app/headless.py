@@ -30,6 +30,7 @@ from tqdm import tqdm
 from app.alerts import ALERTS_FILE, DEFAULT_DELAY_S, Alert, AlertLog, AlertMonitor
 from app.alerts import SNAPSHOT_PATTERN as ALERT_SNAPSHOTS
 from app.atomic import OutputExistsError, check_folder, check_writable, final_name, temp_name
+from app.flags import FlagValueError
 from app.overlay import draw_faces
 from app.pipeline import Pipeline
 from app.recording import check_video_complete
@@ -106,11 +107,13 @@ class Extras:
         if self.stats is not None:
             check_writable(Path(self.stats), overwrite)
         if self.snapshot_every < 0 or (self.snapshots_dir is not None and not self.snapshot_every):
-            raise ValueError(
+            raise FlagValueError(
                 f"--snapshot-every must be at least 1 with --snapshots, got {self.snapshot_every}"
             )
         if self.snapshot_every and self.snapshots_dir is None:
-            raise ValueError("--snapshot-every N needs --snapshots DIR, the folder to save into")
+            raise FlagValueError(
+                "--snapshot-every N needs --snapshots DIR, the folder to save into"
+            )
         if self.snapshots_dir is not None:
             folder = Path(self.snapshots_dir)
             check_folder(folder)
@@ -195,6 +198,11 @@ def check_distinct_outputs(source: str, output=None, events=None, extras=None) -
         path = claim.path
         if path == source_path:
             raise ValueError(f"{path} is the source video; write the output elsewhere")
+        if path.is_dir() and claim.flag == "--alerts":  # the user named the folder only
+            raise ValueError(
+                f"--alerts {extras.alerts_dir} holds a folder named {ALERTS_FILE}, where the "
+                "alerts log goes; move it or give another --alerts folder"
+            )
         if path.is_dir():
             raise ValueError(f"{claim.flag} {claim.given} is a folder; name a file")
         for folder in folders:
@@ -238,7 +246,7 @@ def check_outputs(source: str, output, events, extras: Extras, overwrite: bool) 
             )
     check_distinct_outputs(source, output, events, extras)
     if output is not None and Path(output).suffix.lower() not in VIDEO_SUFFIXES:
-        raise ValueError(f"--output {output}: use one of {', '.join(sorted(VIDEO_SUFFIXES))}")
+        raise FlagValueError(f"--output {output}: use one of {', '.join(sorted(VIDEO_SUFFIXES))}")
     for path in (output, events):
         if path is not None:
             check_writable(Path(path), overwrite)

@@ -352,6 +352,7 @@ class MainWindow(QMainWindow):
         self.tabs = QTabWidget()
         self.tabs.addTab(live, "Live")
         self.tabs.addTab(self.settings_panel, "Alerts && files")
+        self.tabs.currentChanged.connect(self._focus_on_tab_bar)
 
         panel = QWidget()
         panel.setFixedWidth(PANEL_WIDTH)
@@ -544,6 +545,14 @@ class MainWindow(QMainWindow):
             widget.setFocusPolicy(Qt.FocusPolicy.TabFocus)
         self.video.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.video.setFocus()
+
+    def _focus_on_tab_bar(self) -> None:
+        """Ctrl+Tab hands the focus to the tab bar, not to the first control of the page
+        (where Space would open a list): Space still plays, and Tab goes into the page."""
+        page = self.tabs.currentWidget()
+        focused = QApplication.focusWidget()
+        if focused is not None and page.isAncestorOf(focused):
+            self.tabs.tabBar().setFocus(Qt.FocusReason.TabFocusReason)
 
     def _space(self) -> None:
         """Space ticks a focused check box, presses a focused button or opens a focused list,

@@ -36,7 +36,7 @@ from PySide6.QtWidgets import QApplication  # noqa: E402
 from app.atomic import check_writable, describe_error, write_text  # noqa: E402
 from app.config import PipelineConfig  # noqa: E402
 from app.device import DeviceError, resolve_device  # noqa: E402
-from app.flags import OneLineParser  # noqa: E402
+from app.flags import FlagValueError, OneLineParser  # noqa: E402
 from app.window import MainWindow, logged_as  # noqa: E402
 
 
@@ -88,11 +88,13 @@ def check_arguments(args: argparse.Namespace) -> None:
         if not (value > 0 and math.isfinite(value)):
             raise ValueError(f"{flag} must be a finite number above 0, got {value}")
     if args.sample_s > args.minutes * 60:
-        raise ValueError(
+        raise FlagValueError(
             f"--sample-s {args.sample_s:g} is longer than the run ({args.minutes:g} min)"
         )
     if not (args.warmup_s >= 0 and math.isfinite(args.warmup_s)):
-        raise ValueError(f"--warmup-s must be a finite number of at least 0, got {args.warmup_s}")
+        raise FlagValueError(
+            f"--warmup-s must be a finite number of at least 0, got {args.warmup_s}"
+        )
     resolve_device(args.device)
     if not (args.source.isdigit() or "://" in args.source) and not Path(args.source).is_file():
         if args.source == str(DEFAULT_SOURCE):

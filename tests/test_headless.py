@@ -314,6 +314,9 @@ def test_outputs_that_are_not_regular_files_are_refused(tmp_path, no_mask_video,
     (tmp_path / "linkdir").symlink_to(tmp_path / "folder")
     err = refused(capsys, "--source", no_mask_video, "--events", tmp_path / "linkdir")
     assert f"--events {tmp_path / 'linkdir'} is a folder; name a file" in err, err
+    (tmp_path / "alerts" / "alerts.jsonl").mkdir(parents=True)
+    err = refused(capsys, "--source", no_mask_video, "--alerts", tmp_path / "alerts")
+    assert f"--alerts {tmp_path / 'alerts'} holds a folder named alerts.jsonl" in err, err
 
 
 def test_empty_paths_and_odd_sources_get_a_plain_message(tmp_path, no_mask_video, capsys):

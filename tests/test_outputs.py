@@ -194,3 +194,32 @@ def test_a_flag_argparse_refuses_is_one_line_under_the_commands_name(capsys, com
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"{name}: error: "), lines
     assert lines[0].endswith(" (--help lists the flags)")
+
+
+@pytest.mark.parametrize(
+    "command, argv, said",
+    [
+        ("app.cli", ["--headless", "--source", "x.mp4", "--max-frames", "0"], "--max-frames"),
+        ("app.benchmark", ["--skip-clips", "--repeats", "0"], "--repeats"),
+        ("training.evaluate", ["--data", ".", "--model", "student", "--limit", "0"], "--limit"),
+        (
+            "training.compare_methods",
+            ["--teacher", "t.pt", "--out", "o", "--epochs", "0"],
+            "--epochs",
+        ),
+        ("training.distill", ["--data", ".", "--student-epochs", "0"], "--student-epochs"),
+    ],
+)
+def test_a_value_the_command_itself_refuses_points_to_help_as_argparse_does(
+    capsys, command, argv, said
+):
+    import importlib
+
+    try:
+        status = importlib.import_module(command).main(argv)
+    except SystemExit as stopped:
+        status = stopped.code
+    assert status == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and f"error: {said} must be at least 1" in lines[0], lines
+    assert lines[0].endswith(" (--help lists the flags)")

@@ -220,6 +220,13 @@ def test_resume_continues_only_its_own_interrupted_run(tmp_path):
     done = torch.load(found[0], weights_only=True)["epoch"]
     assert 1 <= done < 5
 
+    proc = run("B", 6, "--resume")  # a flag changed by mistake: refused, the state kept
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 2, err
+    said = err.strip().splitlines()[-1]
+    assert said.startswith("training.distill: error: --resume: no interrupted run"), said
+    assert "'teacher trained for 5 epochs' there)" in said and found[0].exists()
+
     proc = run("B", 5, "--resume")
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err

@@ -184,7 +184,7 @@ def test_alerts_that_cannot_be_saved_are_said_plainly_until_they_can(window, pre
     alert = Alert(1.0, 1, (10, 10, 50, 50), 0.9, datetime.now().astimezone())
     window._raise_alert(alert)
     assert window.message == (
-        f"Alerts cannot be saved in {folder}: {folder} already exists and is not a folder. "
+        f"Alerts cannot be saved in {folder}: {folder} is a file, not a folder. "
         "Choose another alerts folder."
     )
     folder.unlink()
@@ -199,7 +199,7 @@ def test_a_snapshots_folder_that_is_a_file_is_named_plainly(window, prefs, tmp_p
     window.last_image = QImage(32, 24, QImage.Format.Format_RGB888)
     assert window.snapshot() is None
     text = window.message_label.text()
-    assert f"{blocker} already exists and is not a folder" in text
+    assert f"{blocker} is a file, not a folder" in text
     assert "Pick another snapshots folder" in text and "Errno" not in text
     assert blocker.read_text() == "precious"
     # The message goes once a snapshot is saved; another kind's failure stays until mended.
@@ -312,5 +312,19 @@ def test_space_on_a_focused_check_box_ticks_it_instead_of_starting(qtbot, window
     qtbot.keyClick(combo, Qt.Key.Key_Space)  # opens the list, playback goes on
     assert combo.view().isVisible() and window.is_playing
     combo.hidePopup()
+    window.stop()
+    qtbot.waitUntil(lambda: not window.is_playing, timeout=FRAME_TIMEOUT_MS)
+
+
+def test_ctrl_tab_hands_the_focus_to_the_tab_bar_so_space_still_plays(qtbot, window):
+    delay = window.settings_panel.delay_spin
+    window.tabs.setCurrentIndex(1)
+    delay.setFocus()  # a keyboard user in the alerts tab
+    qtbot.waitUntil(delay.hasFocus)
+    qtbot.keyClick(delay, Qt.Key.Key_Tab, Qt.KeyboardModifier.ControlModifier)
+    assert window.tabs.currentIndex() == 0
+    assert window.tabs.tabBar().hasFocus()  # not the sensitivity list, where Space opens it
+    qtbot.keyClick(window.tabs.tabBar(), Qt.Key.Key_Space)
+    assert window.is_playing
     window.stop()
     qtbot.waitUntil(lambda: not window.is_playing, timeout=FRAME_TIMEOUT_MS)

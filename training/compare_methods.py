@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from app.atomic import OutputNameError, check_writable, describe_error, write_text
-from app.flags import OneLineParser, output_file
+from app.flags import FlagValueError, OneLineParser, output_file
 from app.stop_signals import STOP_SIGNALS, stop_message, stop_signals_raise
 from models.checkpoint import CheckpointError
 from training import distill
@@ -87,7 +87,7 @@ def refuse_clashes(passed_on: list[str]) -> None:
         if len(matches) == 1 and matches[0] in SET_HERE:
             flag = matches[0]
             spelled = f" (read by distill as {flag})" if flag != name else ""
-            raise CompareError(
+            raise FlagValueError(
                 f"{name}{spelled} is set by the comparison for every method; {SET_HERE[flag]}"
             )
 
@@ -123,15 +123,15 @@ def check_before_work(args: argparse.Namespace, passed_on: list[str]) -> None:
     """Refuse, before any training, what would stop the comparison part way: a bad flag
     for distill, a teacher that cannot serve, an existing table without --overwrite."""
     if args.epochs < 1:
-        raise CompareError(f"--epochs must be at least 1, not {args.epochs}")
+        raise FlagValueError(f"--epochs must be at least 1, not {args.epochs}")
     refuse_clashes(passed_on)
     if args.resume and args.overwrite:
-        raise CompareError(
+        raise FlagValueError(
             "--resume keeps what finished, --overwrite replaces it: give one of them"
         )
     twice = sorted({m for m in args.methods if args.methods.count(m) > 1})
     if twice:
-        raise CompareError(f"--methods names {', '.join(twice)} twice; name each method once")
+        raise FlagValueError(f"--methods names {', '.join(twice)} twice; name each method once")
     check_writable(args.out / TABLE, args.overwrite or args.resume, make_folder=True)
     parser = distill.build_parser()
     parser.prog = f"{PROG} (passed on to training.distill)"

@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader
 from app.atomic import OutputExistsError, describe_error
 from app.config import DetectorConfig
 from app.digest import file_digest
-from app.flags import OneLineParser, require_counts, seed
+from app.flags import FlagValueError, OneLineParser, require_counts, seed
 from app.stop_signals import stop_message, stop_signals_raise
 from models import CLASS_NAMES, checkpoint
 from models.checkpoint import CheckpointError, ModelMeta, count_parameters
@@ -211,36 +211,38 @@ def check_settings(args: argparse.Namespace) -> None:
         ("--student-epochs", args.student_epochs),
     )
     if args.batch_size < 2:  # BatchNorm cannot train on batches of one
-        raise ValueError(f"--batch-size must be at least 2, not {args.batch_size}")
+        raise FlagValueError(f"--batch-size must be at least 2, not {args.batch_size}")
     if args.input_size < MIN_INPUT_SIZE:
-        raise ValueError(
+        raise FlagValueError(
             f"--input-size must be at least {MIN_INPUT_SIZE} px (the DenseNet teacher shrinks a "
             f"crop 32 times), not {args.input_size}"
         )
     if args.teacher_epochs < 1 and not args.teacher:
-        raise ValueError("--teacher-epochs must be at least 1 (or give a trained --teacher)")
+        raise FlagValueError("--teacher-epochs must be at least 1 (or give a trained --teacher)")
     if not 0 < args.lr < math.inf:
-        raise ValueError(f"--lr must be a finite number above 0, not {args.lr}")
+        raise FlagValueError(f"--lr must be a finite number above 0, not {args.lr}")
     if not 0 < args.temperature < math.inf:
-        raise ValueError(f"--temperature must be a finite number above 0, not {args.temperature}")
+        raise FlagValueError(
+            f"--temperature must be a finite number above 0, not {args.temperature}"
+        )
     if not 0 <= args.label_smoothing < 1:
-        raise ValueError(
+        raise FlagValueError(
             f"--label-smoothing must be at least 0 and below 1, not {args.label_smoothing}"
         )
     if not 0 <= args.hue <= 180 or not 0 <= args.grey <= 1:  # also refuses nan
-        raise ValueError(
+        raise FlagValueError(
             f"--hue must lie in [0, 180] degrees and --grey in [0, 1], not {args.hue} and "
             f"{args.grey}"
         )
     if not 0 <= args.distil_weight <= 1:
-        raise ValueError(f"--distil-weight must be between 0 and 1, not {args.distil_weight}")
+        raise FlagValueError(f"--distil-weight must be between 0 and 1, not {args.distil_weight}")
     if not all(0 <= t <= 1 for t in args.negative_thresholds):  # also refuses nan
         thresholds = " ".join(map(str, args.negative_thresholds))
-        raise ValueError(f"--negative-thresholds must lie in [0, 1], not {thresholds}")
+        raise FlagValueError(f"--negative-thresholds must lie in [0, 1], not {thresholds}")
     if args.negatives and not args.scenes:
-        raise DatasetError("--negatives needs --scenes: false boxes are mined from scenes")
+        raise FlagValueError("--negatives needs --scenes: false boxes are mined from scenes")
     if tuple(args.negative_thresholds) != NEGATIVE_DETECTOR.thresholds and not args.negatives:
-        raise ValueError(
+        raise FlagValueError(
             "--negative-thresholds works only with --negatives (which mines the false boxes)"
         )
     if args.teacher and not Path(args.teacher).is_file():
@@ -414,13 +416,15 @@ def _train(args: argparse.Namespace, held: contextlib.ExitStack) -> dict:
     held.enter_context(run_state.state_lock(state_dir))
     args.state_dir = state_dir  # for main's word on what a stop leaves to resume
     if args.resume and not state_dir.exists():
-        others = run_state.other_runs(state_dir, settings)
-        log.warning(
-            "--resume: no interrupted run with these data, teacher and settings in %s; "
-            "starting anew%s",
-            args.work_dir,
-            f" (kept runs with other settings: {'; '.join(others)})" if others else "",
-        )
+        # A kept run with other settings means a flag changed by mistake, most likely:
+        # refuse, rather than train hours anew. With no kept run at all, start anew.
+        if others := run_state.other_runs(state_dir, settings):
+            raise ValueError(
+                f"--resume: no interrupted run with these data, teacher and settings in "
+                f"{args.work_dir}; kept runs with other settings: {'; '.join(others)}. Give "
+                "the same flags as that run, or leave out --resume to start anew"
+            )
+        log.warning("--resume: no interrupted run in %s; starting anew", args.work_dir)
     if not args.resume:  # a fresh run never mixes in old state, nor throws it away
         run_state.set_aside(state_dir)
     run_state.record_settings(state_dir, settings)

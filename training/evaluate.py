@@ -26,7 +26,7 @@ from app.config import SENSITIVITY, DetectorConfig, PipelineConfig, with_overrid
 from app.console import say
 from app.device import DeviceError
 from app.digest import file_digest
-from app.flags import OneLineParser, output_file, seed
+from app.flags import FlagValueError, OneLineParser, output_file, seed
 from app.images import ImageError, read_rgb
 from app.pipeline import MODEL_NAMES, Face, Pipeline
 from app.stop_signals import stop_message, stoppable
@@ -615,17 +615,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def configs(args: argparse.Namespace) -> tuple[DetectorConfig, EvaluationConfig]:
     if not 0 < args.iou <= 1:
-        raise EvaluationError(f"--iou must be in (0, 1], got {args.iou}")
+        raise FlagValueError(f"--iou must be in (0, 1], got {args.iou}")
     if args.limit is not None and args.limit < 1:
-        raise EvaluationError(f"--limit must be at least 1, got {args.limit}")
+        raise FlagValueError(f"--limit must be at least 1, got {args.limit}")
     if args.batch_size < 1:
-        raise EvaluationError(f"--batch-size must be at least 1, got {args.batch_size}")
+        raise FlagValueError(f"--batch-size must be at least 1, got {args.batch_size}")
     if args.min_face < 1:
-        raise EvaluationError(f"--min-face must be at least 1, got {args.min_face}")
+        raise FlagValueError(f"--min-face must be at least 1, got {args.min_face}")
     if args.thresholds is not None and not all(0 <= t <= 1 for t in args.thresholds):
-        raise EvaluationError(f"--thresholds must lie in [0, 1], got {args.thresholds}")
+        raise FlagValueError(f"--thresholds must lie in [0, 1], got {args.thresholds}")
     if args.min_score is not None and not 0 <= args.min_score <= 1:
-        raise EvaluationError(f"--min-score must lie in [0, 1], got {args.min_score}")
+        raise FlagValueError(f"--min-score must lie in [0, 1], got {args.min_score}")
     detector = with_overrides(
         DetectorConfig(min_face_size=args.min_face, weights=args.detector_weights),
         args.sensitivity,
@@ -679,6 +679,7 @@ def write_json(args: argparse.Namespace, report: dict) -> int:
 USER_ERRORS = (
     OutputIsInputError,
     EvaluationError,
+    FlagValueError,
     DatasetError,
     CheckpointError,
     DetectorWeightsError,

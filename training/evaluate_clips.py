@@ -16,7 +16,13 @@ from tqdm import tqdm
 
 from app.atomic import check_writable, describe_error, write_text
 from app.config import DetectorConfig, PipelineConfig, TrackingConfig
-from app.flags import OneLineParser, output_file, require_counts, require_detect_scale
+from app.flags import (
+    FlagValueError,
+    OneLineParser,
+    output_file,
+    require_counts,
+    require_detect_scale,
+)
 from app.pipeline import Pipeline
 from app.source import SourceError, VideoSource
 from app.stop_signals import stop_message, stoppable
@@ -137,7 +143,7 @@ def measure(args: argparse.Namespace) -> tuple[list[dict], list[dict]]:
     require_counts(("--detect-every", args.detect_every), ("--smooth", args.smooth))
     require_detect_scale(args.detect_scale)
     if args.max_frames is not None and args.max_frames < 1:
-        raise ValueError("--max-frames must be at least 1")
+        raise FlagValueError("--max-frames must be at least 1")
     config = PipelineConfig(
         detector=DetectorConfig(scale=args.detect_scale),
         tracking=TrackingConfig(

@@ -31,7 +31,7 @@ from facenet_pytorch import MTCNN
 from tqdm import tqdm
 
 from app.atomic import check_writable, describe_error
-from app.flags import OneLineParser, output_file, require_counts, seed
+from app.flags import FlagValueError, OneLineParser, output_file, require_counts, seed
 from app.images import ImageError, read_rgb
 from app.stop_signals import stop_message, stop_signals_raise
 from models import detector_checkpoint
@@ -257,13 +257,13 @@ def build_parser() -> argparse.ArgumentParser:
 def tune(args: argparse.Namespace) -> dict:
     require_counts(("--epochs", args.epochs), ("--batch-size", args.batch_size))
     if not 0 < args.lr < math.inf:
-        raise ValueError(f"--lr must be a finite number above 0, not {args.lr}")
+        raise FlagValueError(f"--lr must be a finite number above 0, not {args.lr}")
     if not args.min_face >= cascade.WINDOW["pnet"] / 2:
-        raise ValueError(f"--min-face must be at least 6 pixels, got {args.min_face}")
+        raise FlagValueError(f"--min-face must be at least 6 pixels, got {args.min_face}")
     if not all(0 <= t <= 1 for t in args.mine_thresholds):  # also refuses nan
-        raise ValueError(f"--mine-thresholds must lie in [0, 1], got {args.mine_thresholds}")
+        raise FlagValueError(f"--mine-thresholds must lie in [0, 1], got {args.mine_thresholds}")
     if len(set(args.stages)) != len(args.stages):
-        raise ValueError(f"--stages names a net twice: {' '.join(args.stages)}")
+        raise FlagValueError(f"--stages names a net twice: {' '.join(args.stages)}")
     record = Path(args.out).with_suffix(".json")
     if same_file(record, args.out):
         raise ValueError(

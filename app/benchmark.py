@@ -27,7 +27,7 @@ from tqdm import tqdm
 from app.atomic import check_writable, describe_error, write_text
 from app.console import say
 from app.config import SENSITIVITY, DetectorConfig, PipelineConfig, TrackingConfig, with_sensitivity
-from app.flags import OneLineParser, output_file, require_counts
+from app.flags import FlagValueError, OneLineParser, output_file, require_counts
 from app.overlay import draw_faces
 from app.pipeline import Pipeline
 from app.source import SourceError, VideoSource
@@ -271,7 +271,7 @@ def check_arguments(args: argparse.Namespace) -> None:
         ("--camera-fps", args.camera_fps),
     ):
         if not value > 0 or value == float("inf"):
-            raise ValueError(f"{flag} must be a number above 0, got {value}")
+            raise FlagValueError(f"{flag} must be a number above 0, got {value}")
     require_counts(("--max-frames", args.max_frames), ("--repeats", args.repeats))
     if args.skip_clips:
         return

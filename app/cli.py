@@ -29,6 +29,8 @@ from app.device import DeviceError
 from app.flags import (
     FlagValueError,
     OneLineParser,
+    detector_weights,
+    device,
     folder_ending,
     require_counts,
     require_detect_scale,
@@ -63,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--device",
+        type=device,
         help="auto, cpu, cuda or cuda:N (default auto; the window reuses the last one given)",
     )
     parser.add_argument(
@@ -145,6 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     det.add_argument(
         "--detector-weights",
+        type=detector_weights,
         default=defaults.weights,
         metavar="FILE|stock",
         help="MTCNN weights: a file from training.tune_detector, or stock for "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 from pathlib import Path
 
 from app.config import MAX_SCALE, MIN_SCALE
@@ -77,3 +78,26 @@ def seed(text: str) -> int:
     if not 0 <= value <= MAX_SEED:
         raise argparse.ArgumentTypeError(f"must be between 0 and {MAX_SEED}, not {text}")
     return value
+
+
+def _device_type(kinds: str, pattern: str):
+    def device(text: str) -> str:
+        if re.fullmatch(pattern, text.lower()):
+            return text
+        raise argparse.ArgumentTypeError(f"unknown device {text!r}; use {kinds}")
+
+    return device
+
+
+# argparse types of --device: a misspelt name is refused before any work, in one line.
+# Whether the device exists here is checked later, when it is opened.
+device = _device_type("auto, cpu, cuda or cuda:N", r"auto|cpu|cuda(:\d+)?")
+training_device = _device_type("auto, cpu, cuda, cuda:N or mps", r"auto|cpu|mps|cuda(:\d+)?")
+
+
+def detector_weights(text: str) -> str:
+    """argparse type of --detector-weights: a file, or the keyword stock or default in any
+    case (STOCK means stock unless a file of that name is here)."""
+    if text.lower() in ("stock", "default") and not Path(text).exists():
+        return text.lower()
+    return text

@@ -86,15 +86,23 @@ def temporary_folders() -> dict[str, Path]:
 TRUE_WORDS, FALSE_WORDS = ("1", "true", "yes", "on"), ("0", "false", "no", "off", "")
 
 
-def _as_bool(value, key: str, default: bool) -> bool:
-    """A saved yes/no; a hand-edited word that is neither is warned about and ignored."""
+def _as_bool(value, key: str, default: bool, ignored: set[str]) -> bool:
+    """A saved yes/no; a hand-edited word that is neither is warned about, its key added to
+    ``ignored``, and the default returned."""
     if isinstance(value, bool):
         return value
     word = str(value).strip().lower()
     if word in TRUE_WORDS or word in FALSE_WORDS:
         return word in TRUE_WORDS
-    log.warning("ignoring saved %s %r: use true or false", key, value)
+    _ignore(ignored, key, "ignoring saved %s %r: use true or false", key, value)
     return default
+
+
+def _ignore(ignored: set[str], key: str, message: str, *args) -> None:
+    """Warn about an unusable saved setting and note its key, so the default replaces it in
+    the file (else the same warning would come at every start)."""
+    log.warning(message, *args)
+    ignored.add(key)
 
 
 def _as_text(settings: QSettings, key: str, default: str = "") -> str:
@@ -153,6 +161,7 @@ class Preferences:
     def load(cls, settings: QSettings) -> Preferences:
         """Read the settings, keeping the default for anything missing or unusable."""
         prefs = cls.defaults()
+        ignored: set[str] = set()
         for name in FOLDER_FIELDS:
             value = _as_text(settings, f"folders/{name}")
             if not value:
@@ -161,18 +170,25 @@ class Preferences:
             folder = Path(os.path.expanduser(str(value)))
             if folder.is_absolute():
                 setattr(prefs, name, folder)
+                if folder.exists() and not folder.is_dir():  # kept: it may be moved away
+                    log.warning(
+                        "saved %s %s is a file, not a folder; choose another in the window",
+                        name.replace("_dir", " folder"),
+                        folder,
+                    )
             else:  # it would move with the folder the window is started from
-                log.warning("ignoring saved folder %r: not a full path", str(value))
+                key = f"folders/{name}"
+                _ignore(ignored, key, "ignoring saved folder %r: not a full path", str(value))
         prefs.source = _as_text(settings, "source", prefs.source)
         model = str(settings.value("model", prefs.model))
         if model in MODEL_NAMES:
             prefs.model = model
         else:
-            log.warning("ignoring saved model %r: use student or teacher", model)
+            _ignore(ignored, "model", "ignoring saved model %r: use student or teacher", model)
         prefs.device = _as_text(settings, "device", prefs.device)
-        prefs.loop = _as_bool(settings.value("loop", prefs.loop), "loop", prefs.loop)
+        prefs.loop = _as_bool(settings.value("loop", prefs.loop), "loop", prefs.loop, ignored)
         sound = settings.value("alerts/sound", prefs.alert_sound)
-        prefs.alert_sound = _as_bool(sound, "alerts/sound", prefs.alert_sound)
+        prefs.alert_sound = _as_bool(sound, "alerts/sound", prefs.alert_sound, ignored)
         try:
             delay = float(settings.value("alerts/delay_s", prefs.alert_delay_s))
         except (TypeError, ValueError):
@@ -180,17 +196,26 @@ class Preferences:
         if 0 <= delay <= MAX_ALERT_DELAY_S:
             prefs.alert_delay_s = delay
         else:
-            log.warning("ignoring saved alert delay %r", settings.value("alerts/delay_s"))
-        prefs._load_detector(settings)
-        prefs._stored = prefs._entries()
+            saved = settings.value("alerts/delay_s")
+            _ignore(ignored, "alerts/delay_s", "ignoring saved alert delay %r", saved)
+        prefs._load_detector(settings, ignored)
+        # What was ignored counts as not stored: the next save puts the default there.
+        stored = prefs._entries()
+        prefs._stored = {key: value for key, value in stored.items() if key not in ignored}
         return prefs
 
-    def _load_detector(self, settings: QSettings) -> None:
+    @property
+    def mended(self) -> bool:
+        """Whether some saved settings were unusable and their defaults are not yet saved."""
+        return self._stored.keys() != self._entries().keys()
+
+    def _load_detector(self, settings: QSettings, ignored: set[str]) -> None:
         sensitivity = str(settings.value("detector/sensitivity", self.sensitivity))
         if sensitivity in SENSITIVITY:
             self.sensitivity = sensitivity
         else:
-            log.warning("ignoring saved detector sensitivity %r", sensitivity)
+            key = "detector/sensitivity"
+            _ignore(ignored, key, "ignoring saved detector sensitivity %r", sensitivity)
         saved = settings.value("detector/min_face_size", self.min_face_size)
         try:
             size = int(saved)
@@ -199,7 +224,8 @@ class Preferences:
         if MIN_FACE_RANGE[0] <= size <= MIN_FACE_RANGE[1]:
             self.min_face_size = size
         else:
-            log.warning("ignoring saved minimum face size %r", saved)
+            key = "detector/min_face_size"
+            _ignore(ignored, key, "ignoring saved minimum face size %r", saved)
 
     def save(self, settings: QSettings) -> str | None:
         """Write the preferences; the reason when they could not be kept, else None."""

@@ -391,7 +391,7 @@ def why_stream_failed(url: str, waited_s: float) -> str:
     """A short reason for a stream that would not open, found by one TCP connect to its host.
 
     FFmpeg only says that opening failed; users need to know whether nothing listens there,
-    the name does not resolve, or the server answered but sent no video.
+    the name does not resolve, or the server answered but sent nothing playable.
     """
     try:
         parts = urlsplit(url)
@@ -420,7 +420,10 @@ def why_stream_failed(url: str, waited_s: float) -> str:
     if scheme in ("http", "https") and (refusal := _http_refusal(parts, port, timeout)):
         return f"{host}:{port} answered {refusal}"
     if waited_s >= timeout - 0.5:
-        return f"{host}:{port} accepted the connection but sent no video within {timeout:.0f} s"
+        return (
+            f"{host}:{port} accepted the connection but sent nothing OpenCV could play within "
+            f"{timeout:.0f} s"
+        )
     return f"{host}:{port} answered, but not with a video stream OpenCV can read"
 
 

@@ -258,6 +258,8 @@ class MainWindow(QMainWindow):
         if self.picker.problem() and source is not None and not autostart:
             self.show_message(self.picker.problem())
         self.loop_check.setChecked(prefs.loop)
+        if prefs.mended:  # unusable saved settings: their defaults go into the file now
+            self.save_prefs()
         self._stats_timer = QTimer(self)
         self._stats_timer.setInterval(STATS_REFRESH_MS)
         self._stats_timer.timeout.connect(self.refresh_stats)
@@ -598,6 +600,7 @@ class MainWindow(QMainWindow):
         spec = self.picker.spec()
         self._remember_source()
         self.clear_message()
+        self._alert_log_failed = False  # the message is gone: a failing log says so again
         self._fps.reset()
         self._shown_this_run = 0
         self.face_stats = FaceStats()
@@ -750,7 +753,8 @@ class MainWindow(QMainWindow):
         try:
             self.alert_log.append(alert)
         except OSError as exc:
-            if not self._alert_log_failed:  # say it once, not for every alert
+            where = f"not saved in {self.alert_log.folder}"
+            if not self._alert_log_failed:  # say it once a run, not for every alert
                 self._alert_log_failed = True
                 self._say_failure(
                     "alerts",
@@ -758,13 +762,13 @@ class MainWindow(QMainWindow):
                     f"{describe_error(exc)}. Choose another alerts folder.",
                 )
         else:
+            where = f"logged in {self.alert_log.path}"
             self._alert_log_failed = False
             self._failure_mended("alerts")
         wall = alert.wall_time.strftime("%H:%M:%S")
         count = len(self.alerts)
         self.settings_panel.alert_status.setText(
-            f"{count} alert{'s' if count != 1 else ''}, the last at {wall}; logged in "
-            f"{self.alert_log.path}"
+            f"{count} alert{'s' if count != 1 else ''}, the last at {wall}; {where}"
         )
         self.statusBar().showMessage(
             f"Alert at {wall}: face {alert.track_id} unmasked for {delay} s"

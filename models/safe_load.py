@@ -47,17 +47,33 @@ def load_plain(path: Path) -> Any:
             warnings.simplefilter("ignore")  # torch's advice is about its API, not the file
             return torch.load(path, map_location="cpu", weights_only=True)
     except OSError as exc:
-        raise UnreadableWeights(f"cannot be read ({exc.strerror or exc})") from None
+        if not _readable(path):
+            raise UnreadableWeights(f"cannot be read ({exc.strerror or exc})") from None
+        damaged = exc  # torch seeks past the end of a cut-off archive: EINVAL, not access
     except Exception as exc:  # noqa: BLE001 - garbage makes the unpickler raise anything
-        # torch names a refused class a "global" (its case has changed between versions);
-        # garbage bytes fail on an opcode or the zip layout instead.
-        if "unsupported global" in str(exc).lower():
-            raise UnreadableWeights(
-                "holds Python objects, not plain weights; refusing to load it"
-            ) from None
-        raise UnreadableWeights(
-            "is not a readable weights file (damaged, truncated, or not a PyTorch file)"
-        ) from None
+        damaged = exc
+    raise _damaged(damaged) from None
+
+
+def _readable(path: Path) -> bool:
+    """Whether the file itself opens and reads, so a failure lies in its contents."""
+    try:
+        with open(path, "rb") as file:
+            file.read(1)
+    except OSError:
+        return False
+    return True
+
+
+def _damaged(exc: Exception) -> UnreadableWeights:
+    """The refusal of a file torch could open but not unpickle as plain weights."""
+    # torch names a refused class a "global" (its case has changed between versions);
+    # garbage bytes fail on an opcode or the zip layout instead.
+    if "unsupported global" in str(exc).lower():
+        return UnreadableWeights("holds Python objects, not plain weights; refusing to load it")
+    return UnreadableWeights(
+        "is not a readable weights file (damaged, truncated, or not a PyTorch file)"
+    )
 
 
 def check_dtypes(path: Path, want: dict, state: dict, error: type[Exception]) -> None:

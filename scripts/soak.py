@@ -36,7 +36,7 @@ from PySide6.QtWidgets import QApplication  # noqa: E402
 from app.atomic import check_writable, describe_error, write_text  # noqa: E402
 from app.config import PipelineConfig  # noqa: E402
 from app.device import DeviceError, resolve_device  # noqa: E402
-from app.flags import FlagValueError, OneLineParser  # noqa: E402
+from app.flags import FlagValueError, OneLineParser, device  # noqa: E402
 from app.window import MainWindow, logged_as  # noqa: E402
 
 
@@ -73,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--minutes", type=float, default=30.0)
     p.add_argument("--sample-s", type=float, default=10.0)
     p.add_argument("--warmup-s", type=float, default=60.0)
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="cpu", type=device)
     p.add_argument("--csv", type=Path)
     p.add_argument("--overwrite", action="store_true", help="replace an existing --csv")
     return p
@@ -86,7 +86,7 @@ def check_arguments(args: argparse.Namespace) -> None:
         check_writable(args.csv, overwrite=args.overwrite)
     for flag, value in (("--minutes", args.minutes), ("--sample-s", args.sample_s)):
         if not (value > 0 and math.isfinite(value)):
-            raise ValueError(f"{flag} must be a finite number above 0, got {value}")
+            raise FlagValueError(f"{flag} must be a finite number above 0, got {value}")
     if args.sample_s > args.minutes * 60:
         raise FlagValueError(
             f"--sample-s {args.sample_s:g} is longer than the run ({args.minutes:g} min)"

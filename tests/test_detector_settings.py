@@ -150,6 +150,35 @@ def test_saved_folders_are_full_paths_and_a_bad_model_is_said(settings, caplog, 
     assert "ignoring saved model 'Teacher': use student or teacher" in said
 
 
+def test_unusable_saved_values_are_replaced_in_the_file_so_they_are_said_once(
+    qtbot, pipeline, settings, caplog, tmp_path
+):
+    blocker = tmp_path / "alerts-file"
+    blocker.write_text("the user's notes")
+    for key, value in [
+        ("model", "Teacher"),
+        ("loop", "maybe"),
+        ("alerts/delay_s", "nan"),
+        ("detector/sensitivity", "extreme"),
+        ("folders/snapshots_dir", "relsnaps"),
+        ("folders/alerts_dir", str(blocker)),
+    ]:
+        settings.setValue(key, value)
+    win = make_window(qtbot, pipeline, settings)
+    said = [r.getMessage() for r in caplog.records]
+    assert (
+        f"saved alerts folder {blocker} is a file, not a folder; choose another in the "
+        "window" in said
+    )
+    assert sum(m.startswith("ignoring saved") for m in said) == 5, said
+    win.close()
+    caplog.clear()
+    again = Preferences.load(QSettings(settings.fileName(), QSettings.Format.IniFormat))
+    assert not [r for r in caplog.records if "ignoring saved" in r.getMessage()]
+    assert (again.model, again.loop, again.sensitivity) == ("student", False, "standard")
+    assert again.alerts_dir == blocker and blocker.read_text() == "the user's notes"
+
+
 def test_a_saved_stream_login_makes_the_settings_file_private(settings):
     prefs = Preferences.defaults()
     prefs.source = "/videos/hall.mp4"

@@ -357,4 +357,9 @@ def test_tuning_settings_are_named_by_their_flag(tmp_path, capsys, flags, messag
     from training.tune_detector import main
 
     assert main(["--scenes", str(tmp_path), "--out", str(tmp_path / "d.pt"), *flags]) == 2
-    assert capsys.readouterr().err.strip().splitlines()[-1].endswith(f"{message} (--help lists the flags)")
+    assert (
+        capsys.readouterr()
+        .err.strip()
+        .splitlines()[-1]
+        .endswith(f"{message} (--help lists the flags)")
+    )

@@ -405,10 +405,11 @@ def test_scene_with_a_nan_box_is_skipped_with_a_warning(tmp_path, capsys, caplog
     xml.write_text(_with_value(xml.read_text(), "xmin", "nan"))
     out_json = tmp_path / "figures.json"
     argv = ["--data", str(scenes), "--model", "student", "--json", str(out_json)]
-    code, _, err = _run([*argv, "--limit", "2"], capsys)  # 129 and 52, the ends of the list
+    code, out, err = _run([*argv, "--limit", "2"], capsys)  # 129 and 52, the ends of the list
     assert code == 0, err
     report = json.loads(out_json.read_text())
-    assert report["images"]["evaluated"] == 1
+    assert report["images"]["evaluated"] == 1 and report["images"]["chosen"] == 2
+    assert "images: 1 evaluated of 2 chosen by --limit from 3 listed, 1 left out" in out, out
     assert "maksssksksss52.xml: <xmin> is 'nan'" in report["images"]["unreadable"][0]
     assert any("maksssksksss52.xml" in r.getMessage() for r in caplog.records)
 

@@ -223,3 +223,38 @@ def test_a_value_the_command_itself_refuses_points_to_help_as_argparse_does(
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and f"error: {said} must be at least 1" in lines[0], lines
     assert lines[0].endswith(" (--help lists the flags)")
+
+
+@pytest.mark.parametrize(
+    "command, argv, kinds",
+    [
+        ("app.cli", ["--headless", "--source", "x.mp4"], "auto, cpu, cuda or cuda:N"),
+        ("training.evaluate", ["--data", ".", "--model", "student"], "auto, cpu, cuda or cuda:N"),
+        ("training.evaluate_clips", [], "auto, cpu, cuda or cuda:N"),
+        ("training.distill", ["--data", "."], "auto, cpu, cuda, cuda:N or mps"),
+        ("training.tune_detector", ["--scenes", ".", "--out", "d.pt"], "cuda:N or mps"),
+    ],
+)
+@pytest.mark.parametrize("name", ["tpu", "cuda:x", " cpu"])
+def test_a_misspelt_device_is_refused_before_any_work(capsys, command, argv, kinds, name):
+    import importlib
+
+    with pytest.raises(SystemExit) as stopped:
+        importlib.import_module(command).main([*argv, "--device", name])
+    assert stopped.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert f"error: argument --device: unknown device {name!r}; use " in lines[0]
+    assert lines[0].endswith(f"{kinds} (--help lists the flags)")
+
+
+def test_the_detector_keywords_take_any_case_unless_a_file_has_that_name(tmp_path, monkeypatch):
+    from app.cli import build_parser
+
+    def given(text: str) -> str:
+        return build_parser().parse_args(["--detector-weights", text]).detector_weights
+
+    monkeypatch.chdir(tmp_path)
+    assert (given("STOCK"), given("Default"), given("stock")) == ("stock", "default", "stock")
+    (tmp_path / "STOCK").write_bytes(b"a file the user named so")
+    assert given("STOCK") == "STOCK"

@@ -48,7 +48,6 @@ def clip(tmp_path_factory):
         (["--minutes", "1", "--sample-s", "1e12"], "--sample-s 1e+12 is longer than the run"),
         (["--warmup-s", "-1"], "--warmup-s must be a finite number of at least 0"),
         (["--source", "/nowhere/clip.mp4"], "--source /nowhere/clip.mp4 is not a video file"),
-        (["--device", "bogus"], "unknown device 'bogus'; use auto, cpu, cuda or cuda:N"),
     ],
 )
 def test_settings_that_would_never_end_or_show_nothing_are_refused(clip, capsys, args, message):
@@ -117,3 +116,13 @@ def test_a_run_shorter_than_its_warm_up_gets_no_verdict(clip, tmp_path):
     assert stdout.strip().splitlines()[-1] == (
         "verdict: none; the run was shorter than the warm-up, so the figures are start-up"
     )
+
+
+def test_a_misspelt_device_is_refused_by_its_flag(clip, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        load_script().main(["--source", str(clip), "--device", "bogus"])
+    assert stopped.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "soak.py: error: argument --device: unknown device 'bogus'; use auto, cpu, cuda or "
+        "cuda:N (--help lists the flags)"
+    ]

@@ -173,7 +173,7 @@ def test_a_recordings_folder_replaced_by_a_file_mid_recording(qtbot, window, pre
     qtbot.waitUntil(lambda: not window.is_playing, timeout=FRAME_TIMEOUT_MS)
 
 
-def test_alerts_that_cannot_be_saved_are_said_plainly_until_they_can(window, prefs):
+def test_alerts_that_cannot_be_saved_are_said_plainly_until_they_can(qtbot, window, prefs):
     from datetime import datetime
 
     from app.alerts import Alert
@@ -187,9 +187,18 @@ def test_alerts_that_cannot_be_saved_are_said_plainly_until_they_can(window, pre
         f"Alerts cannot be saved in {folder}: {folder} is a file, not a folder. "
         "Choose another alerts folder."
     )
+    status = window.settings_panel.alert_status
+    assert status.text().endswith(f"; not saved in {folder}"), status.text()
+    window.start()  # a new run clears the message: the next failing alert says it again
+    assert window.message == ""
+    window._raise_alert(alert)
+    assert window.message.startswith(f"Alerts cannot be saved in {folder}: ")
+    window.stop()
+    qtbot.waitUntil(lambda: not window.is_playing, timeout=FRAME_TIMEOUT_MS)
     folder.unlink()
     window._raise_alert(alert)
     assert window.message == "" and (folder / ALERTS_FILE).exists()
+    assert status.text().endswith(f"; logged in {folder / ALERTS_FILE}"), status.text()
 
 
 def test_a_snapshots_folder_that_is_a_file_is_named_plainly(window, prefs, tmp_path):

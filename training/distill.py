@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader
 from app.atomic import OutputExistsError, describe_error
 from app.config import DetectorConfig
 from app.digest import file_digest
-from app.flags import FlagValueError, OneLineParser, require_counts, seed
+from app.flags import FlagValueError, OneLineParser, require_counts, seed, training_device
 from app.stop_signals import stop_message, stop_signals_raise
 from models import CLASS_NAMES, checkpoint
 from models.checkpoint import CheckpointError, ModelMeta, count_parameters
@@ -47,6 +47,7 @@ from training.run_state import StateInUseError
 from training.report import REPORT_FILES, write_report
 from training.scene_crops import scene_training_crops
 from training.speed import crops_per_second
+from training.voc import require_scenes_layout
 
 log = logging.getLogger("training.distill")
 
@@ -107,7 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="P",
         help="drop a training crop's colour with this probability (default 0)",
     )
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument(
+        "--device", default="auto", type=training_device, help="auto, cpu, cuda or cuda:N"
+    )
     p.add_argument("--seed", type=seed, default=0)
     p.add_argument("--teacher", type=Path, help="distil from this trained teacher instead")
     p.add_argument(
@@ -359,6 +362,8 @@ def _train(args: argparse.Namespace, held: contextlib.ExitStack) -> dict:
         args.input_size = DEFAULT_INPUT_SIZE
     check_settings(args)
     check_outputs(args)
+    if args.scenes:
+        require_scenes_layout(args.scenes)  # now, not after the faces are cropped
     torch.manual_seed(args.seed)
     np.random.seed(args.seed)
     device = as_device(args.device)

@@ -26,7 +26,7 @@ from app.config import SENSITIVITY, DetectorConfig, PipelineConfig, with_overrid
 from app.console import say
 from app.device import DeviceError
 from app.digest import file_digest
-from app.flags import FlagValueError, OneLineParser, output_file, seed
+from app.flags import FlagValueError, OneLineParser, detector_weights, device, output_file, seed
 from app.images import ImageError, read_rgb
 from app.pipeline import MODEL_NAMES, Face, Pipeline
 from app.stop_signals import stop_message, stoppable
@@ -190,6 +190,7 @@ def evaluate_classes(
             "listed": len(found.images),
             "in_split": split_size,
             "split": config.split,
+            "chosen": len(items),
             "evaluated": len(records),
             "unreadable": unreadable,
             "not_images": len(found.skipped),
@@ -368,6 +369,7 @@ def evaluate_scenes(
             "listed": len(files.pairs),
             "in_split": split_size,
             "split": config.split,
+            "chosen": len(pairs),
             "evaluated": images,
             "unreadable": unreadable,
             "without_annotation": [str(p) for p in files.images_without_annotation],
@@ -392,10 +394,15 @@ def _recall_text(cell: dict) -> str:
 
 
 def _listed_text(images: dict) -> str:
-    """How many images were listed, and in which split, for the summary's first line."""
+    """How many images were listed, in which split, and how many --limit chose of them,
+    for the summary's first line."""
     if images.get("split", "all") != "all":
-        return f"{images['in_split']} in the {images['split']} split of {images['listed']}"
-    return f"{images['listed']} listed"
+        text = f"{images['in_split']} in the {images['split']} split of {images['listed']}"
+    else:
+        text = f"{images['listed']} listed"
+    if images.get("chosen", images["in_split"]) < images["in_split"]:
+        text = f"{images['chosen']} chosen by --limit from {text}"
+    return text
 
 
 def format_classes(report: dict) -> list[str]:
@@ -550,7 +557,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--model", choices=MODEL_NAMES, required=True)
     parser.add_argument("--weights", type=Path, help="checkpoint (default: the committed one)")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
+    parser.add_argument(
+        "--device", default="auto", type=device, help="auto, cpu, cuda or cuda:N (default auto)"
+    )
     parser.add_argument(
         "--mirror",
         action="store_true",
@@ -558,7 +567,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--json", type=output_file, help="write all figures to this JSON file")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --json")
-    parser.add_argument("--limit", type=int, help="at most this many images, evenly spread")
+    parser.add_argument(
+        "--limit",
+        type=int,
+        help="at most this many images, evenly spread (unreadable ones among them are "
+        "counted as such, not replaced)",
+    )
     parser.add_argument(
         "--iou",
         type=float,
@@ -590,6 +604,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--detector-weights",
+        type=detector_weights,
         default=det.weights,
         metavar="FILE|stock",
         help="MTCNN weights (default: models/detector.pt when present; stock: facenet-pytorch's)",

@@ -19,6 +19,7 @@ from app.config import DetectorConfig, PipelineConfig, TrackingConfig
 from app.flags import (
     FlagValueError,
     OneLineParser,
+    device,
     output_file,
     require_counts,
     require_detect_scale,
@@ -230,7 +231,9 @@ def main(argv: list[str] | None = None) -> int:
         "--model", choices=["student", "teacher"], default="student", help="default student"
     )
     p.add_argument("--weights", type=Path, help="classifier weights (default: the shipped ones)")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
+    p.add_argument(
+        "--device", default="auto", type=device, help="auto, cpu, cuda or cuda:N (default auto)"
+    )
     p.add_argument(
         "--detect-scale",
         type=float,

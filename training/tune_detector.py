@@ -31,7 +31,14 @@ from facenet_pytorch import MTCNN
 from tqdm import tqdm
 
 from app.atomic import check_writable, describe_error
-from app.flags import FlagValueError, OneLineParser, output_file, require_counts, seed
+from app.flags import (
+    FlagValueError,
+    OneLineParser,
+    output_file,
+    require_counts,
+    seed,
+    training_device,
+)
 from app.images import ImageError, read_rgb
 from app.stop_signals import stop_message, stop_signals_raise
 from models import detector_checkpoint
@@ -248,7 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="P-/R-Net thresholds when mining later windows",
     )
     p.add_argument("--seed", type=seed, default=0, help="the scenes split seed and training seed")
-    p.add_argument("--device", default="auto")
+    p.add_argument("--device", default="auto", type=training_device)
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     return p

@@ -148,6 +148,24 @@ def is_scenes_layout(root: Path) -> bool:
     return (root / IMAGES_DIR).is_dir() and (root / ANNOTATIONS_DIR).is_dir()
 
 
+def require_scenes_layout(root: Path) -> None:
+    """Refuse at once, before hours of other work, a path that is no scenes set at all.
+
+    Raises:
+        DatasetError: naming what is wrong: missing, a file, no images/ and annotations/
+            folders, or no annotation in them.
+    """
+    root = Path(root)
+    if not root.exists():
+        raise DatasetError(f"{root} not found")
+    if not root.is_dir():
+        raise DatasetError(f"{root} is a file, not a scenes folder")
+    if not is_scenes_layout(root):
+        raise DatasetError(f"{root} is not a scenes set (expected images/ and annotations/)")
+    if not any(p.suffix.lower() == ".xml" for p in (root / ANNOTATIONS_DIR).iterdir()):
+        raise DatasetError(f"{root}/{ANNOTATIONS_DIR} holds no .xml annotation")
+
+
 def find_scenes(root: Path) -> SceneFiles:
     """Pair ``images/NAME.*`` with ``annotations/NAME.xml`` by file stem.
 
@@ -159,8 +177,7 @@ def find_scenes(root: Path) -> SceneFiles:
         DatasetError: when the layout is missing or not a single image has an annotation.
     """
     root = Path(root)
-    if not is_scenes_layout(root):
-        raise DatasetError(f"{root} is not a scenes set (expected images/ and annotations/)")
+    require_scenes_layout(root)
     by_stem: dict[str, list[Path]] = {}
     for p in sorted((root / IMAGES_DIR).iterdir()):
         if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."):

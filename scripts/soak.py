@@ -4,6 +4,11 @@
 (offscreen unless QT_QPA_PLATFORM says otherwise) and prints whether memory stayed flat and
 latency did not grow: resident memory after warm-up vs at the end, its slope, and the mean
 glass-to-box latency of the first and last tenth of the run.
+
+Other programs on the same cores slow the window for as long as they run, which would read as
+growing latency. Each sample therefore records how many cores other programs kept busy
+(``other_cores``, from /proc), and the latency verdict compares only samples where that stayed
+under half a core; the figures over all samples are printed beside it.
 """
 
 from __future__ import annotations
@@ -27,6 +32,8 @@ FLAT_MB_PER_MIN = 1.0  # steady-state growth below this per minute counts as fla
 FLAT_MB_TOTAL = 50.0
 LATENCY_GROWTH = 1.5  # the last tenth may be this much slower than the first, plus slack
 LATENCY_SLACK_MS = 20.0
+BUSY_CORES = 0.5  # other programs using more than this many cores make a sample unfair
+MIN_FAIR_SAMPLES = 10  # fewer fair samples than this give no latency verdict
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
@@ -46,6 +53,50 @@ def rss_mb() -> float:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def cpu_seconds() -> tuple[float, float]:
+    """CPU seconds used so far by the whole machine and by this process (all its threads);
+    the machine's figure is nan where /proc/stat cannot be read."""
+    own = os.times()
+    try:
+        with open("/proc/stat") as stat:
+            ticks = [int(v) for v in stat.readline().split()[1:9]]
+    except (OSError, ValueError):
+        return float("nan"), own.user + own.system
+    idle = ticks[3] + ticks[4]  # idle and waiting for I/O
+    return (sum(ticks) - idle) / os.sysconf("SC_CLK_TCK"), own.user + own.system
+
+
+def mean(values: list[float]) -> float:
+    return sum(values) / len(values) if values else float("nan")
+
+
+def latency_figures(steady: list[dict]) -> tuple[list[str], bool | None]:
+    """Lines comparing the latency of the first and last tenth of ``steady``, and whether it
+    did not grow (None: too few samples free of other programs' load to say)."""
+    timed = [r for r in steady if r["latency_ms"] != ""]
+    fair = [r for r in timed if not r["other_cores"] > BUSY_CORES]  # nan counts as fair
+
+    def ends(rows: list[dict]) -> tuple[float, float]:
+        tenth = max(1, len(rows) // 10)
+        lat = [r["latency_ms"] for r in rows]
+        return mean(lat[:tenth]), mean(lat[-tenth:])
+
+    first, last = ends(timed)
+    lines = [f"latency first tenth {first:.0f} ms, last tenth {last:.0f} ms (all samples)"]
+    if len(fair) < MIN_FAIR_SAMPLES:
+        lines.append(
+            f"only {len(fair)} of {len(timed)} samples had the cores free (other programs "
+            f"under {BUSY_CORES:g} core): too few to judge latency"
+        )
+        return lines, None
+    first, last = ends(fair)
+    lines.append(
+        f"latency first tenth {first:.0f} ms, last tenth {last:.0f} ms over the {len(fair)} of "
+        f"{len(timed)} samples where other programs used under {BUSY_CORES:g} core"
+    )
+    return lines, last <= first * LATENCY_GROWTH + LATENCY_SLACK_MS
 
 
 def slope(xs: list[float], ys: list[float]) -> float:
@@ -138,10 +189,16 @@ def main(argv: list[str] | None = None) -> int:
         window.close()
         app.quit()
 
+    used = [cpu_seconds()]
+
     def sample() -> None:
         elapsed = time.perf_counter() - start
         batch = latencies[:]
         latencies.clear()
+        (machine, own), (machine_before, own_before) = cpu_seconds(), used[0]
+        used[0] = (machine, own)
+        since = elapsed - (rows[-1]["elapsed_s"] if rows else 0.0)
+        other = max(0.0, (machine - machine_before) - (own - own_before)) / max(since, 1e-3)
         rows.append(
             {
                 "elapsed_s": round(elapsed, 1),
@@ -149,6 +206,7 @@ def main(argv: list[str] | None = None) -> int:
                 "frames": shown[0],
                 "display_fps": round(window.display_fps, 2),
                 "latency_ms": round(sum(batch) / len(batch), 1) if batch else "",
+                "other_cores": round(other, 2),
             }
         )
         if elapsed >= args.minutes * 60:
@@ -204,28 +262,22 @@ def main(argv: list[str] | None = None) -> int:
             )
             return 1
     steady = [r for r in rows if r["elapsed_s"] >= args.warmup_s] or rows
-    tenth = max(1, len(steady) // 10)
-    lat = [r["latency_ms"] for r in steady if r["latency_ms"] != ""]
-    first = sum(lat[:tenth]) / len(lat[:tenth]) if lat else float("nan")
-    last = sum(lat[-tenth:]) / len(lat[-tenth:]) if lat else float("nan")
     mb_per_min = slope([r["elapsed_s"] / 60 for r in steady], [r["rss_mb"] for r in steady])
     print(f"ran {rows[-1]['elapsed_s'] / 60:.1f} min, {rows[-1]['frames']} frames shown")
     print(
         f"memory after warm-up {steady[0]['rss_mb']:.0f} MB, at the end "
         f"{steady[-1]['rss_mb']:.0f} MB, slope {mb_per_min:+.2f} MB/min"
     )
-    print(f"latency first tenth {first:.0f} ms, last tenth {last:.0f} ms")
+    said, steady_latency = latency_figures(steady)
+    print("\n".join(said))
     growth = steady[-1]["rss_mb"] - steady[0]["rss_mb"]
     flat = abs(mb_per_min) < FLAT_MB_PER_MIN and growth < FLAT_MB_TOTAL
-    steady_latency = last <= first * LATENCY_GROWTH + LATENCY_SLACK_MS
     if rows[-1]["elapsed_s"] < args.warmup_s:  # start-up alone would read as growth
         print("verdict: none; the run was shorter than the warm-up, so the figures are start-up")
         return 0
-    print(
-        f"verdict: memory {'flat' if flat else 'GROWING'}, latency "
-        f"{'not growing' if steady_latency else 'GROWING'}"
-    )
-    return 0 if flat and steady_latency else 3
+    latency = {True: "not growing", False: "GROWING", None: "not judged"}[steady_latency]
+    print(f"verdict: memory {'flat' if flat else 'GROWING'}, latency {latency}")
+    return 0 if flat and steady_latency is not False else 3
 
 
 if __name__ == "__main__":

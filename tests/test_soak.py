@@ -107,6 +107,26 @@ def test_a_short_run_samples_and_gives_a_verdict(clip, tmp_path):
     assert "verdict: memory" in stdout
     rows = list(csv.DictReader(out.open()))
     assert len(rows) >= 5 and int(rows[-1]["frames"]) > 0
+    assert all(0 <= float(r["other_cores"]) <= os.cpu_count() + 0.5 for r in rows), rows
+
+
+def rows_of(latencies: list[float], others: list[float]) -> list[dict]:
+    return [{"latency_ms": lat, "other_cores": o} for lat, o in zip(latencies, others)]
+
+
+def test_latency_is_judged_on_samples_other_programs_left_alone():
+    figures = load_script().latency_figures
+    # 40 quiet samples at 30 ms, then other work takes 1.5 cores and latency jumps
+    said, ok = figures(rows_of([30.0] * 40 + [500.0] * 10, [0.1] * 40 + [1.5] * 10))
+    assert ok is True
+    assert said[0] == "latency first tenth 30 ms, last tenth 500 ms (all samples)"
+    assert said[1].startswith("latency first tenth 30 ms, last tenth 30 ms over the 40 of 50")
+    # the window itself slowing down, the cores otherwise idle: growth is still seen
+    said, ok = figures(rows_of([30.0 + 10 * i for i in range(50)], [0.1] * 50))
+    assert ok is False
+    # other work all through: no verdict on latency rather than a wrong one
+    said, ok = figures(rows_of([400.0] * 50, [1.2] * 50))
+    assert ok is None and "only 0 of 50 samples had the cores free" in said[1]
 
 
 def test_a_run_shorter_than_its_warm_up_gets_no_verdict(clip, tmp_path):

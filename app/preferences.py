@@ -86,7 +86,7 @@ def temporary_folders() -> dict[str, Path]:
 TRUE_WORDS, FALSE_WORDS = ("1", "true", "yes", "on"), ("0", "false", "no", "off", "")
 
 
-def _as_bool(value, key: str, default: bool, ignored: set[str]) -> bool:
+def _as_bool(value, key: str, default: bool, ignored: dict[str, str]) -> bool:
     """A saved yes/no; a hand-edited word that is neither is warned about, its key added to
     ``ignored``, and the default returned."""
     if isinstance(value, bool):
@@ -98,11 +98,12 @@ def _as_bool(value, key: str, default: bool, ignored: set[str]) -> bool:
     return default
 
 
-def _ignore(ignored: set[str], key: str, message: str, *args) -> None:
-    """Warn about an unusable saved setting and note its key, so the default replaces it in
-    the file (else the same warning would come at every start)."""
+def _ignore(ignored: dict[str, str], key: str, message: str, *args) -> None:
+    """Warn about an unusable saved setting and note its key with the warning, so the
+    default replaces it in the file (else the same warning would come at every start) and
+    the window can say so."""
     log.warning(message, *args)
-    ignored.add(key)
+    ignored[key] = message % args
 
 
 def _as_text(settings: QSettings, key: str, default: str = "") -> str:
@@ -152,6 +153,8 @@ class Preferences:
     # The settings as last read or written: ``save`` writes only what changed since, so two
     # windows sharing one settings file do not undo each other's choices.
     _stored: dict = field(default_factory=dict, repr=False, compare=False)
+    # What load found unusable, as warned ("ignoring saved model 'Teacher': ...").
+    _ignored: list = field(default_factory=list, repr=False, compare=False)
 
     @classmethod
     def defaults(cls, temporary: bool = False) -> Preferences:
@@ -161,7 +164,7 @@ class Preferences:
     def load(cls, settings: QSettings) -> Preferences:
         """Read the settings, keeping the default for anything missing or unusable."""
         prefs = cls.defaults()
-        ignored: set[str] = set()
+        ignored: dict[str, str] = {}
         for name in FOLDER_FIELDS:
             value = _as_text(settings, f"folders/{name}")
             if not value:
@@ -178,7 +181,8 @@ class Preferences:
                     )
             else:  # it would move with the folder the window is started from
                 key = f"folders/{name}"
-                _ignore(ignored, key, "ignoring saved folder %r: not a full path", str(value))
+                said = "ignoring saved %s %r: not a full path"
+                _ignore(ignored, key, said, name.replace("_dir", " folder"), str(value))
         prefs.source = _as_text(settings, "source", prefs.source)
         model = str(settings.value("model", prefs.model))
         if model in MODEL_NAMES:
@@ -202,14 +206,20 @@ class Preferences:
         # What was ignored counts as not stored: the next save puts the default there.
         stored = prefs._entries()
         prefs._stored = {key: value for key, value in stored.items() if key not in ignored}
+        prefs._ignored = list(ignored.values())
         return prefs
+
+    @property
+    def ignored(self) -> list[str]:
+        """The unusable saved settings load found, each as warned."""
+        return list(self._ignored)
 
     @property
     def mended(self) -> bool:
         """Whether some saved settings were unusable and their defaults are not yet saved."""
         return self._stored.keys() != self._entries().keys()
 
-    def _load_detector(self, settings: QSettings, ignored: set[str]) -> None:
+    def _load_detector(self, settings: QSettings, ignored: dict[str, str]) -> None:
         sensitivity = str(settings.value("detector/sensitivity", self.sensitivity))
         if sensitivity in SENSITIVITY:
             self.sensitivity = sensitivity
@@ -218,8 +228,9 @@ class Preferences:
             _ignore(ignored, key, "ignoring saved detector sensitivity %r", sensitivity)
         saved = settings.value("detector/min_face_size", self.min_face_size)
         try:
-            size = int(saved)
-        except (TypeError, ValueError):
+            size = float(saved)  # "20.0" is 20 too
+            size = int(size) if size.is_integer() else -1
+        except (TypeError, ValueError, OverflowError):
             size = -1
         if MIN_FACE_RANGE[0] <= size <= MIN_FACE_RANGE[1]:
             self.min_face_size = size

@@ -248,6 +248,7 @@ class MainWindow(QMainWindow):
         self._shown_this_run = 0
         self._unavailable: dict[str, str] = {}
         self._failures: dict[str, str] = {}  # kind of file -> the message its failed save left
+        self._notices: dict[str, str] = {}  # what holds all session: a model that failed...
 
         self.setWindowTitle("MaskWatch")
         self.resize(*WINDOW_SIZE)
@@ -260,6 +261,13 @@ class MainWindow(QMainWindow):
         self.loop_check.setChecked(prefs.loop)
         if prefs.mended:  # unusable saved settings: their defaults go into the file now
             self.save_prefs()
+        if prefs.ignored:
+            self._add_notice(
+                "ignored",
+                "Saved settings that could not be used were reset to their defaults: "
+                + "; ".join(text.removeprefix("ignoring saved ") for text in prefs.ignored)
+                + ".",
+            )
         self._stats_timer = QTimer(self)
         self._stats_timer.setInterval(STATS_REFRESH_MS)
         self._stats_timer.timeout.connect(self.refresh_stats)
@@ -427,6 +435,24 @@ class MainWindow(QMainWindow):
         if text is not None and self.message == text:
             self.clear_message()
 
+    def _add_notice(self, key: str, text: str) -> None:
+        """Show ``text`` as something that holds for the whole session (a model that could
+        not be loaded, settings that cannot be kept): Start brings it back, where it clears
+        the last run's messages."""
+        self._notices[key] = text
+        self.show_message("\n".join(self._notices.values()))
+
+    def _restore_notices(self) -> None:
+        if not self._notices:
+            self.clear_message()
+            return
+        self.message_label.setText("\n".join(self._notices.values()))  # logged already
+        # Settings reset at start-up are news once: they outlive the start that follows
+        # (autostart would hide them at once), not every later one.
+        self._notices.pop("ignored", None)
+        self.message_label.setStyleSheet(MESSAGE_STYLES["error"])
+        self.message_label.show()
+
     def clear_message(self) -> None:
         self.message_label.clear()
         self.message_label.hide()
@@ -474,7 +500,7 @@ class MainWindow(QMainWindow):
             ]
             lines.append(f"Using the {self.pipeline.active} model.")
         if lines:
-            self.show_message("\n".join(lines))
+            self._add_notice("models", "\n".join(lines))
         if self._start_when_ready:
             self._start_when_ready = False
             self.start()
@@ -599,7 +625,7 @@ class MainWindow(QMainWindow):
             return
         spec = self.picker.spec()
         self._remember_source()
-        self.clear_message()
+        self._restore_notices()
         self._alert_log_failed = False  # the message is gone: a failing log says so again
         self._fps.reset()
         self._shown_this_run = 0
@@ -913,6 +939,7 @@ class MainWindow(QMainWindow):
         elif name == "alerts_dir":
             self.alert_log = AlertLog(self.prefs.alerts_dir)
             self._alert_log_failed = False
+            self._failure_mended("alerts")  # it named the old folder; the next alert tells
         self.save_prefs()
 
     def _wanted_detector(self, sensitivity: str | None) -> DetectorConfig:
@@ -963,7 +990,7 @@ class MainWindow(QMainWindow):
         problem = self.prefs.save(self.settings)
         if problem and not self._settings_warned:  # once: it would repeat on every change
             self._settings_warned = True
-            self.show_message(f"Your choices will not be remembered: {problem}.")
+            self._add_notice("settings", f"Your choices will not be remembered: {problem}.")
 
     def closeEvent(self, event: QCloseEvent) -> None:
         """Stop playback and wait for every background thread before the window goes."""

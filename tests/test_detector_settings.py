@@ -145,8 +145,8 @@ def test_saved_folders_are_full_paths_and_a_bad_model_is_said(settings, caplog, 
     assert loaded.snapshots_dir == defaults.snapshots_dir and loaded.model == "student"
     assert loaded.exports_dir == defaults.exports_dir
     said = [r.getMessage() for r in caplog.records]
-    assert "ignoring saved folder 'relsnaps': not a full path" in said
-    assert "ignoring saved folder '~nosuchuser/x': not a full path" in said
+    assert "ignoring saved snapshots folder 'relsnaps': not a full path" in said
+    assert "ignoring saved exports folder '~nosuchuser/x': not a full path" in said
     assert "ignoring saved model 'Teacher': use student or teacher" in said
 
 
@@ -160,11 +160,16 @@ def test_unusable_saved_values_are_replaced_in_the_file_so_they_are_said_once(
         ("loop", "maybe"),
         ("alerts/delay_s", "nan"),
         ("detector/sensitivity", "extreme"),
+        ("detector/min_face_size", "24.0"),  # a whole number, written as a float: kept
         ("folders/snapshots_dir", "relsnaps"),
         ("folders/alerts_dir", str(blocker)),
     ]:
         settings.setValue(key, value)
     win = make_window(qtbot, pipeline, settings)
+    assert win.message_label.text().startswith(  # the window is not shown here
+        "Saved settings that could not be used were reset to their defaults: snapshots folder "
+        "'relsnaps': not a full path; model 'Teacher': use student or teacher; "
+    )
     said = [r.getMessage() for r in caplog.records]
     assert (
         f"saved alerts folder {blocker} is a file, not a folder; choose another in the "
@@ -176,6 +181,7 @@ def test_unusable_saved_values_are_replaced_in_the_file_so_they_are_said_once(
     again = Preferences.load(QSettings(settings.fileName(), QSettings.Format.IniFormat))
     assert not [r for r in caplog.records if "ignoring saved" in r.getMessage()]
     assert (again.model, again.loop, again.sensitivity) == ("student", False, "standard")
+    assert again.min_face_size == 24
     assert again.alerts_dir == blocker and blocker.read_text() == "the user's notes"
 
 

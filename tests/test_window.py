@@ -185,27 +185,37 @@ def test_a_camera_index_out_of_range_is_said_and_no_other_camera_opens(window, i
     assert window.picker.spec() == "2" and window.picker.problem() is None
 
 
-def test_broken_weights_fall_back_to_the_other_model(qtbot, tmp_path, settings, prefs, caplog):
+def test_broken_weights_fall_back_to_the_other_model(
+    qtbot, tmp_path, settings, prefs, caplog, face_video
+):
     from app.preferences import Preferences
 
     broken = tmp_path / "broken.pt"
     broken.write_bytes(b"not a checkpoint")
     prefs.model = "student"
-    win = MainWindow(
+    win = MainWindow(  # plays at once, as python -m app --source does
         PipelineConfig(device="cpu", model="student"),
         {"student": broken},
-        autostart=False,
+        source=str(face_video),
         settings=settings,
         prefs=prefs,
     )
     qtbot.addWidget(win)
     win.show()
     qtbot.waitUntil(lambda: win.pipeline is not None, timeout=LOAD_TIMEOUT_MS)
+    qtbot.waitUntil(lambda: win.is_playing, timeout=LOAD_TIMEOUT_MS)
     assert win.pipeline.active == "teacher"
     assert win.model_radios["teacher"].isChecked()
+    # The start that follows loading keeps the message: the fallback holds all session.
     assert "student model could not be loaded" in win.message and "broken.pt" in win.message
     logged = [r.getMessage() for r in caplog.records if r.name == "app.window"]
     assert " ".join(win.message.split("\n")) in logged  # the log has it on one line
+    win.stop()
+    qtbot.waitUntil(lambda: not win.is_playing, timeout=LOAD_TIMEOUT_MS)
+    win.start()
+    assert "student model could not be loaded" in win.message
+    win.stop()
+    qtbot.waitUntil(lambda: not win.is_playing, timeout=LOAD_TIMEOUT_MS)
 
     win.model_radios["student"].click()
     qtbot.waitUntil(lambda: win._switcher is None, timeout=LOAD_TIMEOUT_MS)

@@ -254,6 +254,10 @@ def test_settings_that_cannot_be_saved_are_said_once(qtbot, pipeline, prefs, fac
         win.clear_message()
         win.save_prefs()
         assert win.message_label.text() == ""  # said once
+        win.start()  # Start clears the last run's message, not this one
+        assert win.message.startswith("Your choices will not be remembered: ")
+        win.stop()
+        qtbot.waitUntil(lambda: not win.is_playing, timeout=FRAME_TIMEOUT_MS)
     finally:
         win.close()
 

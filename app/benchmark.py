@@ -326,7 +326,7 @@ def write_json(args: argparse.Namespace, result: dict) -> int:
 def main(argv: list[str] | None = None) -> int:
     p = OneLineParser(prog="python -m app.benchmark", description=__doc__)
     p.add_argument("--videos", type=Path, default=Path("../shared/data/videos"))
-    p.add_argument("--clips", nargs="*", help="clip file names (default: every .mp4)")
+    p.add_argument("--clips", nargs="+", help="clip file names (default: every .mp4)")
     p.add_argument("--json", type=output_file, help="write the tables here as JSON")
     p.add_argument("--overwrite", action="store_true")
     p.add_argument("--seconds", type=float, default=1.5, help="per classifier measurement")

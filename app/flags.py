@@ -101,3 +101,11 @@ def detector_weights(text: str) -> str:
     if text.lower() in ("stock", "default") and not Path(text).exists():
         return text.lower()
     return text
+
+
+def folder(text: str) -> Path:
+    """argparse type of a flag naming a folder to write in: an empty name is refused, where
+    Path('') would quietly mean the current folder."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("is empty; name a folder")
+    return Path(text)

@@ -76,7 +76,14 @@ class SourcePicker(QGroupBox):
             text = self.file_edit.text()
             # Spaces around a pasted name are dropped, unless they belong to a real file's name.
             real = text.strip() and os.path.exists(os.path.expanduser(text))  # never raises
-            return text if real else text.strip()
+            if real:
+                return text
+            text = text.strip()
+            # "Copy as path" quotes the name: the quotes go when the file is found without them.
+            if len(text) > 2 and text[0] == text[-1] and text[0] in "'\"":
+                if os.path.exists(os.path.expanduser(text[1:-1])):
+                    return text[1:-1]
+            return text
         return self.url_edit.text().strip()
 
     def problem(self) -> str | None:

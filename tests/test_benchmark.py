@@ -242,3 +242,15 @@ def test_the_window_without_a_display_says_so_instead_of_aborting(monkeypatch):
     assert missing_display() == "no Wayland server answers on WAYLAND_DISPLAY=/nowhere/wayland-9"
     monkeypatch.setenv("QT_QPA_PLATFORM", "offscreen")  # chosen by the user: left to Qt
     assert missing_display() is None
+
+
+def test_clips_with_no_names_is_refused_rather_than_running_every_clip(capsys):
+    from app.benchmark import main
+
+    with pytest.raises(SystemExit) as stopped:
+        main(["--clips"])
+    assert stopped.value.code == 2
+    assert capsys.readouterr().err.strip() == (
+        "app.benchmark: error: argument --clips: expected at least one argument "
+        "(--help lists the flags)"
+    )

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import shlex
 import shutil
 from pathlib import Path
 
 import pytest
+import torch
 from conftest import FIXTURES, ROOT
 from test_training_data import make_dataset
 
@@ -34,13 +36,23 @@ def common(tmp_path) -> list[str]:
     ]
 
 
-def write_report(method_out: Path, accuracy=0.5, recalls=(0.5, 0.5), val=0.5) -> None:
+def write_report(method_out: Path, accuracy=0.5, recalls=(0.5, 0.5), val=0.5, command="") -> None:
     """The part of a finished method's report.json that the comparison reads."""
     (method_out / "report").mkdir(parents=True)
     per_class = {"mask": {"recall": recalls[0]}, "no_mask": {"recall": recalls[1]}}
     figures = {"accuracy": accuracy, "per_class": per_class}
-    report = {"models": {"student": {"test": figures, "best_val_acc": val}}}
+    report = {"models": {"student": {"test": figures, "best_val_acc": val}}, "command": command}
     (method_out / "report" / "report.json").write_text(json.dumps(report))
+
+
+def distill_command(tmp_path: Path, method: str, epochs: int = 1) -> str:
+    """The training.distill command a comparison built with ``common`` runs for ``method``."""
+    argv = [
+        *("--data", tmp_path / "data", "--teacher", TEACHER, "--method", method),
+        *("--student-epochs", epochs, "--out", tmp_path / "cmp" / method, "--quiet"),
+        *("--scenes", tmp_path / "scenes", "--negatives", "--work-dir", tmp_path / "work"),
+    ]
+    return "python -m training.distill " + shlex.join(str(a) for a in argv)
 
 
 def one_line_error(capsys) -> str:
@@ -93,15 +105,35 @@ def test_a_comparison_that_cannot_finish_is_refused_before_any_training(tmp_path
 def test_resume_keeps_the_methods_that_finished(tmp_path, common, capsys):
     """A comparison stopped after vanilla finished goes on with --resume: vanilla's report
     is read back (not trained again), self-training runs, the table has both."""
-    write_report(tmp_path / "cmp" / "vanilla", accuracy=0.91, recalls=(0.9, 0.92), val=0.93)
+    vanilla = distill_command(tmp_path, "vanilla")
+    write_report(tmp_path / "cmp" / "vanilla", 0.91, (0.9, 0.92), 0.93, command=vanilla)
     assert main(common + ["--methods", "vanilla", "self-training", "--resume"]) == 0
     table = json.loads((tmp_path / "cmp" / "comparison.json").read_text())
     assert [r["method"] for r in table] == ["vanilla", "self-training"]
     assert table[0]["test_accuracy"] == 0.91 and table[0]["minutes"] is None
     assert 0 <= table[1]["test_accuracy"] <= 1 and table[1]["minutes"] > 0
+    # each row names the distill run behind it, which distill itself would accept
+    assert table[0]["command"] == vanilla
+    ran = distill_command(tmp_path, "self-training").replace(" --work-dir", " --resume --work-dir")
+    assert table[1]["command"] == ran  # the method after the finished one: maybe interrupted
+    saved = torch.load(tmp_path / "cmp" / "self-training" / "student.pt", weights_only=True)
+    assert saved["meta"]["command"] == table[1]["command"], saved["meta"]
     assert (tmp_path / "cmp" / "self-training" / "student.pt").is_file()
     assert not (tmp_path / "cmp" / "vanilla" / "student.pt").exists()  # not trained again
     assert "vanilla" in capsys.readouterr().out
+
+
+def test_resume_refuses_a_finished_method_that_had_other_settings(tmp_path, common, capsys):
+    """Its figures would stand in a table of runs they do not match."""
+    earlier = distill_command(tmp_path, "vanilla", epochs=3)
+    write_report(tmp_path / "cmp" / "vanilla", command=earlier)
+    assert main(common + ["--methods", "vanilla", "--resume"]) == 2
+    said = one_line_error(capsys)
+    assert said.startswith(
+        "training.compare_methods: error: --resume: vanilla finished earlier with other "
+        f"settings ({earlier}); give the same flags as then"
+    ), said
+    assert not (tmp_path / "cmp" / "comparison.json").exists()
 
 
 def test_resume_goes_only_to_the_method_that_was_interrupted(tmp_path, common, monkeypatch):

@@ -226,3 +226,16 @@ def test_check_images_may_be_a_class_folder_set_but_not_a_file(tmp_path, capsys)
     assert "--images" in err and "mask_1.jpg is not a folder of images" in err
     assert main(["--images", str(root), "--out", str(tmp_path / "export")]) == 0
     assert "checked on 2 crops: labels agree True" in capsys.readouterr().out
+
+
+def test_an_empty_out_is_refused_not_taken_as_the_current_folder(tmp_path, capsys, monkeypatch):
+    from training.export import main
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as stopped:
+        main(["--out", ""])
+    assert stopped.value.code == 2
+    assert capsys.readouterr().err.strip() == (
+        "training.export: error: argument --out: is empty; name a folder (--help lists the flags)"
+    )
+    assert list(tmp_path.iterdir()) == []

@@ -172,7 +172,9 @@ def test_silent_stream_times_out_with_a_message():
         server.listen(4)
         url = f"http://127.0.0.1:{server.getsockname()[1]}/live"
         start = time.perf_counter()
-        with pytest.raises(SourceError, match="accepted the connection but sent nothing OpenCV could play"):
+        with pytest.raises(
+            SourceError, match="accepted the connection but sent nothing OpenCV could play"
+        ):
             VideoSource(url)
     assert time.perf_counter() - start < 20
 

@@ -135,6 +135,13 @@ def test_a_file_name_ending_in_a_space_is_kept_as_it_is(window, face_video, tmp_
     assert window.picker.spec() == str(spaced)
     window.picker.file_edit.setText(f"  {face_video}  ")  # pasted with spaces around it
     assert window.picker.spec() == str(face_video)
+    for quote in "\"'":  # pasted as "Copy as path" gives it
+        window.picker.file_edit.setText(f" {quote}{face_video}{quote}")
+        assert window.picker.spec() == str(face_video)
+    quoted = tmp_path / "'odd'.mp4"  # a real name in quotes keeps them
+    quoted.write_bytes(b"")
+    window.picker.file_edit.setText(str(quoted))
+    assert window.picker.spec() == str(quoted)
 
 
 def test_a_malformed_url_is_a_message_with_the_url_as_typed(qtbot, window, caplog):

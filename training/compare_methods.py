@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import logging
 import sys
 import time
@@ -108,15 +109,36 @@ def distill_argv(
     return argv + passed_on
 
 
-def finished_report(args: argparse.Namespace, method: str) -> dict | None:
-    """The report of a method that finished in an earlier, interrupted comparison."""
+NOT_SETTINGS = ("--resume", "--overwrite", "--quiet")  # how a run goes, not what it learns
+
+
+def settings_of(argv: list[str]) -> list[str]:
+    return [a for a in argv if a not in NOT_SETTINGS]
+
+
+def finished_report(args: argparse.Namespace, method: str, passed_on: list[str]) -> dict | None:
+    """The report of a method that finished in an earlier, interrupted comparison.
+
+    Raises:
+        CompareError: when that run had other settings (more epochs, another teacher): its
+            figures would stand in a table of runs they do not match.
+    """
     report = args.out / method / "report" / "report.json"
     if not args.resume or not report.is_file():
         return None
     try:
-        return json.loads(report.read_text())
-    except (OSError, ValueError):
+        found = json.loads(report.read_text())
+        command = shlex.split(found["command"])[3:]  # after "python -m training.distill"
+    except (OSError, ValueError, KeyError, TypeError):
         return None  # damaged: that method runs again
+    wanted = settings_of(distill_argv(args, method, passed_on))
+    if settings_of(command) != wanted:
+        raise CompareError(
+            f"--resume: {method} finished earlier with other settings ({found['command']}); "
+            "give the same flags as then, or leave out --resume and pass --overwrite to run "
+            "every method anew"
+        )
+    return found
 
 
 def check_before_work(args: argparse.Namespace, passed_on: list[str]) -> None:
@@ -142,7 +164,7 @@ def check_before_work(args: argparse.Namespace, passed_on: list[str]) -> None:
             method_args.input_size = distill.DEFAULT_INPUT_SIZE
         distill.check_settings(method_args)
         for method in args.methods:
-            if finished_report(args, method) is None:
+            if finished_report(args, method, passed_on) is None:
                 method_args.out = args.out / method
                 distill.check_outputs(method_args)
     except CheckpointError as exc:
@@ -163,6 +185,7 @@ def row(method: str, report: dict, minutes: float | None) -> dict:
         "no_mask_recall": student["test"]["per_class"]["no_mask"]["recall"],
         "mask_recall": student["test"]["per_class"]["mask"]["recall"],
         "minutes": minutes,
+        "command": report["command"],  # the distill run behind the row, with its settings
     }
 
 
@@ -175,7 +198,7 @@ def compare(args: argparse.Namespace, passed_on: list[str]) -> list[dict] | int:
     rows = []
     resume = args.resume
     for method in args.methods:
-        report = finished_report(args, method)
+        report = finished_report(args, method, passed_on)
         if report is not None:
             logging.getLogger(__name__).info("%s finished earlier: its report is kept", method)
             rows.append(row(method, report, None))

@@ -455,7 +455,9 @@ def _train(args: argparse.Namespace, held: contextlib.ExitStack) -> dict:
     student_trainer.train_student(epochs=args.student_epochs)
 
     history = {**teacher_trainer.history, **student_trainer.history}
-    command = "python -m training.distill " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    given = getattr(args, "argv", None)  # what main() was given, when another command ran it
+    given = sys.argv[1:] if given is None else given
+    command = "python -m training.distill " + " ".join(shlex.quote(a) for a in given)
     results, models_report = {}, {}
     for role, model in (("teacher", teacher), ("student", student)):
         model = model.to(device)
@@ -526,6 +528,7 @@ def write_outputs(
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.argv = None if argv is None else [str(a) for a in argv]  # the report's command
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         with stop_signals_raise():

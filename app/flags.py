@@ -103,7 +103,7 @@ def detector_weights(text: str) -> str:
     return text
 
 
-def folder(text: str) -> Path:
+def output_folder(text: str) -> Path:
     """argparse type of a flag naming a folder to write in: an empty name is refused, where
     Path('') would quietly mean the current folder."""
     if not text.strip():

@@ -28,7 +28,7 @@ from app.atomic import check_writable, describe_error
 from app.classifier import crops_to_tensor
 from app.config import CropConfig, DetectorConfig
 from app.detector import FaceDetector
-from app.flags import OneLineParser, folder
+from app.flags import OneLineParser, output_folder
 from app.images import ImageError, read_rgb
 from app.stop_signals import stop_message, stoppable
 from models import checkpoint
@@ -197,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     p = OneLineParser(prog="python -m training.export", description=__doc__)
     p.add_argument("--model", choices=["student", "teacher"], default="student")
     p.add_argument("--weights", type=Path, help="checkpoint (default: the committed one)")
-    p.add_argument("--out", type=folder, default=Path("export"), help="folder (default export/)")
+    p.add_argument("--out", type=output_folder, default=Path("export"), help="folder (default export/)")
     p.add_argument(
         "--images",
         type=Path,

@@ -31,6 +31,7 @@ from app.alerts import ALERTS_FILE, DEFAULT_DELAY_S, Alert, AlertLog, AlertMonit
 from app.alerts import SNAPSHOT_PATTERN as ALERT_SNAPSHOTS
 from app.atomic import OutputExistsError, check_folder, check_writable, final_name, temp_name
 from app.flags import FlagValueError
+from app.images import GREY_NOTE, looks_grey
 from app.overlay import draw_faces
 from app.pipeline import Pipeline
 from app.recording import check_video_complete
@@ -356,6 +357,8 @@ def run_headless(
             if max_frames and frames >= max_frames:
                 break
             result = pipeline.process(frame)
+            if frames == 0 and looks_grey(frame):
+                log.warning("%s", GREY_NOTE)
             time_s = video.time_s()
             if event_file is not None and outputs.live("events"):
                 record = {

@@ -46,6 +46,7 @@ from app.atomic import atomic_path, describe_error
 from app.config import DetectorConfig, PipelineConfig, sensitivity_of, with_sensitivity
 from app.device import DeviceError, resolve_device
 from app.model_loader import LoadReport, ModelSwitcher, PipelineLoader, other_model
+from app.images import GREY_NOTE
 from app.pipeline import MODEL_NAMES, Pipeline
 from app.preferences import (
     APPLICATION,
@@ -694,6 +695,8 @@ class MainWindow(QMainWindow):
         self.video.show_image(image)
         fps = self._fps.tick()
         self._shown_this_run += 1
+        if self._shown_this_run == 1 and stats.grey:
+            self._say_grey()
         self.last_stats = stats
         self.last_image = image
         self.snapshot_button.setEnabled(True)
@@ -711,6 +714,14 @@ class MainWindow(QMainWindow):
         )
         self._worker.frame_shown()
         self.frame_displayed.emit(image, stats)
+
+    def _say_grey(self) -> None:
+        """A grey source is said once a run, beside whatever message stands."""
+        note = GREY_NOTE[0].upper() + GREY_NOTE[1:] + "."
+        if self.message:  # a standing message keeps its colour
+            self.show_message(f"{self.message}\n{note}")
+        else:
+            self.show_message(note, kind="info")
 
     def _on_failed(self, reason: str) -> None:
         if self._stopping:  # the user pressed Stop while the source was still opening

@@ -20,6 +20,7 @@ from PySide6.QtGui import QImage
 from app.alerts import UNMASKED
 from app.capture import END_FINISHED, CapturedFrame, CaptureThread, LatestFrame
 from app.config import DetectorConfig
+from app.images import looks_grey
 from app.overlay import draw_faces
 from app.pipeline import Face, Pipeline
 from app.source import SourceError, SourceInfo, VideoSource, shown_name, shown_source
@@ -46,6 +47,7 @@ class FrameStats:
     time_s: float = 0.0  # media time: frame / fps for files, seconds since the first frame else
     # the frame before the overlay, kept only when a face is unmasked (alert snapshots)
     raw_frame: np.ndarray | None = field(default=None, repr=False)
+    grey: bool = False  # the picture has no colour (see app.images.GREY_NOTE)
 
 
 def to_qimage(frame_bgr: np.ndarray) -> QImage:
@@ -171,6 +173,7 @@ class PlaybackWorker(QThread):
         self._apply_detector_config()
         result = self.tracker.process(item.frame)
         raw = item.frame.copy() if any(f.label == UNMASKED for f in result.faces) else None
+        grey = looks_grey(item.frame)  # before the coloured boxes are drawn
         draw_faces(item.frame, result.faces)  # the window shows the FPS it measures itself
         image = to_qimage(item.frame)
         latency_ms = (time.perf_counter() - item.captured_at) * 1000
@@ -185,5 +188,6 @@ class PlaybackWorker(QThread):
             result.counts(),
             item.time_s,
             raw,
+            grey,
         )
         return image, stats

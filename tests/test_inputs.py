@@ -638,3 +638,24 @@ def test_titles_and_messages_never_show_a_login():
         shown_source("http://bob:se@cret@127.0.0.1:9/x.mp4") == "http://bob:***@127.0.0.1:9/x.mp4"
     )
     assert shown_source("rtsp://a:b@h/live#pass=hunter4") == "rtsp://a:***@h/live#pass=***"
+
+
+def test_a_grey_picture_is_told_from_a_colour_one_even_after_jpeg(tmp_path):
+    from app.images import looks_grey
+
+    colour = fixture_bgr("no_mask_1.jpg")
+    grey = cv2.cvtColor(cv2.cvtColor(colour, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
+    cv2.imwrite(str(tmp_path / "grey.jpg"), grey, [cv2.IMWRITE_JPEG_QUALITY, 70])
+    assert not looks_grey(colour) and looks_grey(grey)
+    assert looks_grey(cv2.imread(str(tmp_path / "grey.jpg"))) and looks_grey(grey[..., 0])
+
+
+def test_headless_warns_once_that_a_grey_source_is_weak_ground(tmp_path):
+    from PIL import Image
+
+    Image.open(FIXTURES / "no_mask_1.jpg").convert("L").save(tmp_path / "night.png")
+    proc = run_app("--source", tmp_path / "night.png", "--events", tmp_path / "e.jsonl")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.count("the picture has no colour (an infrared or night camera?)") == 1
+    proc = run_app("--source", FIXTURES / "no_mask_1.jpg", "--events", tmp_path / "c.jsonl")
+    assert proc.returncode == 0 and "no colour" not in proc.stderr, proc.stderr

@@ -249,3 +249,22 @@ def test_fps_meter_measures_display_rate():
     for step in range(1, 5):
         rate = meter.tick(10.0 + step * 0.25)
     assert rate == pytest.approx(4.0)
+
+
+def test_a_grey_source_is_said_once_a_run(qtbot, window, face_video, tmp_path):
+    import cv2
+
+    grey = cv2.cvtColor(cv2.cvtColor(on_canvas(fixture_bgr("no_mask_1.jpg")), 6), 8)  # BGR>G>BGR
+    night = write_video(tmp_path / "night.mp4", [grey] * 10, fps=5)
+    window.picker.set_spec(str(night))
+    window.start()
+    qtbot.waitUntil(lambda: len(window.shown) >= 2, timeout=FRAME_TIMEOUT_MS)
+    assert window.message.startswith("The picture has no colour (an infrared or night camera?)")
+    window.stop()
+    qtbot.waitUntil(lambda: not window.is_playing, timeout=FRAME_TIMEOUT_MS)
+    window.picker.set_spec(str(face_video))  # colour: nothing said
+    window.start()
+    qtbot.waitUntil(lambda: len(window.shown) >= 4, timeout=FRAME_TIMEOUT_MS)
+    assert window.message == ""
+    window.stop()
+    qtbot.waitUntil(lambda: not window.is_playing, timeout=FRAME_TIMEOUT_MS)

@@ -109,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="drop a training crop's colour with this probability (default 0)",
     )
     p.add_argument(
-        "--device", default="auto", type=training_device, help="auto, cpu, cuda or cuda:N"
+        "--device", default="auto", type=training_device, help="auto, cpu, cuda, cuda:N or mps"
     )
     p.add_argument("--seed", type=seed, default=0)
     p.add_argument("--teacher", type=Path, help="distil from this trained teacher instead")

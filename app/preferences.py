@@ -241,12 +241,17 @@ class Preferences:
     def save(self, settings: QSettings) -> str | None:
         """Write the preferences; the reason when they could not be kept, else None."""
         entries = self._entries()
+        # Qt keeps the first error a QSettings meets for good: after one, a fresh QSettings
+        # writes, so a file that can be written again is seen to be.
+        if settings.status() != QSettings.Status.NoError:
+            settings = QSettings(settings.fileName(), settings.format())
         for key, value in entries.items():
             if key not in self._stored or self._stored[key] != value:
                 settings.setValue(key, value)
         settings.sync()
-        self._stored = entries
         problem = save_problem(settings)
+        if problem is None:  # else the next save tries every change since the last one kept
+            self._stored = entries
         if problem is None and shown_source(self.source) != self.source:
             keep_private(Path(settings.fileName()))
         return problem

@@ -250,6 +250,7 @@ class MainWindow(QMainWindow):
         self._unavailable: dict[str, str] = {}
         self._failures: dict[str, str] = {}  # kind of file -> the message its failed save left
         self._notices: dict[str, str] = {}  # what holds all session: a model that failed...
+        self._detector_problem: str | None = None
 
         self.setWindowTitle("MaskWatch")
         self.resize(*WINDOW_SIZE)
@@ -434,7 +435,7 @@ class MainWindow(QMainWindow):
         """Saving a ``kind`` of file worked: its earlier failure no longer holds."""
         text = self._failures.pop(kind, None)
         if text is not None and self.message == text:
-            self.clear_message()
+            self._show_notices()  # what still holds comes back in its place
 
     def _add_notice(self, key: str, text: str) -> None:
         """Show ``text`` as something that holds for the whole session (a model that could
@@ -443,16 +444,25 @@ class MainWindow(QMainWindow):
         self._notices[key] = text
         self.show_message("\n".join(self._notices.values()))
 
-    def _restore_notices(self) -> None:
+    def _drop_notice(self, key: str) -> None:
+        """``key`` no longer holds; if the panel showed the notices, it shows the rest."""
+        shown = "\n".join(self._notices.values())
+        if self._notices.pop(key, None) is not None and self.message == shown:
+            self._show_notices()
+
+    def _show_notices(self) -> None:
         if not self._notices:
             self.clear_message()
             return
         self.message_label.setText("\n".join(self._notices.values()))  # logged already
+        self.message_label.setStyleSheet(MESSAGE_STYLES["error"])
+        self.message_label.show()
+
+    def _restore_notices(self) -> None:
+        self._show_notices()
         # Settings reset at start-up are news once: they outlive the start that follows
         # (autostart would hide them at once), not every later one.
         self._notices.pop("ignored", None)
-        self.message_label.setStyleSheet(MESSAGE_STYLES["error"])
-        self.message_label.show()
 
     def clear_message(self) -> None:
         self.message_label.clear()
@@ -488,20 +498,8 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(
             f"Ready: {self.pipeline.active} model on {self.pipeline.device}"
         )
-        lines = []
-        if report.detector_problem:
-            lines.append(
-                f"The detector weights could not be loaded: {report.detector_problem}. "
-                "Using MTCNN's stock weights."
-            )
-        if self._unavailable:
-            lines += [
-                f"The {name} model could not be loaded: {reason}"
-                for name, reason in self._unavailable.items()
-            ]
-            lines.append(f"Using the {self.pipeline.active} model.")
-        if lines:
-            self._add_notice("models", "\n".join(lines))
+        self._detector_problem = report.detector_problem
+        self._refresh_models_notice()
         if self._start_when_ready:
             self._start_when_ready = False
             self.start()
@@ -530,8 +528,29 @@ class MainWindow(QMainWindow):
         self._switcher.finished.connect(self._on_switcher_done)
         self._switcher.start()
 
+    def _refresh_models_notice(self) -> None:
+        """Say which weights could not be loaded and what is used instead, for as long as
+        that holds: a model that loads later (its file mended) drops out of the notice."""
+        lines = []
+        if self._detector_problem:
+            lines.append(
+                f"The detector weights could not be loaded: {self._detector_problem}. "
+                "Using MTCNN's stock weights."
+            )
+        if self._unavailable:
+            lines += [
+                f"The {name} model could not be loaded: {reason}"
+                for name, reason in self._unavailable.items()
+            ]
+            lines.append(f"Using the {self.pipeline.active} model.")
+        if not lines:
+            self._drop_notice("models")
+        elif self._notices.get("models") != "\n".join(lines):
+            self._add_notice("models", "\n".join(lines))
+
     def _on_switched(self, name: str) -> None:
         self._unavailable.pop(name, None)
+        self._refresh_models_notice()
         self.model_radios[name].setToolTip("")
         self.model_label.setText(name)
         self.prefs.model = name
@@ -542,9 +561,7 @@ class MainWindow(QMainWindow):
         active = self.pipeline.active
         self._unavailable[name] = reason
         self._show_model_choice(active)
-        self.show_message(
-            f"The {name} model could not be loaded: {reason}\nStill using the {active} model."
-        )
+        self._refresh_models_notice()
         self.statusBar().showMessage(f"Still using the {active} model")
 
     def toggle_model(self) -> None:
@@ -1002,6 +1019,9 @@ class MainWindow(QMainWindow):
         if problem and not self._settings_warned:  # once: it would repeat on every change
             self._settings_warned = True
             self._add_notice("settings", f"Your choices will not be remembered: {problem}.")
+        elif not problem and self._settings_warned:  # the file can be written again
+            self._settings_warned = False
+            self._drop_notice("settings")
 
     def closeEvent(self, event: QCloseEvent) -> None:
         """Stop playback and wait for every background thread before the window goes."""

@@ -8,7 +8,7 @@ import threading
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import pytest  # noqa: E402
-from conftest import fixture_bgr, on_canvas, write_video  # noqa: E402
+from conftest import ROOT, fixture_bgr, on_canvas, write_video  # noqa: E402
 
 from app.config import PipelineConfig  # noqa: E402
 from app.overlay import COLOURS  # noqa: E402
@@ -227,7 +227,13 @@ def test_broken_weights_fall_back_to_the_other_model(
     win.model_radios["student"].click()
     qtbot.waitUntil(lambda: win._switcher is None, timeout=LOAD_TIMEOUT_MS)
     assert win.pipeline.active == "teacher" and win.model_radios["teacher"].isChecked()
-    assert "Still using the teacher model" in win.message
+    assert "student model could not be loaded" in win.message
+    assert win.statusBar().currentMessage() == "Still using the teacher model"
+    # The file mended, the student loads: its notice goes, as nothing else holds.
+    broken.write_bytes((ROOT / "models" / "student.pt").read_bytes())
+    win.model_radios["student"].click()
+    qtbot.waitUntil(lambda: win._switcher is None, timeout=LOAD_TIMEOUT_MS)
+    assert win.pipeline.active == "student" and win.message == ""
     win.close()
     # The fallback is not the user's choice: the next start tries the student again.
     assert Preferences.load(settings).model == "student"

@@ -258,6 +258,10 @@ def test_settings_that_cannot_be_saved_are_said_once(qtbot, pipeline, prefs, fac
         assert win.message.startswith("Your choices will not be remembered: ")
         win.stop()
         qtbot.waitUntil(lambda: not win.is_playing, timeout=FRAME_TIMEOUT_MS)
+        ini.rmdir()  # mended: the next change is kept, and the message goes
+        win.loop_check.click()
+        assert win.message == ""
+        assert "loop=true" in ini.read_text()
     finally:
         win.close()
 

@@ -50,7 +50,10 @@ def folder_ending(text: str) -> str | None:
 
 
 def output_file(text: str) -> Path:
-    """argparse type of a flag naming a file to write, never a folder (see folder_ending)."""
+    """argparse type of a flag naming a file to write, never a folder (see folder_ending),
+    nor an empty name."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("is empty; name a file")
     if ending := folder_ending(text):
         raise argparse.ArgumentTypeError(
             f"{text} ends in '{ending}', as a folder does; name a file"

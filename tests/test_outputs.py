@@ -258,3 +258,28 @@ def test_the_detector_keywords_take_any_case_unless_a_file_has_that_name(tmp_pat
     assert (given("STOCK"), given("Default"), given("stock")) == ("stock", "default", "stock")
     (tmp_path / "STOCK").write_bytes(b"a file the user named so")
     assert given("STOCK") == "STOCK"
+
+
+@pytest.mark.parametrize(
+    "command, argv, flag, kind",
+    [
+        ("training.distill", ["--data", "d", "--out", ""], "--out", "folder"),
+        ("training.distill", ["--data", "d", "--work-dir", " "], "--work-dir", "folder"),
+        ("training.compare_methods", ["--teacher", "t.pt", "--out", ""], "--out", "folder"),
+        ("training.tune_detector", ["--scenes", "s", "--out", ""], "--out", "file"),
+        ("training.evaluate", ["--data", "d", "--model", "student", "--json", ""], "--json", "file"),
+    ],
+)
+def test_an_empty_output_name_is_refused_not_taken_as_here(
+    capsys, tmp_path, monkeypatch, command, argv, flag, kind
+):
+    import importlib
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as stopped:
+        importlib.import_module(command).main(argv)
+    assert stopped.value.code == 2
+    assert capsys.readouterr().err.strip().endswith(
+        f"error: argument {flag}: is empty; name a {kind} (--help lists the flags)"
+    )
+    assert list(tmp_path.iterdir()) == []

@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
 import logging
 import sys
 import time
 from pathlib import Path
 
 from app.atomic import OutputNameError, check_writable, describe_error, write_text
-from app.flags import FlagValueError, OneLineParser, output_file
+from app.flags import FlagValueError, OneLineParser, output_folder
 from app.stop_signals import STOP_SIGNALS, stop_message, stop_signals_raise
 from models.checkpoint import CheckpointError
 from training import distill
@@ -41,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scenes", type=Path, default=Path("../shared/data/scenes"))
     p.add_argument("--no-scenes", action="store_true", help="faces only, two classes")
     p.add_argument("--teacher", type=Path, required=True)
-    p.add_argument("--out", type=output_file, required=True)
+    p.add_argument("--out", type=output_folder, required=True)
     p.add_argument("--epochs", type=int, default=10, help="student epochs per method")
     p.add_argument(
         "--methods",
@@ -99,7 +98,9 @@ def distill_argv(
     """The ``training.distill`` command line of one method; ``resume`` for the one an
     interrupted comparison stopped in."""
     argv = ["--data", str(args.data), "--teacher", str(args.teacher), "--method", method]
-    argv += ["--student-epochs", str(args.epochs), "--out", str(args.out / method), "--quiet"]
+    argv += ["--student-epochs", str(args.epochs), "--out", str(args.out / method)]
+    if "--quiet" not in passed_on:  # one bar for the comparison, not one per epoch
+        argv.append("--quiet")
     if not args.no_scenes:
         argv += ["--scenes", str(args.scenes), "--negatives"]
     if args.overwrite:
@@ -109,32 +110,64 @@ def distill_argv(
     return argv + passed_on
 
 
-NOT_SETTINGS = ("--resume", "--overwrite", "--quiet")  # how a run goes, not what it learns
+def method_args(args: argparse.Namespace, method: str, passed_on: list[str]):
+    """The training.distill settings this comparison runs ``method`` with, as distill reads
+    them (its crop size from the teacher when not given)."""
+    parser = distill.build_parser()
+    parser.prog = f"{PROG} (passed on to training.distill)"
+    wanted = parser.parse_args(distill_argv(args, method, passed_on))
+    distill.trained_teacher(wanted)
+    if wanted.input_size is None:
+        wanted.input_size = distill.DEFAULT_INPUT_SIZE
+    return wanted
 
 
-def settings_of(argv: list[str]) -> list[str]:
-    return [a for a in argv if a not in NOT_SETTINGS]
+def differences(found: dict, wanted: argparse.Namespace) -> list[str]:
+    """How a finished method's recorded settings differ from what this comparison would
+    run, each said as "--lr: 0.001 there"; the flags the comparison sets in its own terms."""
+    kept = found.get("settings")
+    if not isinstance(kept, dict):
+        return ["its report records no settings (made by an earlier version)"]
+    now = json.loads(json.dumps(distill.run_settings(wanted, "", ())))
+    said = []
+    for name, value in now.items():
+        if name in ("data", "classes") or kept.get(name) == value:
+            continue
+        shown = {"--student-epochs": "--epochs", "--method": "--methods"}.get(name, name)
+        said.append(f"{shown}: {kept.get(name)!r} there")
+    options = found.get("options", {})
+    for flag, name in (("--data", "data"), ("--scenes", "scenes")):
+        there, here = options.get(name), getattr(wanted, name)
+        if (there is None) != (here is None) or (
+            here is not None and Path(there).resolve() != Path(here).resolve()
+        ):
+            said.append(f"{flag}: {there!r} there")
+    return said
 
 
 def finished_report(args: argparse.Namespace, method: str, passed_on: list[str]) -> dict | None:
     """The report of a method that finished in an earlier, interrupted comparison.
 
     Raises:
-        CompareError: when that run had other settings (more epochs, another teacher): its
-            figures would stand in a table of runs they do not match.
+        CompareError: when that report is damaged, or that run had other settings (more
+            epochs, another teacher, even one retrained at the same path): its figures would
+            stand in a table of runs they do not match.
     """
     report = args.out / method / "report" / "report.json"
     if not args.resume or not report.is_file():
         return None
     try:
         found = json.loads(report.read_text())
-        command = shlex.split(found["command"])[3:]  # after "python -m training.distill"
+        if not isinstance(found["command"], str) or "test" not in found["models"]["student"]:
+            raise ValueError("not what the table reads")
     except (OSError, ValueError, KeyError, TypeError):
-        return None  # damaged: that method runs again
-    wanted = settings_of(distill_argv(args, method, passed_on))
-    if settings_of(command) != wanted:
         raise CompareError(
-            f"--resume: {method} finished earlier with other settings ({found['command']}); "
+            f"--resume: {report} cannot be read; delete {args.out / method} to run {method} again"
+        ) from None
+    said = differences(found, method_args(args, method, passed_on))
+    if said:
+        raise CompareError(
+            f"--resume: {method} finished earlier with other settings ({'; '.join(said)}); "
             "give the same flags as then, or leave out --resume and pass --overwrite to run "
             "every method anew"
         )
@@ -155,18 +188,13 @@ def check_before_work(args: argparse.Namespace, passed_on: list[str]) -> None:
     if twice:
         raise FlagValueError(f"--methods names {', '.join(twice)} twice; name each method once")
     check_writable(args.out / TABLE, args.overwrite or args.resume, make_folder=True)
-    parser = distill.build_parser()
-    parser.prog = f"{PROG} (passed on to training.distill)"
-    method_args = parser.parse_args(distill_argv(args, args.methods[0], passed_on))
     try:
-        distill.trained_teacher(method_args)
-        if method_args.input_size is None:
-            method_args.input_size = distill.DEFAULT_INPUT_SIZE
-        distill.check_settings(method_args)
+        first = method_args(args, args.methods[0], passed_on)
+        distill.check_settings(first)
         for method in args.methods:
             if finished_report(args, method, passed_on) is None:
-                method_args.out = args.out / method
-                distill.check_outputs(method_args)
+                first.out = args.out / method
+                distill.check_outputs(first)
     except CheckpointError as exc:
         if args.no_scenes and "not_face" in str(exc):
             raise CompareError(

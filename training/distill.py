@@ -10,6 +10,7 @@ import argparse
 import contextlib
 import errno
 import hashlib
+import json
 import logging
 import math
 import os
@@ -26,7 +27,14 @@ from torch.utils.data import DataLoader
 from app.atomic import OutputExistsError, describe_error
 from app.config import DetectorConfig
 from app.digest import file_digest
-from app.flags import FlagValueError, OneLineParser, require_counts, seed, training_device
+from app.flags import (
+    FlagValueError,
+    OneLineParser,
+    output_folder,
+    require_counts,
+    seed,
+    training_device,
+)
 from app.stop_signals import stop_message, stop_signals_raise
 from models import CLASS_NAMES, checkpoint
 from models.checkpoint import CheckpointError, ModelMeta, count_parameters
@@ -71,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--out",
-        type=Path,
+        type=output_folder,
         default=checkpoint.MODEL_DIR,
         help="where teacher.pt, student.pt and the report go (default models/)",
     )
@@ -132,7 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--work-dir",
-        type=Path,
+        type=output_folder,
         default=Path(".cache"),
         help="prepared crops and per-epoch training state (default .cache/)",
     )
@@ -479,6 +487,7 @@ def _train(args: argparse.Namespace, held: contextlib.ExitStack) -> dict:
         "seed": args.seed,
         "class_names": list(class_names),
         "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "settings": json.loads(json.dumps(settings)),  # what --resume and a comparison match
         "models": models_report,
         "param_ratio": (
             models_report["student"]["parameters"] / models_report["teacher"]["parameters"]

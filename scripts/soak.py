@@ -188,6 +188,9 @@ def main(argv: list[str] | None = None) -> int:
             ended[reason] = detail
         window.close()
         app.quit()
+        # A Ctrl-C before the event loop runs would be lost on quit(): say it again from
+        # inside the loop, once it starts.
+        QTimer.singleShot(0, app.quit)
 
     used = [cpu_seconds()]
 

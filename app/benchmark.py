@@ -27,7 +27,7 @@ from tqdm import tqdm
 from app.atomic import check_writable, describe_error, write_text
 from app.console import say
 from app.config import SENSITIVITY, DetectorConfig, PipelineConfig, TrackingConfig, with_sensitivity
-from app.flags import FlagValueError, OneLineParser, output_file, require_counts
+from app.flags import FlagValueError, OneLineParser, input_path, output_file, require_counts
 from app.overlay import draw_faces
 from app.pipeline import Pipeline
 from app.source import SourceError, VideoSource
@@ -325,7 +325,7 @@ def write_json(args: argparse.Namespace, result: dict) -> int:
 @stoppable  # SIGTERM and SIGHUP stop it as Ctrl-C does
 def main(argv: list[str] | None = None) -> int:
     p = OneLineParser(prog="python -m app.benchmark", description=__doc__)
-    p.add_argument("--videos", type=Path, default=Path("../shared/data/videos"))
+    p.add_argument("--videos", type=input_path, default=Path("../shared/data/videos"))
     p.add_argument("--clips", nargs="+", help="clip file names (default: every .mp4)")
     p.add_argument("--json", type=output_file, help="write the tables here as JSON")
     p.add_argument("--overwrite", action="store_true")

@@ -198,7 +198,7 @@ def to_paths(args: argparse.Namespace) -> None:
             continue
         if not value.strip():
             what = "a folder" if flag in FOLDER_FLAGS else "a file"
-            raise ValueError(f"{flag} is empty; name {what}")
+            raise FlagValueError(f"{flag} is empty; name {what}")
         if flag in FILE_FLAGS and (ending := folder_ending(value)):
             raise ValueError(f"{flag} {value} ends in '{ending}', as a folder does; name a file")
         setattr(args, name, Path(value))

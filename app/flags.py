@@ -52,6 +52,7 @@ def folder_ending(text: str) -> str | None:
 def output_file(text: str) -> Path:
     """argparse type of a flag naming a file to write, never a folder (see folder_ending),
     nor an empty name."""
+    text = str(text)  # a test may pass a Path
     if not text.strip():
         raise argparse.ArgumentTypeError("is empty; name a file")
     if ending := folder_ending(text):
@@ -109,6 +110,16 @@ def detector_weights(text: str) -> str:
 def output_folder(text: str) -> Path:
     """argparse type of a flag naming a folder to write in: an empty name is refused, where
     Path('') would quietly mean the current folder."""
+    text = str(text)  # a test may pass a Path
     if not text.strip():
         raise argparse.ArgumentTypeError("is empty; name a folder")
+    return Path(text)
+
+
+def input_path(text: str) -> Path:
+    """argparse type of a flag naming a file or folder to read: an empty name is refused,
+    where Path('') would quietly read the current folder."""
+    text = str(text)  # a test may pass a Path
+    if not text.strip():
+        raise argparse.ArgumentTypeError("is empty; name a file or folder to read")
     return Path(text)

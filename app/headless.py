@@ -395,7 +395,9 @@ def run_headless(
         seconds = time.perf_counter() - start
         if not video.recorded and not (max_frames and frames >= max_frames):
             shown = shown_source(str(source))
-            log.warning("%s %s stopped delivering frames after %d", video.kind, shown, frames)
+            log.warning(
+                "%s %s stopped delivering frames after %d frames", video.kind, shown, frames
+            )
         elif not (max_frames and frames >= max_frames) and (note := video.cut_off_note()):
             log.warning("%s; the outputs cover the frames that were read", note)
         # The run is complete: each output takes its final name on its own.

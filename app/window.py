@@ -812,8 +812,8 @@ class MainWindow(QMainWindow):
                 self._alert_log_failed = True
                 self._say_failure(
                     "alerts",
-                    f"Alerts cannot be saved in {self.alert_log.folder}: "
-                    f"{describe_error(exc)}. Choose another alerts folder.",
+                    f"Alerts cannot be saved{naming(self.alert_log.folder, ' in', exc)}. "
+                    "Choose another alerts folder.",
                 )
         else:
             where = f"logged in {self.alert_log.path}"

@@ -153,7 +153,8 @@ def check_arguments(args: argparse.Namespace) -> None:
                 f"the default clip {DEFAULT_SOURCE} is not there (this checkout is not beside "
                 "shared/); pass --source FILE"
             )
-        raise FileNotFoundError(f"--source {args.source} is not a video file")
+        found = "is not a video file" if Path(args.source).exists() else "not found"
+        raise FileNotFoundError(f"--source {args.source} {found}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -267,7 +267,12 @@ def test_the_detector_keywords_take_any_case_unless_a_file_has_that_name(tmp_pat
         ("training.distill", ["--data", "d", "--work-dir", " "], "--work-dir", "folder"),
         ("training.compare_methods", ["--teacher", "t.pt", "--out", ""], "--out", "folder"),
         ("training.tune_detector", ["--scenes", "s", "--out", ""], "--out", "file"),
-        ("training.evaluate", ["--data", "d", "--model", "student", "--json", ""], "--json", "file"),
+        (
+            "training.evaluate",
+            ["--data", "d", "--model", "student", "--json", ""],
+            "--json",
+            "file",
+        ),
     ],
 )
 def test_an_empty_output_name_is_refused_not_taken_as_here(
@@ -279,7 +284,47 @@ def test_an_empty_output_name_is_refused_not_taken_as_here(
     with pytest.raises(SystemExit) as stopped:
         importlib.import_module(command).main(argv)
     assert stopped.value.code == 2
-    assert capsys.readouterr().err.strip().endswith(
-        f"error: argument {flag}: is empty; name a {kind} (--help lists the flags)"
+    assert (
+        capsys.readouterr()
+        .err.strip()
+        .endswith(f"error: argument {flag}: is empty; name a {kind} (--help lists the flags)")
     )
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "command, argv, flag",
+    [
+        ("training.distill", ["--data", ""], "--data"),
+        ("training.evaluate", ["--data", "", "--model", "student"], "--data"),
+        ("training.evaluate_clips", ["--videos", " "], "--videos"),
+        ("training.export", ["--images", ""], "--images"),
+        ("training.tune_detector", ["--scenes", ""], "--scenes"),
+        ("training.compare_methods", ["--teacher", "t.pt", "--out", "o", "--data", ""], "--data"),
+        ("app.benchmark", ["--videos", ""], "--videos"),
+    ],
+)
+def test_an_empty_input_name_is_refused_not_read_as_here(capsys, command, argv, flag):
+    import importlib
+
+    with pytest.raises(SystemExit) as stopped:
+        importlib.import_module(command).main(argv)
+    assert stopped.value.code == 2
+    assert (
+        capsys.readouterr()
+        .err.strip()
+        .endswith(
+            f"error: argument {flag}: is empty; name a file or folder to read "
+            "(--help lists the flags)"
+        )
+    )
+
+
+@pytest.mark.parametrize("flag", ["--events", "--output", "--stats", "--student-weights"])
+def test_the_apps_empty_names_point_to_help_too(capsys, flag):
+    from app.cli import main
+
+    assert main(["--headless", "--source", "x.mp4", flag, ""]) == 2
+    said = capsys.readouterr().err.strip()
+    assert said.startswith(f"maskwatch: error: {flag} is empty; name "), said
+    assert said.endswith(" (--help lists the flags)"), said

@@ -47,7 +47,8 @@ def clip(tmp_path_factory):
         (["--sample-s", "0"], "--sample-s must be a finite number above 0"),
         (["--minutes", "1", "--sample-s", "1e12"], "--sample-s 1e+12 is longer than the run"),
         (["--warmup-s", "-1"], "--warmup-s must be a finite number of at least 0"),
-        (["--source", "/nowhere/clip.mp4"], "--source /nowhere/clip.mp4 is not a video file"),
+        (["--source", "/nowhere/clip.mp4"], "--source /nowhere/clip.mp4 not found"),
+        (["--source", "/tmp"], "--source /tmp is not a video file"),
     ],
 )
 def test_settings_that_would_never_end_or_show_nothing_are_refused(clip, capsys, args, message):

@@ -184,15 +184,14 @@ def test_alerts_that_cannot_be_saved_are_said_plainly_until_they_can(qtbot, wind
     alert = Alert(1.0, 1, (10, 10, 50, 50), 0.9, datetime.now().astimezone())
     window._raise_alert(alert)
     assert window.message == (
-        f"Alerts cannot be saved in {folder}: {folder} is a file, not a folder. "
-        "Choose another alerts folder."
+        f"Alerts cannot be saved: {folder} is a file, not a folder. Choose another alerts folder."
     )
     status = window.settings_panel.alert_status
     assert status.text().endswith(f"; not saved in {folder}"), status.text()
     window.start()  # a new run clears the message: the next failing alert says it again
     assert window.message == ""
     window._raise_alert(alert)
-    assert window.message.startswith(f"Alerts cannot be saved in {folder}: ")
+    assert window.message.startswith(f"Alerts cannot be saved: {folder} is a file")
     window.stop()
     qtbot.waitUntil(lambda: not window.is_playing, timeout=FRAME_TIMEOUT_MS)
     folder.unlink()

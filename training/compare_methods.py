@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from app.atomic import OutputNameError, check_writable, describe_error, write_text
-from app.flags import FlagValueError, OneLineParser, output_folder
+from app.flags import FlagValueError, OneLineParser, input_path, output_folder
 from app.stop_signals import STOP_SIGNALS, stop_message, stop_signals_raise
 from models.checkpoint import CheckpointError
 from training import distill
@@ -36,8 +36,8 @@ class CompareError(ValueError):
 def build_parser() -> argparse.ArgumentParser:
     # No abbreviations: "--method" must not pass for "--methods" (it is distill's flag).
     p = OneLineParser(prog=PROG, description=__doc__, allow_abbrev=False)
-    p.add_argument("--data", type=Path, default=Path("../shared/data/faces"))
-    p.add_argument("--scenes", type=Path, default=Path("../shared/data/scenes"))
+    p.add_argument("--data", type=input_path, default=Path("../shared/data/faces"))
+    p.add_argument("--scenes", type=input_path, default=Path("../shared/data/scenes"))
     p.add_argument("--no-scenes", action="store_true", help="faces only, two classes")
     p.add_argument("--teacher", type=Path, required=True)
     p.add_argument("--out", type=output_folder, required=True)

@@ -30,6 +30,7 @@ from app.digest import file_digest
 from app.flags import (
     FlagValueError,
     OneLineParser,
+    input_path,
     output_folder,
     require_counts,
     seed,
@@ -75,7 +76,7 @@ class Loaders:
 def build_parser() -> argparse.ArgumentParser:
     p = OneLineParser(prog="python -m training.distill", description=__doc__)
     p.add_argument(
-        "--data", type=Path, required=True, help="folder with with_mask/ and without_mask/"
+        "--data", type=input_path, required=True, help="folder with with_mask/ and without_mask/"
     )
     p.add_argument(
         "--out",
@@ -122,7 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=seed, default=0)
     p.add_argument("--teacher", type=Path, help="distil from this trained teacher instead")
     p.add_argument(
-        "--scenes", type=Path, help="also train on the face crops of this scenes set's train split"
+        "--scenes",
+        type=input_path,
+        help="also train on the face crops of this scenes set's train split",
     )
     p.add_argument(
         "--negatives",

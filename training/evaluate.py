@@ -26,7 +26,15 @@ from app.config import SENSITIVITY, DetectorConfig, PipelineConfig, with_overrid
 from app.console import say
 from app.device import DeviceError
 from app.digest import file_digest
-from app.flags import FlagValueError, OneLineParser, detector_weights, device, output_file, seed
+from app.flags import (
+    FlagValueError,
+    OneLineParser,
+    detector_weights,
+    device,
+    input_path,
+    output_file,
+    seed,
+)
 from app.images import ImageError, read_rgb
 from app.pipeline import MODEL_NAMES, Face, Pipeline
 from app.stop_signals import stop_message, stoppable
@@ -551,7 +559,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--data",
-        type=Path,
+        type=input_path,
         required=True,
         help="with_mask/ + without_mask/, or images/ + annotations/",
     )

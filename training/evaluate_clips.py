@@ -20,6 +20,7 @@ from app.flags import (
     FlagValueError,
     OneLineParser,
     device,
+    input_path,
     output_file,
     require_counts,
     require_detect_scale,
@@ -223,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     p = OneLineParser(prog=f"python -m {PROG}", description=__doc__)
     p.add_argument(
         "--videos",
-        type=Path,
+        type=input_path,
         default=Path("../shared/data/videos"),
         help="folder holding the shared clips (default ../shared/data/videos)",
     )

@@ -28,7 +28,7 @@ from app.atomic import check_writable, describe_error
 from app.classifier import crops_to_tensor
 from app.config import CropConfig, DetectorConfig
 from app.detector import FaceDetector
-from app.flags import OneLineParser, output_folder
+from app.flags import OneLineParser, input_path, output_folder
 from app.images import ImageError, read_rgb
 from app.stop_signals import stop_message, stoppable
 from models import checkpoint
@@ -202,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument(
         "--images",
-        type=Path,
+        type=input_path,
         default=DEFAULT_IMAGES,
         help="images whose face crops check the export (default tests/fixtures)",
     )

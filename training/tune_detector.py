@@ -34,6 +34,7 @@ from app.atomic import check_writable, describe_error
 from app.flags import (
     FlagValueError,
     OneLineParser,
+    input_path,
     output_file,
     require_counts,
     seed,
@@ -217,10 +218,12 @@ def tune_stage(net, stage, samples: Samples, args, device) -> dict:
 
 def build_parser() -> argparse.ArgumentParser:
     p = OneLineParser(prog="python -m training.tune_detector", description=__doc__.split("\n\n")[0])
-    p.add_argument("--scenes", type=Path, required=True, help="scenes set (images/ + annotations/)")
+    p.add_argument(
+        "--scenes", type=input_path, required=True, help="scenes set (images/ + annotations/)"
+    )
     p.add_argument(
         "--faces",
-        type=Path,
+        type=input_path,
         help="also tune on the train split of this class-folder set (with_mask/, "
         "without_mask/), boxed by stock MTCNN: large, sharp webcam faces",
     )

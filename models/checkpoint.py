@@ -17,6 +17,7 @@ import torch.nn as nn
 
 from app.atomic import atomic_path
 from models import CLASS_NAMES, MODEL_DIR
+from models.detector_checkpoint import FORMAT as DETECTOR_FORMAT
 from models.safe_load import UnreadableWeights, check_dtypes, load_plain
 from models.student import build_student
 from models.teacher import build_teacher
@@ -132,6 +133,11 @@ def _read(path: Path) -> dict[str, Any]:
         payload = load_plain(path)
     except UnreadableWeights as exc:
         raise CheckpointError(f"{path} {exc}") from None
+    if isinstance(payload, dict) and payload.get("format") == DETECTOR_FORMAT:
+        raise CheckpointError(
+            f"{path} holds face detector weights (training.tune_detector), not a classifier; "
+            "give it as --detector-weights"
+        )
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a MaskWatch checkpoint")
     version = payload.get("version")

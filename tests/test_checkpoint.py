@@ -344,3 +344,9 @@ def test_things_that_are_not_weights_are_named(tmp_path, write, message, recwarn
     (tmp_path / "w.onnx").write_bytes(b"\x08\x07onnx")
     with pytest.raises(CheckpointError, match="is an ONNX export; the app loads .pt weights"):
         checkpoint.load(tmp_path / "w.onnx")
+
+
+def test_detector_weights_given_as_a_classifier_are_named_as_such():
+    detector = checkpoint.MODEL_DIR / "detector.pt"
+    with pytest.raises(CheckpointError, match="holds face detector weights .* not a classifier"):
+        checkpoint.load(detector)

@@ -129,6 +129,10 @@ def test_bad_dataset_folders(tmp_path):
     (tmp_path / "with_mask").mkdir()
     with pytest.raises(DatasetError, match="only one class"):
         find_images(tmp_path)
+    (tmp_path / "Without_Mask").write_text("a file where the class folder should be")
+    with pytest.raises(DatasetError, match="Without_Mask is a file, not a folder of no_mask"):
+        find_images(tmp_path)
+    (tmp_path / "Without_Mask").unlink()
     (tmp_path / "without_mask").mkdir()
     shutil.copy(FIXTURES / "mask_1.jpg", tmp_path / "with_mask")
     with pytest.raises(

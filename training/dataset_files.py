@@ -53,6 +53,10 @@ def find_images(root: Path) -> DatasetFiles:
     if not classes:
         raise DatasetError(f"{root} has no class folders (expected with_mask/ and without_mask/)")
     missing = {"mask", "no_mask"} - set(classes)
+    for path in sorted(p for p in root.iterdir() if not p.is_dir()):
+        label = FOLDER_LABELS.get(path.name.lower())
+        if label in missing:  # "only one class" would send the user to make a folder there
+            raise DatasetError(f"{path} is a file, not a folder of {label} images")
     if missing:
         raise DatasetError(f"{root} has only one class; add a folder for {sorted(missing)[0]}")
     images, skipped = [], []

@@ -260,6 +260,18 @@ def test_the_detector_keywords_take_any_case_unless_a_file_has_that_name(tmp_pat
     assert given("STOCK") == "STOCK"
 
 
+def argparse_refusal(capsys, command: str, argv: list[str]) -> str:
+    """The one line a command's argument parser refuses ``argv`` with (status 2)."""
+    import importlib
+
+    with pytest.raises(SystemExit) as stopped:
+        importlib.import_module(command).main(argv)
+    assert stopped.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1, lines
+    return lines[0]
+
+
 @pytest.mark.parametrize(
     "command, argv, flag, kind",
     [
@@ -278,16 +290,10 @@ def test_the_detector_keywords_take_any_case_unless_a_file_has_that_name(tmp_pat
 def test_an_empty_output_name_is_refused_not_taken_as_here(
     capsys, tmp_path, monkeypatch, command, argv, flag, kind
 ):
-    import importlib
-
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(SystemExit) as stopped:
-        importlib.import_module(command).main(argv)
-    assert stopped.value.code == 2
-    assert (
-        capsys.readouterr()
-        .err.strip()
-        .endswith(f"error: argument {flag}: is empty; name a {kind} (--help lists the flags)")
+    said = argparse_refusal(capsys, command, argv)
+    assert said.endswith(
+        f"error: argument {flag}: is empty; name a {kind} (--help lists the flags)"
     )
     assert list(tmp_path.iterdir()) == []
 
@@ -305,18 +311,9 @@ def test_an_empty_output_name_is_refused_not_taken_as_here(
     ],
 )
 def test_an_empty_input_name_is_refused_not_read_as_here(capsys, command, argv, flag):
-    import importlib
-
-    with pytest.raises(SystemExit) as stopped:
-        importlib.import_module(command).main(argv)
-    assert stopped.value.code == 2
-    assert (
-        capsys.readouterr()
-        .err.strip()
-        .endswith(
-            f"error: argument {flag}: is empty; name a file or folder to read "
-            "(--help lists the flags)"
-        )
+    said = argparse_refusal(capsys, command, argv)
+    assert said.endswith(
+        f"error: argument {flag}: is empty; name a file or folder to read (--help lists the flags)"
     )
 
 

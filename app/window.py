@@ -45,8 +45,8 @@ from app.alerts import Alert, AlertLog, AlertMonitor
 from app.atomic import atomic_path, describe_error
 from app.config import DetectorConfig, PipelineConfig, sensitivity_of, with_sensitivity
 from app.device import DeviceError, resolve_device
-from app.model_loader import LoadReport, ModelSwitcher, PipelineLoader, other_model
 from app.images import GREY_NOTE
+from app.model_loader import LoadReport, ModelSwitcher, PipelineLoader, other_model
 from app.pipeline import MODEL_NAMES, Pipeline
 from app.preferences import (
     APPLICATION,

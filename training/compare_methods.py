@@ -145,8 +145,11 @@ def differences(found: dict, wanted: argparse.Namespace) -> list[str]:
     return said
 
 
-def finished_report(args: argparse.Namespace, method: str, passed_on: list[str]) -> dict | None:
-    """The report of a method that finished in an earlier, interrupted comparison.
+def finished_report(
+    args: argparse.Namespace, method: str, wanted: argparse.Namespace
+) -> dict | None:
+    """The report of a method that finished in an earlier, interrupted comparison, checked
+    against ``wanted``, the distill settings this comparison runs that method with.
 
     Raises:
         CompareError: when that report is damaged, or that run had other settings (more
@@ -164,7 +167,7 @@ def finished_report(args: argparse.Namespace, method: str, passed_on: list[str])
         raise CompareError(
             f"--resume: {report} cannot be read; delete {args.out / method} to run {method} again"
         ) from None
-    said = differences(found, method_args(args, method, passed_on))
+    said = differences(found, wanted)
     if said:
         raise CompareError(
             f"--resume: {method} finished earlier with other settings ({'; '.join(said)}); "
@@ -174,9 +177,11 @@ def finished_report(args: argparse.Namespace, method: str, passed_on: list[str])
     return found
 
 
-def check_before_work(args: argparse.Namespace, passed_on: list[str]) -> None:
+def check_before_work(args: argparse.Namespace, passed_on: list[str]) -> dict[str, dict]:
     """Refuse, before any training, what would stop the comparison part way: a bad flag
-    for distill, a teacher that cannot serve, an existing table without --overwrite."""
+    for distill, a teacher that cannot serve, an existing table without --overwrite, a
+    finished method (with --resume) that does not match. Returns the finished reports by
+    method; the teacher is read once, not once per method."""
     if args.epochs < 1:
         raise FlagValueError(f"--epochs must be at least 1, not {args.epochs}")
     refuse_clashes(passed_on)
@@ -188,13 +193,17 @@ def check_before_work(args: argparse.Namespace, passed_on: list[str]) -> None:
     if twice:
         raise FlagValueError(f"--methods names {', '.join(twice)} twice; name each method once")
     check_writable(args.out / TABLE, args.overwrite or args.resume, make_folder=True)
+    finished = {}
     try:
-        first = method_args(args, args.methods[0], passed_on)
-        distill.check_settings(first)
-        for method in args.methods:
-            if finished_report(args, method, passed_on) is None:
-                first.out = args.out / method
-                distill.check_outputs(first)
+        wanted = method_args(args, args.methods[0], passed_on)
+        distill.check_settings(wanted)
+        for method in args.methods:  # the methods' distill settings differ in these alone
+            wanted.method, wanted.out = method, args.out / method
+            report = finished_report(args, method, wanted)
+            if report is None:
+                distill.check_outputs(wanted)
+            else:
+                finished[method] = report
     except CheckpointError as exc:
         if args.no_scenes and "not_face" in str(exc):
             raise CompareError(
@@ -202,6 +211,7 @@ def check_before_work(args: argparse.Namespace, passed_on: list[str]) -> None:
                 "leave out --no-scenes or give a two-class teacher"
             ) from None
         raise
+    return finished
 
 
 def row(method: str, report: dict, minutes: float | None) -> dict:
@@ -217,8 +227,11 @@ def row(method: str, report: dict, minutes: float | None) -> dict:
     }
 
 
-def compare(args: argparse.Namespace, passed_on: list[str]) -> list[dict] | int:
-    """Distil one student per method; the rows of the table, or distill's exit status.
+def compare(
+    args: argparse.Namespace, passed_on: list[str], finished: dict[str, dict]
+) -> list[dict] | int:
+    """Distil one student per method, keeping the ``finished`` ones' reports; the rows of
+    the table, or distill's exit status.
 
     With --resume, methods run in order, so the first one without a report is the one that
     was interrupted; the methods after it never started and start afresh.
@@ -226,7 +239,7 @@ def compare(args: argparse.Namespace, passed_on: list[str]) -> list[dict] | int:
     rows = []
     resume = args.resume
     for method in args.methods:
-        report = finished_report(args, method, passed_on)
+        report = finished.get(method)
         if report is not None:
             logging.getLogger(__name__).info("%s finished earlier: its report is kept", method)
             rows.append(row(method, report, None))
@@ -265,8 +278,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         with stop_signals_raise():
-            check_before_work(args, passed_on)
-            rows = compare(args, passed_on)
+            finished = check_before_work(args, passed_on)
+            rows = compare(args, passed_on, finished)
     except (CompareError, CheckpointError, OutputNameError, ValueError, OSError) as exc:
         print(f"training.compare_methods: error: {describe_error(exc)}", file=sys.stderr)
         return 2

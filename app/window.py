@@ -712,7 +712,7 @@ class MainWindow(QMainWindow):
         self.video.show_image(image)
         fps = self._fps.tick()
         self._shown_this_run += 1
-        if self._shown_this_run == 1 and stats.grey:
+        if stats.grey:  # said on the run's first frame only
             self._say_grey()
         self.last_stats = stats
         self.last_image = image

@@ -47,7 +47,7 @@ class FrameStats:
     time_s: float = 0.0  # media time: frame / fps for files, seconds since the first frame else
     # the frame before the overlay, kept only when a face is unmasked (alert snapshots)
     raw_frame: np.ndarray | None = field(default=None, repr=False)
-    grey: bool = False  # the picture has no colour (see app.images.GREY_NOTE)
+    grey: bool = False  # the run's first frame has no colour (see app.images.GREY_NOTE)
 
 
 def to_qimage(frame_bgr: np.ndarray) -> QImage:
@@ -104,6 +104,7 @@ class PlaybackWorker(QThread):
         self._shown.set()
         self._detector_lock = threading.Lock()
         self._detector_config: DetectorConfig | None = None
+        self._colour_checked = False  # on the first frame only: a source keeps its kind
 
     def stop(self) -> None:
         """Ask the worker to finish; it ends after the frame it is working on."""
@@ -173,7 +174,8 @@ class PlaybackWorker(QThread):
         self._apply_detector_config()
         result = self.tracker.process(item.frame)
         raw = item.frame.copy() if any(f.label == UNMASKED for f in result.faces) else None
-        grey = looks_grey(item.frame)  # before the coloured boxes are drawn
+        grey = not self._colour_checked and looks_grey(item.frame)  # before boxes are drawn
+        self._colour_checked = True
         draw_faces(item.frame, result.faces)  # the window shows the FPS it measures itself
         image = to_qimage(item.frame)
         latency_ms = (time.perf_counter() - item.captured_at) * 1000

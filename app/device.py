@@ -5,6 +5,9 @@ import re
 import torch
 
 
+CUDA_NAME = r"cuda(?::(\d+))?"  # cuda, or cuda:N for the Nth GPU
+
+
 class DeviceError(ValueError):
     """A device the user asked for that this machine does not have."""
 
@@ -16,7 +19,7 @@ def resolve_device(name: str = "auto") -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cpu":
         return torch.device("cpu")
-    match = re.fullmatch(r"cuda(?::(\d+))?", name)
+    match = re.fullmatch(CUDA_NAME, name)
     if match is None:
         raise DeviceError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N")
     if not torch.cuda.is_available():

@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 from app.config import MAX_SCALE, MIN_SCALE
+from app.device import CUDA_NAME
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -49,12 +50,19 @@ def folder_ending(text: str) -> str | None:
     return f"/{last}" if "/" in text else last
 
 
+def _named(text, what: str) -> str:
+    """``text`` as given, unless it is empty: Path('') would quietly mean the current
+    folder. (A test may pass a Path.)"""
+    text = str(text)
+    if not text.strip():
+        raise argparse.ArgumentTypeError(f"is empty; name {what}")
+    return text
+
+
 def output_file(text: str) -> Path:
     """argparse type of a flag naming a file to write, never a folder (see folder_ending),
     nor an empty name."""
-    text = str(text)  # a test may pass a Path
-    if not text.strip():
-        raise argparse.ArgumentTypeError("is empty; name a file")
+    text = _named(text, "a file")
     if ending := folder_ending(text):
         raise argparse.ArgumentTypeError(
             f"{text} ends in '{ending}', as a folder does; name a file"
@@ -95,8 +103,8 @@ def _device_type(kinds: str, pattern: str):
 
 # argparse types of --device: a misspelt name is refused before any work, in one line.
 # Whether the device exists here is checked later, when it is opened.
-device = _device_type("auto, cpu, cuda or cuda:N", r"auto|cpu|cuda(:\d+)?")
-training_device = _device_type("auto, cpu, cuda, cuda:N or mps", r"auto|cpu|mps|cuda(:\d+)?")
+device = _device_type("auto, cpu, cuda or cuda:N", rf"auto|cpu|{CUDA_NAME}")
+training_device = _device_type("auto, cpu, cuda, cuda:N or mps", rf"auto|cpu|mps|{CUDA_NAME}")
 
 
 def detector_weights(text: str) -> str:
@@ -108,18 +116,10 @@ def detector_weights(text: str) -> str:
 
 
 def output_folder(text: str) -> Path:
-    """argparse type of a flag naming a folder to write in: an empty name is refused, where
-    Path('') would quietly mean the current folder."""
-    text = str(text)  # a test may pass a Path
-    if not text.strip():
-        raise argparse.ArgumentTypeError("is empty; name a folder")
-    return Path(text)
+    """argparse type of a flag naming a folder to write in, never an empty name."""
+    return Path(_named(text, "a folder"))
 
 
 def input_path(text: str) -> Path:
-    """argparse type of a flag naming a file or folder to read: an empty name is refused,
-    where Path('') would quietly read the current folder."""
-    text = str(text)  # a test may pass a Path
-    if not text.strip():
-        raise argparse.ArgumentTypeError("is empty; name a file or folder to read")
-    return Path(text)
+    """argparse type of a flag naming a file or folder to read, never an empty name."""
+    return Path(_named(text, "a file or folder to read"))

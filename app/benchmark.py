@@ -25,8 +25,8 @@ import torch
 from tqdm import tqdm
 
 from app.atomic import check_writable, describe_error, write_text
-from app.console import say
 from app.config import SENSITIVITY, DetectorConfig, PipelineConfig, TrackingConfig, with_sensitivity
+from app.console import say
 from app.flags import FlagValueError, OneLineParser, input_path, output_file, require_counts
 from app.overlay import draw_faces
 from app.pipeline import Pipeline

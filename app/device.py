@@ -4,7 +4,6 @@ import re
 
 import torch
 
-
 CUDA_NAME = r"cuda(?::(\d+))?"  # cuda, or cuda:N for the Nth GPU
 
 

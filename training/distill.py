@@ -39,6 +39,7 @@ from app.flags import (
 from app.stop_signals import stop_message, stop_signals_raise
 from models import CLASS_NAMES, checkpoint
 from models.checkpoint import CheckpointError, ModelMeta, count_parameters
+from training import run_state
 from training.augment import AugmentConfig, CropDataset
 from training.dataset_files import DatasetError
 from training.distillers import DISTILLERS, DivergedError, as_device
@@ -51,9 +52,8 @@ from training.outputs import (
     is_within,
 )
 from training.prepare import prepare
-from training import run_state
-from training.run_state import StateInUseError
 from training.report import REPORT_FILES, write_report
+from training.run_state import StateInUseError
 from training.scene_crops import scene_training_crops
 from training.speed import crops_per_second
 from training.voc import require_scenes_layout

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import torch
 from conftest import FIXTURES, ROOT
-from test_training_data import make_dataset
+from test_training_data import make_dataset, wait_for
 
 from training.compare_methods import main
 
@@ -26,13 +29,35 @@ def scenes_set(root: Path) -> Path:
     return root
 
 
-@pytest.fixture
-def common(tmp_path) -> list[str]:
-    data, scenes = make_dataset(tmp_path / "data"), scenes_set(tmp_path / "scenes")
+def comparison_flags(root: Path) -> list[str]:
+    """The flags of a one-epoch comparison of tiny data made under ``root``, into root/cmp."""
+    data, scenes = make_dataset(root / "data"), scenes_set(root / "scenes")
     return [
         *("--data", str(data), "--scenes", str(scenes), "--teacher", str(TEACHER)),
-        *("--out", str(tmp_path / "cmp"), "--work-dir", str(tmp_path / "work"), "--epochs", "1"),
+        *("--out", str(root / "cmp"), "--work-dir", str(root / "work"), "--epochs", "1"),
     ]
+
+
+@pytest.fixture
+def common(tmp_path) -> list[str]:
+    return comparison_flags(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory) -> tuple[Path, list[str]]:
+    """A real comparison of vanilla alone, finished once for the module: its output folder
+    and flags. Tests change a copy (``copy_of``), never this folder."""
+    root = tmp_path_factory.mktemp("finished")
+    flags = comparison_flags(root) + ["--methods", "vanilla"]
+    assert main(flags) == 0
+    return root / "cmp", flags
+
+
+def copy_of(finished: tuple[Path, list[str]], tmp_path: Path) -> tuple[Path, list[str]]:
+    """A copy of the ``finished`` comparison's outputs, and the flags that resume into it."""
+    out, flags = finished
+    copy = shutil.copytree(out, tmp_path / "cmp")
+    return copy, [*flags, "--out", str(copy), "--resume"]
 
 
 def write_report(method_out: Path, accuracy=0.5, recalls=(0.5, 0.5), val=0.5, command="") -> None:
@@ -40,7 +65,11 @@ def write_report(method_out: Path, accuracy=0.5, recalls=(0.5, 0.5), val=0.5, co
     (method_out / "report").mkdir(parents=True)
     per_class = {"mask": {"recall": recalls[0]}, "no_mask": {"recall": recalls[1]}}
     figures = {"accuracy": accuracy, "per_class": per_class}
-    report = {"models": {"student": {"test": figures, "best_val_acc": val}}, "command": command}
+    report = {
+        "models": {"student": {"test": figures, "best_val_acc": val}},
+        "command": command,
+        "options": {"data": "data", "scenes": None},
+    }
     (method_out / "report" / "report.json").write_text(json.dumps(report))
 
 
@@ -132,15 +161,89 @@ def test_resume_keeps_the_methods_that_finished(tmp_path, common, capsys, monkey
     assert "vanilla finished earlier with other settings (teacher: 'teacher file " in said
 
 
-def test_a_damaged_finished_report_is_named_with_the_way_on(tmp_path, common, capsys):
-    report = tmp_path / "cmp" / "vanilla" / "report" / "report.json"
-    report.parent.mkdir(parents=True)
-    report.write_text("{ cut short")
-    assert main(common + ["--methods", "vanilla", "--resume"]) == 2
+# Ways a finished method's report.json can be damaged or edited by hand, applied to its JSON.
+DAMAGES = {
+    "cut short": None,
+    "no test accuracy": lambda r: r["models"]["student"]["test"].pop("accuracy"),
+    "options a list": lambda r: r.update(options=[]),
+    "recall a word": lambda r: r["models"]["student"]["test"]["per_class"]["mask"].update(
+        recall="high"
+    ),
+    "no data digest": lambda r: r["settings"].pop("data"),
+    "a list": lambda r: r.clear(),
+}
+
+
+@pytest.mark.parametrize("damage", DAMAGES.values(), ids=DAMAGES.keys())
+def test_a_damaged_finished_report_is_named_with_the_way_on(tmp_path, finished, damage, capsys):
+    out, flags = copy_of(finished, tmp_path)
+    report = out / "vanilla" / "report" / "report.json"
+    if damage is None:
+        report.write_text("{ cut short")
+    else:
+        found = json.loads(report.read_text())
+        damage(found)
+        report.write_text(json.dumps(found or []))
+    assert main(flags) == 2
     assert one_line_error(capsys) == (
         f"training.compare_methods: error: --resume: {report} cannot be read; delete "
-        f"{tmp_path / 'cmp' / 'vanilla'} to run vanilla again"
+        f"{out / 'vanilla'} to run vanilla again"
     )
+
+
+def test_a_report_without_its_report_json_is_named_with_the_way_on(tmp_path, finished, capsys):
+    """The other report files and the weights left without report.json: the comparison can
+    neither keep the method nor have distill write over them, so it names what to delete."""
+    out, flags = copy_of(finished, tmp_path)
+    report = out / "vanilla" / "report" / "report.json"
+    report.unlink()
+    assert main(flags) == 2
+    assert one_line_error(capsys) == (
+        f"training.compare_methods: error: --resume: {report} is missing beside the rest of "
+        f"vanilla's outputs; delete {out / 'vanilla'} to run vanilla again"
+    )
+
+
+def test_resume_refuses_a_method_that_finished_on_other_data(tmp_path, common, capsys):
+    """Photos added after vanilla finished: keeping vanilla while self-training learns from
+    the new photos would put two data sets in one table."""
+    assert main(common + ["--methods", "vanilla"]) == 0
+    (tmp_path / "cmp" / "comparison.json").unlink()
+    masked = tmp_path / "data" / "with_mask"
+    for k, photo in enumerate(sorted(masked.iterdir())[:3]):
+        shutil.copy(photo, masked / f"added {k}.png")
+    assert main(common + ["--methods", "vanilla", "self-training", "--resume"]) == 2
+    assert one_line_error(capsys) == (
+        "training.compare_methods: error: --resume: the data changed since vanilla finished "
+        "(its report records other crops of --data and --scenes than they give now); leave out "
+        "--resume and pass --overwrite to run every method anew"
+    )
+    assert not (tmp_path / "cmp" / "self-training").exists()
+
+
+def test_resume_with_other_epochs_than_the_interrupted_method_names_epochs(
+    tmp_path, common, capsys
+):
+    """distill's refusal of a kept run with other settings, said in the comparison's flags."""
+    command = [sys.executable, "-m", "training.compare_methods", *common]
+    proc = subprocess.Popen(
+        [*command, "--methods", "vanilla", "--epochs", "30"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    found = wait_for("*/student-state.pt", tmp_path / "work" / "train-state", proc)
+    assert found, proc.communicate()[1]
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+
+    assert main(common + ["--methods", "vanilla", "--epochs", "5", "--resume"]) == 2
+    said = one_line_error(capsys)
+    assert said.startswith("training.compare_methods: error: --resume: "), said
+    assert "(differs in --epochs: 30 there)" in said and "--student-epochs" not in said, said
+    assert found[0].exists()  # kept for a resume with the same flags
 
 
 def test_resume_goes_only_to_the_method_that_was_interrupted(tmp_path, common, monkeypatch):

@@ -18,15 +18,36 @@ import time
 from pathlib import Path
 
 from app.atomic import OutputNameError, check_writable, describe_error, write_text
+from app.config import DetectorConfig
 from app.flags import FlagValueError, OneLineParser, input_path, output_folder
 from app.stop_signals import STOP_SIGNALS, stop_message, stop_signals_raise
 from models.checkpoint import CheckpointError
-from training import distill
-from training.distillers import DISTILLERS
+from training import distill, run_state
+from training.distillers import DISTILLERS, as_device
+from training.outputs import WorkNotSavedError
+from training.prepare import prepare
+from training.report import REPORT_FILES
+from training.scene_crops import scene_training_crops
+from training.voc import require_scenes_layout
 
 PROG = "python -m training.compare_methods"
 TABLE = "comparison.json"
 STOPPED = {128 + signum for signum in STOP_SIGNALS}  # distill's status when a signal stops it
+OWN_NAMES = {"--student-epochs": "--epochs", "--method": "--methods"}  # distill's flag: ours
+
+# What the comparison reads from a method's report.json, and the types it reads them as.
+NUMBER = (int, float)
+REPORT_FIELDS = (
+    ("command", str),
+    ("options", dict),
+    ("options.data", str),
+    ("options.scenes", (str, type(None))),
+    ("models.student.best_val_acc", NUMBER),
+    ("models.student.test.accuracy", NUMBER),
+    ("models.student.test.per_class.mask.recall", NUMBER),
+    ("models.student.test.per_class.no_mask.recall", NUMBER),
+)
+SETTINGS_FIELDS = (("settings", dict), ("settings.data", str))  # absent from older reports
 
 
 class CompareError(ValueError):
@@ -122,6 +143,36 @@ def method_args(args: argparse.Namespace, method: str, passed_on: list[str]):
     return wanted
 
 
+def read_report(path: Path) -> dict:
+    """A method's report.json, every field the comparison reads there checked, so that a
+    damaged or hand-edited report is refused as a whole, not met part way as a traceback.
+
+    Raises:
+        OSError: when the file cannot be read.
+        ValueError: when it is not JSON, or a field is missing or not of its type.
+    """
+    found = json.loads(path.read_text())
+    if not isinstance(found, dict):
+        raise ValueError(f"{path} holds no JSON object")
+    fields = REPORT_FIELDS + (SETTINGS_FIELDS if "settings" in found else ())
+    for name, kinds in fields:
+        value = found
+        for key in name.split("."):
+            if not isinstance(value, dict) or key not in value:
+                raise ValueError(f"{path} has no {name}")
+            value = value[key]
+        if not isinstance(value, kinds) or isinstance(value, bool):
+            raise ValueError(f"{path} holds a {type(value).__name__} as {name}")
+    return found
+
+
+def in_own_terms(said: str) -> str:
+    """distill's words on settings ("--student-epochs: 30 there") in the comparison's flags."""
+    for theirs, ours in OWN_NAMES.items():
+        said = said.replace(f"{theirs}: ", f"{ours}: ")
+    return said
+
+
 def differences(found: dict, wanted: argparse.Namespace) -> list[str]:
     """How a finished method's recorded settings differ from what this comparison would
     run, each said as "--lr: 0.001 there"; the flags the comparison sets in its own terms."""
@@ -133,9 +184,8 @@ def differences(found: dict, wanted: argparse.Namespace) -> list[str]:
     for name, value in now.items():
         if name in ("data", "classes") or kept.get(name) == value:
             continue
-        shown = {"--student-epochs": "--epochs", "--method": "--methods"}.get(name, name)
-        said.append(f"{shown}: {kept.get(name)!r} there")
-    options = found.get("options", {})
+        said.append(f"{OWN_NAMES.get(name, name)}: {kept.get(name)!r} there")
+    options = found["options"]
     for flag, name in (("--data", "data"), ("--scenes", "scenes")):
         there, here = options.get(name), getattr(wanted, name)
         if (there is None) != (here is None) or (
@@ -157,13 +207,22 @@ def finished_report(
             stand in a table of runs they do not match.
     """
     report = args.out / method / "report" / "report.json"
-    if not args.resume or not report.is_file():
+    if not args.resume:
         return None
+    if not report.exists():
+        outputs = [args.out / method / "student.pt"]
+        outputs += [report.parent / name for name in REPORT_FILES]
+        if any(path.exists() for path in outputs):  # distill writes them all or none
+            raise CompareError(
+                f"--resume: {report} is missing beside the rest of {method}'s outputs; delete "
+                f"{args.out / method} to run {method} again"
+            )
+        return None
+    if report.is_dir():
+        return None  # distill.check_outputs names a folder where a file goes
     try:
-        found = json.loads(report.read_text())
-        if not isinstance(found["command"], str) or "test" not in found["models"]["student"]:
-            raise ValueError("not what the table reads")
-    except (OSError, ValueError, KeyError, TypeError):
+        found = read_report(report)
+    except (OSError, ValueError):
         raise CompareError(
             f"--resume: {report} cannot be read; delete {args.out / method} to run {method} again"
         ) from None
@@ -177,11 +236,83 @@ def finished_report(
     return found
 
 
+def current_data(wanted: argparse.Namespace) -> tuple[str, tuple[str, ...]]:
+    """The digest distill records of the crops ``wanted`` learns from, and their class
+    names. The crops are prepared as distill prepares them, into the same cache, so the
+    first method to run reads them back instead of cropping again."""
+    device = as_device(wanted.device)
+    cache = Path(wanted.work_dir) / "prepared"
+    prepared = prepare(wanted.data, cache, wanted.seed, device, progress=not wanted.quiet)
+    class_names = prepared.class_names + (("not_face",) if wanted.negatives else ())
+    extra = ()
+    if wanted.scenes:
+        require_scenes_layout(wanted.scenes)
+        negatives = None
+        if wanted.negatives:  # as distill builds it, or the digest would differ
+            negatives = DetectorConfig(
+                thresholds=tuple(wanted.negative_thresholds),
+                min_face_size=distill.NEGATIVE_DETECTOR.min_face_size,
+                min_score=min(distill.NEGATIVE_DETECTOR.min_score, wanted.negative_thresholds[2]),
+            )
+        crops, labels, _ = scene_training_crops(
+            wanted.scenes,
+            class_names,
+            cache,
+            wanted.seed,
+            negatives,
+            device,
+            progress=not wanted.quiet,
+        )
+        extra = (crops, labels)
+    digest = distill.data_digest(prepared.crops, prepared.labels, prepared.splits, *extra)
+    return digest, class_names
+
+
+def check_resumed_data(
+    args: argparse.Namespace, wanted: argparse.Namespace, finished: dict[str, dict]
+) -> None:
+    """With --resume, refuse a finished method whose report records other data than this
+    comparison learns from, and an interrupted method whose kept state has other settings
+    (distill would refuse it in its own flag names). Knowing the data means preparing the
+    crops, so it is done only when there is something to check."""
+    interrupted = next((m for m in args.methods if m not in finished), None)
+    states = Path(wanted.work_dir) / "train-state"
+    kept = interrupted is not None and any(
+        path.is_dir() for path in states.glob(f"{interrupted}-seed{wanted.seed}-*")
+    )
+    if not finished and not kept:
+        return
+    data, class_names = current_data(wanted)
+    for method, report in finished.items():
+        if report["settings"]["data"] != data:
+            given = "--data and --scenes" if wanted.scenes else "--data"
+            raise CompareError(
+                f"--resume: the data changed since {method} finished (its report records "
+                f"other crops of {given} than they give now); leave out --resume and pass "
+                "--overwrite to run every method anew"
+            )
+    if not kept:
+        return
+    wanted.method, wanted.out = interrupted, args.out / interrupted
+    settings = distill.run_settings(wanted, data, class_names)
+    state = states / run_state.run_key(settings)
+    others = [] if state.exists() else run_state.other_runs(state, settings)
+    if others:
+        anew = " and pass --overwrite" if finished else ""
+        raise CompareError(
+            f"--resume: no interrupted run of {interrupted} with these data, teacher and "
+            f"settings in {wanted.work_dir}; kept runs with other settings: "
+            f"{in_own_terms('; '.join(others))}. Give the same flags as that run, or leave out "
+            f"--resume{anew} to run every method anew"
+        )
+
+
 def check_before_work(args: argparse.Namespace, passed_on: list[str]) -> dict[str, dict]:
     """Refuse, before any training, what would stop the comparison part way: a bad flag
-    for distill, a teacher that cannot serve, an existing table without --overwrite, a
-    finished method (with --resume) that does not match. Returns the finished reports by
-    method; the teacher is read once, not once per method."""
+    for distill, a teacher that cannot serve, an existing table without --overwrite and,
+    with --resume, a finished method that does not match (settings or data) or an
+    interrupted one kept with other settings. Returns the finished reports by method; the
+    teacher is read once, not once per method."""
     if args.epochs < 1:
         raise FlagValueError(f"--epochs must be at least 1, not {args.epochs}")
     refuse_clashes(passed_on)
@@ -204,6 +335,8 @@ def check_before_work(args: argparse.Namespace, passed_on: list[str]) -> dict[st
                 distill.check_outputs(wanted)
             else:
                 finished[method] = report
+        if args.resume:
+            check_resumed_data(args, wanted, finished)
     except CheckpointError as exc:
         if args.no_scenes and "not_face" in str(exc):
             raise CompareError(
@@ -255,7 +388,7 @@ def compare(
             )
         if code != 0:
             return code
-        report = json.loads((args.out / method / "report" / "report.json").read_text())
+        report = read_report(args.out / method / "report" / "report.json")
         rows.append(row(method, report, (time.perf_counter() - start) / 60))
     return rows
 
@@ -283,6 +416,9 @@ def main(argv: list[str] | None = None) -> int:
     except (CompareError, CheckpointError, OutputNameError, ValueError, OSError) as exc:
         print(f"training.compare_methods: error: {describe_error(exc)}", file=sys.stderr)
         return 2
+    except WorkNotSavedError as exc:  # the crops prepared to check the data, as distill says it
+        print(f"training.compare_methods: error: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt as exc:
         said, status = stop_message(exc)
         print(

@@ -31,7 +31,7 @@ from app.alerts import ALERTS_FILE, DEFAULT_DELAY_S, Alert, AlertLog, AlertMonit
 from app.alerts import SNAPSHOT_PATTERN as ALERT_SNAPSHOTS
 from app.atomic import OutputExistsError, check_folder, check_writable, final_name, temp_name
 from app.flags import FlagValueError
-from app.images import GREY_NOTE, looks_grey
+from app.images import GREY_NOTE, ColourWatch
 from app.overlay import draw_faces
 from app.pipeline import Pipeline
 from app.recording import check_video_complete
@@ -352,14 +352,14 @@ def run_headless(
             )
         )
         frames, faces, counts, snapshots = 0, 0, {}, 0
+        colour = ColourWatch()
         start = time.perf_counter()
         for frame in video.frames():
             if max_frames and frames >= max_frames:
                 break
             result = pipeline.process(frame)
-            if frames == 0 and looks_grey(frame):
-                log.warning("%s", GREY_NOTE)
             time_s = video.time_s()
+            _say_colour_change(colour, frame, time_s)
             if event_file is not None and outputs.live("events"):
                 record = {
                     "frame": frames,
@@ -431,6 +431,19 @@ def run_headless(
         dict(outputs.failed),
         pipeline.mirror,
     )
+
+
+def _say_colour_change(colour: ColourWatch, frame: np.ndarray, time_s: float) -> None:
+    """Log the grey note when the picture first loses its colour, and one line for each
+    later change (a day/night camera that switches back and forth)."""
+    change = colour.update(frame, time_s)
+    if change is None:
+        return
+    if change and colour.grey_turns == 1:
+        log.warning("%s%s", f"from {time_s:.1f} s on, " if time_s > 0 else "", GREY_NOTE)
+    else:
+        state = "no colour" if change else "colour"
+        log.warning("from %.1f s on, the picture has %s again", time_s, state)
 
 
 def _write_alerts(outputs: RunOutputs, alert_log: AlertLog, alerts: list[Alert]) -> None:

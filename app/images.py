@@ -78,18 +78,69 @@ GREY_NOTE = (
     "the teacher does better"
 )
 
+# Chroma (brightest minus dimmest channel) at the 99th percentile of the sampled pixels, on a
+# scale where the frame's brightness (the 90th percentile of its brightest channel) is 255.
+# Through mp4v, grey clips stay under 9 and the first grey frames after colour ones under 22;
+# the least colourful frames of ../shared/data (scenes, videos, at any brightness) reach 28.
+GREY_CHROMA = 24
+DARK_LEVEL = 96  # below this brightness codec noise looks like colour: a frame tells nothing
+FLAT_LEVELS = 12  # brightness range (10th to 90th percentile) of a frame that shows nothing
+SAMPLE_SIDE = 80  # pixels along the longer side of the sample a frame is judged on
+COLOUR_CHECK_S = 1.0  # media seconds between two looks at a run's colour
 
-GREY_SPREAD = 12  # channel difference that 99% of a grey picture's pixels stay under
+
+def _percentile(counts: np.ndarray, q: float) -> int:
+    """The q-th percentile (0 to 1) of uint8 values given as a histogram."""
+    return int(np.searchsorted(np.cumsum(counts), q * counts.sum()))
 
 
-def looks_grey(frame: np.ndarray) -> bool:
-    """Whether a frame carries no colour: its channels agree (sampled, so it costs little)."""
+def looks_grey(frame: np.ndarray) -> bool | None:
+    """Whether a frame carries no colour: True for grey, False for colour, None for a frame
+    too dark or too flat to tell (black, a fade, a blank card), which is neither.
+
+    It is judged on about 80 x 60 sampled pixels, so it costs little; a frame with one
+    channel is grey whatever it shows.
+    """
     if frame.ndim < 3 or frame.shape[2] < 3:
         return True
-    sample = frame[::8, ::8, :3].astype(np.int16)
-    spread = np.abs(sample[..., 0] - sample[..., 1]) + np.abs(sample[..., 1] - sample[..., 2])
-    if not spread.size:
-        return False
-    # A grey picture through a video codec keeps some chroma noise (99th percentile about 5
-    # here); the least colourful colour photo of the shared scenes has 19, video clips 50+.
-    return float(np.percentile(spread, 99)) < GREY_SPREAD
+    step = max(1, max(frame.shape[:2]) // SAMPLE_SIDE)
+    first, second, third = (frame[::step, ::step, channel] for channel in range(3))
+    brightest = np.maximum(np.maximum(first, second), third)  # not .max(axis=2): 20x slower
+    dimmest = np.minimum(np.minimum(first, second), third)
+    levels = np.bincount(brightest.ravel(), minlength=256)
+    bright = _percentile(levels, 0.9)
+    if bright < DARK_LEVEL or bright - _percentile(levels, 0.1) < FLAT_LEVELS:
+        return None
+    chroma = _percentile(np.bincount((brightest - dimmest).ravel(), minlength=256), 0.99)
+    return chroma * 255 < GREY_CHROMA * bright
+
+
+class ColourWatch:
+    """Follows whether a run's picture has colour, looking about once a second of media time.
+
+    A source may change kind mid-run (a day/night camera turns to infrared at dusk) and a
+    clip may open on black, so one look at the first frame is not enough; frames that cannot
+    tell (``looks_grey`` gives None) change nothing. A run counts as colour until a frame
+    shows otherwise.
+    """
+
+    def __init__(self, every_s: float = COLOUR_CHECK_S) -> None:
+        self.every_s = every_s
+        self.grey = False  # what the last frame that could tell showed
+        self.grey_turns = 0  # how often the picture has lost its colour this run
+        self._looked_s: float | None = None
+
+    def update(self, frame: np.ndarray, time_s: float) -> bool | None:
+        """Look at ``frame`` if a look is due (the first frame, then ``every_s`` later, or
+        when the media time went back); the new state (True: grey) if the picture has just
+        changed, else None."""
+        since = None if self._looked_s is None else time_s - self._looked_s
+        if since is not None and 0 <= since < self.every_s:
+            return None
+        self._looked_s = time_s
+        grey = looks_grey(frame)
+        if grey is None or grey == self.grey:
+            return None
+        self.grey = grey
+        self.grey_turns += grey
+        return grey

@@ -84,6 +84,7 @@ BANNER_STYLE = (
 RECORDING_STYLE = "background: #c81e1e; color: white; font-weight: bold;"
 BANNER_HOLD_MS = 4000  # the banner stays this long after the last unmasked frame of an alert
 STATS_REFRESH_MS = 500
+GREY_SENTENCE = GREY_NOTE[0].upper() + GREY_NOTE[1:] + "."  # the note as the panel shows it
 STOP_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP")  # each closes the window as Quit does
 SHORTCUTS = {
     "play": "Space",
@@ -712,8 +713,10 @@ class MainWindow(QMainWindow):
         self.video.show_image(image)
         fps = self._fps.tick()
         self._shown_this_run += 1
-        if stats.grey:  # said on the run's first frame only
+        if stats.grey_change is True:  # the picture has just lost its colour
             self._say_grey()
+        elif stats.grey_change is False:
+            self._unsay_grey()
         self.last_stats = stats
         self.last_image = image
         self.snapshot_button.setEnabled(True)
@@ -733,12 +736,24 @@ class MainWindow(QMainWindow):
         self.frame_displayed.emit(image, stats)
 
     def _say_grey(self) -> None:
-        """A grey source is said once a run, beside whatever message stands."""
-        note = GREY_NOTE[0].upper() + GREY_NOTE[1:] + "."
+        """The picture has lost its colour: said beside whatever message stands, until the
+        colour comes back."""
         if self.message:  # a standing message keeps its colour
-            self.show_message(f"{self.message}\n{note}")
+            self.show_message(f"{self.message}\n{GREY_SENTENCE}")
         else:
-            self.show_message(note, kind="info")
+            self.show_message(GREY_SENTENCE, kind="info")
+
+    def _unsay_grey(self) -> None:
+        """The picture has colour again: the grey note goes, the rest of the message stays."""
+        lines = self.message.split("\n")
+        if GREY_SENTENCE not in lines:
+            return
+        rest = "\n".join(line for line in lines if line != GREY_SENTENCE)
+        if rest:
+            self.message_label.setText(rest)  # logged already, and keeps its colour
+        else:
+            self.clear_message()
+        log.info("the picture has colour again")
 
     def _on_failed(self, reason: str) -> None:
         if self._stopping:  # the user pressed Stop while the source was still opening

@@ -20,7 +20,7 @@ from PySide6.QtGui import QImage
 from app.alerts import UNMASKED
 from app.capture import END_FINISHED, CapturedFrame, CaptureThread, LatestFrame
 from app.config import DetectorConfig
-from app.images import looks_grey
+from app.images import ColourWatch
 from app.overlay import draw_faces
 from app.pipeline import Face, Pipeline
 from app.source import SourceError, SourceInfo, VideoSource, shown_name, shown_source
@@ -47,7 +47,9 @@ class FrameStats:
     time_s: float = 0.0  # media time: frame / fps for files, seconds since the first frame else
     # the frame before the overlay, kept only when a face is unmasked (alert snapshots)
     raw_frame: np.ndarray | None = field(default=None, repr=False)
-    grey: bool = False  # the run's first frame has no colour (see app.images.GREY_NOTE)
+    # set where the picture has just lost its colour (True) or got it back (False); None
+    # on other frames (see app.images.ColourWatch and GREY_NOTE)
+    grey_change: bool | None = None
 
 
 def to_qimage(frame_bgr: np.ndarray) -> QImage:
@@ -104,7 +106,7 @@ class PlaybackWorker(QThread):
         self._shown.set()
         self._detector_lock = threading.Lock()
         self._detector_config: DetectorConfig | None = None
-        self._colour_checked = False  # on the first frame only: a source keeps its kind
+        self._colour = ColourWatch()  # about once a second: a camera may turn to infrared
 
     def stop(self) -> None:
         """Ask the worker to finish; it ends after the frame it is working on."""
@@ -174,8 +176,7 @@ class PlaybackWorker(QThread):
         self._apply_detector_config()
         result = self.tracker.process(item.frame)
         raw = item.frame.copy() if any(f.label == UNMASKED for f in result.faces) else None
-        grey = not self._colour_checked and looks_grey(item.frame)  # before boxes are drawn
-        self._colour_checked = True
+        grey_change = self._colour.update(item.frame, item.time_s)  # before boxes are drawn
         draw_faces(item.frame, result.faces)  # the window shows the FPS it measures itself
         image = to_qimage(item.frame)
         latency_ms = (time.perf_counter() - item.captured_at) * 1000
@@ -190,6 +191,6 @@ class PlaybackWorker(QThread):
             result.counts(),
             item.time_s,
             raw,
-            grey,
+            grey_change,
         )
         return image, stats

@@ -650,6 +650,59 @@ def test_a_grey_picture_is_told_from_a_colour_one_even_after_jpeg(tmp_path):
     assert looks_grey(cv2.imread(str(tmp_path / "grey.jpg"))) and looks_grey(grey[..., 0])
 
 
+def test_a_frame_too_dark_or_too_flat_tells_nothing_about_colour():
+    from app.images import looks_grey
+
+    colour = on_canvas(fixture_bgr("no_mask_1.jpg"))
+    grey = cv2.cvtColor(cv2.cvtColor(colour, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
+    assert looks_grey(np.zeros_like(colour)) is None and looks_grey(np.full_like(grey, 110)) is None
+    assert looks_grey((grey * 0.2).astype(np.uint8)) is None  # a fade: too dark to tell
+    assert looks_grey((colour * 0.6).astype(np.uint8)) is False  # dim, but colour all the same
+    assert looks_grey((grey * 0.6).astype(np.uint8)) is True
+
+
+def test_colour_is_looked_at_about_once_a_second_and_says_each_change_once():
+    from app.images import ColourWatch
+
+    colour = on_canvas(fixture_bgr("no_mask_1.jpg"))
+    grey = cv2.cvtColor(cv2.cvtColor(colour, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
+    black = np.zeros_like(colour)
+    clip = [black] * 5 + [colour] * 10 + [grey] * 10 + [colour] * 10 + [black] * 10  # 5 fps
+    watch = ColourWatch()
+    changes = [(i / 5, c) for i, f in enumerate(clip) if (c := watch.update(f, i / 5)) is not None]
+    assert changes == [(3.0, True), (5.0, False)]
+    assert watch.grey_turns == 1 and watch.update(grey, 8.6) is None  # looked at 8.0
+    assert watch.update(grey, 0.0) is True  # media time went back (a new lap): look at once
+
+
+def clip_frames(*parts: tuple[str, int]) -> list[np.ndarray]:
+    """640x480 frames of one fixture face: (kind, count) parts, kind black, colour or grey."""
+    colour = on_canvas(fixture_bgr("no_mask_1.jpg"))
+    kinds = {
+        "black": np.zeros_like(colour),
+        "colour": colour,
+        "grey": cv2.cvtColor(cv2.cvtColor(colour, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR),
+    }
+    return [kinds[kind] for kind, count in parts for _ in range(count)]
+
+
+def test_headless_gives_no_grey_note_for_a_colour_clip_that_opens_on_black(tmp_path):
+    clip = write_video(tmp_path / "fade.mp4", clip_frames(("black", 5), ("colour", 10)), fps=5)
+    proc = run_app("--source", clip, "--events", tmp_path / "e.jsonl")
+    assert proc.returncode == 0 and "colour" not in proc.stderr, proc.stderr
+
+
+def test_headless_says_when_a_colour_clip_turns_grey_and_back(tmp_path):
+    frames = clip_frames(("colour", 10), ("grey", 10), ("colour", 5))  # day, night, day
+    clip = write_video(tmp_path / "dusk.mp4", frames, fps=5)
+    proc = run_app("--source", clip, "--events", tmp_path / "e.jsonl")
+    assert proc.returncode == 0, proc.stderr
+    said = [line for line in proc.stderr.splitlines() if "colour" in line]
+    assert len(said) == 2, proc.stderr
+    assert "from 2.0 s on, the picture has no colour (an infrared or night camera?)" in said[0]
+    assert said[1].endswith("from 4.0 s on, the picture has colour again")
+
+
 def test_headless_warns_once_that_a_grey_source_is_weak_ground(tmp_path):
     from PIL import Image
 

@@ -274,3 +274,46 @@ def test_a_grey_source_is_said_once_a_run(qtbot, window, face_video, tmp_path):
     assert window.message == ""
     window.stop()
     qtbot.waitUntil(lambda: not window.is_playing, timeout=FRAME_TIMEOUT_MS)
+
+
+def play_clip(qtbot, window, path) -> list[tuple[float, bool]]:
+    """Play ``path`` to its end; (media time, grey note on show) after each frame shown."""
+    seen = []
+    note = "The picture has no colour (an infrared or night camera?)"
+    window.frame_displayed.connect(
+        lambda _, stats: seen.append((stats.time_s, note in window.message))
+    )
+    window.picker.set_spec(str(path))
+    window.start()
+    qtbot.waitUntil(lambda: not window.is_playing, timeout=FRAME_TIMEOUT_MS)
+    assert window.message.startswith("Finished"), window.message
+    return seen
+
+
+def clip_frames(*parts: tuple[str, int]):
+    """640x480 frames of one fixture face: (kind, count) parts, kind black, colour or grey."""
+    import cv2
+    import numpy as np
+
+    colour = on_canvas(fixture_bgr("no_mask_1.jpg"))
+    kinds = {
+        "black": np.zeros_like(colour),
+        "colour": colour,
+        "grey": cv2.cvtColor(cv2.cvtColor(colour, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR),
+    }
+    return [kinds[kind] for kind, count in parts for _ in range(count)]
+
+
+def test_a_colour_clip_that_opens_on_black_gets_no_grey_note(qtbot, window, tmp_path):
+    fade = write_video(tmp_path / "fade.mp4", clip_frames(("black", 5), ("colour", 10)), fps=5)
+    seen = play_clip(qtbot, window, fade)
+    assert seen and not any(grey for _, grey in seen), seen
+
+
+def test_the_grey_note_stands_while_the_picture_has_no_colour(qtbot, window, tmp_path):
+    frames = clip_frames(("colour", 10), ("grey", 15), ("colour", 10))  # day, night, day
+    seen = play_clip(qtbot, window, write_video(tmp_path / "dusk.mp4", frames, fps=5))
+    shown = [time_s for time_s, grey in seen if grey]  # frames are grey from 2.0 to 5.0 s
+    assert shown and shown[0] >= 2.0, seen
+    assert shown == [time_s for time_s, _ in seen if shown[0] <= time_s <= shown[-1]], seen
+    assert not seen[-1][1], seen  # colour again at the end: the note is gone

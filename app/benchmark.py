@@ -27,7 +27,14 @@ from tqdm import tqdm
 from app.atomic import check_writable, describe_error, write_text
 from app.config import SENSITIVITY, DetectorConfig, PipelineConfig, TrackingConfig, with_sensitivity
 from app.console import say
-from app.flags import FlagValueError, OneLineParser, input_path, output_file, require_counts
+from app.flags import (
+    FlagValueError,
+    OneLineParser,
+    input_path,
+    named,
+    output_file,
+    require_counts,
+)
 from app.overlay import draw_faces
 from app.pipeline import Pipeline
 from app.source import SourceError, VideoSource
@@ -273,6 +280,8 @@ def check_arguments(args: argparse.Namespace) -> None:
         if not value > 0 or value == float("inf"):
             raise FlagValueError(f"{flag} must be a number above 0, got {value}")
     require_counts(("--max-frames", args.max_frames), ("--repeats", args.repeats))
+    if args.skip_clips and args.clips:
+        raise FlagValueError("--clips names clips that --skip-clips would not play; give one")
     if args.skip_clips:
         return
     if not args.videos.is_dir():
@@ -326,7 +335,9 @@ def write_json(args: argparse.Namespace, result: dict) -> int:
 def main(argv: list[str] | None = None) -> int:
     p = OneLineParser(prog="python -m app.benchmark", description=__doc__)
     p.add_argument("--videos", type=input_path, default=Path("../shared/data/videos"))
-    p.add_argument("--clips", nargs="+", help="clip file names (default: every .mp4)")
+    p.add_argument(
+        "--clips", nargs="+", type=named("a clip"), help="clip file names (default: every .mp4)"
+    )
     p.add_argument("--json", type=output_file, help="write the tables here as JSON")
     p.add_argument("--overwrite", action="store_true")
     p.add_argument("--seconds", type=float, default=1.5, help="per classifier measurement")

@@ -190,7 +190,10 @@ PATH_FLAGS = (
 
 def to_paths(args: argparse.Namespace) -> None:
     """Turn the path flags into Paths; an empty one is refused (Path("") is the current
-    folder, which would then be read or replaced under a name the user never gave)."""
+    folder, which would then be read or replaced under a name the user never gave), as is
+    an empty --source, which names no camera, file or URL."""
+    if args.source is not None and not args.source.strip():
+        raise FlagValueError("--source is empty; name a camera index, a video file or a URL")
     for flag in PATH_FLAGS:
         name = flag[2:].replace("-", "_")
         value = getattr(args, name)
@@ -200,7 +203,9 @@ def to_paths(args: argparse.Namespace) -> None:
             what = "a folder" if flag in FOLDER_FLAGS else "a file"
             raise FlagValueError(f"{flag} is empty; name {what}")
         if flag in FILE_FLAGS and (ending := folder_ending(value)):
-            raise ValueError(f"{flag} {value} ends in '{ending}', as a folder does; name a file")
+            raise FlagValueError(
+                f"{flag} {value} ends in '{ending}', as a folder does; name a file"
+            )
         setattr(args, name, Path(value))
 
 
@@ -244,8 +249,6 @@ def pipeline_config(args: argparse.Namespace) -> PipelineConfig:
             "seconds per frame, tens with low R and O thresholds too",
             args.thresholds[0],
         )
-    if not str(args.detector_weights).strip():
-        raise FlagValueError("--detector-weights is empty; name a weights file, or stock")
     if args.detector_weights not in ("default", "stock"):
         detector_checkpoint.read(Path(args.detector_weights))  # a bad file fails here, in one line
     detector = detector_config(args)

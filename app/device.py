@@ -4,7 +4,8 @@ import re
 
 import torch
 
-CUDA_NAME = r"cuda(?::(\d+))?"  # cuda, or cuda:N for the Nth GPU
+# cuda, or cuda:N for the Nth GPU, N written as torch reads it: ASCII digits, no leading 0
+CUDA_NAME = r"cuda(?::(0|[1-9][0-9]*))?"
 
 
 class DeviceError(ValueError):

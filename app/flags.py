@@ -95,7 +95,7 @@ def seed(text: str) -> int:
 def _device_type(kinds: str, pattern: str):
     def device(text: str) -> str:
         if re.fullmatch(pattern, text.lower()):
-            return text
+            return text.lower()  # torch reads device names in lower case only
         raise argparse.ArgumentTypeError(f"unknown device {text!r}; use {kinds}")
 
     return device
@@ -110,6 +110,7 @@ training_device = _device_type("auto, cpu, cuda, cuda:N or mps", rf"auto|cpu|mps
 def detector_weights(text: str) -> str:
     """argparse type of --detector-weights: a file, or the keyword stock or default in any
     case (STOCK means stock unless a file of that name is here)."""
+    text = _named(text, "a weights file, or stock")
     if text.lower() in ("stock", "default") and not Path(text).exists():
         return text.lower()
     return text
@@ -118,6 +119,16 @@ def detector_weights(text: str) -> str:
 def output_folder(text: str) -> Path:
     """argparse type of a flag naming a folder to write in, never an empty name."""
     return Path(_named(text, "a folder"))
+
+
+def named(what: str):
+    """argparse type of a flag whose value names something (a clip, a source) and may not
+    be empty."""
+
+    def name(text: str) -> str:
+        return _named(text, what)
+
+    return name
 
 
 def input_path(text: str) -> Path:

@@ -136,7 +136,7 @@ def _read(path: Path) -> dict[str, Any]:
     if isinstance(payload, dict) and payload.get("format") == DETECTOR_FORMAT:
         raise CheckpointError(
             f"{path} holds face detector weights (training.tune_detector), not a classifier; "
-            "give it as --detector-weights"
+            "the app and training.evaluate take it as --detector-weights"
         )
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a MaskWatch checkpoint")

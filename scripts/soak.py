@@ -43,7 +43,7 @@ from PySide6.QtWidgets import QApplication  # noqa: E402
 from app.atomic import check_writable, describe_error, write_text  # noqa: E402
 from app.config import PipelineConfig  # noqa: E402
 from app.device import DeviceError, resolve_device  # noqa: E402
-from app.flags import FlagValueError, OneLineParser, device  # noqa: E402
+from app.flags import FlagValueError, OneLineParser, device, named, output_file  # noqa: E402
 from app.window import MainWindow, logged_as  # noqa: E402
 
 
@@ -117,6 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = OneLineParser(prog=PROG, description=__doc__)
     p.add_argument(
         "--source",
+        type=named("a video file, a camera index or a stream URL"),
         default=str(DEFAULT_SOURCE),
         help="video file played in a loop, or a camera index or stream URL "
         "(default: a clip of ../shared/data/videos beside the checkout)",
@@ -125,7 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sample-s", type=float, default=10.0)
     p.add_argument("--warmup-s", type=float, default=60.0)
     p.add_argument("--device", default="cpu", type=device)
-    p.add_argument("--csv", type=Path)
+    p.add_argument("--csv", type=output_file)
     p.add_argument("--overwrite", action="store_true", help="replace an existing --csv")
     return p
 

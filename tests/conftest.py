@@ -70,6 +70,17 @@ def on_canvas(image: np.ndarray, width: int = 640, height: int = 480) -> np.ndar
     return canvas
 
 
+def clip_frames(*parts: tuple[str, int]) -> list[np.ndarray]:
+    """640x480 frames of one fixture face: (kind, count) parts, kind black, colour or grey."""
+    colour = on_canvas(fixture_bgr("no_mask_1.jpg"))
+    kinds = {
+        "black": np.zeros_like(colour),
+        "colour": colour,
+        "grey": cv2.cvtColor(cv2.cvtColor(colour, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR),
+    }
+    return [kinds[kind] for kind, count in parts for _ in range(count)]
+
+
 @pytest.fixture(scope="session")
 def pipeline():
     from app.config import PipelineConfig

@@ -283,3 +283,9 @@ def test_a_state_that_cannot_be_saved_stops_training_in_one_line(tmp_path):
     message = str(info.value)
     assert "could not save the student state of this epoch to" in message
     assert "\n" not in message and blocked.read_text().startswith("a file")
+
+
+def test_a_device_in_capitals_is_the_same_device():
+    assert as_device("CPU") == torch.device("cpu")
+    with pytest.raises(ValueError, match="expected auto, cpu, cuda, cuda:N or mps"):
+        as_device("cuda:00")

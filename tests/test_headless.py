@@ -326,8 +326,6 @@ def test_empty_paths_and_odd_sources_get_a_plain_message(tmp_path, no_mask_video
     assert "--events is empty; name a file" in err
     err = refused(capsys, "--source", no_mask_video, "--snapshot-every", "2", "--snapshots", "")
     assert "--snapshots is empty; name a folder" in err
-    err = refused(capsys, "--source", no_mask_video, "--detector-weights", "")
-    assert "--detector-weights is empty" in err
     assert "video file ² not found" in refused(capsys, "--source", "²")
     err = refused(capsys, "--source", "http://[::1")
     assert "stream URL http://[::1 is malformed (Invalid IPv6 URL)" in err

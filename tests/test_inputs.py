@@ -11,7 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import FIXTURES, fixture_bgr, on_canvas, run_app, write_video
+from conftest import FIXTURES, clip_frames, fixture_bgr, on_canvas, run_app, write_video
 from PIL import Image
 
 from app.images import ImageError, read_rgb
@@ -673,17 +673,6 @@ def test_colour_is_looked_at_about_once_a_second_and_says_each_change_once():
     assert changes == [(3.0, True), (5.0, False)]
     assert watch.grey_turns == 1 and watch.update(grey, 8.6) is None  # looked at 8.0
     assert watch.update(grey, 0.0) is True  # media time went back (a new lap): look at once
-
-
-def clip_frames(*parts: tuple[str, int]) -> list[np.ndarray]:
-    """640x480 frames of one fixture face: (kind, count) parts, kind black, colour or grey."""
-    colour = on_canvas(fixture_bgr("no_mask_1.jpg"))
-    kinds = {
-        "black": np.zeros_like(colour),
-        "colour": colour,
-        "grey": cv2.cvtColor(cv2.cvtColor(colour, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR),
-    }
-    return [kinds[kind] for kind, count in parts for _ in range(count)]
 
 
 def test_headless_gives_no_grey_note_for_a_colour_clip_that_opens_on_black(tmp_path):

@@ -235,7 +235,7 @@ def test_a_value_the_command_itself_refuses_points_to_help_as_argparse_does(
         ("training.tune_detector", ["--scenes", ".", "--out", "d.pt"], "cuda:N or mps"),
     ],
 )
-@pytest.mark.parametrize("name", ["tpu", "cuda:x", " cpu"])
+@pytest.mark.parametrize("name", ["tpu", "cuda:x", " cpu", "cuda:01", "cuda:\u0663"])
 def test_a_misspelt_device_is_refused_before_any_work(capsys, command, argv, kinds, name):
     import importlib
 
@@ -246,6 +246,22 @@ def test_a_misspelt_device_is_refused_before_any_work(capsys, command, argv, kin
     assert len(lines) == 1, lines
     assert f"error: argument --device: unknown device {name!r}; use " in lines[0]
     assert lines[0].endswith(f"{kinds} (--help lists the flags)")
+
+
+@pytest.mark.parametrize(
+    "command, argv",
+    [
+        ("app.cli", []),
+        ("training.evaluate", ["--data", "d", "--model", "student"]),
+        ("training.distill", ["--data", "d"]),
+    ],
+)
+def test_a_device_in_capitals_is_taken_as_torch_spells_it(command, argv):
+    import importlib
+
+    parser = importlib.import_module(command).build_parser()
+    assert parser.parse_args([*argv, "--device", "CUDA:0"]).device == "cuda:0"
+    assert parser.parse_args([*argv, "--device", "Cpu"]).device == "cpu"
 
 
 def test_the_detector_keywords_take_any_case_unless_a_file_has_that_name(tmp_path, monkeypatch):
@@ -308,6 +324,11 @@ def test_an_empty_output_name_is_refused_not_taken_as_here(
         ("training.tune_detector", ["--scenes", ""], "--scenes"),
         ("training.compare_methods", ["--teacher", "t.pt", "--out", "o", "--data", ""], "--data"),
         ("app.benchmark", ["--videos", ""], "--videos"),
+        ("training.distill", ["--data", "d", "--teacher", ""], "--teacher"),
+        ("training.evaluate", ["--data", "d", "--model", "student", "--weights", ""], "--weights"),
+        ("training.evaluate_clips", ["--weights", " "], "--weights"),
+        ("training.export", ["--weights", ""], "--weights"),
+        ("training.compare_methods", ["--teacher", "", "--out", "o"], "--teacher"),
     ],
 )
 def test_an_empty_input_name_is_refused_not_read_as_here(capsys, command, argv, flag):
@@ -325,3 +346,55 @@ def test_the_apps_empty_names_point_to_help_too(capsys, flag):
     said = capsys.readouterr().err.strip()
     assert said.startswith(f"maskwatch: error: {flag} is empty; name "), said
     assert said.endswith(" (--help lists the flags)"), said
+
+
+@pytest.mark.parametrize(
+    "command, argv, flag, what",
+    [
+        ("app.benchmark", ["--clips", "a.mp4", ""], "--clips", "a clip"),
+        (
+            "training.evaluate",
+            ["--data", "d", "--model", "student", "--detector-weights", ""],
+            "--detector-weights",
+            "a weights file, or stock",
+        ),
+        ("app.cli", ["--detector-weights", " "], "--detector-weights", "a weights file, or stock"),
+    ],
+)
+def test_an_empty_name_of_a_clip_or_weights_is_refused_by_its_flag(
+    capsys, command, argv, flag, what
+):
+    said = argparse_refusal(capsys, command, argv)
+    assert said.endswith(f"error: argument {flag}: is empty; name {what} (--help lists the flags)")
+
+
+@pytest.mark.parametrize(
+    "argv, said",
+    [
+        (["--source", ""], "--source is empty; name a camera index, a video file or a URL"),
+        (["--headless", "--source", " "], "--source is empty; name a camera index, a video"),
+        (["--headless", "--source", "x.mp4", "--output", "out/"], "--output out/ ends in '/'"),
+    ],
+)
+def test_the_apps_source_and_file_names_are_refused_before_any_window(
+    capsys, tmp_path, monkeypatch, argv, said
+):
+    from app.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines == [lines[-1]], lines  # no warning about missing outputs before it
+    assert lines[-1].startswith(f"maskwatch: error: {said}"), lines
+    assert lines[-1].endswith(" (--help lists the flags)")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_benchmark_refuses_clips_it_would_not_play(capsys):
+    from app.benchmark import main
+
+    assert main(["--skip-clips", "--clips", "a.mp4"]) == 2
+    said = capsys.readouterr().err.strip()
+    assert said.endswith(
+        "--clips names clips that --skip-clips would not play; give one (--help lists the flags)"
+    ), said

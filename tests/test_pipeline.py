@@ -79,7 +79,7 @@ def test_a_second_box_on_the_same_face_is_dropped():
     assert drop_nested([]) == []
 
 
-@pytest.mark.parametrize("name", ["gpu", "cuda:x", "cuda0", "cuda:-1"])
+@pytest.mark.parametrize("name", ["gpu", "cuda:x", "cuda0", "cuda:-1", "cuda:00", "cuda:\u0663"])
 def test_a_device_name_that_is_not_one_is_refused_by_name(name):
     from app.device import DeviceError, resolve_device
 

@@ -147,3 +147,19 @@ def test_a_misspelt_device_is_refused_by_its_flag(clip, capsys):
         "soak.py: error: argument --device: unknown device 'bogus'; use auto, cpu, cuda or "
         "cuda:N (--help lists the flags)"
     ]
+
+
+@pytest.mark.parametrize(
+    "argv, said",
+    [
+        (["--source", ""], "--source: is empty; name a video file, a camera index or a stream URL"),
+        (["--csv", " "], "--csv: is empty; name a file"),
+    ],
+)
+def test_an_empty_source_or_csv_is_refused_by_its_flag(clip, capsys, argv, said):
+    with pytest.raises(SystemExit) as stopped:
+        load_script().main(["--source", str(clip), *argv])
+    assert stopped.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"soak.py: error: argument {said} (--help lists the flags)"
+    ]

@@ -8,7 +8,7 @@ import threading
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import pytest  # noqa: E402
-from conftest import ROOT, fixture_bgr, on_canvas, write_video  # noqa: E402
+from conftest import ROOT, clip_frames, fixture_bgr, on_canvas, write_video  # noqa: E402
 
 from app.config import PipelineConfig  # noqa: E402
 from app.overlay import COLOURS  # noqa: E402
@@ -288,20 +288,6 @@ def play_clip(qtbot, window, path) -> list[tuple[float, bool]]:
     qtbot.waitUntil(lambda: not window.is_playing, timeout=FRAME_TIMEOUT_MS)
     assert window.message.startswith("Finished"), window.message
     return seen
-
-
-def clip_frames(*parts: tuple[str, int]):
-    """640x480 frames of one fixture face: (kind, count) parts, kind black, colour or grey."""
-    import cv2
-    import numpy as np
-
-    colour = on_canvas(fixture_bgr("no_mask_1.jpg"))
-    kinds = {
-        "black": np.zeros_like(colour),
-        "colour": colour,
-        "grey": cv2.cvtColor(cv2.cvtColor(colour, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR),
-    }
-    return [kinds[kind] for kind, count in parts for _ in range(count)]
 
 
 def test_a_colour_clip_that_opens_on_black_gets_no_grey_note(qtbot, window, tmp_path):

@@ -18,16 +18,13 @@ import time
 from pathlib import Path
 
 from app.atomic import OutputNameError, check_writable, describe_error, write_text
-from app.config import DetectorConfig
 from app.flags import FlagValueError, OneLineParser, input_path, output_folder
 from app.stop_signals import STOP_SIGNALS, stop_message, stop_signals_raise
 from models.checkpoint import CheckpointError
 from training import distill, run_state
 from training.distillers import DISTILLERS, as_device
 from training.outputs import WorkNotSavedError
-from training.prepare import prepare
 from training.report import REPORT_FILES
-from training.scene_crops import scene_training_crops
 from training.voc import require_scenes_layout
 
 PROG = "python -m training.compare_methods"
@@ -60,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", type=input_path, default=Path("../shared/data/faces"))
     p.add_argument("--scenes", type=input_path, default=Path("../shared/data/scenes"))
     p.add_argument("--no-scenes", action="store_true", help="faces only, two classes")
-    p.add_argument("--teacher", type=Path, required=True)
+    p.add_argument("--teacher", type=input_path, required=True)
     p.add_argument("--out", type=output_folder, required=True)
     p.add_argument("--epochs", type=int, default=10, help="student epochs per method")
     p.add_argument(
@@ -238,34 +235,12 @@ def finished_report(
 
 def current_data(wanted: argparse.Namespace) -> tuple[str, tuple[str, ...]]:
     """The digest distill records of the crops ``wanted`` learns from, and their class
-    names. The crops are prepared as distill prepares them, into the same cache, so the
-    first method to run reads them back instead of cropping again."""
-    device = as_device(wanted.device)
-    cache = Path(wanted.work_dir) / "prepared"
-    prepared = prepare(wanted.data, cache, wanted.seed, device, progress=not wanted.quiet)
-    class_names = prepared.class_names + (("not_face",) if wanted.negatives else ())
-    extra = ()
+    names, from distill's own preparation: the first method to run then reads the crops
+    back instead of cropping again."""
     if wanted.scenes:
         require_scenes_layout(wanted.scenes)
-        negatives = None
-        if wanted.negatives:  # as distill builds it, or the digest would differ
-            negatives = DetectorConfig(
-                thresholds=tuple(wanted.negative_thresholds),
-                min_face_size=distill.NEGATIVE_DETECTOR.min_face_size,
-                min_score=min(distill.NEGATIVE_DETECTOR.min_score, wanted.negative_thresholds[2]),
-            )
-        crops, labels, _ = scene_training_crops(
-            wanted.scenes,
-            class_names,
-            cache,
-            wanted.seed,
-            negatives,
-            device,
-            progress=not wanted.quiet,
-        )
-        extra = (crops, labels)
-    digest = distill.data_digest(prepared.crops, prepared.labels, prepared.splits, *extra)
-    return digest, class_names
+    data = distill.training_data(wanted, as_device(wanted.device))
+    return data.digest, data.class_names
 
 
 def check_resumed_data(

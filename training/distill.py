@@ -51,7 +51,7 @@ from training.outputs import (
     describe_output_error,
     is_within,
 )
-from training.prepare import prepare
+from training.prepare import Prepared, prepare
 from training.report import REPORT_FILES, write_report
 from training.run_state import StateInUseError
 from training.scene_crops import scene_training_crops
@@ -121,7 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--device", default="auto", type=training_device, help="auto, cpu, cuda, cuda:N or mps"
     )
     p.add_argument("--seed", type=seed, default=0)
-    p.add_argument("--teacher", type=Path, help="distil from this trained teacher instead")
+    p.add_argument("--teacher", type=input_path, help="distil from this trained teacher instead")
     p.add_argument(
         "--scenes",
         type=input_path,
@@ -360,24 +360,21 @@ def run_key(args: argparse.Namespace, data: str, class_names: tuple[str, ...]) -
     return run_state.run_key(run_settings(args, data, class_names))
 
 
-def train(args: argparse.Namespace) -> dict:
-    """Prepare the data, train (or load) the teacher, distil the student, write the outputs;
-    the report. The run's state folder is held for this run alone until it ends."""
-    with contextlib.ExitStack() as held:
-        return _train(args, held)
+@dataclass
+class TrainingData:
+    """The prepared face crops, the scene crops added to them, and the digest a run's
+    state and report are keyed by."""
+
+    prepared: Prepared
+    class_names: tuple[str, ...]
+    extra: tuple[np.ndarray, np.ndarray] | None  # scene crops and labels, with --scenes
+    scene_stats: dict | None
+    digest: str
 
 
-def _train(args: argparse.Namespace, held: contextlib.ExitStack) -> dict:
-    teacher = trained_teacher(args) if args.teacher else None
-    if args.input_size is None:
-        args.input_size = DEFAULT_INPUT_SIZE
-    check_settings(args)
-    check_outputs(args)
-    if args.scenes:
-        require_scenes_layout(args.scenes)  # now, not after the faces are cropped
-    torch.manual_seed(args.seed)
-    np.random.seed(args.seed)
-    device = as_device(args.device)
+def training_data(args: argparse.Namespace, device: torch.device) -> TrainingData:
+    """Crop (or read back from ``--work-dir``) what a run with ``args`` learns from. The
+    comparison of methods calls this too, so that a resumed comparison sees the same digest."""
     prepared = prepare(
         args.data, args.work_dir / "prepared", args.seed, device, progress=not args.quiet
     )
@@ -404,6 +401,30 @@ def _train(args: argparse.Namespace, held: contextlib.ExitStack) -> dict:
         )
         extra = (crops, labels)
         log.info("scene crops added to training: %s", scene_stats["crops"])
+    digest = data_digest(prepared.crops, prepared.labels, prepared.splits, *(extra or ()))
+    return TrainingData(prepared, class_names, extra, scene_stats, digest)
+
+
+def train(args: argparse.Namespace) -> dict:
+    """Prepare the data, train (or load) the teacher, distil the student, write the outputs;
+    the report. The run's state folder is held for this run alone until it ends."""
+    with contextlib.ExitStack() as held:
+        return _train(args, held)
+
+
+def _train(args: argparse.Namespace, held: contextlib.ExitStack) -> dict:
+    teacher = trained_teacher(args) if args.teacher else None
+    if args.input_size is None:
+        args.input_size = DEFAULT_INPUT_SIZE
+    check_settings(args)
+    check_outputs(args)
+    if args.scenes:
+        require_scenes_layout(args.scenes)  # now, not after the faces are cropped
+    torch.manual_seed(args.seed)
+    np.random.seed(args.seed)
+    device = as_device(args.device)
+    data = training_data(args, device)
+    prepared, class_names, extra = data.prepared, data.class_names, data.extra
     augment_cfg = AugmentConfig(hue_deg=args.hue, grey=args.grey)
     loaders = make_loaders(
         prepared, args.input_size, args.batch_size, args.seed, extra, augment_cfg
@@ -426,8 +447,7 @@ def _train(args: argparse.Namespace, held: contextlib.ExitStack) -> dict:
         student_trainer = DISTILLERS["self-training"](
             student, loaders.train, loaders.val, opt_student, device, **options
         )
-    data = data_digest(prepared.crops, prepared.labels, prepared.splits, *(extra or ()))
-    settings = run_settings(args, data, class_names)
+    settings = run_settings(args, data.digest, class_names)
     state_dir = args.work_dir / "train-state" / run_state.run_key(settings)
     held.enter_context(run_state.state_lock(state_dir))
     args.state_dir = state_dir  # for main's word on what a stop leaves to resume
@@ -485,7 +505,7 @@ def _train(args: argparse.Namespace, held: contextlib.ExitStack) -> dict:
         "command": command,
         "data": str(args.data),
         "data_stats": prepared.stats,
-        "scene_crops": scene_stats,
+        "scene_crops": data.scene_stats,
         "device": str(device),
         "seed": args.seed,
         "class_names": list(class_names),

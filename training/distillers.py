@@ -74,13 +74,15 @@ def as_device(device: str | torch.device) -> torch.device:
         ValueError: for a spelling torch does not parse, a device type training cannot use,
             an unavailable MPS, or a CUDA index past the devices this machine has.
     """
+    if isinstance(device, str):
+        device = device.lower()  # CUDA and cuda alike, as the app takes them
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         parsed = torch.device(device)
     except (RuntimeError, TypeError):
         raise ValueError(
-            f"invalid device {str(device)!r}: expected auto, cpu, cuda or cuda:N"
+            f"invalid device {str(device)!r}: expected auto, cpu, cuda, cuda:N or mps"
         ) from None
     if parsed.type not in TRAINING_DEVICES:
         raise ValueError(f"device {str(device)!r}: training runs on cpu, cuda or mps only")

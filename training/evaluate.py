@@ -564,7 +564,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="with_mask/ + without_mask/, or images/ + annotations/",
     )
     parser.add_argument("--model", choices=MODEL_NAMES, required=True)
-    parser.add_argument("--weights", type=Path, help="checkpoint (default: the committed one)")
+    parser.add_argument(
+        "--weights", type=input_path, help="checkpoint (default: the committed one)"
+    )
     parser.add_argument(
         "--device", default="auto", type=device, help="auto, cpu, cuda or cuda:N (default auto)"
     )

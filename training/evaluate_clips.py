@@ -231,7 +231,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--model", choices=["student", "teacher"], default="student", help="default student"
     )
-    p.add_argument("--weights", type=Path, help="classifier weights (default: the shipped ones)")
+    p.add_argument(
+        "--weights", type=input_path, help="classifier weights (default: the shipped ones)"
+    )
     p.add_argument(
         "--device", default="auto", type=device, help="auto, cpu, cuda or cuda:N (default auto)"
     )

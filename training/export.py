@@ -196,7 +196,7 @@ def remove_empty(folders: list[Path]) -> None:
 def main(argv: list[str] | None = None) -> int:
     p = OneLineParser(prog="python -m training.export", description=__doc__)
     p.add_argument("--model", choices=["student", "teacher"], default="student")
-    p.add_argument("--weights", type=Path, help="checkpoint (default: the committed one)")
+    p.add_argument("--weights", type=input_path, help="checkpoint (default: the committed one)")
     p.add_argument(
         "--out", type=output_folder, default=Path("export"), help="folder (default export/)"
     )

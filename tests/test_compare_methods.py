@@ -246,23 +246,49 @@ def test_resume_with_other_epochs_than_the_interrupted_method_names_epochs(
     assert found[0].exists()  # kept for a resume with the same flags
 
 
-def test_resume_goes_only_to_the_method_that_was_interrupted(tmp_path, common, monkeypatch):
-    """The methods after the interrupted one never started: they start afresh, so distill
-    does not warn that it found no interrupted run of theirs."""
+def test_resume_goes_to_each_method_that_kept_a_state_in_any_order(tmp_path, common, monkeypatch):
+    """self-training stopped part way, then the methods listed in another order (or a
+    deleted method run again first): self-training still resumes from its state, and the
+    method that kept nothing starts afresh, with no warning that it found no run."""
     from training import compare_methods
+
+    command = [sys.executable, "-m", "training.compare_methods", *common, "--epochs", "30"]
+    proc = subprocess.Popen(
+        [*command, "--methods", "self-training", "vanilla"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    found = wait_for("self-training-*/student-state.pt", tmp_path / "work" / "train-state", proc)
+    assert found, proc.communicate()[1]
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
 
     calls = []
 
-    def distill_main(argv):
+    def distill_main(argv):  # what the comparison asks of distill; the training is tested apart
         calls.append(argv)
         write_report(Path(argv[argv.index("--out") + 1]))
         return 0
 
     monkeypatch.setattr(compare_methods.distill, "main", distill_main)
-    methods = ["vanilla", "self-training", "noisy-teacher"]
-    assert main(common + ["--methods", *methods, "--resume"]) == 0
-    assert ["--resume" in argv for argv in calls] == [True, False, False]
+    methods = ["vanilla", "self-training"]
+    assert main(common + ["--epochs", "30", "--methods", *methods, "--resume"]) == 0
     assert [argv[argv.index("--method") + 1] for argv in calls] == methods
+    assert ["--resume" in argv for argv in calls] == [False, True]
+
+
+def test_a_report_without_its_student_is_named_with_the_way_on(tmp_path, finished, capsys):
+    """Its row would describe a student that is gone."""
+    out, flags = copy_of(finished, tmp_path)
+    (out / "vanilla" / "student.pt").unlink()
+    assert main(flags) == 2
+    assert one_line_error(capsys) == (
+        f"training.compare_methods: error: --resume: {out / 'vanilla' / 'student.pt'} is "
+        f"missing beside vanilla's report; delete {out / 'vanilla'} to run vanilla again"
+    )
 
 
 def test_a_method_stopped_by_a_signal_says_how_the_comparison_goes_on(common, monkeypatch, capsys):

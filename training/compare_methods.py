@@ -113,8 +113,8 @@ def refuse_clashes(passed_on: list[str]) -> None:
 def distill_argv(
     args: argparse.Namespace, method: str, passed_on: list[str], resume: bool = False
 ) -> list[str]:
-    """The ``training.distill`` command line of one method; ``resume`` for the one an
-    interrupted comparison stopped in."""
+    """The ``training.distill`` command line of one method; ``resume`` for one that an
+    interrupted comparison left a training state of."""
     argv = ["--data", str(args.data), "--teacher", str(args.teacher), "--method", method]
     argv += ["--student-epochs", str(args.epochs), "--out", str(args.out / method)]
     if "--quiet" not in passed_on:  # one bar for the comparison, not one per epoch
@@ -217,6 +217,11 @@ def finished_report(
         return None
     if report.is_dir():
         return None  # distill.check_outputs names a folder where a file goes
+    if not (args.out / method / "student.pt").is_file():  # its row would name no student
+        raise CompareError(
+            f"--resume: {args.out / method / 'student.pt'} is missing beside {method}'s report; "
+            f"delete {args.out / method} to run {method} again"
+        )
     try:
         found = read_report(report)
     except (OSError, ValueError):
@@ -243,6 +248,13 @@ def current_data(wanted: argparse.Namespace) -> tuple[str, tuple[str, ...]]:
     return data.digest, data.class_names
 
 
+def has_kept_state(wanted: argparse.Namespace, method: str) -> bool:
+    """Whether ``--work-dir`` keeps a training state of ``method`` at this seed (of these
+    settings or others: distill's --resume tells them apart)."""
+    states = Path(wanted.work_dir) / "train-state"
+    return any(path.is_dir() for path in states.glob(f"{method}-seed{wanted.seed}-*"))
+
+
 def check_resumed_data(
     args: argparse.Namespace, wanted: argparse.Namespace, finished: dict[str, dict]
 ) -> None:
@@ -250,11 +262,9 @@ def check_resumed_data(
     comparison learns from, and an interrupted method whose kept state has other settings
     (distill would refuse it in its own flag names). Knowing the data means preparing the
     crops, so it is done only when there is something to check."""
-    interrupted = next((m for m in args.methods if m not in finished), None)
     states = Path(wanted.work_dir) / "train-state"
-    kept = interrupted is not None and any(
-        path.is_dir() for path in states.glob(f"{interrupted}-seed{wanted.seed}-*")
-    )
+    # any unfinished method may have been stopped: the list's order may have changed
+    kept = [m for m in args.methods if m not in finished and has_kept_state(wanted, m)]
     if not finished and not kept:
         return
     data, class_names = current_data(wanted)
@@ -266,20 +276,19 @@ def check_resumed_data(
                 f"other crops of {given} than they give now); leave out --resume and pass "
                 "--overwrite to run every method anew"
             )
-    if not kept:
-        return
-    wanted.method, wanted.out = interrupted, args.out / interrupted
-    settings = distill.run_settings(wanted, data, class_names)
-    state = states / run_state.run_key(settings)
-    others = [] if state.exists() else run_state.other_runs(state, settings)
-    if others:
-        anew = " and pass --overwrite" if finished else ""
-        raise CompareError(
-            f"--resume: no interrupted run of {interrupted} with these data, teacher and "
-            f"settings in {wanted.work_dir}; kept runs with other settings: "
-            f"{in_own_terms('; '.join(others))}. Give the same flags as that run, or leave out "
-            f"--resume{anew} to run every method anew"
-        )
+    for interrupted in kept:
+        wanted.method, wanted.out = interrupted, args.out / interrupted
+        settings = distill.run_settings(wanted, data, class_names)
+        state = states / run_state.run_key(settings)
+        others = [] if state.exists() else run_state.other_runs(state, settings)
+        if others:
+            anew = " and pass --overwrite" if finished else ""
+            raise CompareError(
+                f"--resume: no interrupted run of {interrupted} with these data, teacher and "
+                f"settings in {wanted.work_dir}; kept runs with other settings: "
+                f"{in_own_terms('; '.join(others))}. Give the same flags as that run, or leave "
+                f"out --resume{anew} to run every method anew"
+            )
 
 
 def check_before_work(args: argparse.Namespace, passed_on: list[str]) -> dict[str, dict]:
@@ -341,11 +350,12 @@ def compare(
     """Distil one student per method, keeping the ``finished`` ones' reports; the rows of
     the table, or distill's exit status.
 
-    With --resume, methods run in order, so the first one without a report is the one that
-    was interrupted; the methods after it never started and start afresh.
+    With --resume, every method without a report whose training state was kept resumes
+    from it: any of them may have been stopped part way (the list's order may differ from
+    the stopped run's, and a method whose outputs were deleted runs again before one that
+    was stopped). The others start afresh.
     """
     rows = []
-    resume = args.resume
     for method in args.methods:
         report = finished.get(method)
         if report is not None:
@@ -353,8 +363,9 @@ def compare(
             rows.append(row(method, report, None))
             continue
         start = time.perf_counter()
+        given = distill.build_parser().parse_args(distill_argv(args, method, passed_on))
+        resume = args.resume and has_kept_state(given, method)
         code = distill.main(distill_argv(args, method, passed_on, resume))
-        resume = False
         if code in STOPPED:  # distill said what stopped it; say how the comparison goes on
             print(
                 f"{PROG.removeprefix('python -m ')}: stopped in {method}; run the same "

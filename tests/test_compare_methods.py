@@ -221,24 +221,29 @@ def test_resume_refuses_a_method_that_finished_on_other_data(tmp_path, common, c
     assert not (tmp_path / "cmp" / "self-training").exists()
 
 
-def test_resume_with_other_epochs_than_the_interrupted_method_names_epochs(
-    tmp_path, common, capsys
-):
-    """distill's refusal of a kept run with other settings, said in the comparison's flags."""
-    command = [sys.executable, "-m", "training.compare_methods", *common]
+def stopped_comparison(flags: list[str], root: Path, method: str) -> list[Path]:
+    """Run a 30-epoch comparison and stop it (SIGTERM) once ``method`` has saved a student
+    state in root/work; that state's files."""
     proc = subprocess.Popen(
-        [*command, "--methods", "vanilla", "--epochs", "30"],
+        [sys.executable, "-m", "training.compare_methods", *flags, "--epochs", "30"],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
-    found = wait_for("*/student-state.pt", tmp_path / "work" / "train-state", proc)
+    found = wait_for(f"{method}-*/student-state.pt", root / "work" / "train-state", proc)
     assert found, proc.communicate()[1]
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 143, err
+    return found
 
+
+def test_resume_with_other_epochs_than_the_interrupted_method_names_epochs(
+    tmp_path, common, capsys
+):
+    """distill's refusal of a kept run with other settings, said in the comparison's flags."""
+    found = stopped_comparison(common + ["--methods", "vanilla"], tmp_path, "vanilla")
     assert main(common + ["--methods", "vanilla", "--epochs", "5", "--resume"]) == 2
     said = one_line_error(capsys)
     assert said.startswith("training.compare_methods: error: --resume: "), said
@@ -252,20 +257,9 @@ def test_resume_goes_to_each_method_that_kept_a_state_in_any_order(tmp_path, com
     method that kept nothing starts afresh, with no warning that it found no run."""
     from training import compare_methods
 
-    command = [sys.executable, "-m", "training.compare_methods", *common, "--epochs", "30"]
-    proc = subprocess.Popen(
-        [*command, "--methods", "self-training", "vanilla"],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    stopped_comparison(
+        common + ["--methods", "self-training", "vanilla"], tmp_path, "self-training"
     )
-    found = wait_for("self-training-*/student-state.pt", tmp_path / "work" / "train-state", proc)
-    assert found, proc.communicate()[1]
-    proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 143, err
-
     calls = []
 
     def distill_main(argv):  # what the comparison asks of distill; the training is tested apart

@@ -300,9 +300,6 @@ def run_headless_cli(args: argparse.Namespace) -> int:
     )
     check_outputs(args.source, args.output, args.events, extras, args.overwrite)  # before models
     pipeline = TrackingPipeline(Pipeline(pipeline_config(args), weights(args)))
-    outputs = (args.output, args.events, args.alerts, args.stats, args.snapshots)
-    if all(path is None for path in outputs):  # said once the flags have all been checked
-        log.warning("neither --output nor --events given: results are only summarised")
     summary = run_headless(
         pipeline,
         args.source,

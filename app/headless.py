@@ -329,6 +329,9 @@ def run_headless(
         stack.callback(outputs.close)
         video = stack.enter_context(VideoSource(source))
         info = video.info
+        kept = (output, events, extras.alerts_dir, extras.stats, extras.snapshots_dir)
+        if all(path is None for path in kept):  # said once the source is known to play
+            log.warning("neither --output nor --events given: results are only summarised")
         if extras.snapshots_dir is not None:
             outputs.make_folder("snapshots", Path(extras.snapshots_dir))
         writer = None

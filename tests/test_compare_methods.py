@@ -139,6 +139,7 @@ def test_resume_keeps_the_methods_that_finished(tmp_path, common, capsys, monkey
     assert main(again + [*methods, "--epochs", "2", "--lr=2e-3", "--seed", "1"]) == 2
     said = one_line_error(capsys)
     assert "vanilla finished earlier with other settings (--epochs: 1 there)" in said, said
+    assert f"delete {tmp_path / 'cmp' / 'vanilla'} to run vanilla again" in said, said
 
     assert main(again + [*methods, "--lr=2e-3", "--seed", "1"]) == 0
     table = json.loads((tmp_path / "cmp" / "comparison.json").read_text())
@@ -215,7 +216,8 @@ def test_resume_refuses_a_method_that_finished_on_other_data(tmp_path, common, c
     assert main(common + ["--methods", "vanilla", "self-training", "--resume"]) == 2
     assert one_line_error(capsys) == (
         "training.compare_methods: error: --resume: the data changed since vanilla finished "
-        "(its report records other crops of --data and --scenes than they give now); leave out "
+        "(its report records other crops than --data, --scenes and --negative-thresholds give "
+        f"now); delete {tmp_path / 'cmp' / 'vanilla'} to run vanilla again, or leave out "
         "--resume and pass --overwrite to run every method anew"
     )
     assert not (tmp_path / "cmp" / "self-training").exists()
@@ -294,3 +296,21 @@ def test_a_method_stopped_by_a_signal_says_how_the_comparison_goes_on(common, mo
         "training.compare_methods: stopped in vanilla; run the same command with --resume "
         "to continue"
     )
+
+
+def test_a_comparison_stopped_under_overwrite_leaves_no_old_table(
+    tmp_path, common, monkeypatch, capsys
+):
+    """The earlier table's rows describe students this run replaces: it goes at the start,
+    and the way on is --resume in place of --overwrite, which that command refuses."""
+    from training import compare_methods
+
+    (tmp_path / "cmp").mkdir()
+    (tmp_path / "cmp" / "comparison.json").write_text("[]")
+    monkeypatch.setattr(compare_methods.distill, "main", lambda argv: 130)  # as after Ctrl-C
+    assert main(common + ["--methods", "vanilla", "--overwrite"]) == 130
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "training.compare_methods: stopped in vanilla; run the same command with --resume "
+        "in place of --overwrite to continue"
+    )
+    assert not (tmp_path / "cmp" / "comparison.json").exists()

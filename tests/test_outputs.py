@@ -3,6 +3,7 @@
 import json
 
 import pytest
+from conftest import FIXTURES
 
 from training.outputs import OutputIsInputError, OutputSet, refuse_inputs, strict_json
 
@@ -398,3 +399,17 @@ def test_benchmark_refuses_clips_it_would_not_play(capsys):
     assert said.endswith(
         "--clips names clips that --skip-clips would not play; give one (--help lists the flags)"
     ), said
+
+
+def test_the_warning_of_no_outputs_comes_only_for_a_source_that_plays(capsys, caplog):
+    """A source that cannot be opened is the one line said; one that plays gets the note
+    that its results are only summarised."""
+    from app.cli import main
+
+    assert main(["--headless", "--quiet", "--source", "1000"]) == 2
+    assert "neither --output" not in caplog.text
+    assert capsys.readouterr().err.strip() == (
+        "maskwatch: error: no camera at index 1000: indices run from 0 to 999"
+    )
+    assert main(["--headless", "--quiet", "--source", str(FIXTURES / "mask_1.jpg")]) == 0
+    assert "neither --output nor --events given: results are only summarised" in caplog.text

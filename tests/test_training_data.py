@@ -634,7 +634,22 @@ def test_a_fresh_run_keeps_an_interrupted_runs_state_aside(tmp_path, caplog):
     aside = set_aside(state)
     assert aside == tmp_path / "vanilla-seed0-abc-interrupted" and not state.exists()
     assert (aside / "teacher-state.pt").read_bytes() == b"twelve epochs of work"
-    assert "rename the folder back to vanilla-seed0-abc" in caplog.text
+    assert "stop this run and run again with --resume" in caplog.text
+
+
+def test_resume_takes_back_the_state_a_fresh_run_set_aside(tmp_path, caplog):
+    """A run without --resume set the interrupted state aside and then finished or was
+    stopped before saving its own: --resume continues the one set aside."""
+    from training.run_state import set_aside, take_back
+
+    state = tmp_path / "vanilla-seed0-abc"
+    state.mkdir()
+    (state / "teacher-state.pt").write_bytes(b"twelve epochs of work")
+    set_aside(state)
+    assert take_back(state) is True
+    assert (state / "teacher-state.pt").read_bytes() == b"twelve epochs of work"
+    assert "continuing the interrupted run that was set aside in" in caplog.text
+    assert take_back(state) is False  # nothing set aside now
 
 
 def test_a_state_folder_is_held_by_one_run_at_a_time(tmp_path):

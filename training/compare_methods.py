@@ -51,6 +51,13 @@ class CompareError(ValueError):
     """A comparison that cannot start as asked."""
 
 
+# how a stopped comparison goes on, by whether it was run with --overwrite
+HOW_TO_GO_ON = {
+    False: "run the same command with --resume to continue",
+    True: "run the same command with --resume in place of --overwrite to continue",
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
     # No abbreviations: "--method" must not pass for "--methods" (it is distill's flag).
     p = OneLineParser(prog=PROG, description=__doc__, allow_abbrev=False)
@@ -232,8 +239,8 @@ def finished_report(
     if said:
         raise CompareError(
             f"--resume: {method} finished earlier with other settings ({'; '.join(said)}); "
-            "give the same flags as then, or leave out --resume and pass --overwrite to run "
-            "every method anew"
+            f"give the same flags as then, delete {args.out / method} to run {method} again, "
+            "or leave out --resume and pass --overwrite to run every method anew"
         )
     return found
 
@@ -270,11 +277,12 @@ def check_resumed_data(
     data, class_names = current_data(wanted)
     for method, report in finished.items():
         if report["settings"]["data"] != data:
-            given = "--data and --scenes" if wanted.scenes else "--data"
+            given = "--data" if not wanted.scenes else "--data, --scenes and --negative-thresholds"
             raise CompareError(
                 f"--resume: the data changed since {method} finished (its report records "
-                f"other crops of {given} than they give now); leave out --resume and pass "
-                "--overwrite to run every method anew"
+                f"other crops than {given} give now); delete {args.out / method} to run "
+                f"{method} again, or leave out --resume and pass --overwrite to run every "
+                "method anew"
             )
     for interrupted in kept:
         wanted.method, wanted.out = interrupted, args.out / interrupted
@@ -355,6 +363,8 @@ def compare(
     the stopped run's, and a method whose outputs were deleted runs again before one that
     was stopped). The others start afresh.
     """
+    if args.overwrite:  # its rows describe students this run replaces, even if it stops
+        (args.out / TABLE).unlink(missing_ok=True)
     rows = []
     for method in args.methods:
         report = finished.get(method)
@@ -368,8 +378,8 @@ def compare(
         code = distill.main(distill_argv(args, method, passed_on, resume))
         if code in STOPPED:  # distill said what stopped it; say how the comparison goes on
             print(
-                f"{PROG.removeprefix('python -m ')}: stopped in {method}; run the same "
-                "command with --resume to continue",
+                f"{PROG.removeprefix('python -m ')}: stopped in {method}; "
+                f"{HOW_TO_GO_ON[args.overwrite]}",
                 file=sys.stderr,
             )
         if code != 0:
@@ -407,10 +417,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt as exc:
         said, status = stop_message(exc)
-        print(
-            f"training.compare_methods: {said}; run the same command with --resume to continue",
-            file=sys.stderr,
-        )
+        print(f"training.compare_methods: {said}; {HOW_TO_GO_ON[args.overwrite]}", file=sys.stderr)
         return status
     if isinstance(rows, int):
         return rows

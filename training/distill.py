@@ -451,6 +451,8 @@ def _train(args: argparse.Namespace, held: contextlib.ExitStack) -> dict:
     state_dir = args.work_dir / "train-state" / run_state.run_key(settings)
     held.enter_context(run_state.state_lock(state_dir))
     args.state_dir = state_dir  # for main's word on what a stop leaves to resume
+    if args.resume:
+        run_state.take_back(state_dir)
     if args.resume and not state_dir.exists():
         # A kept run with other settings means a flag changed by mistake, most likely:
         # refuse, rather than train hours anew. With no kept run at all, start anew.

@@ -75,20 +75,34 @@ def record_settings(state_dir: Path, settings: dict) -> None:
     write_text(state_dir / SETTINGS_FILE, json.dumps(settings, indent=1), overwrite=True)
 
 
+def aside_of(state_dir: Path) -> Path:
+    """Where ``set_aside`` keeps the state of a run with the same settings."""
+    return state_dir.with_name(state_dir.name + ASIDE_SUFFIX)
+
+
+def take_back(state_dir: Path) -> bool:
+    """For --resume: bring back the state a run without --resume set aside (the same
+    settings, so the run the user means); whether there was one."""
+    aside = aside_of(state_dir)
+    if state_dir.exists() or not aside.is_dir():
+        return False
+    aside.rename(state_dir)
+    log.warning("--resume: continuing the interrupted run that was set aside in %s", aside)
+    return True
+
+
 def set_aside(state_dir: Path) -> Path | None:
     """Move an interrupted run's state out of a fresh run's way, keeping it (one earlier
     state per settings); returns where it went, or None when there was none."""
     if not state_dir.exists():
         return None
-    aside = state_dir.with_name(state_dir.name + ASIDE_SUFFIX)
+    aside = aside_of(state_dir)
     shutil.rmtree(aside, ignore_errors=True)
     state_dir.rename(aside)
     log.warning(
         "an interrupted run with these data and settings is kept in %s; this run starts anew "
-        "(to continue that one instead, stop this run, rename the folder back to %s and run "
-        "again with --resume)",
+        "(to continue that one instead, stop this run and run again with --resume)",
         aside,
-        state_dir.name,
     )
     return aside
 

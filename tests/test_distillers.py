@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import random
 
+import numpy as np
 import pytest
 import torch
 import torch.nn as nn
@@ -205,6 +206,53 @@ def test_best_weights_are_kept_and_resume_continues(tmp_path):
     again.checkpoint_dir, again.resume = tmp_path, True
     quietly_train_student(again, epochs=3)
     assert [r["epoch"] for r in again.history["student"]] == [1, 2, 3]
+
+
+class NoisyCrops(torch.utils.data.Dataset):
+    """Random images whose noise comes from the dataset's own generator, as CropDataset's
+    augmentations do."""
+
+    def __init__(self):
+        g = torch.Generator().manual_seed(0)
+        self.x, self.y = (
+            torch.randn(64, 3, 8, 8, generator=g),
+            torch.randint(0, 2, (64,), generator=g),
+        )
+        self.rng = np.random.default_rng(0)
+
+    def __len__(self):
+        return len(self.y)
+
+    def __getitem__(self, i):
+        noise = torch.as_tensor(self.rng.normal(0, 0.5, (3, 8, 8)), dtype=torch.float32)
+        return self.x[i] + noise, self.y[i]
+
+
+def shuffled_noisy_teacher() -> FixedNoisyTeacher:
+    """A NoisyTeacher (torch's global generator draws its noise) on shuffled, augmented data."""
+    distiller = make(FixedNoisyTeacher, alpha=0.5, noise_variance=0.5)
+    random.seed(0)  # as training.distill seeds it
+    data = NoisyCrops()
+    generator = torch.Generator().manual_seed(0)
+    distiller.train_loader = DataLoader(data, batch_size=16, shuffle=True, generator=generator)
+    return distiller
+
+
+def test_a_resumed_run_goes_on_as_one_never_stopped(tmp_path):
+    """Shuffle, augmentation and noise go on from where the stopped run left them, so the
+    same seed gives the same figures however often a run is stopped."""
+    whole = shuffled_noisy_teacher()
+    whole.checkpoint_dir = tmp_path / "whole"
+    quietly_train_student(whole, epochs=3)
+
+    stopped = shuffled_noisy_teacher()
+    stopped.checkpoint_dir = tmp_path / "stopped"
+    quietly_train_student(stopped, epochs=1)
+    resumed = shuffled_noisy_teacher()
+    resumed.checkpoint_dir, resumed.resume = tmp_path / "stopped", True
+    quietly_train_student(resumed, epochs=3)
+    losses = [[r["loss"] for r in d.history["student"]] for d in (whole, resumed)]
+    assert losses[0] == pytest.approx(losses[1], rel=1e-6, abs=1e-9)
 
 
 def test_self_training_distils_from_a_trained_copy():

@@ -14,6 +14,7 @@ import json
 import logging
 import math
 import os
+import random
 import shlex
 import shutil
 import sys
@@ -422,6 +423,7 @@ def _train(args: argparse.Namespace, held: contextlib.ExitStack) -> dict:
         require_scenes_layout(args.scenes)  # now, not after the faces are cropped
     torch.manual_seed(args.seed)
     np.random.seed(args.seed)
+    random.seed(args.seed)  # KD_Lib's noisy methods draw from Python's generator
     device = as_device(args.device)
     data = training_data(args, device)
     prepared, class_names, extra = data.prepared, data.class_names, data.extra

@@ -24,12 +24,15 @@ stop at the first non-finite loss or weights, before a diverged state is saved.
 from __future__ import annotations
 
 import inspect
+import json
 import logging
 import os
+import random
 from copy import deepcopy
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -172,6 +175,38 @@ class TrainingLoop:
             )
         return state
 
+    def _random_state(self) -> dict:
+        """What draws the next epoch's shuffle, augmentations and noise, saved with each
+        epoch so that a resumed run goes on as one never stopped would (same seed, same
+        figures: what a comparison of methods relies on)."""
+        # Python's own generator too: KD_Lib's NoisyTeacher and MessyCollab draw from it
+        state = {"torch": torch.get_rng_state(), "python": json.dumps(random.getstate())}
+        if torch.cuda.is_available():
+            state["cuda"] = torch.cuda.get_rng_state_all()
+        if getattr(self.train_loader, "generator", None) is not None:
+            state["loader"] = self.train_loader.generator.get_state()
+        rng = getattr(self.train_loader.dataset, "rng", None)
+        if isinstance(rng, np.random.Generator):  # as JSON: its state holds 128-bit numbers
+            state["augment"] = json.dumps(rng.bit_generator.state)
+        return state
+
+    def _restore_random(self, state: dict) -> None:
+        """Put back what ``_random_state`` saved; states saved before it existed have none,
+        and a state saved on another number of GPUs leaves theirs as they are."""
+        if "torch" in state:
+            torch.set_rng_state(state["torch"])
+        if "python" in state:
+            version, internal, gauss = json.loads(state["python"])
+            random.setstate((version, tuple(internal), gauss))
+        cuda = state.get("cuda")
+        if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(cuda)
+        if "loader" in state and getattr(self.train_loader, "generator", None) is not None:
+            self.train_loader.generator.set_state(state["loader"])
+        rng = getattr(self.train_loader.dataset, "rng", None)
+        if "augment" in state and isinstance(rng, np.random.Generator):
+            rng.bit_generator.state = json.loads(state["augment"])
+
     def val_accuracy(self, model: nn.Module) -> float:
         was_training = model.training
         model.eval()
@@ -212,6 +247,7 @@ class TrainingLoop:
                     scheduler.T_max = epochs
             start, best_acc, best_weights = state["epoch"], state["best_acc"], state["best_model"]
             history[:] = state["history"]
+            self._restore_random(state.get("random", {}))
         epochs_bar = tqdm(
             range(start, epochs),
             desc=f"{role} epochs",
@@ -277,6 +313,7 @@ class TrainingLoop:
                     "best_acc": best_acc,
                     "best_model": best_weights,
                     "history": history,
+                    "random": self._random_state(),
                 },
             )
         model.load_state_dict(best_weights)

@@ -195,6 +195,24 @@ def wait_for(pattern: str, folder: Path, proc: subprocess.Popen, seconds: float 
     return written()
 
 
+def test_the_same_seed_gives_the_same_weights_from_fresh_or_cached_crops(tmp_path):
+    """The first run crops the photos, the second reads the crops back: cropping draws random
+    numbers that reading does not, which must not change the training."""
+    import torch
+
+    data, work = make_dataset(tmp_path / "data"), tmp_path / "work"
+    for out in ("fresh", "cached"):
+        flags = ["--data", str(data), "--out", str(tmp_path / out), "--work-dir", str(work)]
+        flags += ["--input-size", "32", "--batch-size", "8", "--teacher-epochs", "1"]
+        assert distill_main([*flags, "--student-epochs", "1", "--quiet", "--seed", "3"]) == 0
+    fresh, cached = (
+        torch.load(tmp_path / out / "student.pt", weights_only=True)["state_dict"]
+        for out in ("fresh", "cached")
+    )
+    assert fresh.keys() == cached.keys()
+    assert all(torch.equal(fresh[name], cached[name]) for name in fresh)
+
+
 def test_resume_continues_only_its_own_interrupted_run(tmp_path):
     import torch
 
@@ -650,6 +668,25 @@ def test_resume_takes_back_the_state_a_fresh_run_set_aside(tmp_path, caplog):
     assert (state / "teacher-state.pt").read_bytes() == b"twelve epochs of work"
     assert "continuing the interrupted run that was set aside in" in caplog.text
     assert take_back(state) is False  # nothing set aside now
+
+
+def test_a_run_stopped_before_its_first_epoch_neither_hides_nor_replaces_the_one_set_aside(
+    tmp_path,
+):
+    """Stopped after two epochs, then a fresh run stopped before its first: its folder (the
+    settings alone) neither replaces the two epochs set aside, nor keeps --resume from them."""
+    from training.run_state import record_settings, set_aside, take_back
+
+    state = tmp_path / "vanilla-seed0-abc"
+    state.mkdir()
+    (state / "student-state.pt").write_bytes(b"two epochs of work")
+    aside = set_aside(state)
+    record_settings(state, {"--method": "vanilla"})  # the fresh run, stopped at once
+    assert set_aside(state) is None and not state.exists()  # a third, fresh run
+    assert (aside / "student-state.pt").read_bytes() == b"two epochs of work"
+    record_settings(state, {"--method": "vanilla"})
+    assert take_back(state) is True
+    assert (state / "student-state.pt").read_bytes() == b"two epochs of work"
 
 
 def test_a_state_folder_is_held_by_one_run_at_a_time(tmp_path):

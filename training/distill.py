@@ -421,11 +421,13 @@ def _train(args: argparse.Namespace, held: contextlib.ExitStack) -> dict:
     check_outputs(args)
     if args.scenes:
         require_scenes_layout(args.scenes)  # now, not after the faces are cropped
+    device = as_device(args.device)
+    data = training_data(args, device)
+    # Seeded after the crops: cropping afresh draws numbers that reading them back does not,
+    # and the same seed must give the same figures either way (and in any --methods order).
     torch.manual_seed(args.seed)
     np.random.seed(args.seed)
     random.seed(args.seed)  # KD_Lib's noisy methods draw from Python's generator
-    device = as_device(args.device)
-    data = training_data(args, device)
     prepared, class_names, extra = data.prepared, data.class_names, data.extra
     augment_cfg = AugmentConfig(hue_deg=args.hue, grey=args.grey)
     loaders = make_loaders(

@@ -84,8 +84,9 @@ def take_back(state_dir: Path) -> bool:
     """For --resume: bring back the state a run without --resume set aside (the same
     settings, so the run the user means); whether there was one."""
     aside = aside_of(state_dir)
-    if state_dir.exists() or not aside.is_dir():
+    if not aside.is_dir() or any(state_dir.glob("*-state.pt")):
         return False
+    shutil.rmtree(state_dir, ignore_errors=True)  # a fresh run stopped before its first epoch
     aside.rename(state_dir)
     log.warning("--resume: continuing the interrupted run that was set aside in %s", aside)
     return True
@@ -95,6 +96,9 @@ def set_aside(state_dir: Path) -> Path | None:
     """Move an interrupted run's state out of a fresh run's way, keeping it (one earlier
     state per settings); returns where it went, or None when there was none."""
     if not state_dir.exists():
+        return None
+    if not any(state_dir.glob("*-state.pt")):  # stopped before its first epoch: no work in it
+        shutil.rmtree(state_dir, ignore_errors=True)  # and an earlier run set aside stays
         return None
     aside = aside_of(state_dir)
     shutil.rmtree(aside, ignore_errors=True)

@@ -722,3 +722,37 @@ def test_resume_with_other_settings_names_the_kept_run_and_what_differs(tmp_path
         f"{states / run_key(interrupted)}-interrupted (differs in --student-epochs: "
         f"{epochs!r} there)"
     ]
+
+
+def test_one_class_names_the_folder_to_add(tmp_path):
+    from training.dataset_files import DatasetError, find_images
+
+    data = make_dataset(tmp_path / "data")
+    shutil.rmtree(data / "without_mask")
+    with pytest.raises(DatasetError, match="has only one class; add a without_mask/ folder for"):
+        find_images(data)
+
+
+def test_a_stop_before_the_first_epoch_says_the_run_set_aside_is_still_there(
+    tmp_path, monkeypatch, capsys
+):
+    """A fresh run set an interrupted one aside and was stopped before an epoch of its own:
+    the earlier run's epochs are what --resume continues, so 'nothing to resume' is wrong."""
+    from training import distill
+    from training.run_state import aside_of
+
+    state = tmp_path / "work" / "train-state" / "vanilla-seed0-abc"
+    aside_of(state).mkdir(parents=True)
+    (aside_of(state) / "student-state.pt").write_bytes(b"four epochs")
+
+    def stopped_at_once(args):  # where a Ctrl-C during the fresh run's first epoch lands
+        args.state_dir = state
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(distill, "train", stopped_at_once)
+    assert distill.main(["--data", str(make_dataset(tmp_path / "data")), "--quiet"]) == 130
+    said = capsys.readouterr().err.strip().splitlines()[-1]
+    assert said == (
+        "training.distill: interrupted before any epoch of this run finished; the earlier run "
+        f"kept in {aside_of(state)} is still there: run again with --resume to continue it"
+    )

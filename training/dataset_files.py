@@ -58,7 +58,8 @@ def find_images(root: Path) -> DatasetFiles:
         if label in missing:  # "only one class" would send the user to make a folder there
             raise DatasetError(f"{path} is a file, not a folder of {label} images")
     if missing:
-        raise DatasetError(f"{root} has only one class; add a folder for {sorted(missing)[0]}")
+        folder = {"mask": "with_mask/", "no_mask": "without_mask/"}[sorted(missing)[0]]
+        raise DatasetError(f"{root} has only one class; add a {folder} folder for the other")
     images, skipped = [], []
     for label, files in sorted(classes.items()):
         # Unknown suffixes are kept: decoding decides (one shared file is "x.jpg_1088Wx1632H").

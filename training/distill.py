@@ -585,6 +585,13 @@ def main(argv: list[str] | None = None) -> int:
         state = getattr(args, "state_dir", None)
         if state is not None and any(state.glob("*-state.pt")):
             print(f"training.distill: {said}; run again with --resume to continue", file=sys.stderr)
+        elif state is not None and any(run_state.aside_of(state).glob("*-state.pt")):
+            print(
+                f"training.distill: {said} before any epoch of this run finished; the earlier "
+                f"run kept in {run_state.aside_of(state)} is still there: run again with "
+                "--resume to continue it",
+                file=sys.stderr,
+            )
         else:
             print(
                 f"training.distill: {said} before any epoch finished; nothing to resume yet",

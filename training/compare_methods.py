@@ -259,7 +259,7 @@ def has_kept_state(wanted: argparse.Namespace, method: str) -> bool:
     """Whether ``--work-dir`` keeps a training state of ``method`` at this seed (of these
     settings or others: distill's --resume tells them apart)."""
     states = Path(wanted.work_dir) / "train-state"
-    return any(path.is_dir() for path in states.glob(f"{method}-seed{wanted.seed}-*"))
+    return bool(run_state.runs_of(states, method, wanted.seed))
 
 
 def check_resumed_data(

@@ -583,9 +583,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt as exc:
         said, status = stop_message(exc)
         state = getattr(args, "state_dir", None)
-        if state is not None and any(state.glob("*-state.pt")):
+        if state is not None and run_state.has_epochs(state):
             print(f"training.distill: {said}; run again with --resume to continue", file=sys.stderr)
-        elif state is not None and any(run_state.aside_of(state).glob("*-state.pt")):
+        elif state is not None and run_state.has_epochs(run_state.aside_of(state)):
             print(
                 f"training.distill: {said} before any epoch of this run finished; the earlier "
                 f"run kept in {run_state.aside_of(state)} is still there: run again with "

@@ -75,6 +75,17 @@ def record_settings(state_dir: Path, settings: dict) -> None:
     write_text(state_dir / SETTINGS_FILE, json.dumps(settings, indent=1), overwrite=True)
 
 
+def has_epochs(state_dir: Path) -> bool:
+    """Whether a state folder holds a finished epoch of some role (not just run.json)."""
+    return any(state_dir.glob("*-state.pt"))
+
+
+def runs_of(states: Path, method: str, seed: int) -> list[Path]:
+    """The kept state folders in ``states`` of runs of ``method`` at ``seed``, any settings
+    (set aside ones included)."""
+    return sorted(p for p in states.glob(f"{method}-seed{seed}-*") if p.is_dir())
+
+
 def aside_of(state_dir: Path) -> Path:
     """Where ``set_aside`` keeps the state of a run with the same settings."""
     return state_dir.with_name(state_dir.name + ASIDE_SUFFIX)
@@ -84,7 +95,7 @@ def take_back(state_dir: Path) -> bool:
     """For --resume: bring back the state a run without --resume set aside (the same
     settings, so the run the user means); whether there was one."""
     aside = aside_of(state_dir)
-    if not aside.is_dir() or any(state_dir.glob("*-state.pt")):
+    if not aside.is_dir() or has_epochs(state_dir):
         return False
     shutil.rmtree(state_dir, ignore_errors=True)  # a fresh run stopped before its first epoch
     aside.rename(state_dir)
@@ -97,7 +108,7 @@ def set_aside(state_dir: Path) -> Path | None:
     state per settings); returns where it went, or None when there was none."""
     if not state_dir.exists():
         return None
-    if not any(state_dir.glob("*-state.pt")):  # stopped before its first epoch: no work in it
+    if not has_epochs(state_dir):  # stopped before its first epoch: no work in it
         shutil.rmtree(state_dir, ignore_errors=True)  # and an earlier run set aside stays
         return None
     aside = aside_of(state_dir)
@@ -124,10 +135,9 @@ def other_runs(state_dir: Path, settings: dict) -> list[str]:
     as "FOLDER (differs in --lr: 0.001 there)"; folders from before run.json existed are
     named without the difference."""
     said = []
-    prefix = f"{settings['--method']}-seed{settings['--seed']}-"
     mine = json.loads(json.dumps(settings))  # tuples as lists, as run.json holds them
-    for folder in sorted(state_dir.parent.glob(prefix + "*")):
-        if not folder.is_dir() or folder == state_dir:
+    for folder in runs_of(state_dir.parent, settings["--method"], settings["--seed"]):
+        if folder == state_dir:
             continue
         kept = _kept_settings(folder)
         if kept is None:

@@ -363,3 +363,33 @@ def test_tuning_settings_are_named_by_their_flag(tmp_path, capsys, flags, messag
         .splitlines()[-1]
         .endswith(f"{message} (--help lists the flags)")
     )
+
+
+def test_tuning_can_start_from_earlier_detector_weights(tmp_path, capsys):
+    """--start-from continues from a tuned detector: the nets not tuned keep its weights."""
+    from training.tune_detector import main
+
+    scenes = scenes_copy(tmp_path / "scenes")
+    start = detector_checkpoint.DEFAULT_DETECTOR
+    out = tmp_path / "onet.pt"
+    flags = ["--scenes", str(scenes), "--out", str(out), "--quiet", "--epochs", "1"]
+    assert main(flags + ["--start-from", str(start), "--stages", "onet"]) == 0
+    before, after = detector_checkpoint.read(start), detector_checkpoint.read(out)
+    for net in ("pnet", "rnet"):
+        assert all(torch.equal(after[net][k], v) for k, v in before[net].items()), net
+    assert any(not torch.equal(after["onet"][k], v) for k, v in before["onet"].items())
+    record = after["meta"]["start_from"]
+    assert record["file"] == str(start) and record["command"] == before["meta"]["command"]
+    assert len(record["sha1"]) == 40
+
+    stock = MTCNN(keep_all=True, post_process=False)
+    assert main(flags + ["--stages", "onet", "--out", str(tmp_path / "stock.pt")]) == 0
+    fresh = detector_checkpoint.read(tmp_path / "stock.pt")
+    assert fresh["meta"]["start_from"] == "stock"
+    assert all(torch.equal(fresh["rnet"][k], v) for k, v in stock.rnet.state_dict().items())
+
+    (tmp_path / "notes.pt").write_text("not weights")
+    capsys.readouterr()
+    assert main(flags + ["--start-from", str(tmp_path / "notes.pt"), "--overwrite"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "notes.pt is not a readable weights file" in err[0], err

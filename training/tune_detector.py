@@ -31,6 +31,7 @@ from facenet_pytorch import MTCNN
 from tqdm import tqdm
 
 from app.atomic import check_writable, describe_error
+from app.digest import file_digest
 from app.flags import (
     FlagValueError,
     OneLineParser,
@@ -216,6 +217,17 @@ def tune_stage(net, stage, samples: Samples, args, device) -> dict:
     }
 
 
+def start_from_record(path: Path | None, meta: dict | None) -> dict | str:
+    """What the tuning started from: "stock", or the file with its digest and command."""
+    if path is None:
+        return "stock"
+    return {
+        "file": str(path),
+        "sha1": file_digest(path),
+        "command": (meta or {}).get("command"),
+    }
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = OneLineParser(prog="python -m training.tune_detector", description=__doc__.split("\n\n")[0])
     p.add_argument(
@@ -232,6 +244,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=output_file,
         default=detector_checkpoint.DEFAULT_DETECTOR,
         help="weights file to write (default models/detector.pt)",
+    )
+    p.add_argument(
+        "--start-from",
+        type=input_path,
+        metavar="FILE",
+        help="detector weights to start from, such as an earlier run's (default: MTCNN's "
+        "stock weights); the nets not in --stages keep these weights",
     )
     p.add_argument(
         "--stages",
@@ -285,13 +304,16 @@ def tune(args: argparse.Namespace) -> dict:
     refuse_inside(args.out, "--out", {"--scenes": args.scenes, "--faces": args.faces})
     torch.manual_seed(args.seed)
     device = as_device(args.device)
+    mtcnn = MTCNN(keep_all=True, post_process=False)
+    start_meta = None
+    if args.start_from:  # before any photo is read, so a wrong file costs nothing
+        start_meta = detector_checkpoint.load_into(args.start_from, mtcnn)
+    mtcnn.eval()
     scenes = train_scenes(args.scenes, args.seed)
     photos, faces_record = list(scenes), None
     if args.faces:
         extra, faces_record = train_face_photos(args.faces, scenes, args.seed, not args.quiet)
         photos += extra
-    mtcnn = MTCNN(keep_all=True, post_process=False)
-    mtcnn.eval()
     stages, started = {}, time.perf_counter()
     for stage in args.stages:
         mtcnn.to("cpu")
@@ -313,6 +335,7 @@ def tune(args: argparse.Namespace) -> dict:
         "train_faces": int(sum(len(f) for _, f, _ in scenes)),
         "face_photos": faces_record,
         "seed": args.seed,
+        "start_from": start_from_record(args.start_from, start_meta),
         "stages": stages,
         "minutes": round((time.perf_counter() - started) / 60, 1),
     }

@@ -26,23 +26,21 @@ class DetectorConfig:
     """
 
     min_face_size: int = 20
-    thresholds: tuple[float, float, float] = (0.5, 0.02, 0.8)
+    thresholds: tuple[float, float, float] = (0.5, 0.4, 0.8)
     factor: float = 0.709
     scale: float = 1.0
     max_side: int = 640
-    min_score: float = 0.8
+    min_score: float = 0.9
     weights: str = "default"
 
 
 # Detector sensitivity presets: MTCNN stage thresholds and the final score cut, chosen on
-# the scenes train split for the tuned detector (models/detector.pt), whose O-Net learnt to
-# reject what R-Net lets through at almost any score: so R-Net's cut is low and O-Net
-# decides. "standard" is the most masked faces found at up to 0.1 false boxes per train
-# photo; "high" finds more masked and small faces at the price of more false boxes, which a
-# classifier with a not_face class then drops. Stock MTCNN's defaults are 0.6 / 0.7 / 0.7.
+# the scenes train split for the tuned detector (models/detector.pt). "high" finds more
+# masked and small faces at the price of more false boxes, which a classifier with a
+# not_face class then drops. Stock MTCNN's own defaults are 0.6 / 0.7 / 0.7.
 SENSITIVITY = {
-    "standard": {"thresholds": (0.5, 0.02, 0.8), "min_score": 0.8},
-    "high": {"thresholds": (0.4, 0.01, 0.3), "min_score": 0.3},
+    "standard": {"thresholds": (0.5, 0.4, 0.8), "min_score": 0.9},
+    "high": {"thresholds": (0.4, 0.2, 0.5), "min_score": 0.5},
 }
 
 

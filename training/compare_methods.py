@@ -258,8 +258,7 @@ def current_data(wanted: argparse.Namespace) -> tuple[str, tuple[str, ...]]:
 def has_kept_state(wanted: argparse.Namespace, method: str) -> bool:
     """Whether ``--work-dir`` keeps a training state of ``method`` at this seed (of these
     settings or others: distill's --resume tells them apart)."""
-    states = Path(wanted.work_dir) / "train-state"
-    return bool(run_state.runs_of(states, method, wanted.seed))
+    return bool(run_state.runs_of(run_state.states_in(wanted.work_dir), method, wanted.seed))
 
 
 def check_resumed_data(
@@ -269,7 +268,7 @@ def check_resumed_data(
     comparison learns from, and an interrupted method whose kept state has other settings
     (distill would refuse it in its own flag names). Knowing the data means preparing the
     crops, so it is done only when there is something to check."""
-    states = Path(wanted.work_dir) / "train-state"
+    states = run_state.states_in(wanted.work_dir)
     # any unfinished method may have been stopped: the list's order may have changed
     kept = [m for m in args.methods if m not in finished and has_kept_state(wanted, m)]
     if not finished and not kept:

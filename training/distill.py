@@ -452,7 +452,7 @@ def _train(args: argparse.Namespace, held: contextlib.ExitStack) -> dict:
             student, loaders.train, loaders.val, opt_student, device, **options
         )
     settings = run_settings(args, data.digest, class_names)
-    state_dir = args.work_dir / "train-state" / run_state.run_key(settings)
+    state_dir = run_state.states_in(args.work_dir) / run_state.run_key(settings)
     held.enter_context(run_state.state_lock(state_dir))
     args.state_dir = state_dir  # for main's word on what a stop leaves to resume
     if args.resume:

@@ -33,6 +33,11 @@ SETTINGS_FILE = "run.json"
 ASIDE_SUFFIX = "-interrupted"
 
 
+def states_in(work_dir: Path) -> Path:
+    """The folder of ``--work-dir`` that holds every run's training state."""
+    return Path(work_dir) / "train-state"
+
+
 class StateInUseError(RuntimeError):
     """Another training run, alive now, uses the same state folder."""
 

@@ -308,6 +308,7 @@ def tune(args: argparse.Namespace) -> dict:
     start_meta = None
     if args.start_from:  # before any photo is read, so a wrong file costs nothing
         start_meta = detector_checkpoint.load_into(args.start_from, mtcnn)
+    start_from = start_from_record(args.start_from, start_meta)  # the file as loaded
     mtcnn.eval()
     scenes = train_scenes(args.scenes, args.seed)
     photos, faces_record = list(scenes), None
@@ -335,7 +336,7 @@ def tune(args: argparse.Namespace) -> dict:
         "train_faces": int(sum(len(f) for _, f, _ in scenes)),
         "face_photos": faces_record,
         "seed": args.seed,
-        "start_from": start_from_record(args.start_from, start_meta),
+        "start_from": start_from,
         "stages": stages,
         "minutes": round((time.perf_counter() - started) / 60, 1),
     }

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ import torch.nn as nn
 
 from app.atomic import atomic_path
 from models import CLASS_NAMES, MODEL_DIR
+from models import student as student_net
 from models.detector_checkpoint import FORMAT as DETECTOR_FORMAT
 from models.safe_load import UnreadableWeights, check_dtypes, load_plain
 from models.student import build_student
@@ -51,21 +52,29 @@ class ModelMeta:
     command: str = ""
     scores: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    width: int | None = None  # the student's channel width; None for the teacher (fixed size)
 
 
 def default_weights(arch: str) -> Path:
     return MODEL_DIR / f"{arch}.pt"
 
 
-def build(arch: str, num_classes: int = len(CLASS_NAMES)) -> nn.Module:
+def build(arch: str, num_classes: int = len(CLASS_NAMES), width: int | None = None) -> nn.Module:
+    """A fresh ``arch`` model; ``width`` sets the student's channels (None: the default)."""
     if arch not in BUILDERS:
         raise CheckpointError(f"unknown model {arch!r}; expected one of {sorted(BUILDERS)}")
+    if arch == "student":
+        return build_student(num_classes, width or student_net.DEFAULT_WIDTH)
+    if width is not None:
+        raise CheckpointError(f"the {arch} has a fixed size; it takes no width")
     return BUILDERS[arch](num_classes=num_classes)
 
 
 def save(path: Path, model: nn.Module, meta: ModelMeta) -> None:
     """Save weights and metadata atomically, so a crash never leaves half a file."""
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    if meta.arch == "student" and meta.width is None:  # the model knows its own width
+        meta = replace(meta, width=model.width)
     payload = {
         "format": FORMAT,
         "version": VERSION,
@@ -99,7 +108,7 @@ def load(path: Path, arch: str | None = None) -> tuple[nn.Module, ModelMeta]:
     if arch is not None and meta.arch != arch:
         raise CheckpointError(f"{path} holds a {meta.arch} model, not a {arch}")
     state = _check_weights(path, payload["state_dict"])
-    model = build(meta.arch, len(meta.class_names))
+    model = build(meta.arch, len(meta.class_names), meta.width)
     check_dtypes(path, model.state_dict(), state, CheckpointError)
     try:
         model.load_state_dict(state)
@@ -187,7 +196,23 @@ def _read_meta(path: Path, raw: dict[str, Any]) -> ModelMeta:
         record[name] = raw.get(name, getattr(defaults, name))
         if not isinstance(record[name], kind):
             raise refuse(name, "text" if kind is str else "a table")
-    return ModelMeta(arch, tuple(names), size, mean, std, **record)
+    return ModelMeta(arch, tuple(names), size, mean, std, **record, width=_width(path, arch, raw))
+
+
+def _width(path: Path, arch: str, raw: dict[str, Any]) -> int | None:
+    """The student's width as recorded (older files recorded none: they hold the legacy
+    width); the teacher has none."""
+    if arch != "student":
+        if raw.get("width") is not None:
+            raise CheckpointError(f"{path} gives the {arch} a width; only the student has one")
+        return None
+    width = raw.get("width", student_net.LEGACY_WIDTH)
+    low, high = student_net.WIDTH_RANGE
+    if type(width) is not int or not low <= width <= high:
+        raise CheckpointError(
+            f"{path} gives an impossible student width {width!r} (expected {low} to {high})"
+        )
+    return width
 
 
 def _three_numbers(value: Any) -> tuple[float, float, float] | None:

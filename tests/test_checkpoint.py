@@ -4,7 +4,10 @@ import pytest
 import torch
 
 from models import checkpoint
+from models import student as student_net
 from models.checkpoint import CheckpointError, ModelMeta
+
+CLASSES_3 = ("mask", "no_mask", "not_face")
 
 
 def test_committed_weights_load_with_metadata():
@@ -34,6 +37,43 @@ def test_round_trip_keeps_weights(tmp_path):
     for key, value in model.state_dict().items():
         assert torch.equal(value, loaded.state_dict()[key])
     assert list(tmp_path.iterdir()) == [path]  # no temporary file left behind
+
+
+def test_the_students_width_is_kept_and_older_files_load_at_the_legacy_width(tmp_path):
+    wide = checkpoint.build("student", 3, 24)
+    path = tmp_path / "wide.pt"
+    checkpoint.save(path, wide, ModelMeta(arch="student", class_names=CLASSES_3))
+    loaded, meta = checkpoint.load(path, "student")
+    assert meta.width == 24 and loaded.features[0][0].out_channels == 24
+    assert checkpoint.count_parameters(loaded) == checkpoint.count_parameters(wide)
+    # a file written before widths were recorded: its student has the legacy width
+    legacy = checkpoint.build("student", 3, student_net.LEGACY_WIDTH)
+    payload = {
+        "format": checkpoint.FORMAT,
+        "version": 1,
+        "meta": {"arch": "student", "class_names": list(CLASSES_3)},
+        "state_dict": legacy.state_dict(),
+    }
+    torch.save(payload, path)
+    loaded, meta = checkpoint.load(path, "student")
+    assert meta.width == student_net.LEGACY_WIDTH == 16
+    assert loaded.features[0][0].out_channels == 16
+
+
+@pytest.mark.parametrize(
+    "arch, width, message",
+    [
+        ("student", 0, "impossible student width 0"),
+        ("student", "32", "impossible student width '32'"),
+        ("teacher", 32, "gives the teacher a width; only the student has one"),
+    ],
+)
+def test_an_impossible_width_is_refused(tmp_path, arch, width, message):
+    path = tmp_path / "w.pt"
+    meta = {"arch": arch, "width": width}
+    torch.save({"format": checkpoint.FORMAT, "version": 1, "meta": meta, "state_dict": {}}, path)
+    with pytest.raises(CheckpointError, match=message):
+        checkpoint.load(path)
 
 
 def test_wrong_architecture_is_refused(tmp_path):

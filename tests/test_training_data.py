@@ -16,6 +16,7 @@ from conftest import FIXTURES, scenes_copy
 from app.config import CropConfig, DetectorConfig
 from app.detector import FaceDetector
 from app.images import read_rgb
+from models import checkpoint
 from training.dataset_files import DatasetError, find_images
 from training.dedup import dhash, group_near_duplicates
 from training.distill import build_parser, run_key
@@ -204,6 +205,7 @@ def test_the_same_seed_gives_the_same_weights_from_fresh_or_cached_crops(tmp_pat
     for out in ("fresh", "cached"):
         flags = ["--data", str(data), "--out", str(tmp_path / out), "--work-dir", str(work)]
         flags += ["--input-size", "32", "--batch-size", "8", "--teacher-epochs", "1"]
+        flags += ["--student-width", "8"]
         assert distill_main([*flags, "--student-epochs", "1", "--quiet", "--seed", "3"]) == 0
     fresh, cached = (
         torch.load(tmp_path / out / "student.pt", weights_only=True)["state_dict"]
@@ -211,6 +213,8 @@ def test_the_same_seed_gives_the_same_weights_from_fresh_or_cached_crops(tmp_pat
     )
     assert fresh.keys() == cached.keys()
     assert all(torch.equal(fresh[name], cached[name]) for name in fresh)
+    student, meta = checkpoint.load(tmp_path / "fresh" / "student.pt", "student")
+    assert meta.width == 8 and student.features[0][0].out_channels == 8
 
 
 def test_resume_continues_only_its_own_interrupted_run(tmp_path):
@@ -354,6 +358,7 @@ def test_run_key_follows_the_teacher_file_not_the_teacher_epochs(tmp_path):
         ("--lr", "inf", "--lr must be a finite number above 0"),
         ("--lr", "-0.001", "--lr must be a finite number above 0"),
         ("--input-size", "24", "--input-size must be at least 32 px"),
+        ("--student-width", "2", "--student-width must lie in [4, 128], not 2"),
         ("--student-epochs", "0", "--student-epochs must be at least 1, not 0"),
         ("--batch-size", "1", "--batch-size must be at least 2, not 1"),
     ],

@@ -39,6 +39,7 @@ from app.flags import (
 )
 from app.stop_signals import stop_message, stop_signals_raise
 from models import CLASS_NAMES, checkpoint
+from models import student as student_net
 from models.checkpoint import CheckpointError, ModelMeta, count_parameters
 from training import run_state
 from training.augment import AugmentConfig, CropDataset
@@ -103,6 +104,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         help=f"crop side in pixels, at least {MIN_INPUT_SIZE} (default: the --teacher's, "
         f"else {DEFAULT_INPUT_SIZE})",
+    )
+    p.add_argument(
+        "--student-width",
+        type=int,
+        default=student_net.DEFAULT_WIDTH,
+        help=f"the student's channel width (default {student_net.DEFAULT_WIDTH}; its "
+        "parameters grow with the square of it)",
     )
     p.add_argument(
         "--hue",
@@ -232,6 +240,11 @@ def check_settings(args: argparse.Namespace) -> None:
             f"--input-size must be at least {MIN_INPUT_SIZE} px (the DenseNet teacher shrinks a "
             f"crop 32 times), not {args.input_size}"
         )
+    low, high = student_net.WIDTH_RANGE
+    if not low <= args.student_width <= high:
+        raise FlagValueError(
+            f"--student-width must lie in [{low}, {high}], not {args.student_width}"
+        )
     if args.teacher_epochs < 1 and not args.teacher:
         raise FlagValueError("--teacher-epochs must be at least 1 (or give a trained --teacher)")
     if not 0 < args.lr < math.inf:
@@ -350,6 +363,7 @@ def run_settings(args: argparse.Namespace, data: str, class_names: tuple[str, ..
         "--distil-weight": args.distil_weight,
         "--batch-size": args.batch_size,
         "--input-size": args.input_size,
+        "--student-width": args.student_width,
         "--label-smoothing": args.label_smoothing,
         "--hue": args.hue,
         "--grey": args.grey,
@@ -436,7 +450,7 @@ def _train(args: argparse.Namespace, held: contextlib.ExitStack) -> dict:
 
     if teacher is None:
         teacher = checkpoint.build("teacher", len(class_names))
-    student = checkpoint.build("student", len(class_names))
+    student = checkpoint.build("student", len(class_names), args.student_width)
     opt_teacher = torch.optim.AdamW(teacher.parameters(), lr=args.lr, weight_decay=1e-4)
     opt_student = torch.optim.AdamW(student.parameters(), lr=args.lr, weight_decay=1e-4)
     options = {"temp": args.temperature, "distil_weight": args.distil_weight}

@@ -83,8 +83,9 @@ def overflowing_student(path: Path) -> Path:
     """Save the committed student with a last layer so large its logits overflow to inf."""
     model, meta = checkpoint.load(checkpoint.default_weights("student"), "student")
     last = [m for m in model.modules() if isinstance(m, torch.nn.Linear)][-1]
-    with torch.no_grad():
-        last.weight.mul_(1e38)
+    with torch.no_grad():  # every logit past float32's largest number, whatever the crop
+        last.weight.fill_(1e38)
+        last.bias.fill_(1e38)
     checkpoint.save(path, model, meta)
     return path
 

@@ -104,6 +104,6 @@ def test_mirror_averages_the_answers_for_the_face_and_its_mirror_image(pipeline)
     face = fixture_bgr("no_mask_1.jpg")[:, :, ::-1].copy()
     face[:, : face.shape[1] // 2] = 0
     left, right = plain.classify([face, face[:, ::-1].copy()])
-    assert abs(left.probs[0] - right.probs[0]) > 0.3
+    assert abs(left.probs[0] - right.probs[0]) > 0.1  # far apart next to approx's tolerance
     (both,) = mirrored.classify([face])
     assert both.probs == pytest.approx([(a + b) / 2 for a, b in zip(left.probs, right.probs)])

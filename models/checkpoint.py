@@ -73,7 +73,7 @@ def build(arch: str, num_classes: int = len(CLASS_NAMES), width: int | None = No
 def save(path: Path, model: nn.Module, meta: ModelMeta) -> None:
     """Save weights and metadata atomically, so a crash never leaves half a file."""
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    if meta.arch == "student" and meta.width is None:  # the model knows its own width
+    if meta.arch == "student":  # the width recorded is always the model's own
         meta = replace(meta, width=model.width)
     payload = {
         "format": FORMAT,

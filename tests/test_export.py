@@ -240,3 +240,16 @@ def test_an_empty_out_is_refused_not_taken_as_the_current_folder(tmp_path, capsy
         "training.export: error: argument --out: is empty; name a folder (--help lists the flags)"
     )
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_image_that_does_not_decode_is_named_and_notes_are_passed_over(tmp_path, caplog):
+    folder = tmp_path / "check"
+    folder.mkdir()
+    shutil.copy(FIXTURES / "mask_1.jpg", folder / "mask_1.jpg")
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not a whole jpeg")
+    (folder / "SOURCES.md").write_text("where the photos came from\n")
+    with caplog.at_level("WARNING", logger="training.export"):
+        crops = fixture_crops(folder)
+    assert len(crops) == 1 and crops[0].ndim == 3
+    said = [r.getMessage() for r in caplog.records]
+    assert len(said) == 1 and "broken.jpg" in said[0] and said[0].endswith("; skipped")

@@ -63,8 +63,8 @@ def find_images(root: Path) -> DatasetFiles:
     images, skipped = [], []
     for label, files in sorted(classes.items()):
         # Unknown suffixes are kept: decoding decides (one shared file is "x.jpg_1088Wx1632H").
-        kept = [f for f in files if not _plainly_not_image(f)]
-        skipped += [f for f in files if _plainly_not_image(f)]
+        kept = [f for f in files if not plainly_not_image(f)]
+        skipped += [f for f in files if plainly_not_image(f)]
         if not kept:
             named = " and ".join(folders[label])
             raise DatasetError(f"{named} in {root} holds no images (class {label})")
@@ -108,5 +108,6 @@ def files_under(folder: Path) -> list[Path]:
     return sorted(files)
 
 
-def _plainly_not_image(path: Path) -> bool:
+def plainly_not_image(path: Path) -> bool:
+    """Hidden files and notes, annotations or tables: never read as images."""
     return path.name.startswith(".") or path.suffix.lower() in SKIPPED_SUFFIXES

@@ -33,6 +33,7 @@ from app.images import ImageError, read_rgb
 from app.stop_signals import stop_message, stoppable
 from models import checkpoint
 from models.checkpoint import CheckpointError
+from training.dataset_files import plainly_not_image
 from training.outputs import OutputSet, refuse_inputs, refuse_inside
 from training.prepare import face_crop_for_image
 
@@ -73,7 +74,7 @@ class ExportCheck:
 
 def fixture_crops(folder: Path, limit: int = 32) -> list[np.ndarray]:
     """Face crops of the images in ``folder`` and, for a class-folder set, in its subfolders,
-    made as the training data is made."""
+    made as the training data is made; an image that does not decode is named and skipped."""
     if not folder.is_dir():
         raise ValueError(f"--images {folder} is not a folder of images")
     detector = FaceDetector(DetectorConfig())
@@ -84,9 +85,12 @@ def fixture_crops(folder: Path, limit: int = 32) -> list[np.ndarray]:
     for path in paths:
         if len(crops) >= limit:
             break
+        if plainly_not_image(path):  # notes and annotations beside the photos
+            continue
         try:
             rgb = read_rgb(path)
-        except ImageError:
+        except ImageError as exc:
+            log.warning("%s; skipped", exc)
             continue
         crops.append(face_crop_for_image(rgb, detector, CropConfig())[0])
     if not crops:

@@ -380,6 +380,25 @@ def test_negative_thresholds_without_negatives_are_refused(tmp_path, capsys):
     assert "--negative-thresholds works only with --negatives" in err
 
 
+def test_teacher_epochs_with_a_trained_teacher_are_refused_not_ignored(tmp_path, capsys):
+    """--teacher-epochs trains a teacher; with --teacher none is trained, so the number would
+    silently do nothing."""
+    out = tmp_path / "out"
+    argv = ["--data", str(FIXTURES), "--out", str(out), "--quiet"]
+    teacher = checkpoint.default_weights("teacher")
+    given = ["--teacher", str(teacher), "--scenes", str(tmp_path), "--negatives"]
+    code = distill_main(argv + given + ["--teacher-epochs", "20"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1, err
+    assert err[0].startswith(
+        "training.distill: error: --teacher-epochs trains a new teacher, --teacher uses a "
+        "trained one: give one of them"
+    )
+    assert not out.exists()
+    assert distill_main(argv + ["--teacher-epochs", "0"]) == 2
+    assert "--teacher-epochs must be at least 1" in capsys.readouterr().err
+
+
 def test_distill_says_a_data_file_is_not_a_folder(tmp_path, capsys):
     archive = tmp_path / "faces.zip"
     archive.write_bytes(b"PK not a folder")

@@ -64,6 +64,7 @@ log = logging.getLogger("training.distill")
 
 # The sensitive detector settings whose false boxes become not_face examples.
 DEFAULT_INPUT_SIZE = 96
+DEFAULT_TEACHER_EPOCHS = 30
 MIN_INPUT_SIZE = 32  # DenseNet-121 shrinks its input 32 times; smaller crops end in 0x0 maps
 NEGATIVE_DETECTOR = DetectorConfig(thresholds=(0.4, 0.5, 0.5), min_face_size=12, min_score=0.5)
 
@@ -87,7 +88,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="where teacher.pt, student.pt and the report go (default models/)",
     )
     p.add_argument("--method", choices=sorted(DISTILLERS), default="vanilla")
-    p.add_argument("--teacher-epochs", type=int, default=30)
+    p.add_argument(
+        "--teacher-epochs",
+        type=int,
+        help=f"epochs of the teacher trained here (default {DEFAULT_TEACHER_EPOCHS}; not with "
+        "--teacher, which is used as it is)",
+    )
     p.add_argument("--student-epochs", type=int, default=30)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=1e-3, help="AdamW learning rate for both")
@@ -245,7 +251,13 @@ def check_settings(args: argparse.Namespace) -> None:
         raise FlagValueError(
             f"--student-width must lie in [{low}, {high}], not {args.student_width}"
         )
-    if args.teacher_epochs < 1 and not args.teacher:
+    if args.teacher and args.teacher_epochs is not None:
+        raise FlagValueError(
+            "--teacher-epochs trains a new teacher, --teacher uses a trained one: give one of them"
+        )
+    if args.teacher_epochs is None and not args.teacher:
+        args.teacher_epochs = DEFAULT_TEACHER_EPOCHS
+    if not args.teacher and args.teacher_epochs < 1:
         raise FlagValueError("--teacher-epochs must be at least 1 (or give a trained --teacher)")
     if not 0 < args.lr < math.inf:
         raise FlagValueError(f"--lr must be a finite number above 0, not {args.lr}")
@@ -495,7 +507,8 @@ def _train(args: argparse.Namespace, held: contextlib.ExitStack) -> dict:
         )
         trainer.label_smoothing = args.label_smoothing
     teacher_trainer.schedulers["teacher"] = torch.optim.lr_scheduler.CosineAnnealingLR(
-        opt_teacher, max(args.teacher_epochs, 1)
+        opt_teacher,
+        max(args.teacher_epochs or 1, 1),  # None: a given --teacher, not trained
     )
     student_trainer.schedulers["student"] = torch.optim.lr_scheduler.CosineAnnealingLR(
         opt_student, max(args.student_epochs, 1)

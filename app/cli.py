@@ -77,7 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--teacher-weights", help="teacher checkpoint to load")
     parser.add_argument("--headless", action="store_true", help="no window: process and exit")
     parser.add_argument("--output", help="headless: annotated video to write (.mp4)")
-    parser.add_argument("--events", help="headless: per-frame JSON Lines to write")
+    parser.add_argument(
+        "--events", help="headless: per-frame JSON Lines to write (-: standard output, live)"
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     parser.add_argument("--max-frames", type=int, help="headless: stop after this many frames")
     feats = parser.add_argument_group("alerts, statistics and snapshots")
@@ -282,7 +284,7 @@ def weights(args: argparse.Namespace) -> dict[str, Path]:
 
 
 def run_headless_cli(args: argparse.Namespace) -> int:
-    from app.headless import Extras, check_outputs, run_headless
+    from app.headless import Extras, check_outputs, events_to_stdout, run_headless
     from app.pipeline import Pipeline
     from app.tracking import TrackingPipeline
 
@@ -310,13 +312,14 @@ def run_headless_cli(args: argparse.Namespace) -> int:
         progress=not args.quiet,
         extras=extras,
     )
-    print(summary.text())
+    report = sys.stderr if events_to_stdout(args.events) else sys.stdout  # stdout: events
+    print(summary.text(), file=report)
     if args.alerts is not None and "alerts" not in summary.failed:
         alerts = "1 alert" if summary.alerts == 1 else f"{summary.alerts} alerts"
-        print(f"{alerts} written to {args.alerts}")
+        print(f"{alerts} written to {args.alerts}", file=report)
     if args.snapshots is not None and "snapshots" not in summary.failed:
         snapshots = "1 snapshot" if summary.snapshots == 1 else f"{summary.snapshots} snapshots"
-        print(f"{snapshots} written to {args.snapshots}")
+        print(f"{snapshots} written to {args.snapshots}", file=report)
     for output, reason in summary.failed.items():
         print(f"maskwatch: {output} not written: {reason}", file=sys.stderr)
     return 1 if summary.failed else 0

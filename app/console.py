@@ -5,14 +5,25 @@ from __future__ import annotations
 import os
 import sys
 
+_reader_gone = False
 
-def say(text: str) -> None:
+
+def say(text: str) -> bool:
     """Print ``text``; if the reader has gone (``| head``), drop this and all later output
-    instead of failing: the command still finishes its work, such as writing --json."""
+    instead of failing: the command still finishes its work, such as writing --json.
+
+    Returns whether the reader is still there to get it.
+    """
+    global _reader_gone
+    if _reader_gone:
+        return False
     try:
         print(text, flush=True)
     except BrokenPipeError:
+        _reader_gone = True
         # Python would also fail flushing at exit; point stdout at nothing instead.
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         os.close(devnull)
+        return False
+    return True

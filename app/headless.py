@@ -6,6 +6,9 @@ n-th annotated frame as PNG.
 Events are JSON Lines, one object per frame:
 ``{"frame": 0, "time_s": 0.0,
 "faces": [{"box": [x1, y1, x2, y2], "label": "mask", "score": 0.98}]}``
+
+Written to a file, they appear whole when the run ends; ``--events -`` sends each line to
+standard output as soon as its frame is done instead, for a program that reads them live.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from tqdm import tqdm
 from app.alerts import ALERTS_FILE, DEFAULT_DELAY_S, Alert, AlertLog, AlertMonitor
 from app.alerts import SNAPSHOT_PATTERN as ALERT_SNAPSHOTS
 from app.atomic import OutputExistsError, check_folder, check_writable, final_name, temp_name
+from app.console import say
 from app.flags import FlagValueError
 from app.images import GREY_NOTE, ColourWatch
 from app.overlay import draw_faces
@@ -50,6 +54,13 @@ from app.stats import FaceStats
 from app.tracking import TrackingPipeline
 
 log = logging.getLogger(__name__)
+
+STDOUT = "-"  # --events - streams the events to standard output
+
+
+def events_to_stdout(events) -> bool:
+    """Whether ``--events`` names standard output rather than a file."""
+    return events is not None and str(events) == STDOUT
 
 
 @dataclass
@@ -161,7 +172,7 @@ def _claims(source: str, output, events, extras: Extras) -> list[_Claim]:
     claims = [
         one(flag, path)
         for flag, path in (("--output", output), ("--events", events), ("--stats", extras.stats))
-        if path is not None
+        if path is not None and not (flag == "--events" and events_to_stdout(path))
     ]
     if extras.alerts_dir is not None:
         folder = Path(extras.alerts_dir)
@@ -235,11 +246,11 @@ def check_outputs(source: str, output, events, extras: Extras, overwrite: bool) 
         "--snapshots": extras.snapshots_dir,
     }
     for flag, path in named.items():
-        if path is not None and str(path) == "-":
+        if path is not None and str(path) == STDOUT and flag != "--events":
             kind = "folder" if flag in ("--alerts", "--snapshots") else "file"
             raise ValueError(
-                f"{flag} -: standard output is not offered (outputs are written whole or not "
-                f"at all); name a {kind}, then read it when the run ends"
+                f"{flag} -: standard output is offered to --events alone (the other outputs "
+                f"are written whole or not at all); name a {kind}"
             )
         if path is not None and not is_utf8(str(path)):
             raise ValueError(
@@ -249,7 +260,7 @@ def check_outputs(source: str, output, events, extras: Extras, overwrite: bool) 
     if output is not None and Path(output).suffix.lower() not in VIDEO_SUFFIXES:
         raise FlagValueError(f"--output {output}: use one of {', '.join(sorted(VIDEO_SUFFIXES))}")
     for path in (output, events):
-        if path is not None:
+        if path is not None and not events_to_stdout(path):
             check_writable(Path(path), overwrite)
     extras.check(source, overwrite)
 
@@ -317,7 +328,9 @@ def run_headless(
 
     Outputs appear under their final names only when the run completes; one that fails on
     the way is dropped with a warning (named in ``RunSummary.failed``) and the others are
-    still written. A run that stops early leaves no output at all.
+    still written. A run that stops early leaves no output at all. Events sent to standard
+    output (``events`` is "-") go out frame by frame; when their reader leaves, the run ends
+    there if it has no other output, else it goes on without them.
     """
     extras = extras or Extras()
     check_outputs(source, output, events, extras, overwrite)
@@ -339,7 +352,9 @@ def run_headless(
             writer = _open_writer(outputs.temp("video", Path(output)), Path(output), info)
             stack.callback(writer.release)
         event_file = None
-        if events is not None:
+        streaming = events_to_stdout(events)
+        others = [output, extras.alerts_dir, extras.stats, extras.snapshots_dir]
+        if events is not None and not streaming:
             tmp_events = outputs.temp("events", Path(events))
             event_file = stack.enter_context(open(tmp_events, "w", encoding="utf-8"))
         total = info.frame_count or None
@@ -355,6 +370,7 @@ def run_headless(
             )
         )
         frames, faces, counts, snapshots = 0, 0, {}, 0
+        reader_gone = False
         colour = ColourWatch()
         start = time.perf_counter()
         for frame in video.frames():
@@ -363,13 +379,22 @@ def run_headless(
             result = pipeline.process(frame)
             time_s = video.time_s()
             _say_colour_change(colour, frame, time_s)
+            record = {
+                "frame": frames,
+                "time_s": round(time_s, 4),
+                "faces": [f.as_event() for f in result.faces],
+            }
             if event_file is not None and outputs.live("events"):
-                record = {
-                    "frame": frames,
-                    "time_s": round(time_s, 4),
-                    "faces": [f.as_event() for f in result.faces],
-                }
                 outputs.attempt("events", event_file.write, json.dumps(record) + "\n")
+            if streaming and not say(json.dumps(record)) and not reader_gone:
+                reader_gone = True
+                log.warning(
+                    "the reader of the events on standard output has gone after %d frames%s",
+                    frames,
+                    "; the other outputs go on" if any(others) else "",
+                )
+                if not any(others):
+                    break
             if monitor is not None:
                 alerts += monitor.update(time_s, result.faces, frame)
             if face_stats is not None:
@@ -396,12 +421,15 @@ def run_headless(
                 counts[label] = counts.get(label, 0) + n
             bar.update(1)
         seconds = time.perf_counter() - start
-        if not video.recorded and not (max_frames and frames >= max_frames):
+        # A run stopped on purpose (the frame limit, the events' reader gone) did not see the
+        # source end, so it has nothing to say about the source.
+        stopped = bool(max_frames and frames >= max_frames) or (reader_gone and not any(others))
+        if not video.recorded and not stopped:
             shown = shown_source(str(source))
             log.warning(
                 "%s %s stopped delivering frames after %d frames", video.kind, shown, frames
             )
-        elif not (max_frames and frames >= max_frames) and (note := video.cut_off_note()):
+        elif not stopped and (note := video.cut_off_note()):
             log.warning("%s; the outputs cover the frames that were read", note)
         # The run is complete: each output takes its final name on its own.
         if writer is not None:

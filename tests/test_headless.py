@@ -2,11 +2,13 @@
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
 import pytest
-from conftest import run_app, start_app
+from conftest import fixture_bgr, on_canvas, run_app, start_app, write_video
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -272,12 +274,56 @@ def test_outputs_that_share_any_file_are_refused_before_any_work(tmp_path, no_ma
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize("flag", ["--events", "--output", "--stats", "--alerts"])
+@pytest.mark.parametrize("flag", ["--output", "--stats", "--alerts"])
 def test_a_dash_is_not_taken_for_a_file_name(tmp_path, no_mask_video, capsys, monkeypatch, flag):
     monkeypatch.chdir(tmp_path)
     err = refused(capsys, "--source", no_mask_video, flag, "-")
-    assert f"{flag} -: standard output is not offered" in err
+    assert f"{flag} -: standard output is offered to --events alone" in err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_events_dash_streams_json_lines_and_the_summary_goes_to_stderr(
+    tmp_path, no_mask_video, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    proc = run_app("--source", no_mask_video, "--events", "-", "--device", "cpu")
+    assert proc.returncode == 0, proc.stderr
+    records = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [r["frame"] for r in records] == list(range(12))
+    assert {f["label"] for r in records for f in r["faces"]} == {"no_mask"}
+    assert proc.stderr.strip().splitlines()[-1].startswith("12 frames, 12 faces (no_mask 12)")
+    assert list(tmp_path.iterdir()) == []  # no file named "-", no temporary one
+
+
+@pytest.mark.parametrize("with_output", [False, True])
+def test_a_reader_that_leaves_ends_a_streaming_run_unless_other_outputs_go_on(
+    tmp_path, with_output
+):
+    frame = on_canvas(fixture_bgr("no_mask_1.jpg"))
+    clip = write_video(tmp_path / "long.mp4", [frame] * 60)
+    out = tmp_path / "annotated.mp4"
+    flags = ["--source", clip, "--events", "-", "--device", "cpu"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "app", "--headless", "--quiet", *map(str, flags)]
+        + (["--output", str(out)] if with_output else []),
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    first = json.loads(proc.stdout.readline())
+    proc.stdout.close()  # the reader goes, as `| head -1` does
+    err = proc.stderr.read()
+    assert proc.wait(timeout=240) == 0, err
+    assert first["frame"] == 0 and first["faces"][0]["label"] == "no_mask"
+    assert "the reader of the events on standard output has gone" in err
+    assert "Traceback" not in err and "stopped delivering" not in err
+    frames = int(err.strip().splitlines()[-1].split()[0])
+    if with_output:  # the video is still written, whole
+        assert frames == 60 and "the other outputs go on" in err
+        assert int(cv2.VideoCapture(str(out)).get(cv2.CAP_PROP_FRAME_COUNT)) == 60
+    else:
+        assert 1 <= frames < 60 and not out.exists()
 
 
 def test_a_refused_command_creates_no_folder(tmp_path, capsys):

@@ -186,13 +186,14 @@ def clip_table(
     camera_fps: float,
     clips: list[str] | None,
     progress: bool,
-) -> list[dict]:
+) -> tuple[list[dict], list[dict]]:
+    """One row per clip that plays, and the clips that could not be read, each with why."""
     paths = sorted(videos.glob("*.mp4")) if not clips else [videos / c for c in clips]
     trackers = {}
     for name, (detector, tracking) in PATHS.items():
         config = PipelineConfig(detector=detector, tracking=tracking, device=str(device))
         trackers[name] = TrackingPipeline(Pipeline(config), tracking)
-    rows = []
+    rows, skipped = [], []
     for path in tqdm(paths, desc="clips", unit="clip", disable=not progress):
         try:
             frame, fps, size = first_frame(path)
@@ -209,11 +210,12 @@ def clip_table(
                 }
         except SourceError as exc:  # one bad clip does not cost the others' figures
             log.warning("skipped %s: %s", path.name, exc)
+            skipped.append({"clip": path.name, "reason": str(exc)})
             continue
         rows.append(row)
     if paths and not rows:
         raise SourceError(f"none of the {len(paths)} clips in {videos} could be read")
-    return rows
+    return rows, skipped
 
 
 def detector_frame(videos: Path) -> tuple[np.ndarray, str]:
@@ -363,6 +365,19 @@ def main(argv: list[str] | None = None) -> int:
         )
         device = devices[-1]
         frame, frame_source = detector_frame(args.videos)
+        clips, skipped = (
+            ([], [])
+            if args.skip_clips
+            else clip_table(
+                args.videos,
+                device,
+                args.max_frames,
+                args.live_seconds,
+                args.camera_fps,
+                args.clips,
+                not args.quiet,
+            )
+        )
         result = {
             "torch_threads": torch.get_num_threads(),
             "device": str(device),
@@ -373,17 +388,8 @@ def main(argv: list[str] | None = None) -> int:
             "detector": detector_table(
                 cv2.cvtColor(frame, cv2.COLOR_BGR2RGB), device, args.repeats
             ),
-            "clips": []
-            if args.skip_clips
-            else clip_table(
-                args.videos,
-                device,
-                args.max_frames,
-                args.live_seconds,
-                args.camera_fps,
-                args.clips,
-                not args.quiet,
-            ),
+            "clips": clips,
+            "skipped": skipped,  # clips that could not be read, each with why
         }
         written = write_json(args, result) if args.json else 0  # kept even if `| head`
         print_tables(result)

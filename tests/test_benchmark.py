@@ -60,6 +60,8 @@ def test_benchmark_writes_all_tables(tmp_path):
     assert standard and all(r["faces"] == 1 for r in standard)
     assert proc.stderr.count("WARNING app.benchmark: skipped broken.mp4: ") == 1  # said once
     assert [c["clip"] for c in result["clips"]] == ["face.mp4"]
+    (skip,) = result["skipped"]
+    assert skip["clip"] == "broken.mp4" and "not a video or image OpenCV can read" in skip["reason"]
     clip = result["clips"][0]
     assert clip["clip"] == "face.mp4" and clip["processed"] == "640x480"
     assert (

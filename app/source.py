@@ -225,6 +225,11 @@ class VideoSource:
             capture = cv2.VideoCapture(self._plain_name(path))
             if not capture.isOpened():
                 self._remove_link()
+                if _has_media_header(path):
+                    raise SourceError(
+                        f"{self.spec} holds no frames OpenCV can read (an empty or unfinished "
+                        "recording: its container has no video in it)"
+                    )
                 raise SourceError(f"{self.spec} is not a video or image OpenCV can read")
             try:  # any suffix: a photo may be .jfif, or have none
                 self._orientation = inspect_still(path)
@@ -505,3 +510,18 @@ def no_range_hint(url: str) -> str:
         "end needs: serve it from a server that supports them, or move the index to the "
         "front with ffmpeg -movflags +faststart)"
     )
+
+
+# How the common video containers start: MP4/MOV ("ftyp" after the box size), Matroska and
+# WebM, AVI. A file that starts so but will not open holds no readable video.
+_MEDIA_MAGIC = ((4, b"ftyp"), (0, b"\x1aE\xdf\xa3"), (0, b"RIFF"))
+
+
+def _has_media_header(path: Path) -> bool:
+    """Whether ``path`` starts as a video container does (it may still hold no frame)."""
+    try:
+        with open(path, "rb") as file:
+            head = file.read(12)
+    except OSError:
+        return False
+    return any(head[at : at + len(magic)] == magic for at, magic in _MEDIA_MAGIC)

@@ -301,6 +301,15 @@ def run_headless_cli(args: argparse.Namespace) -> int:
         args.snapshot_every or 0,
     )
     check_outputs(args.source, args.output, args.events, extras, args.overwrite)  # before models
+    active = args.model or "student"
+    for name, path in weights(args).items():
+        if name != active:  # never loaded, so a broken file there would pass unremarked
+            log.warning(
+                "--%s-weights %s is not used: a headless run classifies with --model %s only",
+                name,
+                path,
+                active,
+            )
     pipeline = TrackingPipeline(Pipeline(pipeline_config(args), weights(args)))
     summary = run_headless(
         pipeline,

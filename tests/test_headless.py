@@ -457,3 +457,15 @@ def test_a_flag_argparse_refuses_is_one_line_with_the_apps_error_prefix(capsys):
     assert capsys.readouterr().err.strip().splitlines() == [
         "maskwatch: error: argument --max-frames: invalid int value: 'abc' (--help lists the flags)"
     ]
+
+
+def test_weights_for_the_model_not_run_are_named_as_unused(tmp_path, no_mask_video):
+    broken = tmp_path / "teacher.pt"
+    broken.write_bytes(b"not weights at all")
+    proc = run_app("--source", no_mask_video, "--teacher-weights", broken, "--device", "cpu")
+    assert proc.returncode == 0, proc.stderr
+    assert (
+        f"WARNING maskwatch: --teacher-weights {broken} is not used: a headless run classifies "
+        "with --model student only"
+    ) in proc.stderr
+    assert "12 frames" in proc.stdout

@@ -446,10 +446,19 @@ class MainWindow(QMainWindow):
         self.show_message("\n".join(self._notices.values()))
 
     def _drop_notice(self, key: str) -> None:
-        """``key`` no longer holds; if the panel showed the notices, it shows the rest."""
-        shown = "\n".join(self._notices.values())
-        if self._notices.pop(key, None) is not None and self.message == shown:
+        """``key`` no longer holds; if the panel showed the notices (alone, or after a line
+        such as the end of a clip), it shows the rest."""
+        shown, message = "\n".join(self._notices.values()), self.message
+        if self._notices.pop(key, None) is None or not message.endswith(shown):
+            return
+        lead = message[: len(message) - len(shown)].rstrip("\n")
+        if not lead:
             self._show_notices()
+            return
+        rest = list(self._notices.values())
+        self.message_label.setText("\n".join([lead, *rest]))
+        if not rest:  # the line left is news, not a problem
+            self.message_label.setStyleSheet(MESSAGE_STYLES["info"])
 
     def _show_notices(self) -> None:
         if not self._notices:
@@ -778,11 +787,13 @@ class MainWindow(QMainWindow):
     def _on_ended(self, reason: str) -> None:
         if reason == END_FINISHED:
             name = source_title(self._worker.spec) if self._worker else "the file"
-            self.show_message(
+            finished = (
                 f"Finished: reached the end of {name}. Press Start to play "
-                "it again or pick another source.",
-                "info",
+                "it again or pick another source."
             )
+            self.show_message(finished, "error" if self._notices else "info")
+            if self._notices:  # what holds all session stays in sight (it is logged already)
+                self.message_label.setText("\n".join([finished, *self._notices.values()]))
         else:
             self.show_message(
                 f"Playback ended: {reason}. Press Start to retry, or pick another source."

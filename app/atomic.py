@@ -22,6 +22,9 @@ class OutputNameError(OSError):
     """An output name that cannot mean a file to write, such as ``-``."""
 
 
+STDOUT = "-"  # the name many tools read as standard output
+
+
 def check_writable(path: Path, overwrite: bool, make_folder: bool = False) -> None:
     """Refuse an existing output unless ``overwrite`` is set; make sure its folder exists.
 
@@ -29,7 +32,7 @@ def check_writable(path: Path, overwrite: bool, make_folder: bool = False) -> No
     here, so a command refused later leaves nothing behind.
     """
     path = Path(path)
-    if str(path) == "-":  # many tools read it as standard output; here it would be a file
+    if str(path) == STDOUT:  # many tools read it as standard output; here it would be a file
         raise OutputNameError(
             "- as an output: standard output is not offered (outputs are written whole or not "
             "at all); name a file"

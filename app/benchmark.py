@@ -37,7 +37,7 @@ from app.flags import (
 )
 from app.overlay import draw_faces
 from app.pipeline import Pipeline
-from app.source import SourceError, VideoSource
+from app.source import SourceError, VideoSource, shown_name
 from app.stop_signals import stop_message, stoppable
 from app.tracking import TrackingPipeline
 from models import checkpoint
@@ -178,6 +178,11 @@ def first_frame(path: Path) -> tuple[np.ndarray, float, tuple[int, int]]:
         return fit_frame(video.read()), video.info.fps, (video.info.width, video.info.height)
 
 
+def mp4_clips(videos: Path) -> list[Path]:
+    """The .mp4 files in ``videos`` (the suffix in any case: phones write .MP4), sorted."""
+    return sorted(p for p in videos.glob("*") if p.suffix.lower() == ".mp4")
+
+
 def clip_table(
     videos: Path,
     device: torch.device,
@@ -188,7 +193,7 @@ def clip_table(
     progress: bool,
 ) -> tuple[list[dict], list[dict]]:
     """One row per clip that plays, and the clips that could not be read, each with why."""
-    paths = sorted(videos.glob("*.mp4")) if not clips else [videos / c for c in clips]
+    paths = mp4_clips(videos) if not clips else [videos / c for c in clips]
     trackers = {}
     for name, (detector, tracking) in PATHS.items():
         config = PipelineConfig(detector=detector, tracking=tracking, device=str(device))
@@ -198,7 +203,7 @@ def clip_table(
         try:
             frame, fps, size = first_frame(path)
             row = {
-                "clip": path.name,
+                "clip": shown_name(path.name),
                 "source": f"{size[0]}x{size[1]}",
                 "processed": f"{frame.shape[1]}x{frame.shape[0]}",
                 "fps": fps,
@@ -210,7 +215,7 @@ def clip_table(
                 }
         except SourceError as exc:  # one bad clip does not cost the others' figures
             log.warning("skipped %s: %s", path.name, exc)
-            skipped.append({"clip": path.name, "reason": str(exc)})
+            skipped.append({"clip": shown_name(path.name), "reason": str(exc)})
             continue
         rows.append(row)
     if paths and not rows:
@@ -224,7 +229,7 @@ def detector_frame(videos: Path) -> tuple[np.ndarray, str]:
     face, so the figure says little)."""
     preferred = videos / "masked-woman-laptop.mp4"
     candidates = [preferred] if preferred.exists() else []
-    candidates += sorted(p for p in videos.glob("*.mp4") if p != preferred)
+    candidates += [p for p in mp4_clips(videos) if p != preferred]
     for path in candidates:
         try:
             return first_frame(path)[0], path.name
@@ -291,10 +296,9 @@ def check_arguments(args: argparse.Namespace) -> None:
     missing = [c for c in args.clips or [] if not (args.videos / c).is_file()]
     if missing:
         raise FileNotFoundError(f"clip {missing[0]} is not in {args.videos}")
-    if not args.clips and not any(args.videos.glob("*.mp4")):
+    if not args.clips and not mp4_clips(args.videos):
         raise FileNotFoundError(f"--videos {args.videos} holds no .mp4 clips")
-    paths = [args.videos / c for c in args.clips] if args.clips else args.videos.glob("*.mp4")
-    paths = sorted(paths)
+    paths = [args.videos / c for c in args.clips] if args.clips else mp4_clips(args.videos)
     for path in paths:
         try:
             first_frame(path)
@@ -306,7 +310,7 @@ def check_arguments(args: argparse.Namespace) -> None:
 
 def check_json(args: argparse.Namespace) -> None:
     """Refuse a --json that is a file the run reads or exists (without --overwrite)."""
-    clips = [args.videos / c for c in args.clips] if args.clips else args.videos.glob("*.mp4")
+    clips = [args.videos / c for c in args.clips] if args.clips else mp4_clips(args.videos)
     refuse_inputs(
         args.json,
         "--json",

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from app.alerts import DEFAULT_DELAY_S
-from app.atomic import OutputExistsError, describe_error
+from app.atomic import STDOUT, OutputExistsError, describe_error
 from app.config import (
     MIN_MAX_SIDE,
     SENSITIVITY,
@@ -208,7 +208,12 @@ def to_paths(args: argparse.Namespace) -> None:
             raise FlagValueError(
                 f"{flag} {value} ends in '{ending}', as a folder does; name a file"
             )
-        setattr(args, name, Path(value))
+        path = Path(value)
+        if value == STDOUT:
+            path = STDOUT  # as given: --events streams there, the other flags refuse it
+        elif str(path) == STDOUT:  # "./-" names a file called "-"
+            path = path.absolute()
+        setattr(args, name, path)
 
 
 def detector_config(args: argparse.Namespace) -> DetectorConfig:
@@ -424,5 +429,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt as exc:
         said, status = stop_message(exc)
-        print(f"maskwatch: {said}; no partial output was kept", file=sys.stderr)
+        kept = "no partial output was kept"
+        if getattr(args, "events", None) == STDOUT:  # those lines are with their reader
+            kept = "no partial file was kept; the events already sent stand"
+        print(f"maskwatch: {said}; {kept}", file=sys.stderr)
         return status

@@ -32,7 +32,14 @@ from tqdm import tqdm
 
 from app.alerts import ALERTS_FILE, DEFAULT_DELAY_S, Alert, AlertLog, AlertMonitor
 from app.alerts import SNAPSHOT_PATTERN as ALERT_SNAPSHOTS
-from app.atomic import OutputExistsError, check_folder, check_writable, final_name, temp_name
+from app.atomic import (
+    STDOUT,
+    OutputExistsError,
+    check_folder,
+    check_writable,
+    final_name,
+    temp_name,
+)
 from app.console import say
 from app.flags import FlagValueError
 from app.images import GREY_NOTE, ColourWatch
@@ -55,12 +62,20 @@ from app.tracking import TrackingPipeline
 
 log = logging.getLogger(__name__)
 
-STDOUT = "-"  # --events - streams the events to standard output
+
+class ReaderGone(Exception):
+    """The program reading the events from standard output has closed it."""
+
+
+def _stream(line: str) -> None:
+    """Send one events line to standard output at once (OSError: it cannot be written)."""
+    if not say(line):
+        raise ReaderGone
 
 
 def events_to_stdout(events) -> bool:
-    """Whether ``--events`` names standard output rather than a file."""
-    return events is not None and str(events) == STDOUT
+    """Whether ``events`` is standard output (the string "-"; a Path is always a file)."""
+    return isinstance(events, str) and events == STDOUT
 
 
 @dataclass
@@ -246,9 +261,9 @@ def check_outputs(source: str, output, events, extras: Extras, overwrite: bool) 
         "--snapshots": extras.snapshots_dir,
     }
     for flag, path in named.items():
-        if path is not None and str(path) == STDOUT and flag != "--events":
+        if isinstance(path, str) and path == STDOUT and flag != "--events":
             kind = "folder" if flag in ("--alerts", "--snapshots") else "file"
-            raise ValueError(
+            raise FlagValueError(
                 f"{flag} -: standard output is offered to --events alone (the other outputs "
                 f"are written whole or not at all); name a {kind}"
             )
@@ -386,15 +401,18 @@ def run_headless(
             }
             if event_file is not None and outputs.live("events"):
                 outputs.attempt("events", event_file.write, json.dumps(record) + "\n")
-            if streaming and not say(json.dumps(record)) and not reader_gone:
-                reader_gone = True
-                log.warning(
-                    "the reader of the events on standard output has gone after %d frames%s",
-                    frames,
-                    "; the other outputs go on" if any(others) else "",
-                )
-                if not any(others):
-                    break
+            if streaming and outputs.live("events") and not reader_gone:
+                try:
+                    outputs.attempt("events", _stream, json.dumps(record))
+                except ReaderGone:
+                    reader_gone = True
+                    log.warning(
+                        "the reader of the events on standard output has gone after %d frames%s",
+                        frames,
+                        "; the other outputs go on" if any(others) else "",
+                    )
+                if (reader_gone or not outputs.live("events")) and not any(others):
+                    break  # nothing left to write: the run has no more use
             if monitor is not None:
                 alerts += monitor.update(time_s, result.faces, frame)
             if face_stats is not None:
@@ -423,7 +441,8 @@ def run_headless(
         seconds = time.perf_counter() - start
         # A run stopped on purpose (the frame limit, the events' reader gone) did not see the
         # source end, so it has nothing to say about the source.
-        stopped = bool(max_frames and frames >= max_frames) or (reader_gone and not any(others))
+        events_ended = streaming and (reader_gone or not outputs.live("events"))
+        stopped = bool(max_frames and frames >= max_frames) or (events_ended and not any(others))
         if not video.recorded and not stopped:
             shown = shown_source(str(source))
             log.warning(

@@ -227,8 +227,7 @@ class VideoSource:
                 self._remove_link()
                 if _has_media_header(path):
                     raise SourceError(
-                        f"{self.spec} holds no frames OpenCV can read (an empty or unfinished "
-                        "recording: its container has no video in it)"
+                        f"{self.spec} holds no frames OpenCV can read ({EMPTY_RECORDING})"
                     )
                 raise SourceError(f"{self.spec} is not a video or image OpenCV can read")
             try:  # any suffix: a photo may be .jfif, or have none
@@ -269,6 +268,8 @@ class VideoSource:
         if self.kind == "camera":
             return f"camera {self.spec} opened but delivers no frames"
         if self.kind == "file":
+            if _has_media_header(Path(plain_source(self.spec))):
+                return f"{self.spec} holds no frames OpenCV can read ({EMPTY_RECORDING})"
             return f"{self.spec} holds no frames OpenCV can read (a damaged video or image?)"
         return f"stream {shown_source(self.spec)} delivers no frames{no_range_hint(self.spec)}"
 
@@ -512,9 +513,14 @@ def no_range_hint(url: str) -> str:
     )
 
 
+EMPTY_RECORDING = "an empty or unfinished recording: its container has no video in it"
+
 # How the common video containers start: MP4/MOV ("ftyp" after the box size), Matroska and
-# WebM, AVI. A file that starts so but will not open holds no readable video.
-_MEDIA_MAGIC = ((4, b"ftyp"), (0, b"\x1aE\xdf\xa3"), (0, b"RIFF"))
+# WebM, AVI ("RIFF", then "AVI "). A file that starts so but shows no frame holds no video.
+_MEDIA_MAGIC = ((4, b"ftyp"), (0, b"\x1aE\xdf\xa3"), (8, b"AVI "))
+# ftyp brands of photos (HEIF/AVIF) and sound (M4A/M4B): the same box, no video.
+_NOT_VIDEO_BRANDS = {b"heic", b"heix", b"hevc", b"heim", b"heis", b"mif1", b"msf1", b"avif",
+                     b"avis", b"M4A ", b"M4B ", b"M4P "}  # fmt: skip
 
 
 def _has_media_header(path: Path) -> bool:
@@ -523,5 +529,7 @@ def _has_media_header(path: Path) -> bool:
         with open(path, "rb") as file:
             head = file.read(12)
     except OSError:
+        return False
+    if head[4:8] == b"ftyp" and head[8:12] in _NOT_VIDEO_BRANDS:
         return False
     return any(head[at : at + len(magic)] == magic for at, magic in _MEDIA_MAGIC)

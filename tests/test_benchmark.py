@@ -15,7 +15,8 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_benchmark_writes_all_tables(tmp_path):
     videos = tmp_path / "videos"
     videos.mkdir()
-    write_video(videos / "face.mp4", [on_canvas(fixture_bgr("no_mask_2.jpg"))] * 8, fps=10)
+    face = [on_canvas(fixture_bgr("no_mask_2.jpg"))] * 8
+    write_video(videos / "face.MP4", face, fps=10)  # a phone's upper-case suffix
     (videos / "broken.mp4").write_bytes(b"not a video")  # skipped, not fatal
     out = tmp_path / "bench.json"
     proc = subprocess.run(
@@ -55,15 +56,15 @@ def test_benchmark_writes_all_tables(tmp_path):
         ("stock", "stock", 1.0, 20),
     }
     # No laptop clip: the detector is timed on the first readable clip's first frame.
-    assert result["detector_frame_from"] == "face.mp4"
+    assert result["detector_frame_from"] == "face.MP4"
     standard = [r for r in result["detector"] if r["sensitivity"] == "standard"]
     assert standard and all(r["faces"] == 1 for r in standard)
     assert proc.stderr.count("WARNING app.benchmark: skipped broken.mp4: ") == 1  # said once
-    assert [c["clip"] for c in result["clips"]] == ["face.mp4"]
+    assert [c["clip"] for c in result["clips"]] == ["face.MP4"]
     (skip,) = result["skipped"]
     assert skip["clip"] == "broken.mp4" and "not a video or image OpenCV can read" in skip["reason"]
     clip = result["clips"][0]
-    assert clip["clip"] == "face.mp4" and clip["processed"] == "640x480"
+    assert clip["clip"] == "face.MP4" and clip["processed"] == "640x480"
     assert (
         set(clip["naive"])
         == set(clip["default"])

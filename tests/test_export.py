@@ -5,7 +5,7 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
+import time
 import zipfile
 from pathlib import Path
 
@@ -150,32 +150,34 @@ def test_failed_export_keeps_the_earlier_one_and_makes_no_folder(tmp_path):
     [(signal.SIGINT, "interrupted"), (signal.SIGTERM, "terminated (SIGTERM)")],
 )
 def test_ctrl_c_leaves_nothing_and_no_traceback(tmp_path, signum, said):
-    """The check images include a pipe no one writes to: reading it waits, and Ctrl-C comes
-    while the export is surely under way (models loaded, the detector cropping faces)."""
+    """Ctrl-C comes while the export is surely under way (models loaded, the detector
+    cropping faces): the command is started with its image reader held up, after it has
+    said so in a file, until the signal comes."""
     images = tmp_path / "images"
     images.mkdir()
     shutil.copy(FIXTURES / "mask_1.jpg", images / "a.jpg")
-    os.mkfifo(images / "b.jpg")
+    reading = tmp_path / "reading"
     out = tmp_path / "new" / "export"
-    cmd = [sys.executable, "-m", "training.export", "--out", str(out), "--images", str(images)]
+    argv = ["--out", str(out), "--images", str(images)]
+    held_up = (
+        "import sys, time; from pathlib import Path; import training.export as export; "
+        "read = export.read_rgb; "
+        f"export.read_rgb = lambda p: (Path({str(reading)!r}).touch(), time.sleep(120), "
+        "read(p))[-1]; "
+        f"sys.exit(export.main({argv!r}))"
+    )
     proc = subprocess.Popen(
-        cmd,
+        [sys.executable, "-c", held_up],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         # As a shell script's background job starts: Ctrl-C ignored, yet `kill -INT` works.
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
     )
-    opened = threading.Event()
-
-    def writer():
-        with open(images / "b.jpg", "wb"):  # returns once the export opens the pipe
-            opened.set()
-            proc.wait(timeout=180)
-
-    thread = threading.Thread(target=writer, daemon=True)
-    thread.start()
-    assert opened.wait(timeout=180), proc.communicate()[1]
+    deadline = time.monotonic() + 180
+    while not reading.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert reading.exists(), proc.communicate()[1]
     proc.send_signal(signum)
     _, err = proc.communicate(timeout=60)
     err = err.decode()
@@ -248,8 +250,15 @@ def test_an_image_that_does_not_decode_is_named_and_notes_are_passed_over(tmp_pa
     shutil.copy(FIXTURES / "mask_1.jpg", folder / "mask_1.jpg")
     (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not a whole jpeg")
     (folder / "SOURCES.md").write_text("where the photos came from\n")
-    with caplog.at_level("WARNING", logger="training.export"):
+    os.mkfifo(folder / "pipe.jpg")  # reading it would wait forever
+    (folder / "deeper" / "still").mkdir(parents=True)
+    shutil.copy(FIXTURES / "no_mask_1.jpg", folder / "deeper" / "still" / "no_mask_1.jpg")
+    (folder / "deeper" / "loop").symlink_to(folder)  # read once, not again through the link
+    with caplog.at_level("WARNING"):
         crops = fixture_crops(folder)
-    assert len(crops) == 1 and crops[0].ndim == 3
-    said = [r.getMessage() for r in caplog.records]
-    assert len(said) == 1 and "broken.jpg" in said[0] and said[0].endswith("; skipped")
+    assert len(crops) == 2 and all(crop.ndim == 3 for crop in crops)
+    said = sorted(r.getMessage() for r in caplog.records)  # the note is passed over
+    assert len(said) == 3, said
+    assert "broken.jpg" in said[0] and said[0].endswith("; skipped")
+    assert "loop: it leads to" in said[1]  # named once, read once
+    assert "pipe.jpg: not a regular file" in said[2]

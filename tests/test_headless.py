@@ -1,6 +1,7 @@
 """Headless mode end to end, through the real command line."""
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -469,3 +470,38 @@ def test_weights_for_the_model_not_run_are_named_as_unused(tmp_path, no_mask_vid
         "with --model student only"
     ) in proc.stderr
     assert "12 frames" in proc.stdout
+
+
+def test_dot_slash_dash_names_a_file_called_dash(tmp_path, no_mask_video, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    proc = subprocess.run(
+        [sys.executable, "-m", "app", "--headless", "--quiet", "--source", str(no_mask_video)]
+        + ["--events", "./-", "--device", "cpu"],
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("12 frames")  # the summary, not the events
+    assert len((tmp_path / "-").read_text().splitlines()) == 12
+
+
+def test_streamed_events_that_cannot_be_written_fail_alone(tmp_path, no_mask_video):
+    """stdout on a full disk: the events are named as not written (status 1) and the other
+    outputs are still written, as for a file output that fails."""
+    stats = tmp_path / "stats.csv"
+    with open("/dev/full", "w") as full:
+        proc = subprocess.run(
+            [sys.executable, "-m", "app", "--headless", "--quiet", "--device", "cpu"]
+            + ["--source", str(no_mask_video), "--events", "-", "--stats", str(stats)],
+            cwd=ROOT,
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=240,
+        )
+    assert proc.returncode == 1, proc.stderr
+    assert "maskwatch: events not written: No space left on device" in proc.stderr
+    assert "Traceback" not in proc.stderr and "12 frames" in proc.stderr
+    assert stats.read_text().startswith("time_s,faces,masked,unmasked")

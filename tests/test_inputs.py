@@ -110,6 +110,27 @@ def test_zero_frame_video(tmp_path):
         VideoSource(str(path))
 
 
+def test_an_empty_avi_is_an_empty_recording_and_a_sound_file_is_not_a_video(tmp_path):
+    import wave
+
+    avi = tmp_path / "empty.avi"  # opens (its header says 0 frames), then yields none
+    cv2.VideoWriter(str(avi), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48)).release()
+    with pytest.raises(SourceError) as caught:
+        list(VideoSource(str(avi)).frames())
+    assert "empty.avi holds no frames OpenCV can read (an empty or unfinished" in str(caught.value)
+    sound = tmp_path / "sound.avi"  # RIFF like an AVI, but WAVE inside
+    with wave.open(str(sound), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(8000)
+        out.writeframes(b"\0\0" * 800)
+    photo = tmp_path / "photo.mp4"  # an HEIF photo's box, as an MP4's
+    photo.write_bytes(b"\0\0\0\x18ftypheic" + bytes(100))
+    for path in (sound, photo):
+        with pytest.raises(SourceError, match=f"{path.name} is not a video or image OpenCV can"):
+            VideoSource(str(path))
+
+
 def test_truncated_video_plays_what_it_has(tmp_path):
     frames = [on_canvas(fixture_bgr("no_mask_1.jpg"))] * 30
     data = write_video(tmp_path / "full.mp4", frames).read_bytes()

@@ -382,12 +382,11 @@ def test_negative_thresholds_without_negatives_are_refused(tmp_path, capsys):
 
 def test_teacher_epochs_with_a_trained_teacher_are_refused_not_ignored(tmp_path, capsys):
     """--teacher-epochs trains a teacher; with --teacher none is trained, so the number would
-    silently do nothing."""
+    silently do nothing. Said first, before the teacher file is read and judged."""
     out = tmp_path / "out"
     argv = ["--data", str(FIXTURES), "--out", str(out), "--quiet"]
     teacher = checkpoint.default_weights("teacher")
-    given = ["--teacher", str(teacher), "--scenes", str(tmp_path), "--negatives"]
-    code = distill_main(argv + given + ["--teacher-epochs", "20"])
+    code = distill_main(argv + ["--teacher", str(teacher), "--teacher-epochs", "20"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1, err
     assert err[0].startswith(

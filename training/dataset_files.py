@@ -78,12 +78,17 @@ def files_under(folder: Path) -> list[Path]:
 
     A link up to ``folder`` itself or a folder above it is not followed: it would list the
     other class's images under this class. Entries that are not regular files (pipes,
-    devices, broken links) are named in a warning and left out.
+    devices, broken links) and folders that cannot be read are named in a warning and left
+    out.
     """
     top = os.path.realpath(folder)
     seen: set[str] = set()
     files = []
-    for current, subfolders, names in os.walk(folder, followlinks=True):
+
+    def unreadable(exc: OSError) -> None:
+        log.warning("skipped %s: %s", exc.filename, (exc.strerror or str(exc)).lower())
+
+    for current, subfolders, names in os.walk(folder, onerror=unreadable, followlinks=True):
         seen.add(os.path.realpath(current))
         entered = []
         for name in sorted(subfolders):

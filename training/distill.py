@@ -234,6 +234,19 @@ def check_folder_creatable(folder: Path) -> None:
         raise PermissionError(f"--out {folder}: {existing} is not writable")
 
 
+def check_teacher_source(args: argparse.Namespace) -> None:
+    """A teacher trained here (``--teacher-epochs``, default 30) or a trained ``--teacher``,
+    not both; checked before that teacher file is read."""
+    if args.teacher and args.teacher_epochs is not None:
+        raise FlagValueError(
+            "--teacher-epochs trains a new teacher, --teacher uses a trained one: give one of them"
+        )
+    if args.teacher_epochs is None and not args.teacher:
+        args.teacher_epochs = DEFAULT_TEACHER_EPOCHS
+    if not args.teacher and args.teacher_epochs < 1:
+        raise FlagValueError("--teacher-epochs must be at least 1 (or give a trained --teacher)")
+
+
 def check_settings(args: argparse.Namespace) -> None:
     """Refuse numbers that cannot train (a NaN temperature trains to NaN weights silently)."""
     require_counts(
@@ -251,14 +264,7 @@ def check_settings(args: argparse.Namespace) -> None:
         raise FlagValueError(
             f"--student-width must lie in [{low}, {high}], not {args.student_width}"
         )
-    if args.teacher and args.teacher_epochs is not None:
-        raise FlagValueError(
-            "--teacher-epochs trains a new teacher, --teacher uses a trained one: give one of them"
-        )
-    if args.teacher_epochs is None and not args.teacher:
-        args.teacher_epochs = DEFAULT_TEACHER_EPOCHS
-    if not args.teacher and args.teacher_epochs < 1:
-        raise FlagValueError("--teacher-epochs must be at least 1 (or give a trained --teacher)")
+    check_teacher_source(args)
     if not 0 < args.lr < math.inf:
         raise FlagValueError(f"--lr must be a finite number above 0, not {args.lr}")
     if not 0 < args.temperature < math.inf:
@@ -440,6 +446,7 @@ def train(args: argparse.Namespace) -> dict:
 
 
 def _train(args: argparse.Namespace, held: contextlib.ExitStack) -> dict:
+    check_teacher_source(args)
     teacher = trained_teacher(args) if args.teacher else None
     if args.input_size is None:
         args.input_size = DEFAULT_INPUT_SIZE

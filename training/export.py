@@ -33,7 +33,7 @@ from app.images import ImageError, read_rgb
 from app.stop_signals import stop_message, stoppable
 from models import checkpoint
 from models.checkpoint import CheckpointError
-from training.dataset_files import plainly_not_image
+from training.dataset_files import files_under, plainly_not_image
 from training.outputs import OutputSet, refuse_inputs, refuse_inside
 from training.prepare import face_crop_for_image
 
@@ -73,16 +73,13 @@ class ExportCheck:
 
 
 def fixture_crops(folder: Path, limit: int = 32) -> list[np.ndarray]:
-    """Face crops of the images in ``folder`` and, for a class-folder set, in its subfolders,
+    """Face crops of the images in ``folder`` and its subfolders (a class-folder set, say),
     made as the training data is made; an image that does not decode is named and skipped."""
     if not folder.is_dir():
         raise ValueError(f"--images {folder} is not a folder of images")
     detector = FaceDetector(DetectorConfig())
-    top = sorted(folder.iterdir())
-    paths = [p for p in top if not p.is_dir()]
-    paths += [f for sub in top if sub.is_dir() for f in sorted(sub.iterdir()) if not f.is_dir()]
     crops = []
-    for path in paths:
+    for path in files_under(folder):
         if len(crops) >= limit:
             break
         if plainly_not_image(path):  # notes and annotations beside the photos
@@ -212,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--overwrite", action="store_true")
     args = p.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     onnx_path = args.out / f"{args.model}.onnx"
     script_path = args.out / f"{args.model}.torchscript.pt"
     new_folders = [f for f in (args.out, *args.out.parents) if not f.exists()]

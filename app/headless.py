@@ -274,6 +274,13 @@ def check_outputs(source: str, output, events, extras: Extras, overwrite: bool) 
     check_distinct_outputs(source, output, events, extras)
     if output is not None and Path(output).suffix.lower() not in VIDEO_SUFFIXES:
         raise FlagValueError(f"--output {output}: use one of {', '.join(sorted(VIDEO_SUFFIXES))}")
+    if events is not None and not events_to_stdout(events):
+        target = Path(events)
+        if target.exists() and not target.is_file() and not target.is_dir():  # /dev/stdout
+            raise FlagValueError(
+                f"--events {events} is not a regular file; --events - streams the events "
+                "to standard output"
+            )
     for path in (output, events):
         if path is not None and not events_to_stdout(path):
             check_writable(Path(path), overwrite)

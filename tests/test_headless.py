@@ -472,6 +472,11 @@ def test_weights_for_the_model_not_run_are_named_as_unused(tmp_path, no_mask_vid
     assert "12 frames" in proc.stdout
 
 
+def test_events_to_dev_stdout_points_to_the_dash(no_mask_video, capsys):
+    err = refused(capsys, "--source", no_mask_video, "--events", "/dev/stdout")
+    assert "--events /dev/stdout is not a regular file; --events - streams the events" in err
+
+
 def test_dot_slash_dash_names_a_file_called_dash(tmp_path, no_mask_video, monkeypatch):
     monkeypatch.chdir(tmp_path)
     proc = subprocess.run(

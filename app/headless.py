@@ -73,6 +73,10 @@ def _stream(line: str) -> None:
         raise ReaderGone
 
 
+# Names of standard output that the file checks would refuse less helpfully.
+STDOUT_NAMES = {"/dev/stdout", "/dev/fd/1", "/proc/self/fd/1"}
+
+
 def events_to_stdout(events) -> bool:
     """Whether ``events`` is standard output (the string "-"; a Path is always a file)."""
     return isinstance(events, str) and events == STDOUT
@@ -276,7 +280,8 @@ def check_outputs(source: str, output, events, extras: Extras, overwrite: bool) 
         raise FlagValueError(f"--output {output}: use one of {', '.join(sorted(VIDEO_SUFFIXES))}")
     if events is not None and not events_to_stdout(events):
         target = Path(events)
-        if target.exists() and not target.is_file() and not target.is_dir():  # /dev/stdout
+        pipe = target.exists() and not target.is_file() and not target.is_dir()
+        if pipe or str(target) in STDOUT_NAMES:
             raise FlagValueError(
                 f"--events {events} is not a regular file; --events - streams the events "
                 "to standard output"

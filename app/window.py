@@ -164,6 +164,14 @@ def big_label(text: str, colour: str) -> QLabel:
     return label
 
 
+def faces_named(track_ids: list[int]) -> str:
+    """ "face 3", "faces 2 and 3", "faces 1, 2 and 3"."""
+    if len(track_ids) == 1:
+        return f"face {track_ids[0]}"
+    *first, last = track_ids
+    return f"faces {', '.join(map(str, first))} and {last}"
+
+
 def clock(seconds: float) -> str:
     """Media time as m:ss (or h:mm:ss)."""
     minutes, secs = divmod(int(seconds), 60)
@@ -815,19 +823,37 @@ class MainWindow(QMainWindow):
 
     def _count_and_alert(self, stats: FrameStats) -> None:
         self.face_stats.add(stats.time_s, stats.faces)
-        for alert in self.alert_monitor.update(stats.time_s, stats.faces, stats.raw_frame):
+        raised = self.alert_monitor.update(stats.time_s, stats.faces, stats.raw_frame)
+        for alert in raised:
             self._raise_alert(alert)
-        if self.alert_monitor.alerting and self.banner.isVisible():
+        if raised:
+            self._show_banner(raised)
+        elif self.alert_monitor.alerting and self.banner.isVisible():
             self._banner_timer.start(BANNER_HOLD_MS)  # still unmasked: keep the banner up
+
+    def _show_banner(self, raised: list[Alert]) -> None:
+        """Name every face that is unmasked past the delay now, not only the newest alert's
+        (two faces often pass it in the same frame); the status bar names the new ones."""
+        delay = f"{self.alert_monitor.delay_s:g}"
+        alerting = self.alert_monitor.alerting or [a.track_id for a in raised]
+        at = clock(raised[-1].time_s)
+        if len(alerting) == 1:
+            text = f"Unmasked face for {delay} s (face {alerting[0]}, at {at})"
+        else:
+            text = (
+                f"{len(alerting)} faces unmasked for {delay} s or more "
+                f"({faces_named(alerting)}, the last at {at})"
+            )
+        self.banner.setText(text)
+        self.banner.show()
+        self._banner_timer.start(BANNER_HOLD_MS)
+        wall = raised[-1].wall_time.strftime("%H:%M:%S")
+        self.statusBar().showMessage(
+            f"Alert at {wall}: {faces_named([a.track_id for a in raised])} unmasked for {delay} s"
+        )
 
     def _raise_alert(self, alert: Alert) -> None:
         self.alerts.append(alert)
-        delay = f"{self.alert_monitor.delay_s:g}"
-        self.banner.setText(
-            f"Unmasked face for {delay} s (face {alert.track_id}, at {clock(alert.time_s)})"
-        )
-        self.banner.show()
-        self._banner_timer.start(BANNER_HOLD_MS)
         if self.prefs.alert_sound:
             QApplication.beep()
         try:
@@ -849,9 +875,6 @@ class MainWindow(QMainWindow):
         count = len(self.alerts)
         self.settings_panel.alert_status.setText(
             f"{count} alert{'s' if count != 1 else ''}, the last at {wall}; {where}"
-        )
-        self.statusBar().showMessage(
-            f"Alert at {wall}: face {alert.track_id} unmasked for {delay} s"
         )
         self.alert_raised.emit(alert)
 

@@ -9,6 +9,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 import json  # noqa: E402
 
 import cv2  # noqa: E402
+import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from conftest import fixture_bgr, on_canvas, write_video  # noqa: E402
 from PySide6.QtCore import QPoint, QSettings, Qt  # noqa: E402
@@ -81,6 +82,36 @@ def test_alert_banner_log_and_statistics(qtbot, window, prefs, tmp_path, monkeyp
     header, *rows = csv_path.read_text().splitlines()
     assert header == "time_s,faces,masked,unmasked,masked_share"
     assert rows and all(row.endswith(",1,0,1,0.000") for row in rows)
+
+
+def two_faces_frame():
+    """Two unmasked people side by side, each photo fitted into half of a 640x480 frame."""
+    halves = []
+    for name in ("no_mask_1.jpg", "no_mask_2.jpg"):
+        photo = fixture_bgr(name)
+        scale = min(320 / photo.shape[1], 480 / photo.shape[0])
+        photo = cv2.resize(photo, (int(photo.shape[1] * scale), int(photo.shape[0] * scale)))
+        half = np.full((480, 320, 3), 255, np.uint8)
+        top, left = (480 - photo.shape[0]) // 2, (320 - photo.shape[1]) // 2
+        half[top : top + photo.shape[0], left : left + photo.shape[1]] = photo
+        halves.append(half)
+    return np.hstack(halves)
+
+
+def test_faces_alerting_together_are_all_named(qtbot, pipeline, settings, prefs, tmp_path):
+    clip = write_video(tmp_path / "two.mp4", [two_faces_frame()] * 20, fps=5)
+    win = make_window(qtbot, pipeline, settings, prefs, clip)
+    win.settings_panel.delay_spin.setValue(0.3)
+    win.start()
+    qtbot.waitUntil(lambda: len(win.alerts) == 2, timeout=FRAME_TIMEOUT_MS)
+    ids = sorted(alert.track_id for alert in win.alerts)
+    assert win.banner.isVisible()
+    assert win.banner.text().startswith(
+        f"2 faces unmasked for 0.3 s or more (faces {ids[0]} and {ids[1]}, the last at 0:0"
+    )
+    win.stop()
+    qtbot.waitUntil(lambda: not win.is_playing, timeout=FRAME_TIMEOUT_MS)
+    win.close()
 
 
 def test_snapshot_button_and_shortcuts(qtbot, window, prefs):

@@ -457,23 +457,18 @@ class MainWindow(QMainWindow):
         """``key`` no longer holds; if the panel showed the notices (alone, or after a line
         such as the end of a clip), it shows the rest."""
         shown, message = "\n".join(self._notices.values()), self.message
-        if self._notices.pop(key, None) is None or not message.endswith(shown):
-            return
-        lead = message[: len(message) - len(shown)].rstrip("\n")
-        if not lead:
-            self._show_notices()
-            return
-        rest = list(self._notices.values())
-        self.message_label.setText("\n".join([lead, *rest]))
-        if not rest:  # the line left is news, not a problem
-            self.message_label.setStyleSheet(MESSAGE_STYLES["info"])
+        if self._notices.pop(key, None) is not None and message.endswith(shown):
+            self._show_notices(lead=message[: len(message) - len(shown)].rstrip("\n"))
 
-    def _show_notices(self) -> None:
-        if not self._notices:
+    def _show_notices(self, lead: str = "") -> None:
+        """Show what holds all session, under ``lead`` when given (news such as the end of a
+        clip, shown as news once no notice is left); all of it is logged already."""
+        lines = ([lead] if lead else []) + list(self._notices.values())
+        if not lines:
             self.clear_message()
             return
-        self.message_label.setText("\n".join(self._notices.values()))  # logged already
-        self.message_label.setStyleSheet(MESSAGE_STYLES["error"])
+        self.message_label.setText("\n".join(lines))
+        self.message_label.setStyleSheet(MESSAGE_STYLES["error" if self._notices else "info"])
         self.message_label.show()
 
     def _restore_notices(self) -> None:
@@ -799,9 +794,8 @@ class MainWindow(QMainWindow):
                 f"Finished: reached the end of {name}. Press Start to play "
                 "it again or pick another source."
             )
-            self.show_message(finished, "error" if self._notices else "info")
-            if self._notices:  # what holds all session stays in sight (it is logged already)
-                self.message_label.setText("\n".join([finished, *self._notices.values()]))
+            self.show_message(finished, "info")
+            self._show_notices(lead=finished)  # what holds all session stays in sight
         else:
             self.show_message(
                 f"Playback ended: {reason}. Press Start to retry, or pick another source."
@@ -835,7 +829,7 @@ class MainWindow(QMainWindow):
         """Name every face that is unmasked past the delay now, not only the newest alert's
         (two faces often pass it in the same frame); the status bar names the new ones."""
         delay = f"{self.alert_monitor.delay_s:g}"
-        alerting = self.alert_monitor.alerting or [a.track_id for a in raised]
+        alerting = self.alert_monitor.alerting  # the raised ones among them
         at = clock(raised[-1].time_s)
         if len(alerting) == 1:
             text = f"Unmasked face for {delay} s (face {alerting[0]}, at {at})"

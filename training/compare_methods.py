@@ -318,6 +318,7 @@ def check_before_work(args: argparse.Namespace, passed_on: list[str]) -> dict[st
     finished = {}
     try:
         wanted = method_args(args, args.methods[0], passed_on)
+        distill.check_teacher_source(wanted)
         distill.check_settings(wanted)
         for method in args.methods:  # the methods' distill settings differ in these alone
             wanted.method, wanted.out = method, args.out / method

@@ -264,7 +264,6 @@ def check_settings(args: argparse.Namespace) -> None:
         raise FlagValueError(
             f"--student-width must lie in [{low}, {high}], not {args.student_width}"
         )
-    check_teacher_source(args)
     if not 0 < args.lr < math.inf:
         raise FlagValueError(f"--lr must be a finite number above 0, not {args.lr}")
     if not 0 < args.temperature < math.inf:

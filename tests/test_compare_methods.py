@@ -111,6 +111,8 @@ def test_a_comparison_that_cannot_finish_is_refused_before_any_training(tmp_path
         assert said in one_line_error(capsys)
     assert main(common + ["--temperature", "-1"]) == 2
     assert "--temperature must be a finite number above 0" in one_line_error(capsys)
+    assert main(common + ["--teacher-epochs", "5"]) == 2  # the comparison's teacher is given
+    assert "--teacher-epochs trains a new teacher, --teacher uses" in one_line_error(capsys)
     assert not out.exists() and not (tmp_path / "work").exists()
 
     out.mkdir()

@@ -639,6 +639,23 @@ def test_crop_rules_ask_stock_mtcnn_before_taking_the_whole_image():
     assert rule == "no_face_whole_image" and crop.shape == grey.shape
 
 
+def test_a_box_on_a_part_of_the_face_gives_way_to_stock_mtcnns_whole_face():
+    """On a photo a masked face fills, the tuned detector boxes a spectacle lens; training and
+    evaluation crop stock MTCNN's face around it instead, counted under part_of_face."""
+    rgb = read_rgb(FIXTURES / "mask_glasses.jpg")  # 173 x 203, the face fills it
+    tuned = FaceDetector(DetectorConfig())
+    [lens] = tuned.detect(rgb)
+    assert max(lens.box[2] - lens.box[0], lens.box[3] - lens.box[1]) < 0.35 * 173
+    crop, rule = face_crop_for_image(rgb, tuned, CropConfig())  # no second opinion: the lens
+    assert rule == "one_face" and crop.shape[0] < 80
+    crop, rule = face_crop_for_image(rgb, tuned, CropConfig(), second_opinion_for(tuned))
+    assert rule == "part_of_face" and crop.shape[:2] == rgb.shape[:2]  # the face, clipped
+    # small faces of a street photo, which stock MTCNN finds as small, keep the tuned box
+    street = read_rgb(FIXTURES / "maksssksksss129.jpg")
+    crop, rule = face_crop_for_image(street, tuned, CropConfig(), second_opinion_for(tuned))
+    assert rule == "several_faces" and crop.shape[:2] == (36, 36)
+
+
 def test_a_teacher_that_cannot_serve_the_run_is_refused_before_any_cropping(tmp_path, capsys):
     data, work = make_dataset(tmp_path / "data"), tmp_path / "work"
     teacher = ROOT / "models" / "teacher.pt"  # mask / no_mask / not_face, 64 px crops

@@ -61,9 +61,9 @@ from training.voc import (
 log = logging.getLogger("training.evaluate")  # not "__main__" when run with -m
 
 PROG = "training.evaluate"
-# prepare's rules for images the app's detector finds no face in (stock MTCNN's box, or the
-# whole image, is classified instead)
-NO_FACE_RULES = ("stock_face", "no_face_whole_image")
+# prepare's rules for images the app's detector finds no face in, or only a part of one
+# (stock MTCNN's box, or the whole image, is classified instead)
+NO_FACE_RULES = ("stock_face", "part_of_face", "no_face_whole_image")
 T = TypeVar("T")
 
 

@@ -75,11 +75,17 @@ def test_prepare_counts_rules_and_lists_bad_files(tmp_path):
     data = make_dataset(tmp_path / "data")
     (data / "with_mask" / "broken.jpg").write_bytes(b"not really a jpeg")
     (data / "with_mask" / "notes.txt").write_text("collected in 2020")
+    (data / "without_mask" / "LICENSE").write_text("MIT")
+    (data / "without_mask" / "labels.yaml").write_text("a: 1")
     prepared = prepare(data, tmp_path / "cache", seed=0, progress=False)
     stats = prepared.stats
     assert stats["images"] == 17 and stats["used"] == 16
     assert [Path(p).name for p in stats["unreadable"]] == ["broken.jpg"]
-    assert [Path(p).name for p in stats["not_images"]] == ["notes.txt"]
+    assert sorted(Path(p).name for p in stats["not_images"]) == [
+        "LICENSE",
+        "labels.yaml",
+        "notes.txt",
+    ]
     assert sum(stats["rules"].values()) == 16
     assert prepared.crops.shape == (16, 128, 128, 3)
     assert sorted(set(prepared.splits)) == ["test", "train", "val"]
@@ -147,7 +153,7 @@ def test_class_of_only_undecodable_files_is_named(tmp_path):
     for image in (data / "without_mask").iterdir():
         image.unlink()
     for k in range(3):
-        (data / "without_mask" / f"scan {k}.pdf").write_bytes(b"%PDF-1.4 not an image")
+        (data / "without_mask" / f"scan {k}.jpg").write_bytes(b"%PDF-1.4 not an image")
     with pytest.raises(DatasetError, match="class 'no_mask' .* no readable images: none of its 3"):
         prepare(data, tmp_path / "cache", seed=0, progress=False)
 
@@ -642,7 +648,7 @@ def test_crop_rules_ask_stock_mtcnn_before_taking_the_whole_image():
 def test_a_box_on_a_part_of_the_face_gives_way_to_stock_mtcnns_whole_face():
     """On a photo a masked face fills, the tuned detector boxes a spectacle lens; training and
     evaluation crop stock MTCNN's face around it instead, counted under part_of_face."""
-    rgb = read_rgb(FIXTURES / "mask_glasses.jpg")  # 173 x 203, the face fills it
+    rgb = read_rgb(FIXTURES / "masked_with_glasses.jpg")  # 173 x 203, the face fills it
     tuned = FaceDetector(DetectorConfig())
     [lens] = tuned.detect(rgb)
     assert max(lens.box[2] - lens.box[0], lens.box[3] - lens.box[1]) < 0.35 * 173

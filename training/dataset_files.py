@@ -10,7 +10,13 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
-SKIPPED_SUFFIXES = {".txt", ".md", ".json", ".xml", ".csv", ".db", ".ini"}
+SKIPPED_SUFFIXES = {
+    *(".txt", ".md", ".rst", ".html", ".pdf", ".log"),  # notes
+    *(".json", ".xml", ".csv", ".yaml", ".yml", ".db", ".ini"),  # annotations and tables
+    *(".py", ".sh", ".zip", ".tar", ".gz"),  # scripts and archives that came with a set
+}
+# A dataset's notes often carry no suffix at all (LICENSE beside the photos).
+SKIPPED_NAMES = {"license", "licence", "readme", "notice", "copying", "authors"}
 FOLDER_LABELS = {
     "with_mask": "mask",
     "mask": "mask",
@@ -114,5 +120,6 @@ def files_under(folder: Path) -> list[Path]:
 
 
 def plainly_not_image(path: Path) -> bool:
-    """Hidden files and notes, annotations or tables: never read as images."""
-    return path.name.startswith(".") or path.suffix.lower() in SKIPPED_SUFFIXES
+    """Hidden files and notes, annotations, tables or scripts: never read as images."""
+    name = path.name.lower()
+    return name.startswith(".") or path.suffix.lower() in SKIPPED_SUFFIXES or name in SKIPPED_NAMES

@@ -5,15 +5,15 @@ Rules, applied to every image and counted in the manifest:
 - one face: its crop (the same crop the app makes) is used;
 - several faces: the largest is used (these sets label a whole image, and the largest face
   is the subject), counted under ``several_faces``;
+- a face under half the photo's shorter side: stock MTCNN is asked too, and when its face
+  holds that box's centre and is at least twice as wide, the box was a part of the face (a
+  lens, an eye: the tuned detector, which learnt on small street faces, does that on photos a
+  face fills) and stock's box is used, counted under ``part_of_face``;
 - no face: the detector is run again on the image with a border around it (tight face crops
   defeat MTCNN), counted under ``one_face_padded``;
 - still none: stock MTCNN, which was trained on large sharp faces and finds most of those the
   tuned detector loses, gets the same two tries; its box is used, counted under
   ``stock_face``;
-- a face under half the photo's shorter side: stock MTCNN is asked too, and when its face
-  holds that box's centre and is at least twice as wide, the box was a part of the face (a
-  lens, an eye: the tuned detector, which learnt on small street faces, does that on photos a
-  face fills) and stock's box is used, counted under ``part_of_face``;
 - still none: the whole image is taken as the face crop, counted under
   ``no_face_whole_image``, since these sets are mostly tight face crops already.
 
@@ -126,7 +126,7 @@ def face_crop_for_image(
     """The training crop of one labelled image and the rule that produced it.
 
     ``second_opinion`` (stock MTCNN, see ``second_opinion_for``) is asked when ``detector``
-    finds no face; None skips that step.
+    finds no face or only a small one (perhaps a part of a face); None skips that step.
     """
     found = _find_face(rgb, detector)
     if second_opinion is not None and (found is None or _small_in(found[0], rgb)):

@@ -44,6 +44,15 @@ def test_exports_match_pytorch_on_fixture_crops(tmp_path):
         assert np.allclose(logits, model(batch[:3]).numpy(), atol=1e-4)
 
 
+def test_export_crops_photos_as_training_does(tmp_path):
+    """The tuned detector boxes a spectacle lens on this photo; training crops stock MTCNN's
+    face around it, and so must the export's check."""
+    (tmp_path / "photos").mkdir()
+    shutil.copy(FIXTURES / "masked_with_glasses.jpg", tmp_path / "photos" / "glasses.jpg")
+    [crop] = fixture_crops(tmp_path / "photos")
+    assert crop.shape == (203, 173, 3)  # the whole face, clipped to the photo
+
+
 def test_export_command_and_overwrite_guard(tmp_path):
     cmd = [sys.executable, "-m", "training.export", "--out", str(tmp_path)]
     first = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=180)

@@ -582,6 +582,23 @@ def test_linked_subfolders_of_a_class_are_read_once(tmp_path, caplog):
     assert "is read already" in caplog.text
 
 
+def test_hidden_folders_and_notes_named_like_notes_are_not_read_as_photos(tmp_path):
+    """A thumbnail cache inside with_mask/ holds copies, not labelled photos; a set's notes
+    come under many names; a photo named like a note but with an image suffix is a photo."""
+    data = make_dataset(tmp_path / "data")
+    before = find_images(data).images
+    thumbs = data / "with_mask" / ".thumbnails"
+    thumbs.mkdir()
+    shutil.copy(FIXTURES / "no_mask_1.jpg", thumbs / "thumb.jpg")
+    notes = ["LICENSE-MIT", "COPYING.LESSER", "README.markdown", "CHANGELOG", "Readme ", "a.tsv"]
+    for name in notes:
+        (data / "with_mask" / name).write_text("notes")
+    shutil.copy(FIXTURES / "mask_1.jpg", data / "with_mask" / "license.png")
+    found = find_images(data)
+    assert found.images == sorted(before + [(data / "with_mask" / "license.png", "mask")])
+    assert sorted(p.name for p in found.skipped) == sorted(notes)
+
+
 def test_a_link_up_the_tree_and_odd_entries_add_no_images(tmp_path, caplog):
     """A link from a class folder up to the dataset would list the other class's images
     under this one; pipes and broken links are named, not silently dropped."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,12 +12,16 @@ log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
 SKIPPED_SUFFIXES = {
-    *(".txt", ".md", ".rst", ".html", ".pdf", ".log"),  # notes
-    *(".json", ".xml", ".csv", ".yaml", ".yml", ".db", ".ini"),  # annotations and tables
-    *(".py", ".sh", ".zip", ".tar", ".gz"),  # scripts and archives that came with a set
+    *(".txt", ".md", ".markdown", ".rst", ".html", ".pdf", ".log", ".cff"),  # notes
+    *(".json", ".jsonl", ".xml", ".csv", ".tsv", ".yaml", ".yml", ".toml"),  # annotations
+    *(".db", ".ini", ".cfg", ".ipynb", ".py", ".sh"),  # tables, settings and scripts
+    *(".zip", ".tar", ".gz", ".bz2", ".xz", ".7z", ".rar"),  # archives that came with a set
 }
-# A dataset's notes often carry no suffix at all (LICENSE beside the photos).
-SKIPPED_NAMES = {"license", "licence", "readme", "notice", "copying", "authors"}
+# A dataset's notes often carry no image suffix (LICENSE, LICENSE-MIT, COPYING.LESSER).
+SKIPPED_NAMES = {
+    *("license", "licence", "copying", "notice", "authors", "citation"),
+    *("readme", "changelog", "changes", "notes"),
+}
 FOLDER_LABELS = {
     "with_mask": "mask",
     "mask": "mask",
@@ -83,9 +88,10 @@ def files_under(folder: Path) -> list[Path]:
     but entering each real folder once, so a link that loops back adds nothing twice.
 
     A link up to ``folder`` itself or a folder above it is not followed: it would list the
-    other class's images under this class. Entries that are not regular files (pipes,
-    devices, broken links) and folders that cannot be read are named in a warning and left
-    out.
+    other class's images under this class. Hidden folders (``.thumbnails``, ``.git``) hold
+    copies and tools' files, not labelled photos: they are left out. Entries that are not
+    regular files (pipes, devices, broken links) and folders that cannot be read are named in
+    a warning and left out.
     """
     top = os.path.realpath(folder)
     seen: set[str] = set()
@@ -98,6 +104,9 @@ def files_under(folder: Path) -> list[Path]:
         seen.add(os.path.realpath(current))
         entered = []
         for name in sorted(subfolders):
+            if name.startswith("."):
+                log.info("not reading the hidden folder %s", Path(current, name))
+                continue
             real = os.path.realpath(os.path.join(current, name))
             if real in seen or top == real or top.startswith(real.rstrip(os.sep) + os.sep):
                 log.warning(
@@ -120,6 +129,12 @@ def files_under(folder: Path) -> list[Path]:
 
 
 def plainly_not_image(path: Path) -> bool:
-    """Hidden files and notes, annotations, tables or scripts: never read as images."""
-    name = path.name.lower()
-    return name.startswith(".") or path.suffix.lower() in SKIPPED_SUFFIXES or name in SKIPPED_NAMES
+    """Hidden files and notes, annotations, tables or scripts: never read as images.
+
+    A file named like a note (``README``, ``LICENSE-MIT``) with an image suffix is an image.
+    """
+    name, suffix = path.name.lower().strip(), path.suffix.lower()
+    if name.startswith(".") or suffix in SKIPPED_SUFFIXES:
+        return True
+    stem = re.split(r"[.\-_ ]", name, maxsplit=1)[0]
+    return stem in SKIPPED_NAMES and suffix not in IMAGE_SUFFIXES

@@ -35,7 +35,7 @@ from models import checkpoint
 from models.checkpoint import CheckpointError
 from training.dataset_files import files_under, plainly_not_image
 from training.outputs import OutputSet, refuse_inputs, refuse_inside
-from training.prepare import face_crop_for_image
+from training.prepare import face_crop_for_image, second_opinion_for
 
 log = logging.getLogger("training.export")  # not "__main__" when run with -m
 
@@ -78,6 +78,7 @@ def fixture_crops(folder: Path, limit: int = 32) -> list[np.ndarray]:
     if not folder.is_dir():
         raise ValueError(f"--images {folder} is not a folder of images")
     detector = FaceDetector(DetectorConfig())
+    second_opinion = second_opinion_for(detector)
     crops = []
     for path in files_under(folder):
         if len(crops) >= limit:
@@ -89,7 +90,7 @@ def fixture_crops(folder: Path, limit: int = 32) -> list[np.ndarray]:
         except ImageError as exc:
             log.warning("%s; skipped", exc)
             continue
-        crops.append(face_crop_for_image(rgb, detector, CropConfig())[0])
+        crops.append(face_crop_for_image(rgb, detector, CropConfig(), second_opinion)[0])
     if not crops:
         raise ValueError(f"no readable images in {folder} to check the export with")
     return crops

@@ -8,7 +8,9 @@ Rules, applied to every image and counted in the manifest:
 - a face under half the photo's shorter side: stock MTCNN is asked too, and when its face
   holds that box's centre and is at least twice as wide, the box was a part of the face (a
   lens, an eye: the tuned detector, which learnt on small street faces, does that on photos a
-  face fills) and stock's box is used, counted under ``part_of_face``;
+  face fills) and stock's box is used, counted under ``part_of_face``. A whole face inside
+  another's box (a photo of a masked face held before an unmasked one) gives way too, as
+  the largest face is the subject: no geometry tells it from a lens;
 - no face: the detector is run again on the image with a border around it (tight face crops
   defeat MTCNN), counted under ``one_face_padded``;
 - still none: stock MTCNN, which was trained on large sharp faces and finds most of those the

@@ -88,8 +88,8 @@ def test_benchmark_and_clip_evaluation_refuse_what_would_measure_nothing(tmp_pat
         assert benchmark(argv) == 2, argv
         assert message in capsys.readouterr().err, argv
     for argv, message in (
-        (["--videos", str(missing)], "is not a folder of clips"),
-        (["--videos", str(tmp_path)], "holds none of the expected clips"),
+        (["--videos", str(missing)], "is not a folder of clips (it takes the folder of the"),
+        (["--videos", str(tmp_path)], "holds none of the expected clips (the shared set's"),
     ):
         assert evaluate_clips(argv) == 2, argv
         assert message in capsys.readouterr().err, argv

@@ -139,9 +139,15 @@ def measure(args: argparse.Namespace) -> tuple[list[dict], list[dict]]:
         )
         check_writable(args.json, args.overwrite)
     if not args.videos.is_dir():
-        raise FileNotFoundError(f"--videos {args.videos} is not a folder of clips")
+        raise FileNotFoundError(
+            f"--videos {args.videos} is not a folder of clips (it takes the folder of the "
+            "shared clips, ../shared/data/videos when left out)"
+        )
     if not any((args.videos / name).exists() for name in EXPECTED):
-        raise FileNotFoundError(f"--videos {args.videos} holds none of the expected clips")
+        raise FileNotFoundError(
+            f"--videos {args.videos} holds none of the expected clips (the shared set's "
+            f"{len(EXPECTED)}, such as {sorted(EXPECTED)[0]})"
+        )
     require_counts(("--detect-every", args.detect_every), ("--smooth", args.smooth))
     require_detect_scale(args.detect_scale)
     if args.max_frames is not None and args.max_frames < 1:

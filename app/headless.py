@@ -265,7 +265,7 @@ def check_outputs(source: str, output, events, extras: Extras, overwrite: bool) 
         "--snapshots": extras.snapshots_dir,
     }
     for flag, path in named.items():
-        if isinstance(path, str) and path == STDOUT and flag != "--events":
+        if events_to_stdout(path) and flag != "--events":
             kind = "folder" if flag in ("--alerts", "--snapshots") else "file"
             raise FlagValueError(
                 f"{flag} -: standard output is offered to --events alone (the other outputs "
@@ -398,6 +398,11 @@ def run_headless(
         )
         frames, faces, counts, snapshots = 0, 0, {}, 0
         reader_gone = False
+
+        def events_ended() -> bool:
+            """The events stream has no one to go to: its reader left, or it failed."""
+            return streaming and (reader_gone or not outputs.live("events"))
+
         colour = ColourWatch()
         start = time.perf_counter()
         for frame in video.frames():
@@ -423,7 +428,7 @@ def run_headless(
                         frames,
                         "; the other outputs go on" if any(others) else "",
                     )
-                if (reader_gone or not outputs.live("events")) and not any(others):
+                if events_ended() and not any(others):
                     break  # nothing left to write: the run has no more use
             if monitor is not None:
                 alerts += monitor.update(time_s, result.faces, frame)
@@ -453,8 +458,7 @@ def run_headless(
         seconds = time.perf_counter() - start
         # A run stopped on purpose (the frame limit, the events' reader gone) did not see the
         # source end, so it has nothing to say about the source.
-        events_ended = streaming and (reader_gone or not outputs.live("events"))
-        stopped = bool(max_frames and frames >= max_frames) or (events_ended and not any(others))
+        stopped = bool(max_frames and frames >= max_frames) or (events_ended() and not any(others))
         if not video.recorded and not stopped:
             shown = shown_source(str(source))
             log.warning(

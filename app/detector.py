@@ -152,6 +152,11 @@ def area(box) -> float:
     return (box[2] - box[0]) * (box[3] - box[1])
 
 
+def longer_side(box) -> float:
+    """A box's longer side: the face size that size bins and crop rules go by."""
+    return max(box[2] - box[0], box[3] - box[1])
+
+
 def intersection(a, b) -> float:
     """Area shared by two x1, y1, x2, y2 boxes."""
     ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))

@@ -45,7 +45,7 @@ from tqdm import tqdm
 from app.atomic import write_text
 from app.config import CropConfig, DetectorConfig
 from app.crops import crop_face, resize_crop
-from app.detector import Detection, FaceDetector
+from app.detector import Detection, FaceDetector, area, longer_side
 from app.images import ImageError, read_rgb
 from models import detector_checkpoint
 from training.dataset_files import DatasetError, find_images
@@ -78,7 +78,7 @@ class Prepared:
 
 
 def _largest(detections: list[Detection]) -> Detection:
-    return max(detections, key=lambda d: (d.box[2] - d.box[0]) * (d.box[3] - d.box[1]))
+    return max(detections, key=lambda d: area(d.box))
 
 
 # Stock MTCNN at its usual settings: the second opinion for photos the app's detector passes.
@@ -102,13 +102,9 @@ def _find_face(rgb: np.ndarray, detector: FaceDetector) -> tuple[Detection, str]
     return face, "one_face_padded" if len(found) == 1 else "several_faces"
 
 
-def _side(box) -> float:
-    return max(box[2] - box[0], box[3] - box[1])
-
-
 def _small_in(face: Detection, rgb: np.ndarray) -> bool:
     """Whether ``face`` is small enough in its photo to be a part of a face it missed."""
-    return _side(face.box) < PART_SMALL_IN_PHOTO * min(rgb.shape[:2])
+    return longer_side(face.box) < PART_SMALL_IN_PHOTO * min(rgb.shape[:2])
 
 
 def _part_of(part: Detection, face: Detection) -> bool:
@@ -116,7 +112,7 @@ def _part_of(part: Detection, face: Detection) -> bool:
     cx, cy = (part.box[0] + part.box[2]) / 2, (part.box[1] + part.box[3]) / 2
     x1, y1, x2, y2 = face.box
     inside = x1 <= cx <= x2 and y1 <= cy <= y2
-    return inside and _side(part.box) <= PART_OF_FACE * _side(face.box)
+    return inside and longer_side(part.box) <= PART_OF_FACE * longer_side(face.box)
 
 
 def face_crop_for_image(

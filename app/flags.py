@@ -12,9 +12,13 @@ from app.device import CUDA_NAME
 
 class OneLineParser(argparse.ArgumentParser):
     """An argument parser whose refusals are one line under the command's own name, as its
-    other errors are ("training.distill: error: ..."), rather than a usage block."""
+    other errors are ("training.distill: error: ..."), rather than a usage block, and which
+    takes no abbreviated flags."""
 
     def __init__(self, *args, error_name: str | None = None, **kwargs):
+        # A flag is taken only by its whole name: with prefixes, --out would quietly mean
+        # --output today and become an error the day a second flag starts the same way.
+        kwargs.setdefault("allow_abbrev", False)
         super().__init__(*args, **kwargs)
         self.error_name = error_name
 

@@ -198,6 +198,35 @@ def test_a_flag_argparse_refuses_is_one_line_under_the_commands_name(capsys, com
 
 
 @pytest.mark.parametrize(
+    "command, argv, prefix",
+    [
+        ("app.cli", ["--headless", "--source", "x.mp4", "--out", "o.mp4"], "--out"),
+        ("app.benchmark", ["--skip-clips", "--repeat", "2"], "--repeat"),
+        ("training.distill", ["--data", ".", "--temp", "4"], "--temp"),
+        ("training.evaluate", ["--data", ".", "--model", "student", "--verb"], "--verb"),
+        ("training.evaluate_clips", ["--vid", "."], "--vid"),
+        ("training.export", ["--mod", "student"], "--mod"),
+        ("training.tune_detector", ["--scenes", ".", "--epoch", "1"], "--epoch"),
+        (
+            "training.compare_methods",
+            ["--teacher", "t.pt", "--out", "o", "--epoch", "1"],
+            "--epoch",
+        ),
+    ],
+)
+def test_a_flag_is_taken_only_by_its_whole_name(capsys, command, argv, prefix):
+    """Scripts name flags in full: a prefix that happens to be unique today (--out for
+    --output) is refused rather than read as the longer flag."""
+    import importlib
+
+    with pytest.raises(SystemExit) as stopped:
+        importlib.import_module(command).main(argv)
+    assert stopped.value.code == 2
+    err = capsys.readouterr().err
+    assert f"unrecognized arguments: {prefix}" in err, err
+
+
+@pytest.mark.parametrize(
     "command, argv, said",
     [
         ("app.cli", ["--headless", "--source", "x.mp4", "--max-frames", "0"], "--max-frames"),

@@ -59,8 +59,7 @@ HOW_TO_GO_ON = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    # No abbreviations: "--method" must not pass for "--methods" (it is distill's flag).
-    p = OneLineParser(prog=PROG, description=__doc__, allow_abbrev=False)
+    p = OneLineParser(prog=PROG, description=__doc__)
     p.add_argument("--data", type=input_path, default=Path("../shared/data/faces"))
     p.add_argument("--scenes", type=input_path, default=Path("../shared/data/scenes"))
     p.add_argument("--no-scenes", action="store_true", help="faces only, two classes")
@@ -100,20 +99,13 @@ SET_HERE = {
 
 def refuse_clashes(passed_on: list[str]) -> None:
     """Refuse a flag passed on to distill that the comparison sets itself: distill would
-    take the later one, and the table would not be what was asked for. Abbreviations are
-    resolved as distill's argparse resolves them."""
-    # argparse offers no public list of a parser's options; _actions has held it for years.
-    options = [o for a in distill.build_parser()._actions for o in a.option_strings]
+    take the later one, and the table would not be what was asked for. (Distill takes flags
+    by their whole names only, so a prefix is refused there as unrecognized.)"""
     for token in passed_on:
-        if not token.startswith("--"):
-            continue
-        name = token.split("=", 1)[0]
-        matches = [o for o in options if o == name] or [o for o in options if o.startswith(name)]
-        if len(matches) == 1 and matches[0] in SET_HERE:
-            flag = matches[0]
-            spelled = f" (read by distill as {flag})" if flag != name else ""
+        flag = token.split("=", 1)[0]
+        if flag in SET_HERE:
             raise FlagValueError(
-                f"{name}{spelled} is set by the comparison for every method; {SET_HERE[flag]}"
+                f"{flag} is set by the comparison for every method; {SET_HERE[flag]}"
             )
 
 

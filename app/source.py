@@ -78,6 +78,12 @@ def shown_name(name: str) -> str:
 SECRET_PARAMS = re.compile(r"pass|pwd|secret|token|key|auth|sig|session", re.IGNORECASE)
 
 
+def _where_looked(path: Path) -> str:
+    """For a relative name that names no file, the folder it was looked for in: the app is
+    often started from another folder than the one the user's clip is in."""
+    return "" if path.is_absolute() else f" (looked for in {Path.cwd()})"
+
+
 def plain_source(spec: str) -> str:
     """``spec`` with a file URL, as a browser copies it (``file:///v/my%20clip.mp4``,
     ``file://localhost/v/clip.mp4``), turned into the path it names; anything else as is."""
@@ -215,7 +221,7 @@ class VideoSource:
                         f"{self.spec}: {scheme.group(1)}:// is not a stream MaskWatch can read; "
                         f"use a URL starting with one of {prefixes}, or a file"
                     )
-                raise SourceError(f"video file {self.spec} not found")
+                raise SourceError(f"video file {self.spec} not found{_where_looked(path)}")
             if path.is_file() and path.stat().st_size == 0:
                 raise SourceError(f"{self.spec} is an empty file (0 bytes)")
             if path.is_dir():
@@ -226,9 +232,7 @@ class VideoSource:
             if not capture.isOpened():
                 self._remove_link()
                 if _has_media_header(path):
-                    raise SourceError(
-                        f"{self.spec} holds no frames OpenCV can read ({EMPTY_RECORDING})"
-                    )
+                    raise SourceError(self._no_frames_message())
                 raise SourceError(f"{self.spec} is not a video or image OpenCV can read")
             try:  # any suffix: a photo may be .jfif, or have none
                 self._orientation = inspect_still(path)

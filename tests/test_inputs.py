@@ -431,6 +431,17 @@ def test_an_image_over_the_decompression_bomb_limit_is_refused_in_one_line(
     assert not [w for w in recwarn if issubclass(w.category, Image.DecompressionBombWarning)]
 
 
+def test_a_missing_relative_file_says_which_folder_it_was_looked_for_in(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SourceError) as refused:
+        VideoSource("clips/door.mp4")
+    assert str(refused.value) == f"video file clips/door.mp4 not found (looked for in {tmp_path})"
+    missing = tmp_path / "door.mp4"
+    with pytest.raises(SourceError) as refused:
+        VideoSource(str(missing))
+    assert str(refused.value) == f"video file {missing} not found"
+
+
 def test_odd_source_names_get_a_plain_message():
     import time
 

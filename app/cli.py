@@ -76,7 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--student-weights", help="student checkpoint to load")
     parser.add_argument("--teacher-weights", help="teacher checkpoint to load")
     parser.add_argument("--headless", action="store_true", help="no window: process and exit")
-    parser.add_argument("--output", help="headless: annotated video to write (.mp4)")
+    parser.add_argument(
+        "--output", help="headless: annotated video to write (.mp4, .avi, .mov or .mkv)"
+    )
     parser.add_argument(
         "--events", help="headless: per-frame JSON Lines to write (-: standard output, live)"
     )

@@ -460,6 +460,17 @@ def test_a_flag_argparse_refuses_is_one_line_with_the_apps_error_prefix(capsys):
     ]
 
 
+def test_the_help_names_every_video_kind_output_takes(capsys):
+    from app.cli import main
+    from app.headless import VIDEO_SUFFIXES
+
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    said = " ".join(capsys.readouterr().out.split())
+    line = said[said.index("--output OUTPUT ") :].split(" --events")[0]
+    assert sorted(s for s in VIDEO_SUFFIXES if s in line) == sorted(VIDEO_SUFFIXES), line
+
+
 def test_weights_for_the_model_not_run_are_named_as_unused(tmp_path, no_mask_video):
     broken = tmp_path / "teacher.pt"
     broken.write_bytes(b"not weights at all")

@@ -1,6 +1,7 @@
 """The benchmark command runs and writes its tables as JSON (its figures are not asserted)."""
 
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -188,12 +189,17 @@ def test_clip_evaluation_stops_each_clip_at_max_frames(tmp_path, capsys):
     frame = on_canvas(fixture_bgr("mask_1.jpg"))
     write_video(clips / "masked-woman-laptop.mp4", [frame] * 12, fps=10)
     (clips / "unmasked-man-outdoors.mp4").write_text("not a video")
+    shutil.copy(clips / "masked-woman-laptop.mp4", clips / "putting-on-mask.MP4")
+    (clips / "notes.txt").write_text("where the clips came from")
     assert evaluate_clips(["--videos", str(clips), "--max-frames", "0"]) == 2
     assert "--max-frames must be at least 1" in capsys.readouterr().err
     out = tmp_path / "clips.json"
     argv = ["--videos", str(clips), "--max-frames", "4", "--quiet", "--json", str(out)]
     assert evaluate_clips(argv) == 0
+    said = capsys.readouterr().out.splitlines()
+    assert said[-1] == "not scored (no one label holds for the whole clip): putting-on-mask.MP4"
     record = json.loads(out.read_text())
+    assert record["unscored"] == ["putting-on-mask.MP4"]
     (row,) = record["clips"]
     assert row["frames"] == 4 and row["faces"] == 4 and row["share"] == 1.0
     assert record["settings"]["max_frames"] == 4 and record["settings"]["detect_every"] >= 1

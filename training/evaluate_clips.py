@@ -49,6 +49,19 @@ EXPECTED = {
 }
 
 
+CLIP_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
+
+
+def unscored_clips(videos: Path) -> list[str]:
+    """Clips in ``videos`` this command does not score: a label share means nothing on a
+    clip whose faces change label part way (a mask put on) or that mixes both labels."""
+    try:
+        names = [p.name for p in videos.iterdir() if p.suffix.lower() in CLIP_SUFFIXES]
+    except OSError:  # measure() says what is wrong with the folder
+        return []
+    return sorted(name for name in names if name not in EXPECTED)
+
+
 class FlickerCount:
     """Label changes per face per second, for the shown (smoothed) and the raw labels."""
 
@@ -275,11 +288,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         rows, skipped = measure(args)
         print_rows(args, rows)
+        unscored = unscored_clips(args.videos)
+        if unscored:
+            print(f"not scored (no one label holds for the whole clip): {', '.join(unscored)}")
         if args.json:
             try:
                 check_writable(args.json, args.overwrite)
                 record = {"model": args.model, "clips": rows}
-                record.update(settings=settings_of(args), skipped=skipped)
+                record.update(settings=settings_of(args), skipped=skipped, unscored=unscored)
                 text = strict_json(record)
                 write_text(args.json, text, overwrite=args.overwrite)
             except OSError as exc:  # after the work: not a user error

@@ -398,3 +398,61 @@ def test_tuning_can_start_from_earlier_detector_weights(tmp_path, capsys):
     assert main(flags + ["--start-from", str(tmp_path / "notes.pt"), "--overwrite"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "notes.pt is not a readable weights file" in err[0], err
+
+
+def test_an_interrupted_tuning_resumes_after_its_last_finished_stage(
+    tmp_path, capsys, caplog, monkeypatch
+):
+    """A stop during O-Net keeps the tuned R-Net; --resume tunes O-Net alone and ends with
+    the weights of a run never stopped. A fresh run without --resume starts anew."""
+    from training import tune_detector
+
+    scenes = scenes_copy(tmp_path / "scenes")
+    work = tmp_path / "work"
+    flags = ["--scenes", str(scenes), "--work-dir", str(work), "--quiet", "--epochs", "1"]
+    flags += ["--stages", "rnet", "onet"]
+    assert tune_detector.main(flags + ["--out", str(tmp_path / "whole.pt")]) == 0
+    assert not list((work / "detector-state").iterdir())  # a finished run keeps no state
+    whole = detector_checkpoint.read(tmp_path / "whole.pt")
+
+    tuned, stop = [], {"onet": True}
+    real_tune_stage = tune_detector.tune_stage
+
+    def stopped_in_onet(net, stage, *rest):
+        tuned.append(stage)
+        if stop.pop(stage, False):
+            raise KeyboardInterrupt
+        return real_tune_stage(net, stage, *rest)
+
+    monkeypatch.setattr(tune_detector, "tune_stage", stopped_in_onet)
+    out = tmp_path / "resumed.pt"
+    capsys.readouterr()
+    assert tune_detector.main(flags + ["--out", str(out)]) == 130
+    (said,) = capsys.readouterr().err.strip().splitlines()
+    (state,) = (work / "detector-state").iterdir()
+    assert said == (
+        f"training.tune_detector: interrupted; rnet finished, kept in {state}: run the same "
+        "command with --resume to go on from there"
+    )
+    assert not out.exists()
+
+    assert tune_detector.main(flags + ["--out", str(out), "--resume"]) == 0
+    assert tuned == ["rnet", "onet", "onet"]  # R-Net was read back, not tuned again
+    resumed = detector_checkpoint.read(out)
+    assert resumed["meta"]["resumed_stages"] == ["rnet"]
+    assert resumed["meta"]["stages"] == whole["meta"]["stages"]
+    for net in ("pnet", "rnet", "onet"):
+        for name, value in whole[net].items():
+            assert torch.equal(resumed[net][name], value), (net, name)
+    assert not state.exists()
+
+    tuned.clear()  # a run without --resume starts anew, and says what it replaces
+    stop["onet"] = True
+    again = flags + ["--out", str(out), "--overwrite", "--lr", "1e-3"]
+    assert tune_detector.main(again) == 130
+    (state,) = (work / "detector-state").iterdir()
+    caplog.clear()
+    assert tune_detector.main(again) == 0
+    assert tuned == ["rnet", "onet", "rnet", "onet"]
+    assert f"an interrupted run with these settings is kept in {state}" in caplog.text
+    assert not state.exists()

@@ -8,7 +8,8 @@ and small faces that its first stage proposed. Starting from those weights, each
 tuned in turn (P-Net, then R-Net on the tuned P-Net's proposals, then O-Net on what the tuned
 R-Net keeps), on windows labelled against the annotations (see ``detector_samples``). Only
 the ``train`` split of ``training.scenes_split`` is read, so ``training.evaluate --split
-test`` stays leak-free.
+test`` stays leak-free. Each finished stage is kept (``detector_state``) until the run ends,
+so ``--resume`` goes on after an interruption from the next stage.
 
     python -m training.tune_detector --scenes ../shared/data/scenes --out models/detector.pt
 """
@@ -37,6 +38,7 @@ from app.flags import (
     OneLineParser,
     input_path,
     output_file,
+    output_folder,
     require_counts,
     seed,
     training_device,
@@ -44,7 +46,7 @@ from app.flags import (
 from app.images import ImageError, read_rgb
 from app.stop_signals import stop_message, stop_signals_raise
 from models import detector_checkpoint
-from training import cascade, detector_samples
+from training import cascade, detector_samples, detector_state
 from training.dataset_files import DatasetError
 from training.detector_samples import LABEL_NEGATIVE, LABEL_PART, LABEL_POSITIVE, Samples
 from training.distillers import as_device
@@ -278,6 +280,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--seed", type=seed, default=0, help="the scenes split seed and training seed")
     p.add_argument("--device", default="auto", type=training_device)
+    p.add_argument(
+        "--work-dir",
+        type=output_folder,
+        default=Path(".cache"),
+        help="where each finished stage is kept until the run ends (default .cache/)",
+    )
+    p.add_argument(
+        "--resume", action="store_true", help="go on from the stages an interrupted run finished"
+    )
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     return p
@@ -301,7 +312,9 @@ def tune(args: argparse.Namespace) -> dict:
         )
     check_writable(args.out, args.overwrite, make_folder=True)  # made when the run ends
     check_writable(record, args.overwrite, make_folder=True)
-    refuse_inside(args.out, "--out", {"--scenes": args.scenes, "--faces": args.faces})
+    inputs = {"--scenes": args.scenes, "--faces": args.faces}
+    refuse_inside(args.out, "--out", inputs)
+    refuse_inside(args.work_dir, "--work-dir", inputs)
     torch.manual_seed(args.seed)
     device = as_device(args.device)
     mtcnn = MTCNN(keep_all=True, post_process=False)
@@ -309,14 +322,18 @@ def tune(args: argparse.Namespace) -> dict:
     if args.start_from:  # before any photo is read, so a wrong file costs nothing
         start_meta = detector_checkpoint.load_into(args.start_from, mtcnn)
     start_from = start_from_record(args.start_from, start_meta)  # the file as loaded
+    state = detector_state.state_path(args.work_dir, detector_state.settings_of(args))
+    stages = resumed_stages(args, state, mtcnn)
     mtcnn.eval()
     scenes = train_scenes(args.scenes, args.seed)
     photos, faces_record = list(scenes), None
     if args.faces:
         extra, faces_record = train_face_photos(args.faces, scenes, args.seed, not args.quiet)
         photos += extra
-    stages, started = {}, time.perf_counter()
+    started, resumed = time.perf_counter(), list(stages)
     for stage in args.stages:
+        if stage in stages:
+            continue
         mtcnn.to("cpu")
         samples = detector_samples.collect(
             photos,
@@ -328,6 +345,9 @@ def tune(args: argparse.Namespace) -> dict:
             progress=not args.quiet,
         )
         stages[stage] = tune_stage(getattr(mtcnn, stage), stage, samples, args, device)
+        mtcnn.to("cpu")
+        detector_state.keep(state, mtcnn, stages)
+        args.kept = (state, list(stages))  # for main's word on what a stop leaves
     mtcnn.to("cpu")
     meta = {
         "command": "python -m training.tune_detector " + shlex.join(sys.argv[1:]),
@@ -338,7 +358,8 @@ def tune(args: argparse.Namespace) -> dict:
         "seed": args.seed,
         "start_from": start_from,
         "stages": stages,
-        "minutes": round((time.perf_counter() - started) / 60, 1),
+        "resumed_stages": resumed,
+        "minutes": round((time.perf_counter() - started) / 60, 1),  # this run's alone
     }
     try:
         with OutputSet(args.overwrite) as outputs:  # the weights and their record, or neither
@@ -349,7 +370,30 @@ def tune(args: argparse.Namespace) -> dict:
         raise OutputsNotWrittenError(
             f"{describe_output_error(exc)}; neither {args.out} nor {record} was written"
         ) from exc
+    state.unlink(missing_ok=True)
     return meta
+
+
+def resumed_stages(args: argparse.Namespace, state: Path, mtcnn) -> dict:
+    """The records of the stages an interrupted run with these settings finished, their
+    nets loaded into ``mtcnn``, with --resume; else none (a kept state is then said to be
+    replaced as this run's stages finish)."""
+    if not args.resume:
+        if state.is_file():
+            log.warning(
+                "an interrupted run with these settings is kept in %s; this run starts anew "
+                "and replaces it (--resume goes on from it instead)",
+                state,
+            )
+        return {}
+    stages = detector_state.take_back(state, mtcnn)
+    if stages:
+        log.info("--resume: %s tuned earlier, read back from %s", ", ".join(stages), state)
+    else:
+        log.warning(
+            "--resume: no interrupted run with these settings in %s; starting anew", args.work_dir
+        )
+    return stages
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -366,7 +410,15 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt as exc:
         said, status = stop_message(exc)
-        print(f"training.tune_detector: {said}; nothing was written", file=sys.stderr)
+        kept = getattr(args, "kept", None)
+        if kept is None:
+            print(f"training.tune_detector: {said}; nothing was written", file=sys.stderr)
+        else:
+            print(
+                f"training.tune_detector: {said}; {' and '.join(kept[1])} finished, kept in "
+                f"{kept[0]}: run the same command with --resume to go on from there",
+                file=sys.stderr,
+            )
         return status
     for stage, figures in meta["stages"].items():
         print(

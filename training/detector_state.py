@@ -1,0 +1,84 @@
+"""The detector tuned so far, kept after each finished stage so ``tune_detector --resume``
+goes on from the next stage instead of tuning P-, R- and O-Net again.
+
+The state file is named for every setting that changes the weights (the scenes and faces
+photos included, by name, size and time), so a resume with other settings or changed
+photos never mixes in the wrong nets. A stage is deterministic given its settings and the
+nets before it, so a resumed run ends with the weights an uninterrupted one would have.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import hashlib
+import json
+import logging
+from pathlib import Path
+
+from app.digest import file_digest
+from models import detector_checkpoint
+
+log = logging.getLogger(__name__)
+
+STATE_FOLDER = "detector-state"
+
+
+def _listing(folder: Path | None) -> list | None:
+    """Each file under ``folder`` as (relative name, size, modification time): cheap to
+    take, and it changes when a photo or annotation is added, removed or edited."""
+    if folder is None:
+        return None
+    folder = Path(folder)
+    return sorted(
+        (str(p.relative_to(folder)), p.stat().st_size, p.stat().st_mtime_ns)
+        for p in folder.rglob("*")
+        if p.is_file()
+    )
+
+
+def settings_of(args: argparse.Namespace) -> dict:
+    """What the tuned weights depend on; --out, --device and the flags of output alone are
+    left out (the device changes the figures only in rounding)."""
+    return {
+        "scenes": str(Path(args.scenes).resolve()),
+        "scenes_files": _listing(args.scenes),
+        "faces": str(Path(args.faces).resolve()) if args.faces else None,
+        "faces_files": _listing(args.faces),
+        "start_from": file_digest(args.start_from) if args.start_from else "stock",
+        "stages": list(args.stages),
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "lr": args.lr,
+        "min_face": args.min_face,
+        "mine_thresholds": list(args.mine_thresholds),
+        "seed": args.seed,
+    }
+
+
+def state_path(work_dir: Path, settings: dict) -> Path:
+    """Where a run with ``settings`` keeps its finished stages."""
+    digest = hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
+    return Path(work_dir) / STATE_FOLDER / f"seed{settings['seed']}-{digest}.pt"
+
+
+def keep(path: Path, mtcnn, stages: dict) -> None:
+    """Write the nets as they are now and the records of the stages finished so far
+    (complete or not at all: a stop while writing leaves the previous state)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    detector_checkpoint.save(path, mtcnn, {"finished_stages": stages})
+
+
+def take_back(path: Path, mtcnn) -> dict:
+    """Load a kept state into ``mtcnn``; returns the finished stages' records (empty when
+    there is no state, or one that cannot be read, which is then said and passed over)."""
+    if not path.is_file():
+        return {}
+    trial = copy.deepcopy(mtcnn)  # a state that fails part way must not leave mixed nets
+    try:
+        meta = detector_checkpoint.load_into(path, trial)
+    except detector_checkpoint.DetectorWeightsError as exc:
+        log.warning("--resume: the kept state cannot be used (%s); starting anew", exc)
+        return {}
+    mtcnn.load_state_dict(trial.state_dict())
+    return dict(meta.get("finished_stages") or {})

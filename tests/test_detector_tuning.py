@@ -133,6 +133,7 @@ def test_tune_detector_command_writes_weights_that_load(tmp_path):
     out = tmp_path / "new" / "folder" / "detector.pt"  # folders made as distill makes them
     command = [sys.executable, "-m", "training.tune_detector", "--scenes", scenes]
     command += ["--out", out, "--epochs", "1", "--quiet", "--stages", "rnet", "onet"]
+    command += ["--work-dir", tmp_path / "work"]
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert "onet: held-out window accuracy" in result.stdout
@@ -307,6 +308,7 @@ def test_tune_detector_skips_unusable_annotations_and_photos(tmp_path, caplog):
     (scenes / "images" / "maksssksksss289.jpg").write_text("not a photo")
     out = tmp_path / "det.pt"
     argv = ["--scenes", str(scenes), "--out", str(out), "--stages", "pnet", "--epochs", "1"]
+    argv += ["--work-dir", str(tmp_path / "work")]
     assert main([*argv, "--quiet", "--device", "cpu"]) == 0, caplog.text
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert any("maksssksksss52.xml: <xmin> is 'nan'" in w for w in warnings), warnings
@@ -373,6 +375,7 @@ def test_tuning_can_start_from_earlier_detector_weights(tmp_path, capsys):
     start = detector_checkpoint.DEFAULT_DETECTOR
     out = tmp_path / "onet.pt"
     flags = ["--scenes", str(scenes), "--out", str(out), "--quiet", "--epochs", "1"]
+    flags += ["--work-dir", str(tmp_path / "work")]
     assert main(flags + ["--start-from", str(start), "--stages", "onet"]) == 0
     before, after = detector_checkpoint.read(start), detector_checkpoint.read(out)
     for net in ("pnet", "rnet"):

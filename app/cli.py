@@ -32,6 +32,7 @@ from app.flags import (
     detector_weights,
     device,
     folder_ending,
+    near_face,
     require_counts,
     require_detect_scale,
 )
@@ -123,6 +124,15 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         help=f"smallest face in pixels (default {defaults.min_face_size}; the "
         "window reuses the last one set)",
+    )
+    det.add_argument(
+        "--near-face",
+        type=near_face,
+        default=defaults.near_face,
+        metavar="PX",
+        help="also look for faces of PX pixels and up with MTCNN's stock weights, which "
+        "find some large, near faces the tuned ones miss (default "
+        f"{defaults.near_face}; 0: off, a little faster)",
     )
     det.add_argument(
         "--detect-scale",
@@ -221,7 +231,10 @@ def to_paths(args: argparse.Namespace) -> None:
 def detector_config(args: argparse.Namespace) -> DetectorConfig:
     """The detector flags on top of the --sensitivity preset; explicit flags win over it."""
     detector = DetectorConfig(
-        scale=args.detect_scale, max_side=args.max_side, weights=args.detector_weights
+        scale=args.detect_scale,
+        max_side=args.max_side,
+        weights=args.detector_weights,
+        near_face=args.near_face,
     )
     detector = with_overrides(detector, args.sensitivity, args.thresholds, args.min_score)
     if args.min_face is not None:

@@ -23,6 +23,10 @@ class DetectorConfig:
         min_score: detections below this final confidence are dropped.
         weights: MTCNN's weights: "default" (the tuned ``models/detector.pt`` when present,
             else stock), "stock" (as shipped in facenet-pytorch) or a weights file.
+        near_face: faces of at least this many pixels are also looked for with MTCNN's
+            stock weights, and kept where the tuned nets found none (0: never). The tuned
+            nets learnt on small street faces and pass over some large, near ones (a face
+            close to a webcam) that the stock nets find.
     """
 
     min_face_size: int = 20
@@ -32,6 +36,7 @@ class DetectorConfig:
     max_side: int = 640
     min_score: float = 0.9
     weights: str = "default"
+    near_face: int = 100
 
 
 # Detector sensitivity presets: MTCNN stage thresholds and the final score cut, chosen on

@@ -2,8 +2,10 @@
 
 Only MTCNN's ``detect()`` is used: the app crops and classifies faces itself. By default its
 nets carry the weights tuned on masked faces by ``training.tune_detector``
-(``models/detector.pt``); the stock weights inside facenet-pytorch are the fallback. Nothing
-is downloaded.
+(``models/detector.pt``); the stock weights inside facenet-pytorch are the fallback. Beside
+tuned weights, a second MTCNN with the stock weights looks for large faces only
+(``near_face``): tuned on small street faces, the nets pass over some faces that fill a
+webcam frame, or box only an eye of them. Nothing is downloaded.
 """
 
 from __future__ import annotations
@@ -40,6 +42,10 @@ class FaceDetector:
         self._mtcnn = MTCNN(keep_all=True, device=self.device, post_process=False)
         self.weights = self._load_weights(self.config.weights)
         self._mtcnn.to(self.device).eval()
+        self._stock = None  # the stock nets for near faces, beside tuned ones
+        if self.weights != "stock":
+            self._stock = MTCNN(keep_all=True, device=self.device, post_process=False).eval()
+            self._stock.thresholds = list(STOCK_NEAR_THRESHOLDS)
         self._warned_too_small: set[tuple[int, int, int]] = set()
         self.configure(self.config)
 
@@ -100,18 +106,25 @@ class FaceDetector:
         if min(image.shape[:2]) < max(MTCNN_MIN_SIDE, self._mtcnn.min_face_size):
             self._warn_too_small(frame_rgb.shape[1], frame_rgb.shape[0])
             return []
-        boxes, scores = self._mtcnn.detect(np.ascontiguousarray(image))
-        if boxes is None:
-            return []
-        found = []
-        for box, score in zip(boxes, scores):
-            if score is None or score < self.config.min_score:
-                continue
-            x1, y1, x2, y2 = (float(v) / scale for v in box)
-            if x2 <= x1 or y2 <= y1:
-                continue
-            found.append(Detection((x1, y1, x2, y2), float(score)))
+        image = np.ascontiguousarray(image)
+        found = _detections(self._mtcnn, image, scale, self.config.min_score)
+        if self._stock is not None and self.config.near_face:
+            found = self._with_near_faces(image, scale, found)
         return drop_nested(found)
+
+    def _with_near_faces(self, image: np.ndarray, scale: float, found: list[Detection]):
+        """``found`` with the faces of ``near_face`` pixels and up that the stock nets find:
+        each is added where no tuned box covers it, and replaces tuned boxes that are only
+        parts of it (an eye or a spectacle lens boxed on a face that fills the frame)."""
+        near = max(self.config.near_face, self.config.min_face_size) * scale
+        if min(image.shape[:2]) < near:
+            return found
+        self._stock.min_face_size = max(MTCNN_MIN_SIDE, round(near))
+        for face in _detections(self._stock, image, scale, STOCK_NEAR_MIN_SCORE):
+            covering = [f for f in found if _shared(face.box, f.box) > NEW_FACE_SHARE]
+            if all(part_of(f.box, face.box) for f in covering):
+                found = [f for f in found if f not in covering] + [face]
+        return found
 
     def _warn_too_small(self, width: int, height: int) -> None:
         """Say once per frame size and setting why no face can be found in such frames."""
@@ -133,6 +146,32 @@ class FaceDetector:
             )
 
 
+# Stock MTCNN's own stage thresholds, and a score cut that keeps its near-face boxes to
+# faces: on the scenes train split's large faces it is rarely wrong above it.
+STOCK_NEAR_THRESHOLDS = (0.6, 0.7, 0.7)
+STOCK_NEAR_MIN_SCORE = 0.9
+# A stock box sharing more than this share of its (or a tuned box's) area with a tuned box
+# is a face the tuned nets found already: their box is kept, as the classifier learnt on it.
+NEW_FACE_SHARE = 0.3
+
+
+def _detections(mtcnn: MTCNN, image: np.ndarray, scale: float, min_score: float):
+    """``mtcnn``'s boxes in ``image`` (a frame resized by ``scale``) scoring at least
+    ``min_score``, mapped back to the frame's pixels."""
+    boxes, scores = mtcnn.detect(image)
+    if boxes is None:
+        return []
+    found = []
+    for box, score in zip(boxes, scores):
+        if score is None or score < min_score:
+            continue
+        x1, y1, x2, y2 = (float(v) / scale for v in box)
+        if x2 <= x1 or y2 <= y1:
+            continue
+        found.append(Detection((x1, y1, x2, y2), float(score)))
+    return found
+
+
 # A box sharing more than this share of the smaller box's area with a better-scored box is
 # the same face seen twice (the tuned nets put a second, lower box on a large face, which
 # MTCNN's own suppression at 0.7 keeps). Two real faces rarely hide half of one another.
@@ -146,6 +185,17 @@ def drop_nested(detections: list[Detection]) -> list[Detection]:
         if not any(_shared(det.box, k.box) > NESTED_SHARE for k in kept):
             kept.append(det)
     return kept
+
+
+# A box is a part of a face box that holds its centre and is at least 1 / this as wide.
+PART_OF_FACE = 0.5
+
+
+def part_of(part, face) -> bool:
+    """Whether box ``part`` lies in box ``face`` (its centre inside) at most half as wide."""
+    cx, cy = (part[0] + part[2]) / 2, (part[1] + part[3]) / 2
+    inside = face[0] <= cx <= face[2] and face[1] <= cy <= face[3]
+    return inside and longer_side(part) <= PART_OF_FACE * longer_side(face)
 
 
 def area(box) -> float:

@@ -96,6 +96,22 @@ def seed(text: str) -> int:
     return value
 
 
+MAX_FACE_SIDE = 4096  # a face larger than any frame the app shrinks to
+
+
+def near_face(text: str) -> int:
+    """argparse type of --near-face: 0 (off), or a face side in pixels P-Net can take."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value != 0 and not 12 <= value <= MAX_FACE_SIDE:
+        raise argparse.ArgumentTypeError(
+            f"must be 0 (off) or between 12 and {MAX_FACE_SIDE} pixels, not {text}"
+        )
+    return value
+
+
 def _device_type(kinds: str, pattern: str):
     def device(text: str) -> str:
         if re.fullmatch(pattern, text.lower()):

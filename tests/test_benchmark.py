@@ -49,12 +49,14 @@ def test_benchmark_writes_all_tables(tmp_path):
     assert [r["batch"] for r in result["classifier"] if r["device"] == "cpu"] == [1, 8, 32]
     assert all(r["teacher"] > 0 and r["student"] > 0 for r in result["classifier"])
     settings = {
-        (r["weights"], r["sensitivity"], r["scale"], r["min_face"]) for r in result["detector"]
+        (r["weights"], r["sensitivity"], r["scale"], r["min_face"], r["near_face"])
+        for r in result["detector"]
     }
     assert settings >= {
-        ("tuned", "standard", 1.0, 20),
-        ("tuned", "high", 0.5, 40),
-        ("stock", "stock", 1.0, 20),
+        ("tuned", "standard", 1.0, 20, 100),
+        ("tuned", "standard", 1.0, 20, 0),
+        ("tuned", "high", 0.5, 40, 100),
+        ("stock", "stock", 1.0, 20, 0),
     }
     # No laptop clip: the detector is timed on the first readable clip's first frame.
     assert result["detector_frame_from"] == "face.MP4"

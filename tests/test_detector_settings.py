@@ -20,7 +20,7 @@ from PySide6.QtCore import QSettings  # noqa: E402
 
 from app.cli import build_parser, pipeline_config, window_sensitivity  # noqa: E402
 from app.config import SENSITIVITY, DetectorConfig, PipelineConfig  # noqa: E402
-from app.detector import FaceDetector  # noqa: E402
+from app.detector import FaceDetector, part_of  # noqa: E402
 from app.preferences import Preferences  # noqa: E402
 from app.settings_panel import CUSTOM_TITLE  # noqa: E402
 from app.window import MainWindow  # noqa: E402
@@ -151,7 +151,7 @@ def test_saved_folders_are_full_paths_and_a_bad_model_is_said(settings, caplog, 
 
 
 def test_unusable_saved_values_are_replaced_in_the_file_so_they_are_said_once(
-    qtbot, pipeline, settings, caplog, tmp_path
+    qtbot, pipeline, detector, settings, caplog, tmp_path
 ):
     blocker = tmp_path / "alerts-file"
     blocker.write_text("the user's notes")
@@ -325,3 +325,43 @@ def test_a_minimum_face_larger_than_the_frame_is_said_once(detector, caplog):
         "the minimum face size (500 px) is larger than the 320x240 frame: no face can be "
         "found; lower --min-face (Minimum face in the window)"
     ]
+
+
+def boxes_of(detector, frame_bgr, **settings):
+    FaceDetector.configure(detector, replace(DetectorConfig(), **settings))
+    return [tuple(round(v) for v in d.box) for d in detector.detect(frame_bgr[:, :, ::-1].copy())]
+
+
+def test_a_near_face_the_tuned_nets_miss_is_found_by_the_stock_pass(detector):
+    """An unmasked face filling a webcam frame: the tuned nets (learnt on small street faces)
+    pass over it, the stock pass for faces of --near-face px and up boxes it."""
+    near = on_canvas(fixture_bgr("near_unmasked.jpg"))
+    assert boxes_of(detector, near, near_face=0) == []
+    (box,) = boxes_of(detector, near)  # the default, 100 px
+    assert box[2] - box[0] > 250 and box[0] < 320 < box[2] and box[1] < 240 < box[3]
+    assert boxes_of(detector, near, near_face=400) == []  # larger than this face
+    assert boxes_of(detector, near, min_face_size=400) == []  # min face bounds it too
+    # a face the tuned nets find keeps their box alone: no second box from the stock pass
+    found = on_canvas(fixture_bgr("no_mask_1.jpg"))
+    assert len(boxes_of(detector, found)) == 1
+    assert boxes_of(detector, found) == boxes_of(detector, found, near_face=0)
+    # at min face 24 the tuned nets box only a part of this face; the stock face replaces it
+    masked = on_canvas(fixture_bgr("mask_2.png"))
+    (part,) = boxes_of(detector, masked, min_face_size=24, near_face=0)
+    (face,) = boxes_of(detector, masked, min_face_size=24)
+    assert part_of(part, face) and face[2] - face[0] > 250, (part, face)
+
+
+def test_near_face_on_the_command_line(tmp_path):
+    video = write_video(tmp_path / "near.mp4", [on_canvas(fixture_bgr("near_unmasked.jpg"))] * 2)
+    for flag, labels in (("100", ["no_mask"]), ("0", [])):
+        events = tmp_path / f"near{flag}.jsonl"
+        proc = run_app("--source", video, "--events", events, "--near-face", flag)
+        assert proc.returncode == 0, proc.stderr
+        first = json.loads(events.read_text().splitlines()[0])
+        assert [face["label"] for face in first["faces"]] == labels, flag
+    proc = run_app("--source", video, "--near-face", "8")
+    assert proc.returncode == 2
+    assert "argument --near-face: must be 0 (off) or between 12 and 4096 pixels, not 8" in (
+        proc.stderr
+    )

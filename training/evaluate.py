@@ -32,6 +32,7 @@ from app.flags import (
     detector_weights,
     device,
     input_path,
+    near_face,
     output_file,
     seed,
 )
@@ -596,6 +597,14 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"detector's smallest face in pixels (default {det.min_face_size})",
     )
     parser.add_argument(
+        "--near-face",
+        type=near_face,
+        default=det.near_face,
+        metavar="PX",
+        help="also look for faces of PX pixels and up with MTCNN's stock weights, as the "
+        f"app does (default {det.near_face}; 0: off)",
+    )
+    parser.add_argument(
         "--thresholds",
         type=float,
         nargs=3,
@@ -652,7 +661,11 @@ def configs(args: argparse.Namespace) -> tuple[DetectorConfig, EvaluationConfig]
     if args.min_score is not None and not 0 <= args.min_score <= 1:
         raise FlagValueError(f"--min-score must lie in [0, 1], got {args.min_score}")
     detector = with_overrides(
-        DetectorConfig(min_face_size=args.min_face, weights=args.detector_weights),
+        DetectorConfig(
+            min_face_size=args.min_face,
+            weights=args.detector_weights,
+            near_face=args.near_face,
+        ),
         args.sensitivity,
         args.thresholds,
         args.min_score,

@@ -45,7 +45,7 @@ from tqdm import tqdm
 from app.atomic import write_text
 from app.config import CropConfig, DetectorConfig
 from app.crops import crop_face, resize_crop
-from app.detector import Detection, FaceDetector, area, longer_side
+from app.detector import PART_OF_FACE, Detection, FaceDetector, area, longer_side, part_of
 from app.images import ImageError, read_rgb
 from models import detector_checkpoint
 from training.dataset_files import DatasetError, find_images
@@ -56,10 +56,9 @@ log = logging.getLogger(__name__)
 
 CACHE_SIZE = 128  # crops are cached at this size; training resizes to the model's input
 PAD_FRACTION = 0.3
-# A face box under this share of the photo's shorter side may be a part of a face...
+# A face box under this share of the photo's shorter side may be a part of a face, which it
+# is when a stock face holds its centre and is at least twice as wide (app.detector.part_of).
 PART_SMALL_IN_PHOTO = 0.5
-# ...which it is when a stock face around its centre is at least 1 / this share as wide.
-PART_OF_FACE = 0.5
 SPLIT_FRACTIONS = {"test": 0.15, "val": 0.10}
 
 
@@ -107,14 +106,6 @@ def _small_in(face: Detection, rgb: np.ndarray) -> bool:
     return longer_side(face.box) < PART_SMALL_IN_PHOTO * min(rgb.shape[:2])
 
 
-def _part_of(part: Detection, face: Detection) -> bool:
-    """Whether ``part`` lies in ``face`` (its centre inside) and is at most half as wide."""
-    cx, cy = (part.box[0] + part.box[2]) / 2, (part.box[1] + part.box[3]) / 2
-    x1, y1, x2, y2 = face.box
-    inside = x1 <= cx <= x2 and y1 <= cy <= y2
-    return inside and longer_side(part.box) <= PART_OF_FACE * longer_side(face.box)
-
-
 def face_crop_for_image(
     rgb: np.ndarray,
     detector: FaceDetector,
@@ -131,7 +122,7 @@ def face_crop_for_image(
         stock = _find_face(rgb, second_opinion)
         if found is None and stock is not None:
             found = stock[0], "stock_face"
-        elif found is not None and stock is not None and _part_of(found[0], stock[0]):
+        elif found is not None and stock is not None and part_of(found[0].box, stock[0].box):
             found = stock[0], "part_of_face"
     if found is None:
         return rgb, "no_face_whole_image"

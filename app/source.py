@@ -26,6 +26,8 @@ from app.images import pillow_warnings_logged
 
 log = logging.getLogger(__name__)
 
+# What a video file's name ends with, as the window's file dialog offers them.
+CLIP_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
 STREAM_PREFIXES = ("rtsp://", "rtmp://", "http://", "https://", "udp://", "tcp://")
 STREAM_TIMEOUT_MS = 5000
 MAX_CAMERA_INDEX = 999  # a larger number is a typo, not a camera (the window allows 0-999)
@@ -156,6 +158,8 @@ class VideoSource:
             raise SourceError("no source given: name a camera index, a video file or a URL")
         self.spec = plain_source(self.spec)
         self.kind = describe(self.spec)
+        if self.kind == "file" and self.spec.startswith("~"):  # typed in the window, say
+            self.spec = os.path.expanduser(self.spec)
         if self.kind == "stream":  # FFmpeg knows its protocols in lower case only
             scheme, rest = self.spec.split("://", 1)
             self.spec = f"{scheme.lower()}://{rest}"

@@ -17,9 +17,16 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.source import MAX_CAMERA_INDEX, STREAM_PREFIXES, describe, is_utf8, shown_name
+from app.source import (
+    CLIP_SUFFIXES,
+    MAX_CAMERA_INDEX,
+    STREAM_PREFIXES,
+    describe,
+    is_utf8,
+    shown_name,
+)
 
-VIDEO_FILTER = "Videos (*.mp4 *.avi *.mov *.mkv *.webm *.m4v *.mpg *.mpeg);;All files (*)"
+VIDEO_FILTER = f"Videos ({' '.join('*' + s for s in CLIP_SUFFIXES)});;All files (*)"
 
 
 class SourcePicker(QGroupBox):

@@ -199,7 +199,10 @@ def test_clip_evaluation_stops_each_clip_at_max_frames(tmp_path, capsys):
     argv = ["--videos", str(clips), "--max-frames", "4", "--quiet", "--json", str(out)]
     assert evaluate_clips(argv) == 0
     said = capsys.readouterr().out.splitlines()
-    assert said[-1] == "not scored (no one label holds for the whole clip): putting-on-mask.MP4"
+    assert said[-1] == (
+        "not scored (only the shared clips whose faces keep one known label are): "
+        "putting-on-mask.MP4"
+    )
     record = json.loads(out.read_text())
     assert record["unscored"] == ["putting-on-mask.MP4"]
     (row,) = record["clips"]

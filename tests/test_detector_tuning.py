@@ -438,9 +438,12 @@ def test_an_interrupted_tuning_resumes_after_its_last_finished_stage(
         "command with --resume to go on from there"
     )
     assert not out.exists()
+    stop["onet"] = True  # a resumed run stopped again still keeps what it read back
+    assert tune_detector.main(flags + ["--out", str(out), "--resume"]) == 130
+    assert capsys.readouterr().err.strip() == said and state.exists()
 
     assert tune_detector.main(flags + ["--out", str(out), "--resume"]) == 0
-    assert tuned == ["rnet", "onet", "onet"]  # R-Net was read back, not tuned again
+    assert tuned == ["rnet", "onet", "onet", "onet"]  # R-Net read back, not tuned again
     resumed = detector_checkpoint.read(out)
     assert resumed["meta"]["resumed_stages"] == ["rnet"]
     assert resumed["meta"]["stages"] == whole["meta"]["stages"]
@@ -459,3 +462,30 @@ def test_an_interrupted_tuning_resumes_after_its_last_finished_stage(
     assert tuned == ["rnet", "onet", "rnet", "onet"]
     assert f"an interrupted run with these settings is kept in {state}" in caplog.text
     assert not state.exists()
+
+
+def test_a_kept_tuning_state_that_cannot_be_used_is_said_and_passed_over(
+    tmp_path, stock, caplog, capsys
+):
+    from training import detector_state
+    from training.tune_detector import main
+
+    path = tmp_path / "state.pt"
+    detector_checkpoint.save(path, stock, {"finished_stages": ["rnet"]})  # a list: no record
+    mtcnn = MTCNN(keep_all=True, post_process=False)
+    before = {k: v.clone() for k, v in mtcnn.state_dict().items()}
+    assert detector_state.take_back(path, mtcnn, ["rnet", "onet"]) == {}
+    assert "does not record which of rnet, onet it finished" in caplog.text
+    assert all(torch.equal(v, before[k]) for k, v in mtcnn.state_dict().items())
+    detector_checkpoint.save(path, stock, {"finished_stages": {"pnet": {}}})  # not this run's
+    assert detector_state.take_back(path, mtcnn, ["rnet", "onet"]) == {}
+    assert detector_state.take_back(path, mtcnn, ["pnet", "rnet"]) == {"pnet": {}}
+
+    afile = tmp_path / "afile"
+    afile.write_text("the user's notes")
+    scenes = scenes_copy(tmp_path / "scenes")
+    argv = ["--scenes", str(scenes), "--out", str(tmp_path / "d.pt"), "--work-dir", str(afile)]
+    assert main(argv + ["--quiet"]) == 2  # before any tuning
+    (said,) = capsys.readouterr().err.strip().splitlines()
+    assert said.startswith("training.tune_detector: error: ") and "afile" in said
+    assert afile.read_text() == "the user's notes" and not (tmp_path / "d.pt").exists()

@@ -2,6 +2,7 @@
 
 import contextlib
 import os
+import shutil
 import socket
 import tempfile
 import threading
@@ -440,6 +441,14 @@ def test_a_missing_relative_file_says_which_folder_it_was_looked_for_in(tmp_path
     with pytest.raises(SourceError) as refused:
         VideoSource(str(missing))
     assert str(refused.value) == f"video file {missing} not found"
+
+
+def test_a_file_named_from_home_is_opened(tmp_path, monkeypatch):
+    """The window's file box takes ~/clip.mp4 as a shell would (no shell expands it there)."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    shutil.copy(FIXTURES / "no_mask_1.jpg", tmp_path / "face.jpg")
+    with VideoSource("~/face.jpg") as source:
+        assert source.spec == str(tmp_path / "face.jpg") and source.read() is not None
 
 
 def test_odd_source_names_get_a_plain_message():

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from app.digest import file_digest
 from models import detector_checkpoint
+from training.dataset_files import files_under
 
 log = logging.getLogger(__name__)
 
@@ -25,16 +26,16 @@ STATE_FOLDER = "detector-state"
 
 
 def _listing(folder: Path | None) -> list | None:
-    """Each file under ``folder`` as (relative name, size, modification time): cheap to
-    take, and it changes when a photo or annotation is added, removed or edited."""
+    """Each file under ``folder`` (as the sets are read: linked folders followed) as (name,
+    size, modification time): cheap to take, and it changes when a photo or annotation is
+    added, removed or edited."""
     if folder is None:
         return None
-    folder = Path(folder)
-    return sorted(
-        (str(p.relative_to(folder)), p.stat().st_size, p.stat().st_mtime_ns)
-        for p in folder.rglob("*")
-        if p.is_file()
-    )
+    listing = []
+    for path in files_under(Path(folder)):
+        stat = path.stat()
+        listing.append((str(path), stat.st_size, stat.st_mtime_ns))
+    return listing
 
 
 def settings_of(args: argparse.Namespace) -> dict:
@@ -69,16 +70,22 @@ def keep(path: Path, mtcnn, stages: dict) -> None:
     detector_checkpoint.save(path, mtcnn, {"finished_stages": stages})
 
 
-def take_back(path: Path, mtcnn) -> dict:
+def take_back(path: Path, mtcnn, stages: list[str]) -> dict:
     """Load a kept state into ``mtcnn``; returns the finished stages' records (empty when
-    there is no state, or one that cannot be read, which is then said and passed over)."""
+    there is no state, or one that cannot be used, which is then said and passed over).
+    ``stages`` are the run's stages: a state may only have finished some of them."""
     if not path.is_file():
         return {}
     trial = copy.deepcopy(mtcnn)  # a state that fails part way must not leave mixed nets
     try:
         meta = detector_checkpoint.load_into(path, trial)
+        finished = meta.get("finished_stages")
+        if not isinstance(finished, dict) or not set(finished) <= set(stages):
+            raise detector_checkpoint.DetectorWeightsError(
+                f"{path} does not record which of {', '.join(stages)} it finished"
+            )
     except detector_checkpoint.DetectorWeightsError as exc:
         log.warning("--resume: the kept state cannot be used (%s); starting anew", exc)
         return {}
     mtcnn.load_state_dict(trial.state_dict())
-    return dict(meta.get("finished_stages") or {})
+    return dict(finished)

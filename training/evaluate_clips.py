@@ -26,7 +26,7 @@ from app.flags import (
     require_detect_scale,
 )
 from app.pipeline import Pipeline
-from app.source import SourceError, VideoSource
+from app.source import CLIP_SUFFIXES, SourceError, VideoSource
 from app.stop_signals import stop_message, stoppable
 from app.tracking import TrackingPipeline
 from models.checkpoint import CheckpointError, default_weights
@@ -49,12 +49,9 @@ EXPECTED = {
 }
 
 
-CLIP_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
-
-
 def unscored_clips(videos: Path) -> list[str]:
-    """Clips in ``videos`` this command does not score: a label share means nothing on a
-    clip whose faces change label part way (a mask put on) or that mixes both labels."""
+    """Clips in ``videos`` this command does not score: only the shared clips whose faces
+    keep one known label are (a label share means nothing where a mask goes on part way)."""
     try:
         names = [p.name for p in videos.iterdir() if p.suffix.lower() in CLIP_SUFFIXES]
     except OSError:  # measure() says what is wrong with the folder
@@ -204,6 +201,7 @@ def settings_of(args: argparse.Namespace) -> dict:
         "weights": str(args.weights) if args.weights else "default",
         "device": args.device,
         "detect_scale": args.detect_scale,
+        "near_face": DetectorConfig().near_face,
         "detect_every": args.detect_every,
         "smooth": args.smooth,
         "max_frames": args.max_frames,
@@ -290,7 +288,10 @@ def main(argv: list[str] | None = None) -> int:
         print_rows(args, rows)
         unscored = unscored_clips(args.videos)
         if unscored:
-            print(f"not scored (no one label holds for the whole clip): {', '.join(unscored)}")
+            print(
+                "not scored (only the shared clips whose faces keep one known label are): "
+                + ", ".join(unscored)
+            )
         if args.json:
             try:
                 check_writable(args.json, args.overwrite)

@@ -323,7 +323,10 @@ def tune(args: argparse.Namespace) -> dict:
         start_meta = detector_checkpoint.load_into(args.start_from, mtcnn)
     start_from = start_from_record(args.start_from, start_meta)  # the file as loaded
     state = detector_state.state_path(args.work_dir, detector_state.settings_of(args))
+    state.parent.mkdir(parents=True, exist_ok=True)  # a --work-dir that cannot be: said now
     stages = resumed_stages(args, state, mtcnn)
+    if stages:
+        args.kept = (state, list(stages))  # for main's word on what a stop leaves
     mtcnn.eval()
     scenes = train_scenes(args.scenes, args.seed)
     photos, faces_record = list(scenes), None
@@ -346,8 +349,17 @@ def tune(args: argparse.Namespace) -> dict:
         )
         stages[stage] = tune_stage(getattr(mtcnn, stage), stage, samples, args, device)
         mtcnn.to("cpu")
-        detector_state.keep(state, mtcnn, stages)
-        args.kept = (state, list(stages))  # for main's word on what a stop leaves
+        try:
+            detector_state.keep(state, mtcnn, stages)
+            args.kept = (state, list(stages))
+        except OSError as exc:  # a full disk, say: the run itself can still finish
+            log.warning(
+                "%s cannot be kept in %s (%s); the run goes on, but if it stops now it "
+                "cannot be resumed",
+                stage,
+                state,
+                describe_error(exc),
+            )
     mtcnn.to("cpu")
     meta = {
         "command": "python -m training.tune_detector " + shlex.join(sys.argv[1:]),
@@ -386,7 +398,7 @@ def resumed_stages(args: argparse.Namespace, state: Path, mtcnn) -> dict:
                 state,
             )
         return {}
-    stages = detector_state.take_back(state, mtcnn)
+    stages = detector_state.take_back(state, mtcnn, args.stages)
     if stages:
         log.info("--resume: %s tuned earlier, read back from %s", ", ".join(stages), state)
     else:
@@ -415,7 +427,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"training.tune_detector: {said}; nothing was written", file=sys.stderr)
         else:
             print(
-                f"training.tune_detector: {said}; {' and '.join(kept[1])} finished, kept in "
+                f"training.tune_detector: {said}; {', '.join(kept[1])} finished, kept in "
                 f"{kept[0]}: run the same command with --resume to go on from there",
                 file=sys.stderr,
             )

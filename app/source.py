@@ -83,7 +83,9 @@ SECRET_PARAMS = re.compile(r"pass|pwd|secret|token|key|auth|sig|session", re.IGN
 def _where_looked(path: Path) -> str:
     """For a relative name that names no file, the folder it was looked for in: the app is
     often started from another folder than the one the user's clip is in."""
-    return "" if path.is_absolute() else f" (looked for in {Path.cwd()})"
+    if path.is_absolute():
+        return ""
+    return f" (looked for in {Path.cwd()}; give its full path if it lies elsewhere)"
 
 
 def plain_source(spec: str) -> str:

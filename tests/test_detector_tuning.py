@@ -410,12 +410,13 @@ def test_an_interrupted_tuning_resumes_after_its_last_finished_stage(
     the weights of a run never stopped. A fresh run without --resume starts anew."""
     from training import tune_detector
 
+    caplog.set_level("INFO", logger="training.tune_detector")
     scenes = scenes_copy(tmp_path / "scenes")
     work = tmp_path / "work"
     flags = ["--scenes", str(scenes), "--work-dir", str(work), "--quiet", "--epochs", "1"]
     flags += ["--stages", "rnet", "onet"]
     assert tune_detector.main(flags + ["--out", str(tmp_path / "whole.pt")]) == 0
-    assert not list((work / "detector-state").iterdir())  # a finished run keeps no state
+    assert not (work / "detector-state").exists()  # a finished run keeps no state
     whole = detector_checkpoint.read(tmp_path / "whole.pt")
 
     tuned, stop = [], {"onet": True}
@@ -433,6 +434,7 @@ def test_an_interrupted_tuning_resumes_after_its_last_finished_stage(
     assert tune_detector.main(flags + ["--out", str(out)]) == 130
     (said,) = capsys.readouterr().err.strip().splitlines()
     (state,) = (work / "detector-state").iterdir()
+    assert f"rnet finished and kept in {state} (--resume goes on after it)" in caplog.text
     assert said == (
         f"training.tune_detector: interrupted; rnet finished, kept in {state}: run the same "
         "command with --resume to go on from there"

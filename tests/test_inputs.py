@@ -436,7 +436,10 @@ def test_a_missing_relative_file_says_which_folder_it_was_looked_for_in(tmp_path
     monkeypatch.chdir(tmp_path)
     with pytest.raises(SourceError) as refused:
         VideoSource("clips/door.mp4")
-    assert str(refused.value) == f"video file clips/door.mp4 not found (looked for in {tmp_path})"
+    assert str(refused.value) == (
+        f"video file clips/door.mp4 not found (looked for in {tmp_path}; give its full path "
+        "if it lies elsewhere)"
+    )
     missing = tmp_path / "door.mp4"
     with pytest.raises(SourceError) as refused:
         VideoSource(str(missing))

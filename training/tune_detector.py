@@ -17,6 +17,7 @@ so ``--resume`` goes on after an interruption from the next stage.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import math
 import shlex
@@ -352,6 +353,7 @@ def tune(args: argparse.Namespace) -> dict:
         try:
             detector_state.keep(state, mtcnn, stages)
             args.kept = (state, list(stages))
+            log.info("%s finished and kept in %s (--resume goes on after it)", stage, state)
         except OSError as exc:  # a full disk, say: the run itself can still finish
             log.warning(
                 "%s cannot be kept in %s (%s); the run goes on, but if it stops now it "
@@ -383,6 +385,8 @@ def tune(args: argparse.Namespace) -> dict:
             f"{describe_output_error(exc)}; neither {args.out} nor {record} was written"
         ) from exc
     state.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):  # only when no other run's state is kept there
+        state.parent.rmdir()
     return meta
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, replace
 # Below a tenth a 640 px frame is 64 px wide: too small for any face worth boxing.
 MIN_SCALE, MAX_SCALE = 0.1, 4.0
 MIN_MAX_SIDE = 64  # a frame shrunk below this holds no face MTCNN can find
+MTCNN_MIN_SIDE = 12  # P-Net's window: images smaller than this cannot hold a face
 
 
 @dataclass
@@ -23,10 +24,11 @@ class DetectorConfig:
         min_score: detections below this final confidence are dropped.
         weights: MTCNN's weights: "default" (the tuned ``models/detector.pt`` when present,
             else stock), "stock" (as shipped in facenet-pytorch) or a weights file.
-        near_face: faces of at least this many pixels are also looked for with MTCNN's
-            stock weights, and kept where the tuned nets found none (0: never). The tuned
-            nets learnt on small street faces and pass over some large, near ones (a face
-            close to a webcam) that the stock nets find.
+        near_face: with tuned weights, faces of at least this many pixels are also looked
+            for with MTCNN's stock weights (0: never); each is kept where no tuned box covers
+            it, and replaces tuned boxes that are only parts of it. The tuned nets learnt on
+            small street faces and pass over some large, near ones (a face close to a
+            webcam), or box only an eye of them.
     """
 
     min_face_size: int = 20

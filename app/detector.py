@@ -19,12 +19,10 @@ import numpy as np
 import torch
 from facenet_pytorch import MTCNN
 
-from app.config import MAX_SCALE, MIN_MAX_SIDE, MIN_SCALE, DetectorConfig
+from app.config import MAX_SCALE, MIN_MAX_SIDE, MIN_SCALE, MTCNN_MIN_SIDE, DetectorConfig
 from models import detector_checkpoint
 
 log = logging.getLogger(__name__)
-
-MTCNN_MIN_SIDE = 12  # P-Net's window: images smaller than this cannot hold a face
 
 
 @dataclass(frozen=True)

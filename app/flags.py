@@ -6,7 +6,7 @@ import argparse
 import re
 from pathlib import Path
 
-from app.config import MAX_SCALE, MIN_SCALE
+from app.config import MAX_SCALE, MIN_SCALE, MTCNN_MIN_SIDE
 from app.device import CUDA_NAME
 
 
@@ -85,12 +85,16 @@ def require_detect_scale(scale: float) -> None:
 MAX_SEED = 2**32 - 1  # numpy's seeds stop there
 
 
-def seed(text: str) -> int:
-    """argparse type of --seed: a whole number NumPy and torch both take."""
+def _whole_number(text: str) -> int:
     try:
-        value = int(text)
+        return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+
+
+def seed(text: str) -> int:
+    """argparse type of --seed: a whole number NumPy and torch both take."""
+    value = _whole_number(text)
     if not 0 <= value <= MAX_SEED:
         raise argparse.ArgumentTypeError(f"must be between 0 and {MAX_SEED}, not {text}")
     return value
@@ -101,13 +105,10 @@ MAX_FACE_SIDE = 4096  # a face larger than any frame the app shrinks to
 
 def near_face(text: str) -> int:
     """argparse type of --near-face: 0 (off), or a face side in pixels P-Net can take."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value != 0 and not 12 <= value <= MAX_FACE_SIDE:
+    value = _whole_number(text)
+    if value != 0 and not MTCNN_MIN_SIDE <= value <= MAX_FACE_SIDE:
         raise argparse.ArgumentTypeError(
-            f"must be 0 (off) or between 12 and {MAX_FACE_SIDE} pixels, not {text}"
+            f"must be 0 (off) or between {MTCNN_MIN_SIDE} and {MAX_FACE_SIDE} pixels, not {text}"
         )
     return value
 

@@ -16,7 +16,6 @@ import json
 import logging
 from pathlib import Path
 
-from app.digest import file_digest
 from models import detector_checkpoint
 from training.dataset_files import files_under
 
@@ -38,15 +37,16 @@ def _listing(folder: Path | None) -> list | None:
     return listing
 
 
-def settings_of(args: argparse.Namespace) -> dict:
+def settings_of(args: argparse.Namespace, start_from: dict | str) -> dict:
     """What the tuned weights depend on; --out, --device and the flags of output alone are
-    left out (the device changes the figures only in rounding)."""
+    left out (the device changes the figures only in rounding). ``start_from`` is the run's
+    record of its starting weights ("stock", or the file with its digest)."""
     return {
         "scenes": str(Path(args.scenes).resolve()),
         "scenes_files": _listing(args.scenes),
         "faces": str(Path(args.faces).resolve()) if args.faces else None,
         "faces_files": _listing(args.faces),
-        "start_from": file_digest(args.start_from) if args.start_from else "stock",
+        "start_from": start_from["sha1"] if isinstance(start_from, dict) else start_from,
         "stages": list(args.stages),
         "epochs": args.epochs,
         "batch_size": args.batch_size,

@@ -323,7 +323,7 @@ def tune(args: argparse.Namespace) -> dict:
     if args.start_from:  # before any photo is read, so a wrong file costs nothing
         start_meta = detector_checkpoint.load_into(args.start_from, mtcnn)
     start_from = start_from_record(args.start_from, start_meta)  # the file as loaded
-    state = detector_state.state_path(args.work_dir, detector_state.settings_of(args))
+    state = detector_state.state_path(args.work_dir, detector_state.settings_of(args, start_from))
     state.parent.mkdir(parents=True, exist_ok=True)  # a --work-dir that cannot be: said now
     stages = resumed_stages(args, state, mtcnn)
     if stages:

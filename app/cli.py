@@ -128,12 +128,11 @@ def build_parser() -> argparse.ArgumentParser:
     det.add_argument(
         "--near-face",
         type=near_face,
-        default=defaults.near_face,
         metavar="PX",
         help="with tuned detector weights, also look for faces of PX pixels and up with "
         "MTCNN's stock weights, which find some large, near faces the tuned ones miss "
         f"(default {defaults.near_face}; 0: off, which saves a quarter to a third of the "
-        "detector's time)",
+        "detector's time; the window reuses its last on / off)",
     )
     det.add_argument(
         "--detect-scale",
@@ -235,7 +234,7 @@ def detector_config(args: argparse.Namespace) -> DetectorConfig:
         scale=args.detect_scale,
         max_side=args.max_side,
         weights=args.detector_weights,
-        near_face=args.near_face,
+        near_face=DetectorConfig.near_face if args.near_face is None else args.near_face,
     )
     detector = with_overrides(detector, args.sensitivity, args.thresholds, args.min_score)
     if args.min_face is not None:
@@ -408,6 +407,7 @@ def run_window_cli(args: argparse.Namespace) -> int:
         alert_delay_s=alert_delay(args),
         sensitivity=window_sensitivity(args, config.detector),
         min_face=args.min_face,
+        near_face=args.near_face,
     )
 
 

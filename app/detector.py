@@ -40,10 +40,7 @@ class FaceDetector:
         self._mtcnn = MTCNN(keep_all=True, device=self.device, post_process=False)
         self.weights = self._load_weights(self.config.weights)
         self._mtcnn.to(self.device).eval()
-        self._stock = None  # the stock nets for near faces, beside tuned ones
-        if self.weights != "stock":
-            self._stock = MTCNN(keep_all=True, device=self.device, post_process=False).eval()
-            self._stock.thresholds = list(STOCK_NEAR_THRESHOLDS)
+        self._stock: MTCNN | None = None  # the stock nets for near faces, built when needed
         self._warned_too_small: set[tuple[int, int, int]] = set()
         self.configure(self.config)
 
@@ -106,7 +103,7 @@ class FaceDetector:
             return []
         image = np.ascontiguousarray(image)
         found = _detections(self._mtcnn, image, scale, self.config.min_score)
-        if self._stock is not None and self.config.near_face:
+        if self.weights != "stock" and self.config.near_face:
             found = self._with_near_faces(image, scale, found)
         return drop_nested(found)
 
@@ -117,6 +114,9 @@ class FaceDetector:
         near = max(self.config.near_face, self.config.min_face_size) * scale
         if min(image.shape[:2]) < near:
             return found
+        if self._stock is None:  # not before: a detector run with the pass off never needs it
+            self._stock = MTCNN(keep_all=True, device=self.device, post_process=False).eval()
+            self._stock.thresholds = list(STOCK_NEAR_THRESHOLDS)
         self._stock.min_face_size = max(MTCNN_MIN_SIDE, round(near))
         for face in _detections(self._stock, image, scale, STOCK_NEAR_MIN_SCORE):
             covering = [f for f in found if _shared(face.box, f.box) > NEW_FACE_SHARE]

@@ -150,6 +150,7 @@ class Preferences:
     alert_sound: bool = False
     sensitivity: str = "standard"
     min_face_size: int = DetectorConfig.min_face_size
+    near_faces: bool = DetectorConfig.near_face > 0  # the stock pass for close-up faces
     # The settings as last read or written: ``save`` writes only what changed since, so two
     # windows sharing one settings file do not undo each other's choices.
     _stored: dict = field(default_factory=dict, repr=False, compare=False)
@@ -237,6 +238,8 @@ class Preferences:
         else:
             key = "detector/min_face_size"
             _ignore(ignored, key, "ignoring saved minimum face size %r", saved)
+        near = settings.value("detector/near_faces", self.near_faces)
+        self.near_faces = _as_bool(near, "detector/near_faces", self.near_faces, ignored)
 
     def save(self, settings: QSettings) -> str | None:
         """Write the preferences; the reason when they could not be kept, else None."""
@@ -269,6 +272,7 @@ class Preferences:
                 "alerts/sound": self.alert_sound,
                 "detector/sensitivity": self.sensitivity,
                 "detector/min_face_size": int(self.min_face_size),
+                "detector/near_faces": self.near_faces,
             }
         )
         return entries

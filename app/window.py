@@ -233,6 +233,8 @@ class MainWindow(QMainWindow):
                 else Preferences.defaults(temporary=True)
             )
         self.prefs = prefs
+        # The size the close-up pass looks from when on (--near-face 0 turns it off only).
+        self._near_face = self.config.detector.near_face or DetectorConfig.near_face
         custom = sensitivity_of(self.config.detector) is None
         self.config = replace(
             self.config, detector=self._wanted_detector(None if custom else prefs.sensitivity)
@@ -339,7 +341,12 @@ class MainWindow(QMainWindow):
             radio.setEnabled(False)
         self._show_model_choice(self.config.model)
 
-        self.detector_box = DetectorSettings(self.prefs, custom=custom_detector)
+        self.detector_box = DetectorSettings(
+            self.prefs,
+            custom=custom_detector,
+            near_face=self._near_face,
+            stock=self.config.detector.weights == "stock",
+        )
         self.detector_box.changed.connect(self._on_detector_changed)
 
         frame_box = QGroupBox("Current frame")
@@ -498,6 +505,7 @@ class MainWindow(QMainWindow):
     def _on_loaded(self, report: LoadReport) -> None:
         self.pipeline = report.pipeline
         self._apply_detector()  # settings changed while loading, or a pipeline passed in
+        self.detector_box.set_stock(self.pipeline.detector.weights == "stock")
         self._unavailable = dict(report.unavailable)
         self._show_model_choice(self.pipeline.active)
         for radio in self.model_radios.values():
@@ -1014,9 +1022,13 @@ class MainWindow(QMainWindow):
         self.save_prefs()
 
     def _wanted_detector(self, sensitivity: str | None) -> DetectorConfig:
-        """The configured detector with the preferred minimum face size and, unless None,
-        the thresholds of preset ``sensitivity``."""
-        detector = replace(self.config.detector, min_face_size=self.prefs.min_face_size)
+        """The configured detector with the preferred minimum face size and close-up pass
+        and, unless None, the thresholds of preset ``sensitivity``."""
+        detector = replace(
+            self.config.detector,
+            min_face_size=self.prefs.min_face_size,
+            near_face=self._near_face if self.prefs.near_faces else 0,
+        )
         return detector if sensitivity is None else with_sensitivity(detector, sensitivity)
 
     def _on_detector_changed(self, _name: str) -> None:
@@ -1027,8 +1039,14 @@ class MainWindow(QMainWindow):
         self.save_prefs()
         preset = sensitivity_of(detector) or "custom"
         when = "from the next frame" if self.is_playing else "when playback starts"
+        near = (
+            f"close-up pass from {detector.near_face} px"
+            if detector.near_face
+            else ("no close-up pass")
+        )
         self.statusBar().showMessage(
-            f"Detector: {preset} sensitivity, faces from {detector.min_face_size} px, {when}"
+            f"Detector: {preset} sensitivity, faces from {detector.min_face_size} px, {near}, "
+            f"{when}"
         )
 
     def _apply_detector(self) -> None:
@@ -1107,6 +1125,7 @@ def apply_command_line(
     alert_delay_s: float | None = None,
     sensitivity: str | None = None,
     min_face: int | None = None,
+    near_face: int | None = None,
 ) -> None:
     """Put what the command line gave (None: keep the saved setting) into ``prefs``.
 
@@ -1129,6 +1148,8 @@ def apply_command_line(
         prefs.sensitivity = sensitivity
     if min_face is not None:
         prefs.min_face_size = int(clamped("--min-face", min_face, *MIN_FACE_RANGE, "px"))
+    if near_face is not None:
+        prefs.near_faces = near_face > 0
 
 
 def run_window(
@@ -1140,16 +1161,17 @@ def run_window(
     alert_delay_s: float | None = None,
     sensitivity: str | None = None,
     min_face: int | None = None,
+    near_face: int | None = None,
 ) -> int:
     """Open the window and run the Qt event loop; returns the exit code.
 
-    ``model``, ``device``, ``alert_delay_s``, ``sensitivity`` and ``min_face`` are what the
-    command line gave (None: the saved setting). Playback starts at once, from ``source`` or
-    the last source played; if that fails the window says why.
+    ``model``, ``device``, ``alert_delay_s``, ``sensitivity``, ``min_face`` and ``near_face``
+    are what the command line gave (None: the saved setting). Playback starts at once, from
+    ``source`` or the last source played; if that fails the window says why.
     """
     settings = user_settings()
     prefs = Preferences.load(settings)
-    apply_command_line(prefs, model, device, alert_delay_s, sensitivity, min_face)
+    apply_command_line(prefs, model, device, alert_delay_s, sensitivity, min_face, near_face)
     config = replace(config, model=prefs.model, device=prefs.device)
 
     app = QApplication.instance() or QApplication(sys.argv[:1])

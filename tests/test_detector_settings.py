@@ -1,5 +1,6 @@
 """Detector settings: the window's Detector group (live while a video plays, saved in a
-temporary INI file) and ``--sensitivity`` / ``--min-face`` on the command line.
+temporary INI file) and ``--sensitivity`` / ``--min-face`` / ``--near-face`` on the command
+line.
 """
 
 import os
@@ -22,8 +23,8 @@ from app.cli import build_parser, pipeline_config, window_sensitivity  # noqa: E
 from app.config import SENSITIVITY, DetectorConfig, PipelineConfig  # noqa: E402
 from app.detector import FaceDetector, part_of  # noqa: E402
 from app.preferences import Preferences  # noqa: E402
-from app.settings_panel import CUSTOM_TITLE  # noqa: E402
-from app.window import MainWindow  # noqa: E402
+from app.settings_panel import CUSTOM_TITLE, DetectorSettings  # noqa: E402
+from app.window import MainWindow, apply_command_line  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 FRAME_TIMEOUT_MS = 45_000  # inference is slow on this machine; an upper bound
@@ -365,3 +366,64 @@ def test_near_face_on_the_command_line(tmp_path):
     assert "argument --near-face: must be 0 (off) or between 12 and 4096 pixels, not 8" in (
         proc.stderr
     )
+
+
+def test_the_close_up_pass_is_a_saved_window_setting(qtbot, pipeline, detector, settings, prefs):
+    """Unticking "Close-up faces" turns the stock pass off at once (the near face is no
+    longer boxed), is saved, and a window opened later starts with it off."""
+    near = on_canvas(fixture_bgr("near_unmasked.jpg"))[:, :, ::-1].copy()
+    win = make_window(qtbot, pipeline, settings, prefs)
+    check = win.detector_box.near_check
+    assert check.isChecked() and check.isEnabled() and "100 px" in check.text()
+    assert detector.config.near_face == 100 and len(detector.detect(near)) == 1
+    check.setChecked(False)
+    assert detector.config.near_face == 0 and detector.detect(near) == []
+    assert "no close-up pass" in win.statusBar().currentMessage()
+    saved = Preferences.load(QSettings(settings.fileName(), QSettings.Format.IniFormat))
+    assert saved.near_faces is False
+    win.close()
+
+    FaceDetector.configure(detector, DetectorConfig())
+    reopened = QSettings(settings.fileName(), QSettings.Format.IniFormat)
+    config = PipelineConfig(detector=DetectorConfig(near_face=160), device="cpu")
+    again = make_window(qtbot, pipeline, reopened, config=config)
+    assert not again.detector_box.near_check.isChecked() and detector.config.near_face == 0
+    again.detector_box.near_check.setChecked(True)  # from the command line's size
+    assert detector.config.near_face == 160 and "160 px" in again.detector_box.near_check.text()
+    assert "close-up pass from 160 px" in again.statusBar().currentMessage()
+    again.close()
+
+
+def test_near_face_flag_and_saved_word_reach_the_preferences(settings, caplog):
+    prefs = Preferences.defaults(temporary=True)
+    apply_command_line(prefs, device="cpu", near_face=0)
+    assert prefs.near_faces is False
+    apply_command_line(prefs, device="cpu")  # not given: the saved choice stays
+    assert prefs.near_faces is False
+    apply_command_line(prefs, device="cpu", near_face=120)
+    assert prefs.near_faces is True
+    settings.setValue("detector/near_faces", "sometimes")
+    assert Preferences.load(settings).near_faces is True
+    said = [r.getMessage() for r in caplog.records]
+    assert "ignoring saved detector/near_faces 'sometimes': use true or false" in said
+    parser = build_parser()
+    assert parser.parse_args([]).near_face is None  # so the window keeps its saved choice
+    assert pipeline_config(parser.parse_args([])).detector.near_face == 100
+    assert pipeline_config(parser.parse_args(["--near-face", "0"])).detector.near_face == 0
+
+
+def test_on_stock_weights_the_close_up_pass_is_greyed_out(qtbot):
+    box = DetectorSettings(Preferences.defaults(temporary=True), stock=True)
+    qtbot.addWidget(box)
+    assert not box.near_check.isEnabled() and "stock weights already" in box.near_check.toolTip()
+    box.set_stock(False)
+    assert box.near_check.isEnabled() and "close to the camera" in box.near_check.toolTip()
+
+
+def test_the_stock_nets_are_built_only_when_the_pass_runs():
+    """--near-face 0 spares the second MTCNN's memory and start-up, not only its time."""
+    detector = FaceDetector(DetectorConfig(near_face=0))
+    near = on_canvas(fixture_bgr("near_unmasked.jpg"))[:, :, ::-1].copy()
+    assert detector.detect(near) == [] and detector._stock is None
+    detector.configure(DetectorConfig())
+    assert len(detector.detect(near)) == 1 and detector._stock is not None

@@ -512,6 +512,50 @@ def test_colour_augmentation_shifts_hue_and_sometimes_drops_colour():
     assert (grey[..., 0] == grey[..., 1]).all() and (grey[..., 1] == grey[..., 2]).all()
 
 
+def test_sunglasses_darken_the_eyes_and_leave_the_mouth_alone():
+    from training.augment import AugmentConfig, augment
+
+    crop = np.full((128, 128, 3), 220, np.uint8)  # a bright, flat crop
+    still = AugmentConfig(
+        flip=0,
+        scale=(1, 1),
+        shift=0,
+        rotation_deg=0,
+        brightness=0,
+        contrast=0,
+        saturation=0,
+        blur=0,
+        low_res=0,
+        sunglasses=1.0,
+    )
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        out = augment(crop, rng, still)
+        eyes, mouth = out[36:52, 16:112], out[80:, :]
+        assert (eyes.max(axis=2) < 100).mean() > 0.4  # dark lenses over most of the band
+        assert (mouth == 220).all()  # the lower face, what tells a mask, is untouched
+        assert (out[:, :8] == 220).all() and (out[:, -8:] == 220).all()  # glasses, not a band
+    assert (augment(crop, rng, AugmentConfig(**{**still.__dict__, "sunglasses": 0})) == 220).all()
+
+
+def test_sunglasses_flag_is_checked_and_names_only_the_runs_using_it(tmp_path):
+    from training.distill import build_parser, check_settings, run_key
+
+    parser = build_parser()
+    base = ["--data", str(tmp_path), "--out", str(tmp_path / "out")]
+    args = parser.parse_args(base)
+    key = run_key(args, "digest", ("mask", "no_mask"))
+    args.sunglasses = 0.0
+    assert run_key(args, "digest", ("mask", "no_mask")) == key  # earlier runs still resume
+    with_glasses = parser.parse_args(base + ["--sunglasses", "0.3"])
+    assert run_key(with_glasses, "digest", ("mask", "no_mask")) != key
+    for bad in ("1.5", "nan", "-0.1"):
+        args = parser.parse_args(base + ["--sunglasses", bad])
+        args.input_size = 64  # resolved from the teacher before the check, in a real run
+        with pytest.raises(ValueError, match="--sunglasses must lie in"):
+            check_settings(args)
+
+
 def test_label_smoothing_reaches_the_hard_loss():
     import torch
 

@@ -133,6 +133,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="drop a training crop's colour with this probability (default 0)",
     )
     p.add_argument(
+        "--sunglasses",
+        type=float,
+        default=0.0,
+        metavar="P",
+        help="draw dark glasses over a training crop's eyes with this probability, so that "
+        "glasses count for neither class (default 0)",
+    )
+    p.add_argument(
         "--device", default="auto", type=training_device, help="auto, cpu, cuda, cuda:N or mps"
     )
     p.add_argument("--seed", type=seed, default=0)
@@ -274,6 +282,8 @@ def check_settings(args: argparse.Namespace) -> None:
         raise FlagValueError(
             f"--label-smoothing must be at least 0 and below 1, not {args.label_smoothing}"
         )
+    if not 0 <= args.sunglasses <= 1:  # also refuses nan
+        raise FlagValueError(f"--sunglasses must lie in [0, 1], not {args.sunglasses}")
     if not 0 <= args.hue <= 180 or not 0 <= args.grey <= 1:  # also refuses nan
         raise FlagValueError(
             f"--hue must lie in [0, 180] degrees and --grey in [0, 1], not {args.hue} and "
@@ -368,7 +378,7 @@ def run_settings(args: argparse.Namespace, data: str, class_names: tuple[str, ..
         teacher = f"teacher file {file_digest(args.teacher)}"
     else:
         teacher = f"teacher trained for {args.teacher_epochs} epochs"
-    return {
+    settings = {
         "data": data,
         "classes": class_names,
         "--method": args.method,
@@ -385,6 +395,9 @@ def run_settings(args: argparse.Namespace, data: str, class_names: tuple[str, ..
         "--hue": args.hue,
         "--grey": args.grey,
     }
+    if args.sunglasses:  # named only when used, so earlier runs keep their state folders
+        settings["--sunglasses"] = args.sunglasses
+    return settings
 
 
 def run_key(args: argparse.Namespace, data: str, class_names: tuple[str, ...]) -> str:
@@ -461,7 +474,7 @@ def _train(args: argparse.Namespace, held: contextlib.ExitStack) -> dict:
     np.random.seed(args.seed)
     random.seed(args.seed)  # KD_Lib's noisy methods draw from Python's generator
     prepared, class_names, extra = data.prepared, data.class_names, data.extra
-    augment_cfg = AugmentConfig(hue_deg=args.hue, grey=args.grey)
+    augment_cfg = AugmentConfig(hue_deg=args.hue, grey=args.grey, sunglasses=args.sunglasses)
     loaders = make_loaders(
         prepared, args.input_size, args.batch_size, args.seed, extra, augment_cfg
     )

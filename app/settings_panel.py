@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.config import SENSITIVITY
+from app.config import SENSITIVITY, DetectorConfig
 from app.preferences import MAX_ALERT_DELAY_S, MIN_FACE_RANGE, Preferences
 
 FOLDER_TITLES = {
@@ -143,7 +143,7 @@ class DetectorSettings(QGroupBox):
         self,
         prefs: Preferences,
         custom: bool = False,
-        near_face: int = 100,
+        near_face: int = DetectorConfig.near_face,
         stock: bool = False,
         parent: QWidget | None = None,
     ):

@@ -486,24 +486,20 @@ def test_distill_keeps_an_existing_report_and_checks_values(tmp_path):
     assert (out / "report" / "report.json").read_text() == "{}"
 
 
+def still_augment(**chosen):
+    """Augmentation with every random step off but those ``chosen``."""
+    from training.augment import AugmentConfig
+
+    quiet = dict(flip=0, scale=(1, 1), shift=0, rotation_deg=0, brightness=0, contrast=0)
+    return AugmentConfig(**quiet, saturation=0, blur=0, low_res=0, **chosen)
+
+
 def test_colour_augmentation_shifts_hue_and_sometimes_drops_colour():
     from training.augment import AugmentConfig, augment
 
     crop = np.zeros((32, 32, 3), np.uint8)
     crop[..., 0] = 200  # pure red
-    still = AugmentConfig(
-        flip=0,
-        scale=(1, 1),
-        shift=0,
-        rotation_deg=0,
-        brightness=0,
-        contrast=0,
-        saturation=0,
-        blur=0,
-        low_res=0,
-        hue_deg=30.0,
-        grey=0.0,
-    )
+    still = still_augment(hue_deg=30.0, grey=0.0)
     rng = np.random.default_rng(0)
     shifted = [augment(crop, rng, still)[16, 16] for _ in range(20)]
     assert len({tuple(p) for p in shifted}) > 5  # hue moves: green or blue creeps in
@@ -516,18 +512,7 @@ def test_sunglasses_darken_the_eyes_and_leave_the_mouth_alone():
     from training.augment import AugmentConfig, augment
 
     crop = np.full((128, 128, 3), 220, np.uint8)  # a bright, flat crop
-    still = AugmentConfig(
-        flip=0,
-        scale=(1, 1),
-        shift=0,
-        rotation_deg=0,
-        brightness=0,
-        contrast=0,
-        saturation=0,
-        blur=0,
-        low_res=0,
-        sunglasses=1.0,
-    )
+    still = still_augment(sunglasses=1.0)
     rng = np.random.default_rng(3)
     for _ in range(20):
         out = augment(crop, rng, still)

@@ -133,8 +133,7 @@ class DetectorSettings(QGroupBox):
     ``changed`` carries "sensitivity", "min_face_size" or "near_faces". With ``custom`` the
     sensitivity box starts on an extra entry for thresholds given on the command line; it goes
     away once the user picks a preset. ``near_face`` is the face size, in pixels, from which
-    the close-up pass looks; ``stock`` says the detector has no tuned weights, so there is no
-    second pass to turn on.
+    the close-up pass looks.
     """
 
     changed = Signal(str)
@@ -144,7 +143,6 @@ class DetectorSettings(QGroupBox):
         prefs: Preferences,
         custom: bool = False,
         near_face: int = DetectorConfig.near_face,
-        stock: bool = False,
         parent: QWidget | None = None,
     ):
         super().__init__("Detector", parent)
@@ -167,7 +165,7 @@ class DetectorSettings(QGroupBox):
         self.near_check = QCheckBox(f"Look again for faces from {near_face} px")
         self.near_check.setChecked(prefs.near_faces)
         self._near_tip = near_tip = NEAR_FACES_TIP.format(size=near_face)
-        self.set_stock(stock)
+        self.near_check.setToolTip(near_tip)
 
         form = QFormLayout(self)
         form.addRow("Sensitivity:", self.sensitivity_combo)

@@ -345,7 +345,6 @@ class MainWindow(QMainWindow):
             self.prefs,
             custom=custom_detector,
             near_face=self._near_face,
-            stock=self.config.detector.weights == "stock",
         )
         self.detector_box.changed.connect(self._on_detector_changed)
 
@@ -505,6 +504,7 @@ class MainWindow(QMainWindow):
     def _on_loaded(self, report: LoadReport) -> None:
         self.pipeline = report.pipeline
         self._apply_detector()  # settings changed while loading, or a pipeline passed in
+        # only now known: "default" weights fall back to stock when models/detector.pt is gone
         self.detector_box.set_stock(self.pipeline.detector.weights == "stock")
         self._unavailable = dict(report.unavailable)
         self._show_model_choice(self.pipeline.active)

@@ -26,6 +26,16 @@ fi
 stamp=.venv/.maskwatch-requirements
 want=$(cat requirements.txt scripts/setup.sh | sha1sum | cut -d' ' -f1)
 if [[ ! -f $stamp || $(cat "$stamp") != "$want" ]]; then
+  # torch arrives as a CUDA build: the finished .venv holds about 6.2 GB, and pip unpacks
+  # wheels beside it on the way. Say so plainly instead of failing part way through.
+  need_mb=8000
+  free_mb=$(df --output=avail -B1M .venv | tail -1 | tr -d ' ')
+  if [[ -f $stamp ]]; then need_mb=2000; fi
+  if (( free_mb < need_mb )); then
+    echo "setup: error: ${free_mb} MB free on the disk holding .venv;" \
+      "installing the packages needs about ${need_mb} MB" >&2
+    exit 1
+  fi
   echo "setup: installing Python packages into .venv (first run takes a few minutes)"
   .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements.txt
   # KD_Lib 0.0.32 pins torch 1.8.1 and an old pip: take its code alone.

@@ -2,10 +2,12 @@
 
 import sys
 
+from app.console import tell
+
 try:
     from app.cli import main
 except KeyboardInterrupt:  # Ctrl-C while torch and Qt are still loading
-    print("maskwatch: interrupted", file=sys.stderr)
+    tell("maskwatch", "interrupted")
     sys.exit(130)
 
 sys.exit(main())

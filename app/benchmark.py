@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from app.atomic import check_writable, describe_error, write_text
 from app.config import SENSITIVITY, DetectorConfig, PipelineConfig, TrackingConfig, with_sensitivity
-from app.console import say
+from app.console import error, say, tell
 from app.flags import (
     FlagValueError,
     OneLineParser,
@@ -45,7 +45,8 @@ from models.detector_checkpoint import DEFAULT_DETECTOR
 from training.outputs import refuse_inputs, strict_json
 from training.speed import crops_per_second
 
-log = logging.getLogger("app.benchmark")  # not "__main__" when run with -m
+PROG = "app.benchmark"  # how its one-line complaints begin
+log = logging.getLogger(PROG)  # not "__main__" when run with -m
 
 BATCHES = (1, 8, 32)
 # (weights, sensitivity, scale, min face, near face); "stock" rows are MTCNN as shipped with
@@ -342,17 +343,14 @@ def write_json(args: argparse.Namespace, result: dict) -> int:
         check_writable(args.json, args.overwrite)
         write_text(args.json, strict_json(result), overwrite=args.overwrite)
     except OSError as exc:
-        print(
-            f"app.benchmark: error: {describe_error(exc)}; the tables were not saved",
-            file=sys.stderr,
-        )
+        error(PROG, f"{describe_error(exc)}; the tables were not saved")
         return 1
     return 0
 
 
 @stoppable  # SIGTERM and SIGHUP stop it as Ctrl-C does
 def main(argv: list[str] | None = None) -> int:
-    p = OneLineParser(prog="python -m app.benchmark", description=__doc__)
+    p = OneLineParser(prog=f"python -m {PROG}", description=__doc__)
     p.add_argument("--videos", type=input_path, default=Path("../shared/data/videos"))
     p.add_argument(
         "--clips", nargs="+", type=named("a clip"), help="clip file names (default: every .mp4)"
@@ -412,11 +410,11 @@ def main(argv: list[str] | None = None) -> int:
         print_tables(result)
         return written
     except (SourceError, OSError, ValueError) as exc:
-        print(f"app.benchmark: error: {describe_error(exc)}", file=sys.stderr)
+        error(PROG, describe_error(exc))
         return 2
     except KeyboardInterrupt as exc:
         said, status = stop_message(exc)
-        print(f"app.benchmark: {said}; nothing was written", file=sys.stderr)
+        tell(PROG, f"{said}; nothing was written")
         return status
 
 

@@ -25,6 +25,7 @@ from app.config import (
     sensitivity_of,
     with_overrides,
 )
+from app.console import error, note, say, tell
 from app.device import DeviceError
 from app.flags import (
     FlagValueError,
@@ -41,7 +42,8 @@ from app.stop_signals import stop_message, stop_signals_raise
 from models import detector_checkpoint
 from models.checkpoint import CheckpointError
 
-log = logging.getLogger("maskwatch")
+PROG = "maskwatch"  # how the command's one-line complaints begin
+log = logging.getLogger(PROG)
 
 # OSError covers a path that is a file where a folder is needed and the like.
 USER_ERRORS = (SourceError, CheckpointError, DeviceError, OutputExistsError, ValueError, OSError)
@@ -55,7 +57,7 @@ SLOW_P_THRESHOLD = 0.05
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(
         prog="python -m app",
-        error_name="maskwatch",
+        error_name=PROG,
         description=("MaskWatch: mark every face in a video as masked or unmasked."),
     )
     parser.add_argument("--source", help="camera index, video file or stream URL (default 0)")
@@ -341,16 +343,16 @@ def run_headless_cli(args: argparse.Namespace) -> int:
         progress=not args.quiet,
         extras=extras,
     )
-    report = sys.stderr if events_to_stdout(args.events) else sys.stdout  # stdout: events
-    print(summary.text(), file=report)
+    report = note if events_to_stdout(args.events) else say  # stdout carries the events
+    report(summary.text())
     if args.alerts is not None and "alerts" not in summary.failed:
         alerts = "1 alert" if summary.alerts == 1 else f"{summary.alerts} alerts"
-        print(f"{alerts} written to {args.alerts}", file=report)
+        report(f"{alerts} written to {args.alerts}")
     if args.snapshots is not None and "snapshots" not in summary.failed:
         snapshots = "1 snapshot" if summary.snapshots == 1 else f"{summary.snapshots} snapshots"
-        print(f"{snapshots} written to {args.snapshots}", file=report)
+        report(f"{snapshots} written to {args.snapshots}")
     for output, reason in summary.failed.items():
-        print(f"maskwatch: {output} not written: {reason}", file=sys.stderr)
+        tell(PROG, f"{output} not written: {reason}")
     return 1 if summary.failed else 0
 
 
@@ -441,12 +443,12 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError(f"{', '.join(ignored)} {verb} only with --headless")
         return run_window_cli(args)
     except USER_ERRORS as exc:
-        print(f"maskwatch: error: {describe_error(exc)}", file=sys.stderr)
+        error(PROG, describe_error(exc))
         return 2
     except KeyboardInterrupt as exc:
         said, status = stop_message(exc)
         kept = "no partial output was kept"
         if getattr(args, "events", None) == STDOUT:  # those lines are with their reader
             kept = "no partial file was kept; the events already sent stand"
-        print(f"maskwatch: {said}; {kept}", file=sys.stderr)
+        tell(PROG, f"{said}; {kept}")
         return status

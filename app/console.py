@@ -1,4 +1,5 @@
-"""Printing a command's report to standard output when the reader may leave early."""
+"""A command's words to its user: the report on standard output, where the reader may leave
+early (``| head``), and one-line complaints on standard error in the form argparse uses."""
 
 from __future__ import annotations
 
@@ -30,3 +31,23 @@ def say(text: str) -> bool:
             raise
         return False
     return True
+
+
+def note(text: str) -> None:
+    """Write ``text`` on standard error. One that is closed or full is passed over: what
+    goes there is for a person watching, and the exit status still tells a script."""
+    try:
+        print(text, file=sys.stderr, flush=True)
+    except (OSError, ValueError):  # ValueError: the stream was closed
+        pass
+
+
+def tell(prog: str, text: str) -> None:
+    """Say ``prog: text`` on standard error, as argparse words its own errors, so that every
+    command's complaints read alike to users and scripts."""
+    note(f"{prog}: {text}")
+
+
+def error(prog: str, text: str) -> None:
+    """Say ``prog: error: text`` on standard error (see :func:`tell`)."""
+    tell(prog, f"error: {text}")

@@ -228,6 +228,47 @@ def test_tables_piped_into_head_still_write_the_json(tmp_path):
     assert json.loads(out.read_text())["classifier"]
 
 
+def test_clip_table_read_by_no_one_still_writes_the_json(tmp_path):
+    # The reader is gone before the first line, as with `| head -0` or a closed terminal: the
+    # table cannot be shown, but the measured figures are still saved and the run succeeds.
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    frame = on_canvas(fixture_bgr("mask_1.jpg"))
+    write_video(clips / "masked-woman-laptop.mp4", [frame] * 6, fps=10)
+    out = tmp_path / "clips.json"
+    flags = ["--videos", clips, "--max-frames", "3", "--quiet", "--json", out]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "training.evaluate_clips", *map(str, flags)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    proc.stdout.close()
+    err = proc.stderr.read()
+    assert proc.wait(timeout=240) == 0, err
+    assert "error" not in err and "Traceback" not in err
+    (row,) = json.loads(out.read_text())["clips"]
+    assert row["clip"] == "masked-woman-laptop.mp4" and row["frames"] == 3
+
+
+def test_a_complaint_on_a_closed_standard_error_is_passed_over(monkeypatch, capsys):
+    import io
+
+    from app.console import error, tell
+
+    error("training.evaluate", "no such folder")
+    tell("training.evaluate", "interrupted; nothing was written")
+    assert capsys.readouterr().err.splitlines() == [
+        "training.evaluate: error: no such folder",
+        "training.evaluate: interrupted; nothing was written",
+    ]
+    closed = io.StringIO()
+    closed.close()
+    monkeypatch.setattr(sys, "stderr", closed)
+    error("training.evaluate", "no such folder")  # would raise ValueError if not passed over
+
+
 def test_the_window_without_a_display_says_so_instead_of_aborting(monkeypatch):
     import os
 

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from app.atomic import OutputNameError, check_writable, describe_error, write_text
+from app.console import error, say, tell
 from app.flags import FlagValueError, OneLineParser, input_path, output_folder
 from app.stop_signals import STOP_SIGNALS, stop_message, stop_signals_raise
 from models.checkpoint import CheckpointError
@@ -27,7 +28,7 @@ from training.outputs import WorkNotSavedError
 from training.report import REPORT_FILES
 from training.voc import require_scenes_layout
 
-PROG = "python -m training.compare_methods"
+PROG = "training.compare_methods"  # how its one-line complaints begin
 TABLE = "comparison.json"
 STOPPED = {128 + signum for signum in STOP_SIGNALS}  # distill's status when a signal stops it
 OWN_NAMES = {"--student-epochs": "--epochs", "--method": "--methods"}  # distill's flag: ours
@@ -59,7 +60,7 @@ HOW_TO_GO_ON = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = OneLineParser(prog=PROG, description=__doc__)
+    p = OneLineParser(prog=f"python -m {PROG}", description=__doc__)
     p.add_argument("--data", type=input_path, default=Path("../shared/data/faces"))
     p.add_argument("--scenes", type=input_path, default=Path("../shared/data/scenes"))
     p.add_argument("--no-scenes", action="store_true", help="faces only, two classes")
@@ -131,7 +132,7 @@ def method_args(args: argparse.Namespace, method: str, passed_on: list[str]):
     """The training.distill settings this comparison runs ``method`` with, as distill reads
     them (its crop size from the teacher when not given)."""
     parser = distill.build_parser()
-    parser.prog = f"{PROG} (passed on to training.distill)"
+    parser.prog = f"python -m {PROG} (passed on to training.distill)"
     wanted = parser.parse_args(distill_argv(args, method, passed_on))
     distill.trained_teacher(wanted)
     if wanted.input_size is None:
@@ -369,11 +370,7 @@ def compare(
         resume = args.resume and has_kept_state(given, method)
         code = distill.main(distill_argv(args, method, passed_on, resume))
         if code in STOPPED:  # distill said what stopped it; say how the comparison goes on
-            print(
-                f"{PROG.removeprefix('python -m ')}: stopped in {method}; "
-                f"{HOW_TO_GO_ON[args.overwrite]}",
-                file=sys.stderr,
-            )
+            tell(PROG, f"stopped in {method}; {HOW_TO_GO_ON[args.overwrite]}")
         if code != 0:
             return code
         report = read_report(args.out / method / "report" / "report.json")
@@ -382,13 +379,13 @@ def compare(
 
 
 def print_table(rows: list[dict]) -> None:
-    print(
+    say(
         f"\n{'method':15} {'test acc':>9} {'best val':>9} {'mask R':>7} {'no_mask R':>9} "
         f"{'minutes':>8}"
     )
     for r in rows:
         minutes = "earlier" if r["minutes"] is None else f"{r['minutes']:.1f}"
-        print(
+        say(
             f"{r['method']:15} {r['test_accuracy']:9.4f} {r['best_val_acc']:9.4f} "
             f"{r['mask_recall']:7.4f} {r['no_mask_recall']:9.4f} {minutes:>8}"
         )
@@ -402,19 +399,20 @@ def main(argv: list[str] | None = None) -> int:
             finished = check_before_work(args, passed_on)
             rows = compare(args, passed_on, finished)
     except (CompareError, CheckpointError, OutputNameError, ValueError, OSError) as exc:
-        print(f"training.compare_methods: error: {describe_error(exc)}", file=sys.stderr)
+        error(PROG, describe_error(exc))
         return 2
     except WorkNotSavedError as exc:  # the crops prepared to check the data, as distill says it
-        print(f"training.compare_methods: error: {exc}", file=sys.stderr)
+        error(PROG, str(exc))
         return 1
     except KeyboardInterrupt as exc:
         said, status = stop_message(exc)
-        print(f"training.compare_methods: {said}; {HOW_TO_GO_ON[args.overwrite]}", file=sys.stderr)
+        tell(PROG, f"{said}; {HOW_TO_GO_ON[args.overwrite]}")
         return status
     if isinstance(rows, int):
         return rows
-    print_table(rows)
+    # The file first, so that a reader leaving early (| head) costs nothing.
     write_text(args.out / TABLE, json.dumps(rows, indent=1), overwrite=True)
+    print_table(rows)
     return 0
 
 

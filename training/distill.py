@@ -27,6 +27,7 @@ from torch.utils.data import DataLoader
 
 from app.atomic import OutputExistsError, describe_error
 from app.config import DetectorConfig
+from app.console import error, say, tell
 from app.digest import file_digest
 from app.flags import (
     FlagValueError,
@@ -60,7 +61,8 @@ from training.scene_crops import scene_training_crops
 from training.speed import crops_per_second
 from training.voc import require_scenes_layout
 
-log = logging.getLogger("training.distill")
+PROG = "training.distill"  # how its one-line complaints begin
+log = logging.getLogger(PROG)
 
 # The sensitive detector settings whose false boxes become not_face examples.
 DEFAULT_INPUT_SIZE = 96
@@ -618,38 +620,35 @@ def main(argv: list[str] | None = None) -> int:
         with stop_signals_raise():
             report = train(args)
     except (OutputsNotWrittenError, WorkNotSavedError) as exc:
-        print(f"training.distill: error: {exc}", file=sys.stderr)
+        error(PROG, str(exc))
         return 1
     except (DatasetError, CheckpointError, ValueError, OSError, StateInUseError) as exc:
-        print(f"training.distill: error: {describe_error(exc)}", file=sys.stderr)
+        error(PROG, describe_error(exc))
         return 2
     except DivergedError as exc:
-        print(f"training.distill: error: {exc}; try a lower --lr", file=sys.stderr)
+        error(PROG, f"{exc}; try a lower --lr")
         return 2
     except KeyboardInterrupt as exc:
         said, status = stop_message(exc)
         state = getattr(args, "state_dir", None)
         if state is not None and run_state.has_epochs(state):
-            print(f"training.distill: {said}; run again with --resume to continue", file=sys.stderr)
+            tell(PROG, f"{said}; run again with --resume to continue")
         elif state is not None and run_state.has_epochs(run_state.aside_of(state)):
-            print(
-                f"training.distill: {said} before any epoch of this run finished; the earlier "
-                f"run kept in {run_state.aside_of(state)} is still there: run again with "
-                "--resume to continue it",
-                file=sys.stderr,
+            tell(
+                PROG,
+                f"{said} before any epoch of this run finished; the earlier run kept in "
+                f"{run_state.aside_of(state)} is still there: run again with --resume to "
+                "continue it",
             )
         else:
-            print(
-                f"training.distill: {said} before any epoch finished; nothing to resume yet",
-                file=sys.stderr,
-            )
+            tell(PROG, f"{said} before any epoch finished; nothing to resume yet")
         return status
     for role, r in report["models"].items():
-        print(
+        say(
             f"{role}: test accuracy {r['test']['accuracy']:.4f}, "
             f"{r['parameters']:,} parameters, {r['crops_per_s']:.0f} crops/s"
         )
-    print(f"weights and report in {args.out}")
+    say(f"weights and report in {args.out}")
     return 0
 
 

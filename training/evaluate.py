@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from app.atomic import check_writable, describe_error, write_text
 from app.config import SENSITIVITY, DetectorConfig, PipelineConfig, with_overrides
-from app.console import say
+from app.console import error, say, tell
 from app.device import DeviceError
 from app.digest import file_digest
 from app.flags import (
@@ -705,10 +705,7 @@ def write_json(args: argparse.Namespace, report: dict) -> int:
         check_writable(args.json, args.overwrite)
         write_text(args.json, strict_json(report) + "\n", overwrite=args.overwrite)
     except OSError as exc:
-        print(
-            f"{PROG}: error: {describe_error(exc)}; the figures above were not saved",
-            file=sys.stderr,
-        )
+        error(PROG, f"{describe_error(exc)}; the figures above were not saved")
         return 1
     say(f"figures written to {args.json}")
     return 0
@@ -750,11 +747,11 @@ def main(argv: list[str] | None = None) -> int:
         say(format_report(report, config))
         return write_json(args, report) if args.json is not None else 0
     except USER_ERRORS as exc:
-        print(f"{PROG}: error: {describe_error(exc)}", file=sys.stderr)
+        error(PROG, describe_error(exc))
         return 2
     except KeyboardInterrupt as exc:
         said, status = stop_message(exc)
-        print(f"{PROG}: {said}; nothing was written", file=sys.stderr)
+        tell(PROG, f"{said}; nothing was written")
         return status
 
 

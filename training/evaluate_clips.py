@@ -16,6 +16,7 @@ from tqdm import tqdm
 
 from app.atomic import check_writable, describe_error, write_text
 from app.config import DetectorConfig, PipelineConfig, TrackingConfig
+from app.console import error, note, say, tell
 from app.flags import (
     FlagValueError,
     OneLineParser,
@@ -187,7 +188,7 @@ def measure(args: argparse.Namespace) -> tuple[list[dict], list[dict]]:
             except SourceError as exc:  # one unreadable clip does not cost the others
                 reason = str(exc)
         if reason is not None:
-            print(f"skipping {name}: {reason}", file=sys.stderr)
+            note(f"skipping {name}: {reason}")
             skipped.append({"clip": name, "reason": reason})
     if not rows:
         raise FileNotFoundError(f"no clip in {args.videos} could be read")
@@ -208,16 +209,32 @@ def settings_of(args: argparse.Namespace) -> dict:
     }
 
 
+def write_json(
+    args: argparse.Namespace, rows: list[dict], skipped: list[dict], unscored: list[str]
+) -> int:
+    """Write the table and its settings after the work; a failure now is not a user error
+    (status 1)."""
+    try:
+        check_writable(args.json, args.overwrite)
+        record = {"model": args.model, "clips": rows}
+        record.update(settings=settings_of(args), skipped=skipped, unscored=unscored)
+        write_text(args.json, strict_json(record), overwrite=args.overwrite)
+    except OSError as exc:
+        error(PROG, f"{describe_error(exc)}; the table was not saved")
+        return 1
+    return 0
+
+
 def print_rows(args: argparse.Namespace, rows: list[dict]) -> None:
-    print(
+    say(
         f"model {args.model}, detector scale {args.detect_scale}, "
         f"detect every {args.detect_every}, smooth {args.smooth}"
     )
-    print(
+    say(
         "share: detections with the expected label (shown = smoothed, raw = per frame); "
         "flicker: label changes per face per second"
     )
-    print(
+    say(
         f"{'clip':36} {'expected':9} {'frames':>6} {'faces':>6} {'shown':>7} {'raw':>7} "
         f"{'flicker shown':>13} {'flicker raw':>11} {'FPS':>6}"
     )
@@ -229,7 +246,7 @@ def print_rows(args: argparse.Namespace, rows: list[dict]) -> None:
         return f"{value:.3f}" if value is not None else "-"
 
     for r in rows:
-        print(
+        say(
             f"{r['clip']:36} {r['expected']:9} {r['frames']:6d} {r['faces']:6d} "
             f"{pct(r['share']):>7} {pct(r['raw_share']):>7} {rate(r['flicker']['shown']):>13} "
             f"{rate(r['flicker']['raw']):>11} {r['fps']:6.1f}"
@@ -285,34 +302,24 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         rows, skipped = measure(args)
-        print_rows(args, rows)
         unscored = unscored_clips(args.videos)
+        written = 0
+        if args.json:  # before the table, so that a reader leaving early (| head) costs nothing
+            written = write_json(args, rows, skipped, unscored)
+        print_rows(args, rows)
         if unscored:
-            print(
+            say(
                 "not scored (only the shared clips whose faces keep one known label are): "
                 + ", ".join(unscored)
             )
-        if args.json:
-            try:
-                check_writable(args.json, args.overwrite)
-                record = {"model": args.model, "clips": rows}
-                record.update(settings=settings_of(args), skipped=skipped, unscored=unscored)
-                text = strict_json(record)
-                write_text(args.json, text, overwrite=args.overwrite)
-            except OSError as exc:  # after the work: not a user error
-                print(
-                    f"{PROG}: error: {describe_error(exc)}; the table was not saved",
-                    file=sys.stderr,
-                )
-                return 1
+        return written
     except (SourceError, CheckpointError, OSError, ValueError) as exc:
-        print(f"{PROG}: error: {describe_error(exc)}", file=sys.stderr)
+        error(PROG, describe_error(exc))
         return 2
     except KeyboardInterrupt as exc:
         said, status = stop_message(exc)
-        print(f"{PROG}: {said}; nothing was written", file=sys.stderr)
+        tell(PROG, f"{said}; nothing was written")
         return status
-    return 0
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ import torch
 from app.atomic import check_writable, describe_error
 from app.classifier import crops_to_tensor
 from app.config import CropConfig, DetectorConfig
+from app.console import error, say, tell
 from app.detector import FaceDetector
 from app.flags import OneLineParser, input_path, output_folder
 from app.images import ImageError, read_rgb
@@ -37,7 +38,8 @@ from training.dataset_files import files_under, plainly_not_image
 from training.outputs import OutputSet, refuse_inputs, refuse_inside
 from training.prepare import face_crop_for_image, second_opinion_for
 
-log = logging.getLogger("training.export")  # not "__main__" when run with -m
+PROG = "training.export"  # how its one-line complaints begin
+log = logging.getLogger(PROG)  # not "__main__" when run with -m
 
 DEFAULT_IMAGES = Path(__file__).resolve().parents[1] / "tests" / "fixtures"
 TOLERANCE = 1e-4
@@ -196,7 +198,7 @@ def remove_empty(folders: list[Path]) -> None:
 
 @stoppable  # SIGTERM and SIGHUP stop it as Ctrl-C does
 def main(argv: list[str] | None = None) -> int:
-    p = OneLineParser(prog="python -m training.export", description=__doc__)
+    p = OneLineParser(prog=f"python -m {PROG}", description=__doc__)
     p.add_argument("--model", choices=["student", "teacher"], default="student")
     p.add_argument("--weights", type=input_path, help="checkpoint (default: the committed one)")
     p.add_argument(
@@ -241,32 +243,29 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         remove_empty(new_folders)
         if not checked:
-            print(f"training.export: error: {describe_error(exc)}", file=sys.stderr)
+            error(PROG, describe_error(exc))
             return 2
-        print(
-            f"training.export: error: writing {onnx_path} and {script_path} failed "
-            f"({describe_error(exc)}); "
+        error(
+            PROG,
+            f"writing {onnx_path} and {script_path} failed ({describe_error(exc)}); "
             "nothing was written",
-            file=sys.stderr,
         )
         return 1
     except (CheckpointError, ValueError) as exc:
         remove_empty(new_folders)
-        print(f"training.export: error: {describe_error(exc)}", file=sys.stderr)
+        error(PROG, describe_error(exc))
         return 2
     except KeyboardInterrupt as exc:  # export_checked has removed its temporary files
         remove_empty(new_folders)
         said, status = stop_message(exc)
-        print(f"training.export: {said}; nothing was written", file=sys.stderr)
+        tell(PROG, f"{said}; nothing was written")
         return status
     try:
-        print(f"wrote {onnx_path} and {script_path}")
-        print(result.summary())
+        say(f"wrote {onnx_path} and {script_path}")
+        say(result.summary())
     except KeyboardInterrupt as exc:  # both files are complete by now: say so
         said, status = stop_message(exc)
-        print(
-            f"training.export: {said} after writing {onnx_path} and {script_path}", file=sys.stderr
-        )
+        tell(PROG, f"{said} after writing {onnx_path} and {script_path}")
         return status
     return 0
 

@@ -33,6 +33,7 @@ from facenet_pytorch import MTCNN
 from tqdm import tqdm
 
 from app.atomic import check_writable, describe_error
+from app.console import error, say, tell
 from app.digest import file_digest
 from app.flags import (
     FlagValueError,
@@ -69,7 +70,8 @@ from training.voc import (
     parse_annotation,
 )
 
-log = logging.getLogger("training.tune_detector")  # not "__main__" when run with -m
+PROG = "training.tune_detector"  # how its one-line complaints begin
+log = logging.getLogger(PROG)  # not "__main__" when run with -m
 
 SOFTMAX = {"pnet": "softmax4_1", "rnet": "softmax5_1", "onet": "softmax6_1"}
 BOX_WEIGHT = {"pnet": 0.5, "rnet": 0.5, "onet": 1.0}
@@ -419,29 +421,29 @@ def main(argv: list[str] | None = None) -> int:
         with stop_signals_raise():
             meta = tune(args)
     except OutputsNotWrittenError as exc:
-        print(f"training.tune_detector: error: {exc}", file=sys.stderr)
+        error(PROG, str(exc))
         return 1
     except (DatasetError, ValueError, OSError) as exc:  # OutputExistsError is an OSError
-        print(f"training.tune_detector: error: {describe_error(exc)}", file=sys.stderr)
+        error(PROG, describe_error(exc))
         return 2
     except KeyboardInterrupt as exc:
         said, status = stop_message(exc)
         kept = getattr(args, "kept", None)
         if kept is None:
-            print(f"training.tune_detector: {said}; nothing was written", file=sys.stderr)
+            tell(PROG, f"{said}; nothing was written")
         else:
-            print(
-                f"training.tune_detector: {said}; {', '.join(kept[1])} finished, kept in "
-                f"{kept[0]}: run the same command with --resume to go on from there",
-                file=sys.stderr,
+            tell(
+                PROG,
+                f"{said}; {', '.join(kept[1])} finished, kept in {kept[0]}: run the same "
+                "command with --resume to go on from there",
             )
         return status
     for stage, figures in meta["stages"].items():
-        print(
+        say(
             f"{stage}: held-out window accuracy {figures['held_out_acc_before']:.4f} -> "
             f"{figures['held_out_acc']:.4f} ({figures['windows']})"
         )
-    print(f"detector weights in {args.out}")
+    say(f"detector weights in {args.out}")
     return 0
 
 

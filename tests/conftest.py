@@ -81,6 +81,16 @@ def clip_frames(*parts: tuple[str, int]) -> list[np.ndarray]:
     return [kinds[kind] for kind, count in parts for _ in range(count)]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def no_output_folders_left_behind():
+    """Windows made without settings write into one temporary folder of this process; it is
+    the tests' litter, not a user's files, so it goes when the session ends."""
+    yield
+    from app.preferences import temporary_folders
+
+    shutil.rmtree(next(iter(temporary_folders().values())).parent, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def pipeline():
     from app.config import PipelineConfig

@@ -134,7 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="with tuned detector weights, also look for faces of PX pixels and up with "
         "MTCNN's stock weights, which find some large, near faces the tuned ones miss "
         f"(default {defaults.near_face}; 0: off, which saves a quarter to a third of the "
-        "detector's time; the window reuses its last on / off)",
+        "detector's time; the window reuses its last choice)",
     )
     det.add_argument(
         "--detect-scale",

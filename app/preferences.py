@@ -27,6 +27,9 @@ ORGANISATION = APPLICATION = "MaskWatch"
 MAX_ALERT_DELAY_S = 600.0
 FOLDER_FIELDS = ("alerts_dir", "snapshots_dir", "recordings_dir", "exports_dir")
 MIN_FACE_RANGE = (MTCNN_MIN_SIDE, 200)  # pixels; what the window's spin box allows
+# Pixels; the close-up pass's spin box. Below 40 it would rerun the stock nets on the small
+# faces the tuned ones are for; 1000 is a face filling a 1080p frame.
+NEAR_FACE_RANGE = (40, 1000)
 
 
 def user_settings() -> QSettings:
@@ -98,6 +101,24 @@ def _as_bool(value, key: str, default: bool, ignored: dict[str, str]) -> bool:
     return default
 
 
+def _as_size(
+    settings: QSettings, key: str, default: int, allowed: tuple[int, int], ignored: dict
+) -> int:
+    """A saved size in whole pixels within ``allowed``; anything else is warned about, its
+    key added to ``ignored``, and the default returned."""
+    saved = settings.value(key, default)
+    try:
+        size = float(saved)  # "20.0" is 20 too
+        size = int(size) if size.is_integer() else -1
+    except (TypeError, ValueError, OverflowError):
+        size = -1
+    if allowed[0] <= size <= allowed[1]:
+        return size
+    low, high = allowed
+    _ignore(ignored, key, "ignoring saved %s %r: use %d to %d pixels", key, saved, low, high)
+    return default
+
+
 def _ignore(ignored: dict[str, str], key: str, message: str, *args) -> None:
     """Warn about an unusable saved setting and note its key with the warning, so the
     default replaces it in the file (else the same warning would come at every start) and
@@ -151,6 +172,7 @@ class Preferences:
     sensitivity: str = "standard"
     min_face_size: int = DetectorConfig.min_face_size
     near_faces: bool = DetectorConfig.near_face > 0  # the stock pass for close-up faces
+    near_face_size: int = DetectorConfig.near_face  # ... and the face size it looks from
     # The settings as last read or written: ``save`` writes only what changed since, so two
     # windows sharing one settings file do not undo each other's choices.
     _stored: dict = field(default_factory=dict, repr=False, compare=False)
@@ -227,19 +249,14 @@ class Preferences:
         else:
             key = "detector/sensitivity"
             _ignore(ignored, key, "ignoring saved detector sensitivity %r", sensitivity)
-        saved = settings.value("detector/min_face_size", self.min_face_size)
-        try:
-            size = float(saved)  # "20.0" is 20 too
-            size = int(size) if size.is_integer() else -1
-        except (TypeError, ValueError, OverflowError):
-            size = -1
-        if MIN_FACE_RANGE[0] <= size <= MIN_FACE_RANGE[1]:
-            self.min_face_size = size
-        else:
-            key = "detector/min_face_size"
-            _ignore(ignored, key, "ignoring saved minimum face size %r", saved)
+        self.min_face_size = _as_size(
+            settings, "detector/min_face_size", self.min_face_size, MIN_FACE_RANGE, ignored
+        )
         near = settings.value("detector/near_faces", self.near_faces)
         self.near_faces = _as_bool(near, "detector/near_faces", self.near_faces, ignored)
+        self.near_face_size = _as_size(
+            settings, "detector/near_face_size", self.near_face_size, NEAR_FACE_RANGE, ignored
+        )
 
     def save(self, settings: QSettings) -> str | None:
         """Write the preferences; the reason when they could not be kept, else None."""
@@ -273,6 +290,7 @@ class Preferences:
                 "detector/sensitivity": self.sensitivity,
                 "detector/min_face_size": int(self.min_face_size),
                 "detector/near_faces": self.near_faces,
+                "detector/near_face_size": int(self.near_face_size),
             }
         )
         return entries

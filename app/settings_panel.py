@@ -24,8 +24,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.config import SENSITIVITY, DetectorConfig
-from app.preferences import MAX_ALERT_DELAY_S, MIN_FACE_RANGE, Preferences
+from app.config import SENSITIVITY
+from app.preferences import MAX_ALERT_DELAY_S, MIN_FACE_RANGE, NEAR_FACE_RANGE, Preferences
 
 FOLDER_TITLES = {
     "alerts_dir": "Alerts",
@@ -41,7 +41,7 @@ MIN_FACE_TIP = (
 )
 
 NEAR_FACES_TIP = (
-    "Also looks for faces of {size} px and up with MTCNN's stock weights: finds faces close "
+    "Also looks for faces of this size and up with MTCNN's stock weights: finds faces close "
     "to the camera that the tuned detector passes over; a third more detector time"
 )
 NEAR_FACES_STOCK_TIP = "The detector runs on MTCNN's stock weights already"
@@ -130,21 +130,14 @@ class SettingsPanel(QWidget):
 class DetectorSettings(QGroupBox):
     """The "Detector" group: sensitivity preset, minimum face size and the close-up pass.
 
-    ``changed`` carries "sensitivity", "min_face_size" or "near_faces". With ``custom`` the
-    sensitivity box starts on an extra entry for thresholds given on the command line; it goes
-    away once the user picks a preset. ``near_face`` is the face size, in pixels, from which
-    the close-up pass looks.
+    ``changed`` carries "sensitivity", "min_face_size", "near_faces" or "near_face_size".
+    With ``custom`` the sensitivity box starts on an extra entry for thresholds given on the
+    command line; it goes away once the user picks a preset.
     """
 
     changed = Signal(str)
 
-    def __init__(
-        self,
-        prefs: Preferences,
-        custom: bool = False,
-        near_face: int = DetectorConfig.near_face,
-        parent: QWidget | None = None,
-    ):
+    def __init__(self, prefs: Preferences, custom: bool = False, parent: QWidget | None = None):
         super().__init__("Detector", parent)
         self.sensitivity_combo = QComboBox()
         for name in SENSITIVITY:
@@ -162,31 +155,57 @@ class DetectorSettings(QGroupBox):
         self.min_face_spin.setSuffix(" px")
         self.min_face_spin.setValue(prefs.min_face_size)
         self.min_face_spin.setToolTip(MIN_FACE_TIP)
-        self.near_check = QCheckBox(f"Look again for faces from {near_face} px")
+        self.near_check = QCheckBox("Look again for faces from")
         self.near_check.setChecked(prefs.near_faces)
-        self._near_tip = near_tip = NEAR_FACES_TIP.format(size=near_face)
-        self.near_check.setToolTip(near_tip)
+        self.near_spin = QSpinBox()
+        self.near_spin.setRange(*NEAR_FACE_RANGE)
+        self.near_spin.setSingleStep(10)
+        self.near_spin.setSuffix(" px")
+        self.near_spin.setValue(prefs.near_face_size)
+        self.near_spin.setAccessibleName("Close-up face size")
+        self._stock = False
+        near_row = QWidget()
+        near_layout = QHBoxLayout(near_row)
+        near_layout.setContentsMargins(0, 0, 0, 0)
+        near_layout.addWidget(self.near_check)
+        near_layout.addWidget(self.near_spin)
+        near_layout.addStretch(1)
 
         form = QFormLayout(self)
         form.addRow("Sensitivity:", self.sensitivity_combo)
         form.addRow("Minimum face:", self.min_face_spin)
-        form.addRow("Close-up faces:", self.near_check)
+        form.addRow("Close-up faces:", near_row)
         for widget, tip in (
             (self.sensitivity_combo, SENSITIVITY_TIP),
             (self.min_face_spin, MIN_FACE_TIP),
-            (self.near_check, near_tip),
         ):
             form.labelForField(widget).setToolTip(tip)
+        self._near_label = form.labelForField(near_row)
+        self._show_near()
 
         self.sensitivity_combo.currentIndexChanged.connect(self._on_sensitivity)
         self.min_face_spin.valueChanged.connect(lambda _: self.changed.emit("min_face_size"))
-        self.near_check.toggled.connect(lambda _: self.changed.emit("near_faces"))
+        self.near_check.toggled.connect(self._on_near_toggled)
+        self.near_spin.valueChanged.connect(lambda _: self.changed.emit("near_face_size"))
 
     def set_stock(self, stock: bool) -> None:
         """Grey out the close-up pass when the detector runs on stock weights (it would be
-        the same nets twice); the box keeps its tick for a later run with tuned ones."""
-        self.near_check.setEnabled(not stock)
-        self.near_check.setToolTip(NEAR_FACES_STOCK_TIP if stock else self._near_tip)
+        the same nets twice); the box keeps its tick and size for a later run with tuned
+        ones."""
+        self._stock = stock
+        self._show_near()
+
+    def _on_near_toggled(self, _checked: bool) -> None:
+        self._show_near()
+        self.changed.emit("near_faces")
+
+    def _show_near(self) -> None:
+        """The close-up row's state: the size can be changed only while the pass is on."""
+        tip = NEAR_FACES_STOCK_TIP if self._stock else NEAR_FACES_TIP
+        self.near_check.setEnabled(not self._stock)
+        self.near_spin.setEnabled(not self._stock and self.near_check.isChecked())
+        for widget in (self.near_check, self.near_spin, self._near_label):
+            widget.setToolTip(tip)
 
     def sensitivity(self) -> str | None:
         """The chosen preset, or None while the command line's thresholds are in use."""
@@ -206,3 +225,4 @@ class DetectorSettings(QGroupBox):
             prefs.sensitivity = self.sensitivity()
         prefs.min_face_size = self.min_face_spin.value()
         prefs.near_faces = self.near_check.isChecked()
+        prefs.near_face_size = self.near_spin.value()

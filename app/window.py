@@ -52,6 +52,7 @@ from app.preferences import (
     APPLICATION,
     MAX_ALERT_DELAY_S,
     MIN_FACE_RANGE,
+    NEAR_FACE_RANGE,
     ORGANISATION,
     Preferences,
     user_settings,
@@ -233,8 +234,6 @@ class MainWindow(QMainWindow):
                 else Preferences.defaults(temporary=True)
             )
         self.prefs = prefs
-        # The size the close-up pass looks from when on (--near-face 0 turns it off only).
-        self._near_face = self.config.detector.near_face or DetectorConfig.near_face
         custom = sensitivity_of(self.config.detector) is None
         self.config = replace(
             self.config, detector=self._wanted_detector(None if custom else prefs.sensitivity)
@@ -341,11 +340,7 @@ class MainWindow(QMainWindow):
             radio.setEnabled(False)
         self._show_model_choice(self.config.model)
 
-        self.detector_box = DetectorSettings(
-            self.prefs,
-            custom=custom_detector,
-            near_face=self._near_face,
-        )
+        self.detector_box = DetectorSettings(self.prefs, custom=custom_detector)
         self.detector_box.changed.connect(self._on_detector_changed)
 
         frame_box = QGroupBox("Current frame")
@@ -1027,7 +1022,7 @@ class MainWindow(QMainWindow):
         detector = replace(
             self.config.detector,
             min_face_size=self.prefs.min_face_size,
-            near_face=self._near_face if self.prefs.near_faces else 0,
+            near_face=self.prefs.near_face_size if self.prefs.near_faces else 0,
         )
         return detector if sensitivity is None else with_sensitivity(detector, sensitivity)
 
@@ -1148,8 +1143,10 @@ def apply_command_line(
         prefs.sensitivity = sensitivity
     if min_face is not None:
         prefs.min_face_size = int(clamped("--min-face", min_face, *MIN_FACE_RANGE, "px"))
-    if near_face is not None:
+    if near_face is not None:  # 0 turns the pass off and keeps the saved size
         prefs.near_faces = near_face > 0
+        if near_face > 0:
+            prefs.near_face_size = int(clamped("--near-face", near_face, *NEAR_FACE_RANGE, "px"))
 
 
 def run_window(

@@ -373,23 +373,30 @@ def test_the_close_up_pass_is_a_saved_window_setting(qtbot, pipeline, detector, 
     longer boxed), is saved, and a window opened later starts with it off."""
     near = on_canvas(fixture_bgr("near_unmasked.jpg"))[:, :, ::-1].copy()
     win = make_window(qtbot, pipeline, settings, prefs)
-    check = win.detector_box.near_check
-    assert check.isChecked() and check.isEnabled() and "100 px" in check.text()
+    check, size = win.detector_box.near_check, win.detector_box.near_spin
+    assert check.isChecked() and check.isEnabled() and size.isEnabled()
+    assert size.value() == 100 and size.text() == "100 px"
     assert detector.config.near_face == 100 and len(detector.detect(near)) == 1
+    size.setValue(400)  # larger than this face: the pass no longer boxes it
+    assert detector.config.near_face == 400 and detector.detect(near) == []
+    assert "close-up pass from 400 px" in win.statusBar().currentMessage()
+    size.setValue(160)
     check.setChecked(False)
     assert detector.config.near_face == 0 and detector.detect(near) == []
-    assert "no close-up pass" in win.statusBar().currentMessage()
+    assert not size.isEnabled() and "no close-up pass" in win.statusBar().currentMessage()
     saved = Preferences.load(QSettings(settings.fileName(), QSettings.Format.IniFormat))
-    assert saved.near_faces is False
+    assert saved.near_faces is False and saved.near_face_size == 160
     win.close()
 
     FaceDetector.configure(detector, DetectorConfig())
     reopened = QSettings(settings.fileName(), QSettings.Format.IniFormat)
-    config = PipelineConfig(detector=DetectorConfig(near_face=160), device="cpu")
-    again = make_window(qtbot, pipeline, reopened, config=config)
-    assert not again.detector_box.near_check.isChecked() and detector.config.near_face == 0
-    again.detector_box.near_check.setChecked(True)  # from the command line's size
-    assert detector.config.near_face == 160 and "160 px" in again.detector_box.near_check.text()
+    again = make_window(qtbot, pipeline, reopened)
+    box = again.detector_box
+    assert not box.near_check.isChecked() and detector.config.near_face == 0
+    assert box.near_spin.value() == 160 and not box.near_spin.isEnabled()
+    box.near_check.setChecked(True)  # the saved size comes back with the tick
+    assert detector.config.near_face == 160 and box.near_spin.isEnabled()
+    assert len(detector.detect(near)) == 1
     assert "close-up pass from 160 px" in again.statusBar().currentMessage()
     again.close()
 
@@ -401,11 +408,19 @@ def test_near_face_flag_and_saved_word_reach_the_preferences(settings, caplog):
     apply_command_line(prefs, device="cpu")  # not given: the saved choice stays
     assert prefs.near_faces is False
     apply_command_line(prefs, device="cpu", near_face=120)
-    assert prefs.near_faces is True
+    assert prefs.near_faces is True and prefs.near_face_size == 120
+    apply_command_line(prefs, device="cpu", near_face=0)  # off, the size kept for later
+    assert prefs.near_faces is False and prefs.near_face_size == 120
+    apply_command_line(prefs, device="cpu", near_face=4000)  # the window's spin box stops
+    assert prefs.near_faces is True and prefs.near_face_size == 1000
     settings.setValue("detector/near_faces", "sometimes")
-    assert Preferences.load(settings).near_faces is True
+    settings.setValue("detector/near_face_size", "30")
+    loaded = Preferences.load(settings)
+    assert loaded.near_faces is True and loaded.near_face_size == 100
     said = [r.getMessage() for r in caplog.records]
+    assert "--near-face 4000 is outside the window's range 40-1000 px; using 1000" in said
     assert "ignoring saved detector/near_faces 'sometimes': use true or false" in said
+    assert "ignoring saved detector/near_face_size '30': use 40 to 1000 pixels" in said
     parser = build_parser()
     assert parser.parse_args([]).near_face is None  # so the window keeps its saved choice
     assert pipeline_config(parser.parse_args([])).detector.near_face == 100
@@ -416,9 +431,11 @@ def test_on_stock_weights_the_close_up_pass_is_greyed_out(qtbot):
     box = DetectorSettings(Preferences.defaults(temporary=True))
     qtbot.addWidget(box)
     box.set_stock(True)  # what the window does once the loaded detector says so
-    assert not box.near_check.isEnabled() and "stock weights already" in box.near_check.toolTip()
+    assert not box.near_check.isEnabled() and not box.near_spin.isEnabled()
+    assert "stock weights already" in box.near_check.toolTip()
     box.set_stock(False)
-    assert box.near_check.isEnabled() and "close to the camera" in box.near_check.toolTip()
+    assert box.near_check.isEnabled() and box.near_spin.isEnabled()
+    assert "close to the camera" in box.near_spin.toolTip()
 
 
 def test_the_stock_nets_are_built_only_when_the_pass_runs():

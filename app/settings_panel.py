@@ -155,7 +155,7 @@ class DetectorSettings(QGroupBox):
         self.min_face_spin.setSuffix(" px")
         self.min_face_spin.setValue(prefs.min_face_size)
         self.min_face_spin.setToolTip(MIN_FACE_TIP)
-        self.near_check = QCheckBox("Look again for faces from")
+        self.near_check = QCheckBox("Look again from")
         self.near_check.setChecked(prefs.near_faces)
         self.near_spin = QSpinBox()
         self.near_spin.setRange(*NEAR_FACE_RANGE)

@@ -40,7 +40,7 @@ from app.flags import (
 from app.source import SourceError
 from app.stop_signals import stop_message, stop_signals_raise
 from models import detector_checkpoint
-from models.checkpoint import CheckpointError
+from models.checkpoint import CheckpointError, default_weights
 
 PROG = "maskwatch"  # how the command's one-line complaints begin
 log = logging.getLogger(PROG)
@@ -305,6 +305,20 @@ def weights(args: argparse.Namespace) -> dict[str, Path]:
     return {name: path for name, path in given.items() if path is not None}
 
 
+def read_files(args: argparse.Namespace) -> dict[str, Path]:
+    """The weights files a headless run reads, and the shipped ones, which no output of a
+    run may replace (what they are -> path)."""
+    reads = {
+        f"the shipped {name} weights": default_weights(name) for name in ("student", "teacher")
+    }
+    reads["the shipped detector weights"] = detector_checkpoint.DEFAULT_DETECTOR
+    for name, path in weights(args).items():
+        reads[f"the --{name}-weights file"] = path
+    if args.detector_weights not in (None, "default", "stock"):
+        reads["the --detector-weights file"] = Path(args.detector_weights)
+    return reads
+
+
 def run_headless_cli(args: argparse.Namespace) -> int:
     from app.headless import Extras, check_outputs, events_to_stdout, run_headless
     from app.pipeline import Pipeline
@@ -322,7 +336,10 @@ def run_headless_cli(args: argparse.Namespace) -> int:
         args.snapshots,
         args.snapshot_every or 0,
     )
-    check_outputs(args.source, args.output, args.events, extras, args.overwrite)  # before models
+    # Before any model loads; no output may replace a weights file.
+    check_outputs(
+        args.source, args.output, args.events, extras, args.overwrite, reads=read_files(args)
+    )
     active = args.model or "student"
     for name, path in weights(args).items():
         if name != active:  # never loaded, so a broken file there would pass unremarked

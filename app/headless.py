@@ -203,6 +203,22 @@ def _claims(source: str, output, events, extras: Extras) -> list[_Claim]:
     return claims
 
 
+def refuse_read_files(claims: list[_Claim], reads: dict) -> None:
+    """Refuse an output that would write over a file the run reads (``reads``: what it is
+    -> path), such as its weights: --overwrite is for earlier outputs, never for inputs."""
+    for what, path in reads.items():
+        try:
+            target = Path(path).resolve()
+        except (OSError, RuntimeError):  # a name that cannot be looked up holds nothing
+            continue
+        for claim in claims:
+            if claim.covers(target):
+                shown = claim.given if not claim.many else str(claim.folder)
+                raise ValueError(
+                    f"{claim.flag} {shown} would write over {what}; write it elsewhere"
+                )
+
+
 def _existing_file(source: str) -> Path | None:
     """The resolved path of a source that is a file here, else None."""
     try:
@@ -255,8 +271,14 @@ def check_distinct_outputs(source: str, output=None, events=None, extras=None) -
             )
 
 
-def check_outputs(source: str, output, events, extras: Extras, overwrite: bool) -> None:
-    """Every check on the outputs that can be made before any work; creates nothing."""
+def check_outputs(
+    source: str, output, events, extras: Extras, overwrite: bool, reads: dict | None = None
+) -> None:
+    """Every check on the outputs that can be made before any work; creates nothing.
+
+    ``reads`` names the other files the run reads or that must stay as they are (what ->
+    path: weights); an output that would write over one is refused, even with --overwrite.
+    """
     named = {
         "--output": output,
         "--events": events,
@@ -276,6 +298,7 @@ def check_outputs(source: str, output, events, extras: Extras, overwrite: bool) 
                 f"{flag} {shown_name(str(path))}: the name is not valid UTF-8; pick another"
             )
     check_distinct_outputs(source, output, events, extras)
+    refuse_read_files(_claims(source, output, events, extras), reads or {})
     if output is not None and Path(output).suffix.lower() not in VIDEO_SUFFIXES:
         raise FlagValueError(f"--output {output}: use one of {', '.join(sorted(VIDEO_SUFFIXES))}")
     if events is not None and not events_to_stdout(events):

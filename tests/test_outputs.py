@@ -76,6 +76,36 @@ def test_an_output_that_is_an_input_is_refused(tmp_path):
     refuse_inputs(tmp_path / "figures.json", "--json", {"--weights": weights, "clip": None})
 
 
+def test_a_headless_output_never_writes_over_weights_even_with_overwrite(tmp_path, capsys):
+    from conftest import fixture_bgr, on_canvas, write_video
+
+    from app.cli import build_parser, main, read_files
+    from app.headless import Extras, check_outputs
+
+    source = write_video(tmp_path / "clip.mp4", [on_canvas(fixture_bgr("mask_1.jpg"))] * 2)
+    weights = tmp_path / "student.pt"
+    weights.write_bytes(b"the user's student")
+    (tmp_path / "alias.pt").symlink_to(weights)
+    run = ["--headless", "--quiet", "--source", str(source), "--overwrite", "--device", "cpu"]
+    cases = [
+        (["--events", str(tmp_path / "alias.pt"), "--student-weights", str(weights)], "--events"),
+        (["--stats", str(weights), "--detector-weights", str(weights)], "--stats"),
+    ]
+    for argv, flag in cases:
+        assert main(run + argv) == 2
+        (line,) = capsys.readouterr().err.splitlines()
+        assert line == (
+            f"maskwatch: error: {flag} {argv[1]} would write over the {argv[2]} file; "
+            "write it elsewhere"
+        )
+    assert weights.read_bytes() == b"the user's student"
+    # The shipped weights, read or not, are checked without a run that could replace them.
+    shipped = FIXTURES.parents[1] / "models" / "teacher.pt"
+    args = build_parser().parse_args(run + ["--events", str(shipped), "--model", "student"])
+    with pytest.raises(ValueError, match="would write over the shipped teacher weights"):
+        check_outputs(str(source), None, shipped, Extras(), True, reads=read_files(args))
+
+
 def test_arrays_that_cannot_be_saved_are_named_and_leave_nothing(tmp_path):
     import numpy as np
 

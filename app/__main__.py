@@ -2,12 +2,12 @@
 
 import sys
 
-from app.console import tell
+from app.console import exit_status, tell
 
 try:
-    from app.cli import main
+    from app.cli import PROG, main
 except KeyboardInterrupt:  # Ctrl-C while torch and Qt are still loading
     tell("maskwatch", "interrupted")
     sys.exit(130)
 
-sys.exit(main())
+sys.exit(exit_status(main(), PROG))

@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from app.atomic import check_writable, describe_error, write_text
 from app.config import SENSITIVITY, DetectorConfig, PipelineConfig, TrackingConfig, with_sensitivity
-from app.console import error, say, tell
+from app.console import error, exit_status, guard_streams, say, tell
 from app.flags import (
     FlagValueError,
     OneLineParser,
@@ -350,6 +350,7 @@ def write_json(args: argparse.Namespace, result: dict) -> int:
 
 @stoppable  # SIGTERM and SIGHUP stop it as Ctrl-C does
 def main(argv: list[str] | None = None) -> int:
+    guard_streams()
     p = OneLineParser(prog=f"python -m {PROG}", description=__doc__)
     p.add_argument("--videos", type=input_path, default=Path("../shared/data/videos"))
     p.add_argument(
@@ -419,4 +420,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(exit_status(main(), PROG))

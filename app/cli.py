@@ -25,7 +25,7 @@ from app.config import (
     sensitivity_of,
     with_overrides,
 )
-from app.console import error, note, say, tell
+from app.console import error, guard_streams, note, say, tell
 from app.device import DeviceError
 from app.flags import (
     FlagValueError,
@@ -442,12 +442,17 @@ HEADLESS_ONLY = (
 
 
 def main(argv: list[str] | None = None) -> int:
+    closed = guard_streams()
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
     try:
+        if args.events == STDOUT and "stdout" in closed:
+            raise FlagValueError(
+                "--events -: standard output is closed, so the events would go nowhere; name a file"
+            )
         to_paths(args)
         if args.headless:
             with stop_signals_raise():

@@ -40,7 +40,7 @@ from app.atomic import (
     final_name,
     temp_name,
 )
-from app.console import say
+from app.console import send
 from app.flags import FlagValueError
 from app.images import GREY_NOTE, ColourWatch
 from app.overlay import draw_faces
@@ -69,7 +69,7 @@ class ReaderGone(Exception):
 
 def _stream(line: str) -> None:
     """Send one events line to standard output at once (OSError: it cannot be written)."""
-    if not say(line):
+    if not send(line):
         raise ReaderGone
 
 

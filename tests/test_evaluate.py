@@ -480,6 +480,29 @@ def test_json_that_is_an_input_is_refused_even_with_overwrite(datasets, tmp_path
     _assert_one_line_error(code, err, "is the --weights file")
 
 
+def test_a_report_on_a_full_disk_costs_no_figures_and_says_so(datasets, tmp_path):
+    # `> file` on a full disk: the JSON is still written, and the status and one line on
+    # standard error say that the report on standard output is incomplete.
+    out_json = tmp_path / "figures.json"
+    with open("/dev/full", "w") as full:
+        proc = subprocess.run(
+            [sys.executable, "-m", "training.evaluate", "--data", str(datasets["classes"])]
+            + ["--model", "student", "--quiet", "--device", "cpu", "--json", str(out_json)],
+            cwd=ROOT,
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=300,
+        )
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr.splitlines()[-1] == (
+        "training.evaluate: error: the report could not be written to standard output "
+        "(No space left on device)"
+    )
+    assert "Traceback" not in proc.stderr
+    assert json.loads(out_json.read_text())["layout"] == "classes"
+
+
 def test_a_reader_that_leaves_early_costs_no_figures(datasets, tmp_path):
     # As with `| head -1`: the report cannot be printed, but the JSON is still written.
     out_json = tmp_path / "figures.json"

@@ -503,6 +503,51 @@ def test_dot_slash_dash_names_a_file_called_dash(tmp_path, no_mask_video, monkey
     assert len((tmp_path / "-").read_text().splitlines()) == 12
 
 
+def test_a_closed_standard_error_costs_nothing_and_a_closed_stdout_is_refused(
+    tmp_path, no_mask_video
+):
+    """Started with `2>&-`: the progress bar goes nowhere and the run is whole (tqdm failed
+    on the missing stream, and the run ended with status 1 and no output); with the events on
+    standard output, only events reach it (the summary went there instead of nowhere). With `>&-`, --events - is refused."""
+    events = tmp_path / "events.jsonl"
+    run = f"{sys.executable} -m app --headless --device cpu --source {no_mask_video}"
+
+    def shell(command: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            ["bash", "-c", command], cwd=ROOT, capture_output=True, text=True, timeout=240
+        )
+
+    proc = shell(f"{run} --events {events} 2>&-")
+    assert proc.returncode == 0 and proc.stdout.startswith("12 frames, 12 faces")
+    assert len(events.read_text().splitlines()) == 12
+    proc = shell(f"{run} --quiet --events - 2>&-")
+    assert proc.returncode == 0
+    assert [json.loads(line)["frame"] for line in proc.stdout.splitlines()] == list(range(12))
+    proc = shell(f"{run} --quiet --events - >&-")
+    assert proc.returncode == 2 and proc.stderr.splitlines() == [
+        "maskwatch: error: --events -: standard output is closed, so the events would go "
+        "nowhere; name a file (--help lists the flags)"
+    ]
+
+
+def test_the_readme_command_reads_relative_paths_from_the_callers_folder(tmp_path):
+    """`bash scripts/app.sh --source clip.mp4` run elsewhere opens that folder's clip and
+    writes there (it ran the app from the checkout, where clip.mp4 was not)."""
+    write_video(tmp_path / "clip.mp4", [on_canvas(fixture_bgr("mask_1.jpg"))] * 3)
+    proc = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "app.sh"), "--headless", "--quiet", "--device", "cpu"]
+        + ["--source", "clip.mp4", "--events", "events.jsonl"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("3 frames, 3 faces (mask 3)")
+    assert len((tmp_path / "events.jsonl").read_text().splitlines()) == 3
+    assert not (ROOT / "events.jsonl").exists()
+
+
 def test_streamed_events_that_cannot_be_written_fail_alone(tmp_path, no_mask_video):
     """stdout on a full disk: the events are named as not written (status 1) and the other
     outputs are still written, as for a file output that fails."""

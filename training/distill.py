@@ -27,7 +27,7 @@ from torch.utils.data import DataLoader
 
 from app.atomic import OutputExistsError, describe_error
 from app.config import DetectorConfig
-from app.console import error, say, tell
+from app.console import error, exit_status, guard_streams, say, tell
 from app.digest import file_digest
 from app.flags import (
     FlagValueError,
@@ -613,6 +613,7 @@ def write_outputs(
 
 
 def main(argv: list[str] | None = None) -> int:
+    guard_streams()
     args = build_parser().parse_args(argv)
     args.argv = None if argv is None else [str(a) for a in argv]  # the report's command
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -653,4 +654,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(exit_status(main(), PROG))

@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from app.atomic import check_writable, describe_error, write_text
 from app.config import SENSITIVITY, DetectorConfig, PipelineConfig, with_overrides
-from app.console import error, say, tell
+from app.console import error, exit_status, guard_streams, say, tell
 from app.device import DeviceError
 from app.digest import file_digest
 from app.flags import (
@@ -725,6 +725,7 @@ USER_ERRORS = (
 
 @stoppable  # SIGTERM and SIGHUP stop it as Ctrl-C does
 def main(argv: list[str] | None = None) -> int:
+    guard_streams()
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING,
@@ -756,4 +757,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(exit_status(main(), PROG))

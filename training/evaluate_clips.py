@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from app.atomic import check_writable, describe_error, write_text
 from app.config import DetectorConfig, PipelineConfig, TrackingConfig
-from app.console import error, note, say, tell
+from app.console import error, exit_status, guard_streams, note, say, tell
 from app.flags import (
     FlagValueError,
     OneLineParser,
@@ -255,6 +255,7 @@ def print_rows(args: argparse.Namespace, rows: list[dict]) -> None:
 
 @stoppable  # SIGTERM and SIGHUP stop it as Ctrl-C does
 def main(argv: list[str] | None = None) -> int:
+    guard_streams()
     p = OneLineParser(prog=f"python -m {PROG}", description=__doc__)
     p.add_argument(
         "--videos",
@@ -323,4 +324,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(exit_status(main(), PROG))

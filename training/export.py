@@ -27,7 +27,7 @@ import torch
 from app.atomic import check_writable, describe_error
 from app.classifier import crops_to_tensor
 from app.config import CropConfig, DetectorConfig
-from app.console import error, say, tell
+from app.console import error, exit_status, guard_streams, say, tell
 from app.detector import FaceDetector
 from app.flags import OneLineParser, input_path, output_folder
 from app.images import ImageError, read_rgb
@@ -198,6 +198,7 @@ def remove_empty(folders: list[Path]) -> None:
 
 @stoppable  # SIGTERM and SIGHUP stop it as Ctrl-C does
 def main(argv: list[str] | None = None) -> int:
+    guard_streams()
     p = OneLineParser(prog=f"python -m {PROG}", description=__doc__)
     p.add_argument("--model", choices=["student", "teacher"], default="student")
     p.add_argument("--weights", type=input_path, help="checkpoint (default: the committed one)")
@@ -271,4 +272,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(exit_status(main(), PROG))

@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from app.atomic import check_writable, describe_error, write_text
 from app.config import SENSITIVITY, DetectorConfig, PipelineConfig, TrackingConfig, with_sensitivity
-from app.console import error, exit_status, guard_streams, say, tell
+from app.console import error, exit_status, guard_streams, log_to_stderr, say, tell
 from app.flags import (
     FlagValueError,
     OneLineParser,
@@ -371,7 +371,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--skip-clips", action="store_true", help="classifier and detector only")
     p.add_argument("--quiet", action="store_true")
     args = p.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    log_to_stderr(logging.WARNING)
     try:
         check_arguments(args)
         if args.json:

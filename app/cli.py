@@ -25,7 +25,7 @@ from app.config import (
     sensitivity_of,
     with_overrides,
 )
-from app.console import error, guard_streams, note, say, tell
+from app.console import error, guard_streams, log_to_stderr, note, say, tell
 from app.device import DeviceError
 from app.flags import (
     FlagValueError,
@@ -444,10 +444,7 @@ HEADLESS_ONLY = (
 def main(argv: list[str] | None = None) -> int:
     closed = guard_streams()
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
+    log_to_stderr(logging.DEBUG if args.verbose else logging.WARNING)
     try:
         if args.events == STDOUT and "stdout" in closed:
             raise FlagValueError(

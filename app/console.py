@@ -4,8 +4,13 @@ early (``| head``), and one-line complaints on standard error in the form argpar
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import sys
+
+from tqdm import tqdm
+
+LOG_FORMAT = "%(levelname)s %(name)s: %(message)s"
 
 _reader_gone = False
 _report_failure: OSError | None = None  # why a report line could not be written, if it failed
@@ -136,3 +141,22 @@ def guard_streams() -> set[str]:
     if not isinstance(sys.stderr, _Forgiving):
         sys.stderr = _Forgiving(sys.stderr)
     return closed
+
+
+class _AboveProgressBars(logging.Handler):
+    """Log records on standard error, each on a line of its own: a progress bar on the screen
+    is lifted and drawn again below it, instead of the record running on from its end."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            tqdm.write(self.format(record), file=sys.stderr)
+        except Exception:  # as logging's own handlers do: never fail the command over a log line
+            self.handleError(record)
+
+
+def log_to_stderr(level: int) -> None:
+    """Send the command's log records from ``level`` up to standard error, in the form every
+    command shares ("WARNING app.headless: ..."); a no-op when logging is set up already."""
+    handler = _AboveProgressBars()
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    logging.basicConfig(level=level, handlers=[handler])

@@ -269,6 +269,30 @@ def test_a_complaint_on_a_closed_standard_error_is_passed_over(monkeypatch, caps
     error("training.evaluate", "no such folder")  # would raise ValueError if not passed over
 
 
+def test_a_log_record_gets_a_line_of_its_own_under_a_progress_bar(monkeypatch):
+    import io
+    import logging
+
+    from tqdm import tqdm
+
+    from app.console import LOG_FORMAT, _AboveProgressBars
+
+    err = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", err)
+    handler = _AboveProgressBars()
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    log = logging.getLogger("tests.console")
+    monkeypatch.setattr(log, "handlers", [handler])
+    monkeypatch.setattr(log, "propagate", False)
+    with tqdm(total=10, desc="clip.mp4", file=sys.stderr, mininterval=0) as bar:
+        bar.update(3)
+        log.warning("clip.mp4 looks cut off")  # a plain StreamHandler ran on from the bar
+        bar.update(7)
+    lines = err.getvalue().replace("\r", "\n").splitlines()
+    assert "WARNING tests.console: clip.mp4 looks cut off" in lines
+    assert any(line.startswith("clip.mp4: 100%") for line in lines)
+
+
 def test_the_window_without_a_display_says_so_instead_of_aborting(monkeypatch):
     import os
 

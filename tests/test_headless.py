@@ -506,9 +506,9 @@ def test_dot_slash_dash_names_a_file_called_dash(tmp_path, no_mask_video, monkey
 def test_a_closed_standard_error_costs_nothing_and_a_closed_stdout_is_refused(
     tmp_path, no_mask_video
 ):
-    """Started with `2>&-`: the progress bar goes nowhere and the run is whole (tqdm failed
-    on the missing stream, and the run ended with status 1 and no output); with the events on
-    standard output, only events reach it (the summary went there instead of nowhere). With `>&-`, --events - is refused."""
+    """Started with `2>&-`, the run is whole: the progress bar goes nowhere (tqdm failed on
+    the missing stream, and the run ended with status 1 and no output). With the events on
+    standard output, only events reach it. With `>&-`, --events - is refused."""
     events = tmp_path / "events.jsonl"
     run = f"{sys.executable} -m app --headless --device cpu --source {no_mask_video}"
 

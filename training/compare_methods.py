@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from app.atomic import OutputNameError, check_writable, describe_error, write_text
-from app.console import error, exit_status, guard_streams, say, tell
+from app.console import error, exit_status, guard_streams, log_to_stderr, say, tell
 from app.flags import FlagValueError, OneLineParser, input_path, output_folder
 from app.stop_signals import STOP_SIGNALS, stop_message, stop_signals_raise
 from models.checkpoint import CheckpointError
@@ -394,7 +394,7 @@ def print_table(rows: list[dict]) -> None:
 def main(argv: list[str] | None = None) -> int:
     guard_streams()
     args, passed_on = build_parser().parse_known_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    log_to_stderr(logging.INFO)
     try:
         with stop_signals_raise():
             finished = check_before_work(args, passed_on)

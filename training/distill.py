@@ -27,7 +27,7 @@ from torch.utils.data import DataLoader
 
 from app.atomic import OutputExistsError, describe_error
 from app.config import DetectorConfig
-from app.console import error, exit_status, guard_streams, say, tell
+from app.console import error, exit_status, guard_streams, log_to_stderr, say, tell
 from app.digest import file_digest
 from app.flags import (
     FlagValueError,
@@ -616,7 +616,7 @@ def main(argv: list[str] | None = None) -> int:
     guard_streams()
     args = build_parser().parse_args(argv)
     args.argv = None if argv is None else [str(a) for a in argv]  # the report's command
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    log_to_stderr(logging.INFO)
     try:
         with stop_signals_raise():
             report = train(args)

@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from app.atomic import check_writable, describe_error, write_text
 from app.config import SENSITIVITY, DetectorConfig, PipelineConfig, with_overrides
-from app.console import error, exit_status, guard_streams, say, tell
+from app.console import error, exit_status, guard_streams, log_to_stderr, say, tell
 from app.device import DeviceError
 from app.digest import file_digest
 from app.flags import (
@@ -727,10 +727,7 @@ USER_ERRORS = (
 def main(argv: list[str] | None = None) -> int:
     guard_streams()
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
+    log_to_stderr(logging.DEBUG if args.verbose else logging.WARNING)
     try:
         detector, config = configs(args)
         if args.json is not None:

@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from app.atomic import check_writable, describe_error, write_text
 from app.config import DetectorConfig, PipelineConfig, TrackingConfig
-from app.console import error, exit_status, guard_streams, note, say, tell
+from app.console import error, exit_status, guard_streams, log_to_stderr, note, say, tell
 from app.flags import (
     FlagValueError,
     OneLineParser,
@@ -300,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     args = p.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    log_to_stderr(logging.WARNING)
     try:
         rows, skipped = measure(args)
         unscored = unscored_clips(args.videos)

@@ -27,7 +27,7 @@ import torch
 from app.atomic import check_writable, describe_error
 from app.classifier import crops_to_tensor
 from app.config import CropConfig, DetectorConfig
-from app.console import error, exit_status, guard_streams, say, tell
+from app.console import error, exit_status, guard_streams, log_to_stderr, say, tell
 from app.detector import FaceDetector
 from app.flags import OneLineParser, input_path, output_folder
 from app.images import ImageError, read_rgb
@@ -213,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--overwrite", action="store_true")
     args = p.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    log_to_stderr(logging.WARNING)
     onnx_path = args.out / f"{args.model}.onnx"
     script_path = args.out / f"{args.model}.torchscript.pt"
     new_folders = [f for f in (args.out, *args.out.parents) if not f.exists()]

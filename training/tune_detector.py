@@ -33,7 +33,7 @@ from facenet_pytorch import MTCNN
 from tqdm import tqdm
 
 from app.atomic import check_writable, describe_error
-from app.console import error, exit_status, guard_streams, say, tell
+from app.console import error, exit_status, guard_streams, log_to_stderr, say, tell
 from app.digest import file_digest
 from app.flags import (
     FlagValueError,
@@ -417,7 +417,7 @@ def resumed_stages(args: argparse.Namespace, state: Path, mtcnn) -> dict:
 def main(argv: list[str] | None = None) -> int:
     guard_streams()
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    log_to_stderr(logging.INFO)
     try:
         with stop_signals_raise():
             meta = tune(args)

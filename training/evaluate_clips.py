@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from app.atomic import check_writable, describe_error, write_text
 from app.config import DetectorConfig, PipelineConfig, TrackingConfig
-from app.console import error, exit_status, guard_streams, log_to_stderr, note, say, tell
+from app.console import error, exit_status, guard_streams, log_to_stderr, say, tell
 from app.flags import (
     FlagValueError,
     OneLineParser,
@@ -188,7 +188,7 @@ def measure(args: argparse.Namespace) -> tuple[list[dict], list[dict]]:
             except SourceError as exc:  # one unreadable clip does not cost the others
                 reason = str(exc)
         if reason is not None:
-            note(f"skipping {name}: {reason}")
+            tell(PROG, f"skipping {name}: {reason}")
             skipped.append({"clip": name, "reason": reason})
     if not rows:
         raise FileNotFoundError(f"no clip in {args.videos} could be read")

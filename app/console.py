@@ -135,9 +135,9 @@ def guard_streams() -> set[str]:
                 os.dup2(devnull, fd)
                 os.close(devnull)
     if sys.stdout is None or "stdout" in closed:
-        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - for the life of the process
+        sys.stdout = open(os.devnull, "w")  # open for the life of the process
     if sys.stderr is None or "stderr" in closed:
-        sys.stderr = open(os.devnull, "w")  # noqa: SIM115
+        sys.stderr = open(os.devnull, "w")
     if not isinstance(sys.stderr, _Forgiving):
         sys.stderr = _Forgiving(sys.stderr)
     return closed

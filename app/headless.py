@@ -265,8 +265,9 @@ def check_distinct_outputs(source: str, output=None, events=None, extras=None) -
         single, other = (second, first) if first.many else (first, second)
         path = single.path
         if other.covers(path) or (not other.many and temp_name(path) == temp_name(other.path)):
+            named = other if other.many else other.flag  # a folder's pattern says more
             raise ValueError(
-                f"{path} is named for two outputs, {single.flag} and {other}; "
+                f"{path} is named for two outputs, {single.flag} and {named}; "
                 "give each its own file"
             )
 

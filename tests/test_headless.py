@@ -264,6 +264,9 @@ def test_outputs_that_share_any_file_are_refused_before_any_work(tmp_path, no_ma
     ]:
         err = refused(capsys, "--source", no_mask_video, "--overwrite", *flags)
         assert "is named for two outputs" in err, err
+    same = tmp_path / "same.txt"
+    err = refused(capsys, "--source", no_mask_video, "--events", same, "--stats", same)
+    assert f"{same} is named for two outputs, --events and --stats; give each its own" in err
     err = refused(capsys, "--source", no_mask_video, "--stats", al, "--alerts", al / "deeper")
     assert "must be a folder for another output" in err
     long = "e" * 240  # names that differ only past what a temporary name keeps of them

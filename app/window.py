@@ -29,12 +29,14 @@ from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
     QFormLayout,
+    QFrame,
     QGroupBox,
     QHBoxLayout,
     QLabel,
     QMainWindow,
     QPushButton,
     QRadioButton,
+    QScrollArea,
     QSizePolicy,
     QTabWidget,
     QVBoxLayout,
@@ -372,8 +374,8 @@ class MainWindow(QMainWindow):
         self.settings_panel = SettingsPanel(self.prefs)
         self.settings_panel.changed.connect(self._on_setting_changed)
         self.tabs = QTabWidget()
-        self.tabs.addTab(live, "Live")
-        self.tabs.addTab(self.settings_panel, "Alerts && files")
+        self.tabs.addTab(scrolling(live), "Live")
+        self.tabs.addTab(scrolling(self.settings_panel), "Alerts && files")
         self.tabs.currentChanged.connect(self._focus_on_tab_bar)
 
         panel = QWidget()
@@ -1095,6 +1097,17 @@ class MainWindow(QMainWindow):
         self.save_prefs()
         self._remember_source()
         super().closeEvent(event)
+
+
+def scrolling(page: QWidget) -> QScrollArea:
+    """``page`` in a frameless scroll area: when a notice below the tabs takes their height,
+    the page scrolls instead of squeezing its rows until their text is cut off."""
+    area = QScrollArea()
+    area.setWidget(page)
+    area.setWidgetResizable(True)
+    area.setFrameShape(QFrame.Shape.NoFrame)
+    area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    return area
 
 
 def clamped(flag: str, value: float, low: float, high: float, unit: str) -> float:

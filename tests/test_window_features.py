@@ -375,3 +375,24 @@ def test_ctrl_tab_hands_the_focus_to_the_tab_bar_so_space_still_plays(qtbot, win
     assert window.is_playing
     window.stop()
     qtbot.waitUntil(lambda: not window.is_playing, timeout=FRAME_TIMEOUT_MS)
+
+
+def test_a_message_below_the_tabs_never_squeezes_the_live_rows(qtbot, pipeline, settings, prefs):
+    """At the window's first size, a two-line message under the tabs (the end of a clip)
+    took their height and cut the Timing row's text in half; the page scrolls instead."""
+    win = make_window(qtbot, pipeline, settings, prefs, None)
+    win.show()
+    qtbot.waitExposed(win)
+    win.timing_label.setText(
+        "tracked, classify 62 ms, latency 379 ms; 46 stale frames skipped so far"
+    )
+    win.show_message(
+        "Finished: reached the end of clip.mp4. Press Start to play it again or pick "
+        "another source.",
+        kind="info",
+    )
+    qtbot.wait(50)
+    label = win.timing_label
+    assert label.height() >= label.heightForWidth(label.width()) > label.fontMetrics().height()
+    page = win.tabs.currentWidget()
+    assert page.verticalScrollBar().maximum() > 0  # the rows below are scrolled to

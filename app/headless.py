@@ -227,8 +227,11 @@ def _existing_file(source: str) -> Path | None:
         return None
 
 
-def check_distinct_outputs(source: str, output=None, events=None, extras=None) -> None:
-    """Refuse an output that is the source, a folder, or a file another output also writes.
+def check_distinct_outputs(
+    source: str, output=None, events=None, extras=None, reads: dict | None = None
+) -> None:
+    """Refuse an output that is the source, a folder, a file another output also writes, or
+    one of ``reads`` (what -> path: files the run reads, see :func:`refuse_read_files`).
 
     Every file the run may write counts: alerts.jsonl and the alert JPEGs in the alerts
     folder, the frame PNGs in the snapshots folder, and the temporary names of single files.
@@ -270,6 +273,7 @@ def check_distinct_outputs(source: str, output=None, events=None, extras=None) -
                 f"{path} is named for two outputs, {single.flag} and {named}; "
                 "give each its own file"
             )
+    refuse_read_files(claims, reads or {})
 
 
 def check_outputs(
@@ -298,8 +302,7 @@ def check_outputs(
             raise ValueError(
                 f"{flag} {shown_name(str(path))}: the name is not valid UTF-8; pick another"
             )
-    check_distinct_outputs(source, output, events, extras)
-    refuse_read_files(_claims(source, output, events, extras), reads or {})
+    check_distinct_outputs(source, output, events, extras, reads)
     if output is not None and Path(output).suffix.lower() not in VIDEO_SUFFIXES:
         raise FlagValueError(f"--output {output}: use one of {', '.join(sorted(VIDEO_SUFFIXES))}")
     if events is not None and not events_to_stdout(events):

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from app.atomic import check_writable, describe_error, write_text
+from app.atomic import check_writable, describe_error
 from app.config import SENSITIVITY, DetectorConfig, PipelineConfig, TrackingConfig, with_sensitivity
 from app.console import error, exit_status, guard_streams, log_to_stderr, say, tell
 from app.flags import (
@@ -42,7 +42,7 @@ from app.stop_signals import stop_message, stoppable
 from app.tracking import TrackingPipeline
 from models import checkpoint
 from models.detector_checkpoint import DEFAULT_DETECTOR
-from training.outputs import refuse_inputs, strict_json
+from training.outputs import refuse_inputs, save_after_work, strict_json
 from training.speed import crops_per_second
 
 PROG = "app.benchmark"  # how its one-line complaints begin
@@ -337,17 +337,6 @@ def check_json(args: argparse.Namespace) -> None:
     check_writable(args.json, args.overwrite)
 
 
-def write_json(args: argparse.Namespace, result: dict) -> int:
-    """Write the tables after the run; a failure now is not a user error (status 1)."""
-    try:
-        check_writable(args.json, args.overwrite)
-        write_text(args.json, strict_json(result), overwrite=args.overwrite)
-    except OSError as exc:
-        error(PROG, f"{describe_error(exc)}; the tables were not saved")
-        return 1
-    return 0
-
-
 @stoppable  # SIGTERM and SIGHUP stop it as Ctrl-C does
 def main(argv: list[str] | None = None) -> int:
     guard_streams()
@@ -407,7 +396,10 @@ def main(argv: list[str] | None = None) -> int:
             "clips": clips,
             "skipped": skipped,  # clips that could not be read, each with why
         }
-        written = write_json(args, result) if args.json else 0  # kept even if `| head`
+        written = 0
+        if args.json:  # before the tables, so kept even if `| head`
+            lost = "the tables were not saved"
+            written = save_after_work(PROG, args.json, strict_json(result), args.overwrite, lost)
         print_tables(result)
         return written
     except (SourceError, OSError, ValueError) as exc:

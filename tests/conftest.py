@@ -32,6 +32,13 @@ def run_app(*args, timeout=240):
     )
 
 
+def shell(command: str, timeout=300):
+    """Run a bash command line from the repository root (for pipes and closed streams)."""
+    return subprocess.run(
+        ["bash", "-c", command], cwd=ROOT, capture_output=True, text=True, timeout=timeout
+    )
+
+
 def start_app(*args):
     """Start ``python -m app --headless --quiet ARGS`` without waiting (to interrupt it)."""
     return subprocess.Popen(

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import fixture_bgr, on_canvas, write_video
+from conftest import fixture_bgr, on_canvas, shell, write_video
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -220,9 +220,7 @@ def test_tables_piped_into_head_still_write_the_json(tmp_path):
         f"{sys.executable} -m app.benchmark --skip-clips --seconds 0.2 --repeats 1 --quiet "
         f"--json {out} | head -1; exit ${{PIPESTATUS[0]}}"
     )
-    proc = subprocess.run(
-        ["bash", "-c", command], cwd=ROOT, capture_output=True, text=True, timeout=300
-    )
+    proc = shell(command)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "" or "Classifier" in proc.stdout  # head's one line
     assert json.loads(out.read_text())["classifier"]

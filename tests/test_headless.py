@@ -9,7 +9,7 @@ from pathlib import Path
 
 import cv2
 import pytest
-from conftest import fixture_bgr, on_canvas, run_app, start_app, write_video
+from conftest import fixture_bgr, on_canvas, run_app, shell, start_app, write_video
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -514,19 +514,13 @@ def test_a_closed_standard_error_costs_nothing_and_a_closed_stdout_is_refused(
     standard output, only events reach it. With `>&-`, --events - is refused."""
     events = tmp_path / "events.jsonl"
     run = f"{sys.executable} -m app --headless --device cpu --source {no_mask_video}"
-
-    def shell(command: str) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            ["bash", "-c", command], cwd=ROOT, capture_output=True, text=True, timeout=240
-        )
-
-    proc = shell(f"{run} --events {events} 2>&-")
+    proc = shell(f"{run} --events {events} 2>&-", timeout=240)
     assert proc.returncode == 0 and proc.stdout.startswith("12 frames, 12 faces")
     assert len(events.read_text().splitlines()) == 12
-    proc = shell(f"{run} --quiet --events - 2>&-")
+    proc = shell(f"{run} --quiet --events - 2>&-", timeout=240)
     assert proc.returncode == 0
     assert [json.loads(line)["frame"] for line in proc.stdout.splitlines()] == list(range(12))
-    proc = shell(f"{run} --quiet --events - >&-")
+    proc = shell(f"{run} --quiet --events - >&-", timeout=240)
     assert proc.returncode == 2 and proc.stderr.splitlines() == [
         "maskwatch: error: --events -: standard output is closed, so the events would go "
         "nowhere; name a file (--help lists the flags)"

@@ -21,7 +21,7 @@ from typing import Sequence, TypeVar
 import numpy as np
 from tqdm import tqdm
 
-from app.atomic import check_writable, describe_error, write_text
+from app.atomic import check_writable, describe_error
 from app.config import SENSITIVITY, DetectorConfig, PipelineConfig, with_overrides
 from app.console import error, exit_status, guard_streams, log_to_stderr, say, tell
 from app.device import DeviceError
@@ -44,7 +44,7 @@ from models.detector_checkpoint import DEFAULT_DETECTOR, DetectorWeightsError
 from training.dataset_files import FOLDER_LABELS, DatasetError, DatasetFiles, find_images
 from training.detection_metrics import ClassAP, iou_matrix, match_detections
 from training.metrics import classification_report
-from training.outputs import OutputIsInputError, refuse_inputs, strict_json
+from training.outputs import OutputIsInputError, refuse_inputs, save_after_work, strict_json
 from training.prepare import face_crop_for_image, second_opinion_for, split_of_images
 from training.scenes_split import split_scenes
 from training.voc import (
@@ -701,11 +701,9 @@ def check_json(args: argparse.Namespace) -> None:
 
 def write_json(args: argparse.Namespace, report: dict) -> int:
     """Write the figures after the run; a failure now is not a user error (status 1)."""
-    try:
-        check_writable(args.json, args.overwrite)
-        write_text(args.json, strict_json(report) + "\n", overwrite=args.overwrite)
-    except OSError as exc:
-        error(PROG, f"{describe_error(exc)}; the figures above were not saved")
+    text = strict_json(report) + "\n"
+    lost = "the figures above were not saved"
+    if save_after_work(PROG, args.json, text, args.overwrite, lost):
         return 1
     say(f"figures written to {args.json}")
     return 0

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from app.atomic import check_writable, describe_error, write_text
+from app.atomic import check_writable, describe_error
 from app.config import DetectorConfig, PipelineConfig, TrackingConfig
 from app.console import error, exit_status, guard_streams, log_to_stderr, say, tell
 from app.flags import (
@@ -32,7 +32,7 @@ from app.stop_signals import stop_message, stoppable
 from app.tracking import TrackingPipeline
 from models.checkpoint import CheckpointError, default_weights
 from models.detector_checkpoint import DEFAULT_DETECTOR
-from training.outputs import refuse_inputs, strict_json
+from training.outputs import refuse_inputs, save_after_work, strict_json
 
 log = logging.getLogger(__name__)
 
@@ -214,15 +214,10 @@ def write_json(
 ) -> int:
     """Write the table and its settings after the work; a failure now is not a user error
     (status 1)."""
-    try:
-        check_writable(args.json, args.overwrite)
-        record = {"model": args.model, "clips": rows}
-        record.update(settings=settings_of(args), skipped=skipped, unscored=unscored)
-        write_text(args.json, strict_json(record), overwrite=args.overwrite)
-    except OSError as exc:
-        error(PROG, f"{describe_error(exc)}; the table was not saved")
-        return 1
-    return 0
+    record = {"model": args.model, "clips": rows}
+    record.update(settings=settings_of(args), skipped=skipped, unscored=unscored)
+    lost = "the table was not saved"
+    return save_after_work(PROG, args.json, strict_json(record), args.overwrite, lost)
 
 
 def print_rows(args: argparse.Namespace, rows: list[dict]) -> None:

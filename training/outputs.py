@@ -18,7 +18,16 @@ from typing import Any, Self
 
 import numpy as np
 
-from app.atomic import atomic_path, describe_error, final_name, place, temp_name
+from app.atomic import (
+    atomic_path,
+    check_writable,
+    describe_error,
+    final_name,
+    place,
+    temp_name,
+    write_text,
+)
+from app.console import error
 
 
 class OutputIsInputError(ValueError):
@@ -80,6 +89,19 @@ def refuse_inputs(
                     f"{flag} {output} is the {source} file {path} this run reads; "
                     "write it elsewhere"
                 )
+
+
+def save_after_work(prog: str, path: Path, text: str, overwrite: bool, lost: str) -> int:
+    """Write a command's figures to ``path`` once its work is done. A failure now is not the
+    user's error: it is said on standard error (``prog: error: why; lost``) and gives status
+    1, else 0."""
+    try:
+        check_writable(path, overwrite)
+        write_text(path, text, overwrite=overwrite)
+    except OSError as exc:
+        error(prog, f"{describe_error(exc)}; {lost}")
+        return 1
+    return 0
 
 
 def finite(value: Any) -> Any:

@@ -242,16 +242,21 @@ def test_face_photos_are_boxed_by_stock_mtcnn_framed_or_left_out():
     assert rule == "no_face" and boxes.shape == (0, 4)
 
 
-def test_tune_detector_refuses_an_out_that_its_record_would_replace(tmp_path, capsys):
+def test_tune_detector_refuses_an_out_not_named_as_pytorch_weights(tmp_path, capsys):
     from training.tune_detector import main
 
-    out = tmp_path / "det.json"
+    out = tmp_path / "det.json"  # its own record would replace it
     out.write_text('{"mine": "precious"}')
-    argv = ["--scenes", str(scenes_copy(tmp_path / "scenes")), "--out", str(out), "--quiet"]
-    assert main([*argv, "--overwrite", "--stages", "pnet"]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("training.tune_detector: error: --out ")
-    assert "where the run's record goes" in err[0]
+    scenes = str(scenes_copy(tmp_path / "scenes"))
+    for name in ("det.json", "det.onnx", "det"):
+        argv = ["--scenes", scenes, "--out", str(tmp_path / name), "--quiet"]
+        assert main([*argv, "--overwrite", "--stages", "pnet"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert err == [
+            f"training.tune_detector: error: --out {tmp_path / name}: the tuned detector is "
+            "PyTorch weights, and the run's record goes beside them with a .json suffix; "
+            "name the weights file with .pt"
+        ]
     assert out.read_text() == '{"mine": "precious"}'
     assert sorted(p.name for p in tmp_path.iterdir()) == ["det.json", "scenes"]
 

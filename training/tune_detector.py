@@ -58,7 +58,6 @@ from training.outputs import (
     OutputsNotWrittenError,
     describe_output_error,
     refuse_inside,
-    same_file,
     strict_json,
 )
 from training.scenes_split import split_scenes
@@ -71,6 +70,7 @@ from training.voc import (
 )
 
 PROG = "training.tune_detector"  # how its one-line complaints begin
+WEIGHTS_SUFFIXES = (".pt", ".pth")  # what --out may be named: the file holds PyTorch weights
 log = logging.getLogger(PROG)  # not "__main__" when run with -m
 
 SOFTMAX = {"pnet": "softmax4_1", "rnet": "softmax5_1", "onet": "softmax6_1"}
@@ -307,13 +307,13 @@ def tune(args: argparse.Namespace) -> dict:
         raise FlagValueError(f"--mine-thresholds must lie in [0, 1], got {args.mine_thresholds}")
     if len(set(args.stages)) != len(args.stages):
         raise FlagValueError(f"--stages names a net twice: {' '.join(args.stages)}")
-    record = Path(args.out).with_suffix(".json")
-    if same_file(record, args.out):
-        raise ValueError(
-            f"--out {args.out} is where the run's record goes (beside the weights, with a "
-            ".json suffix); name the weights file with another suffix, such as .pt"
-        )
     check_writable(args.out, args.overwrite, make_folder=True)  # made when the run ends
+    if Path(args.out).suffix.lower() not in WEIGHTS_SUFFIXES:
+        raise ValueError(
+            f"--out {args.out}: the tuned detector is PyTorch weights, and the run's record "
+            "goes beside them with a .json suffix; name the weights file with .pt"
+        )
+    record = Path(args.out).with_suffix(".json")
     check_writable(record, args.overwrite, make_folder=True)
     inputs = {"--scenes": args.scenes, "--faces": args.faces}
     refuse_inside(args.out, "--out", inputs)

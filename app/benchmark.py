@@ -249,13 +249,19 @@ def detector_frame(videos: Path) -> tuple[np.ndarray, str]:
     return np.full((480, 640, 3), 127, np.uint8), "blank frame"
 
 
+def rate(crops_per_s: float) -> str:
+    """Crops/s for the table: whole numbers, but a slow rate (a busy machine's teacher at
+    batch 1) keeps the digits that tell it from nothing."""
+    return f"{crops_per_s:.0f}" if crops_per_s >= 10 else f"{crops_per_s:.2g}"
+
+
 def print_tables(result: dict) -> None:
     say("Classifier crops/s (student/teacher ratio measured in the same run)")
     say(f"{'device':8} {'batch':>5} {'teacher':>10} {'student':>10} {'ratio':>7}")
     for r in result["classifier"]:
         say(
-            f"{r['device']:8} {r['batch']:5d} {r['teacher']:10.0f} {r['student']:10.0f} "
-            f"{r['ratio']:7.1f}"
+            f"{r['device']:8} {r['batch']:5d} {rate(r['teacher']):>10} "
+            f"{rate(r['student']):>10} {r['ratio']:7.1f}"
         )
     where = f"{result['detector_frame']} from {result['detector_frame_from']}"
     say(f"\nDetector ms per frame ({where}, {result['device']})")
@@ -341,24 +347,35 @@ def check_json(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> int:
     guard_streams()
     p = OneLineParser(prog=f"python -m {PROG}", description=__doc__)
-    p.add_argument("--videos", type=input_path, default=Path("../shared/data/videos"))
+    p.add_argument(
+        "--videos",
+        type=input_path,
+        default=Path("../shared/data/videos"),
+        help="folder of .mp4 clips for the clip tables (default ../shared/data/videos)",
+    )
     p.add_argument(
         "--clips", nargs="+", type=named("a clip"), help="clip file names (default: every .mp4)"
     )
     p.add_argument("--json", type=output_file, help="write the tables here as JSON")
-    p.add_argument("--overwrite", action="store_true")
-    p.add_argument("--seconds", type=float, default=1.5, help="per classifier measurement")
-    p.add_argument("--max-frames", type=int, default=150, help="frames per clip, flat out")
-    p.add_argument("--live-seconds", type=float, default=6.0, help="live run per clip and path")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --json")
+    p.add_argument(
+        "--seconds", type=float, default=1.5, help="per classifier measurement (default 1.5)"
+    )
+    p.add_argument(
+        "--max-frames", type=int, default=150, help="frames per clip, flat out (default 150)"
+    )
+    p.add_argument(
+        "--live-seconds", type=float, default=6.0, help="live run per clip and path (default 6)"
+    )
     p.add_argument(
         "--camera-fps",
         type=float,
         default=30.0,
         help="the live run delivers frames at this rate (default 30)",
     )
-    p.add_argument("--repeats", type=int, default=10, help="detector runs per setting")
+    p.add_argument("--repeats", type=int, default=10, help="detector runs per setting (default 10)")
     p.add_argument("--skip-clips", action="store_true", help="classifier and detector only")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
     args = p.parse_args(argv)
     log_to_stderr(logging.WARNING)
     try:

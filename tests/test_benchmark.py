@@ -76,6 +76,17 @@ def test_benchmark_writes_all_tables(tmp_path):
     assert "Classifier crops/s" in proc.stdout and "End to end" in proc.stdout
 
 
+def test_a_slow_classifier_rate_is_printed_with_its_digits_not_as_zero(capsys):
+    from app.benchmark import print_tables
+
+    row = {"device": "cpu", "batch": 1, "teacher": 0.37, "student": 315.2, "ratio": 851.9}
+    result = {"classifier": [row], "detector": [], "clips": [], "device": "cpu"}
+    result |= {"detector_frame": "640x480", "detector_frame_from": "blank frame"}
+    print_tables(result)
+    line = capsys.readouterr().out.splitlines()[2]
+    assert line.split() == ["cpu", "1", "0.37", "315", "851.9"]
+
+
 def test_benchmark_and_clip_evaluation_refuse_what_would_measure_nothing(tmp_path, capsys):
     from app.benchmark import main as benchmark
     from training.evaluate_clips import main as evaluate_clips

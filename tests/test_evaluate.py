@@ -287,6 +287,13 @@ def test_cli_on_scenes(datasets, tmp_path, capsys):
     assert 0 < recall["all"]["all"]["found"] <= report["detections"]
     safety = report["unmasked_recall"]
     assert safety["total"] == sum(recall["without_mask"][b]["total"] for b in ("32-63", "64+"))
+    large = report["large_recall"]  # the bins from 32 px up, added: the figures
+    for name in ("with_mask", "without_mask", "mask_weared_incorrect"):
+        for key in ("found", "total"):
+            assert large[name][key] == sum(recall[name][b][key] for b in ("32-63", "64+"))
+    masked = large["with_mask"]
+    assert f"faces >= 32 px found: with_mask {masked['recall']:.3f} " in out
+    assert f"({masked['found']}/{masked['total']}), without_mask" in out
     assert report["incorrect_mask"]["total"] == 4
     assert (
         sum(report["incorrect_mask"]["labels"].values()) == (report["incorrect_mask"]["detected"])

@@ -226,6 +226,7 @@ class SceneTally:
         self.recall = {name: {b: [0, 0] for b in bins} for name in VOC_CLASSES}
         self.labels = {name: Counter() for name in VOC_CLASSES}
         self.safety = [0, 0]
+        self.large = {name: [0, 0] for name in VOC_CLASSES}  # faces >= safety_min_side
         self.false_detections = 0
         self.duplicates = 0
         self.detections = 0
@@ -250,9 +251,12 @@ class SceneTally:
         found_by = {int(g): d for d, g in enumerate(matches) if g >= 0}
         for g, gt in enumerate(annotation.faces):
             cell = self.recall[gt.name][self.config.size_bin(gt.side)]
+            large = self.large[gt.name] if gt.side >= self.config.safety_min_side else [0, 0]
             cell[1] += 1
+            large[1] += 1
             if g in found_by:
                 cell[0] += 1
+                large[0] += 1
                 self.labels[gt.name][faces[found_by[g]].label] += 1
             if gt.name == "without_mask" and gt.side >= self.config.safety_min_side:
                 self.safety[1] += 1
@@ -297,6 +301,10 @@ class SceneTally:
             "unmasked_recall": {
                 "min_side": self.config.safety_min_side,
                 **self._cell(*self.safety),
+            },
+            "large_recall": {
+                "min_side": self.config.safety_min_side,
+                **{name: self._cell(*cell) for name, cell in self.large.items()},
             },
             "incorrect_mask": {
                 "total": recall[INCORRECT]["all"]["total"],
@@ -482,8 +490,13 @@ def format_scenes(report: dict, config: EvaluationConfig) -> list[str]:
         lines.append(f"{name:<23}{row}")
     safety, wrong = report["unmasked_recall"], report["incorrect_mask"]
     false = report["false_detections"]
+    large = report["large_recall"]
+    found_large = ", ".join(
+        f"{name} {_recall_text(cell)}" for name, cell in large.items() if name != "min_side"
+    )
     lines += [
         "",
+        f"faces >= {large['min_side']} px found: {found_large}",
         f"unmasked faces >= {safety['min_side']} px found and labelled no_mask: "
         f"{_num(safety['recall'], 3)} ({safety['found']}/{safety['total']})",
         f"labels given to found faces: {report['labels_of_found']}",

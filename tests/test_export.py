@@ -1,21 +1,24 @@
 """ONNX and TorchScript exports answer as the PyTorch student does on the fixture faces."""
 
+import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
 import time
+import warnings
 import zipfile
 from pathlib import Path
 
+import cv2
 import numpy as np
 import onnxruntime as ort
 import pytest
 import torch
 from conftest import FIXTURES
 
-from app.classifier import crops_to_tensor
+from app.classifier import FaceClassifier, crops_to_tensor
 from models import checkpoint
 from training.export import (
     ExportMismatchError,
@@ -33,7 +36,7 @@ def test_exports_match_pytorch_on_fixture_crops(tmp_path):
     batch = crops_to_tensor(fixture_crops(FIXTURES), meta)
     assert len(batch) >= 4
     onnx_path, script_path = tmp_path / "s.onnx", tmp_path / "s.pt"
-    export(model, meta.input_size, onnx_path, script_path)
+    export(model, meta, onnx_path, script_path)
     result = check(model, batch, onnx_path, script_path)
     assert result.ok and result.labels_agree
     assert result.onnx_max_diff < 1e-4 and result.torchscript_max_diff < 1e-4
@@ -42,6 +45,36 @@ def test_exports_match_pytorch_on_fixture_crops(tmp_path):
     assert logits.shape == (3, len(meta.class_names))
     with torch.no_grad():
         assert np.allclose(logits, model(batch[:3]).numpy(), atol=1e-4)
+
+
+def test_both_files_say_what_input_they_take_and_which_logit_is_which(tmp_path):
+    """A program that runs the export reads the crop size, normalisation and class order
+    from the file, and following them gives the app's own answers."""
+    import onnx
+
+    model, meta = checkpoint.load(checkpoint.default_weights("student"), "student")
+    onnx_path, script_path = tmp_path / "s.onnx", tmp_path / "s.pt"
+    export(model, meta, onnx_path, script_path)
+    props = {p.key: p.value for p in onnx.load(str(onnx_path)).metadata_props}
+    extra = {"maskwatch.json": ""}
+    with warnings.catch_warnings():  # torch.jit is deprecated (see training.export's note)
+        warnings.simplefilter("ignore", FutureWarning)
+        torch.jit.load(str(script_path), _extra_files=extra)
+    assert json.loads(extra["maskwatch.json"]) == props
+    assert props["maskwatch.class_names"] == "mask,no_mask,not_face"
+    assert props["maskwatch.input_size"] == "64" and "RGB" in props["maskwatch.input"]
+
+    size = int(props["maskwatch.input_size"])
+    mean = np.array([float(v) for v in props["maskwatch.mean"].split(",")], np.float32)
+    std = np.array([float(v) for v in props["maskwatch.std"].split(",")], np.float32)
+    crops = fixture_crops(FIXTURES, limit=6)
+    resized = np.stack([cv2.resize(c, (size, size), interpolation=cv2.INTER_AREA) for c in crops])
+    batch = ((resized.astype(np.float32) / 255 - mean) / std).transpose(0, 3, 1, 2)
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    logits = session.run(None, {"crops": np.ascontiguousarray(batch)})[0]
+    labels = [props["maskwatch.class_names"].split(",")[i] for i in logits.argmax(1)]
+    app = FaceClassifier(model, meta, torch.device("cpu")).classify(crops)
+    assert labels == [p.label for p in app]
 
 
 def test_export_crops_photos_as_training_does(tmp_path):
@@ -103,7 +136,7 @@ def test_nan_probabilities_are_a_disagreement(tmp_path):
     model, meta = checkpoint.load(overflowing_student(tmp_path / "bad.pt"), "student")
     batch = crops_to_tensor(fixture_crops(FIXTURES, limit=4), meta)
     onnx_path, script_path = tmp_path / "s.onnx", tmp_path / "s.pt"
-    export(model, meta.input_size, onnx_path, script_path)
+    export(model, meta, onnx_path, script_path)
     result = check(model, batch, onnx_path, script_path)
     assert np.isnan(result.onnx_max_diff)
     assert not result.labels_agree and not result.ok
@@ -127,7 +160,7 @@ def test_failed_export_keeps_the_earlier_one_and_makes_no_folder(tmp_path):
     out = tmp_path / "export"
     out.mkdir()
     model, meta = checkpoint.load(checkpoint.default_weights("student"), "student")
-    export(model, meta.input_size, out / "student.onnx", out / "student.torchscript.pt")
+    export(model, meta, out / "student.onnx", out / "student.torchscript.pt")
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     bad = overflowing_student(tmp_path / "bad.pt")
     # The command refuses such weights before exporting (see below); an export that fails
@@ -135,9 +168,7 @@ def test_failed_export_keeps_the_earlier_one_and_makes_no_folder(tmp_path):
     model, meta = checkpoint.load(bad, "student")
     batch = crops_to_tensor(fixture_crops(FIXTURES, limit=4), meta)
     with pytest.raises(ExportMismatchError, match="disagree with PyTorch.*left as it was"):
-        export_checked(
-            model, batch, meta.input_size, out / "student.onnx", out / "student.torchscript.pt"
-        )
+        export_checked(model, batch, meta, out / "student.onnx", out / "student.torchscript.pt")
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
 
     cmd = [sys.executable, "-m", "training.export", "--weights", str(bad)]

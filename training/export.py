@@ -15,6 +15,7 @@ only its result. Moving to ``torch.export`` is filed in the project notes.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import sys
 import warnings
@@ -33,7 +34,7 @@ from app.flags import OneLineParser, input_path, output_folder
 from app.images import ImageError, read_rgb
 from app.stop_signals import stop_message, stoppable
 from models import checkpoint
-from models.checkpoint import CheckpointError
+from models.checkpoint import CheckpointError, ModelMeta
 from training.dataset_files import files_under, plainly_not_image
 from training.outputs import OutputSet, refuse_inputs, refuse_inside
 from training.prepare import face_crop_for_image, second_opinion_for
@@ -98,15 +99,40 @@ def fixture_crops(folder: Path, limit: int = 32) -> list[np.ndarray]:
     return crops
 
 
-def export(model: torch.nn.Module, input_size: int, onnx_path: Path, script_path: Path) -> None:
-    """Write both formats to exactly these paths; the batch dimension stays dynamic.
+def input_contract(meta: ModelMeta) -> dict[str, str]:
+    """What a program that runs an exported file must feed it and read from it, stored in
+    both files: the weights alone do not say the crop size, the normalisation, the channel
+    order or which logit is which class."""
+    crop = CropConfig()
+    return {
+        "maskwatch.model": meta.arch,
+        "maskwatch.input": (
+            f"crops: N x 3 x {meta.input_size} x {meta.input_size} float32, RGB channel order, "
+            "pixel values / 255, then (value - mean) / std per channel"
+        ),
+        "maskwatch.input_size": str(meta.input_size),
+        "maskwatch.mean": ",".join(f"{v:g}" for v in meta.mean),
+        "maskwatch.std": ",".join(f"{v:g}" for v in meta.std),
+        "maskwatch.crop": (
+            f"the detector's face box widened by {crop.margin:g} of its side on each side"
+            + (", made square" if crop.square else "")
+            + ", clipped to the frame, resized to input_size"
+        ),
+        "maskwatch.output": "logits: N x classes; their softmax is each class's probability",
+        "maskwatch.class_names": ",".join(meta.class_names),
+    }
+
+
+def export(model: torch.nn.Module, meta: ModelMeta, onnx_path: Path, script_path: Path) -> None:
+    """Write both formats to exactly these paths, each carrying ``input_contract``; the batch
+    dimension stays dynamic.
 
     Nothing here is atomic: ``export_checked`` passes temporary names and renames them.
     """
     model = model.eval().float()
-    example = torch.zeros(1, 3, input_size, input_size)
+    example = torch.zeros(1, 3, meta.input_size, meta.input_size)
     with _deprecations_silenced():
-        _export(model, example, onnx_path, script_path)
+        _export(model, example, onnx_path, script_path, input_contract(meta))
 
 
 @contextlib.contextmanager
@@ -119,7 +145,9 @@ def _deprecations_silenced():
         yield
 
 
-def _export(model, example, onnx_path: Path, script_path: Path) -> None:
+def _export(model, example, onnx_path: Path, script_path: Path, contract: dict) -> None:
+    import onnx
+
     torch.onnx.export(
         model,
         (example,),
@@ -130,14 +158,18 @@ def _export(model, example, onnx_path: Path, script_path: Path) -> None:
         opset_version=17,
         dynamic_axes={"crops": {0: "batch"}, "logits": {0: "batch"}},
     )
+    graph = onnx.load(str(onnx_path))
+    onnx.helper.set_model_props(graph, contract)
+    onnx.save(graph, str(onnx_path))
     with torch.no_grad():
-        torch.jit.trace(model, example).save(str(script_path))
+        extra = {"maskwatch.json": json.dumps(contract, indent=1)}
+        torch.jit.trace(model, example).save(str(script_path), _extra_files=extra)
 
 
 def export_checked(
     model: torch.nn.Module,
     batch: torch.Tensor,
-    input_size: int,
+    meta: ModelMeta,
     onnx_path: Path,
     script_path: Path,
     overwrite: bool = True,
@@ -150,7 +182,7 @@ def export_checked(
     """
     with OutputSet(overwrite) as outputs:
         onnx_tmp, script_tmp = outputs.path(onnx_path), outputs.path(script_path)
-        export(model, input_size, onnx_tmp, script_tmp)
+        export(model, meta, onnx_tmp, script_tmp)
         result = check(model, batch, onnx_tmp, script_tmp)
         if not result.ok:
             raise ExportMismatchError(
@@ -238,9 +270,7 @@ def main(argv: list[str] | None = None) -> int:
                 )
         args.out.mkdir(parents=True, exist_ok=True)
         checked = True
-        result = export_checked(
-            model, batch, meta.input_size, onnx_path, script_path, args.overwrite
-        )
+        result = export_checked(model, batch, meta, onnx_path, script_path, args.overwrite)
     except OSError as exc:
         remove_empty(new_folders)
         if not checked:

@@ -30,6 +30,9 @@ PROG = "soak.py"
 POLL_MS = 200  # how often the run looks for Ctrl-C and for playback that stopped
 FLAT_MB_PER_MIN = 1.0  # steady-state growth below this per minute counts as flat
 FLAT_MB_TOTAL = 50.0
+# A memory slope over a shorter steady stretch than this is caches filling, not a leak: a
+# 70 s stretch read +4 MB/min where a 30-minute run of the same window reads +0.1.
+MIN_MEMORY_S = 300.0
 LATENCY_GROWTH = 1.5  # the last tenth may be this much slower than the first, plus slack
 LATENCY_SLACK_MS = 20.0
 BUSY_CORES = 0.5  # other programs using more than this many cores make a sample unfair
@@ -97,6 +100,25 @@ def latency_figures(steady: list[dict]) -> tuple[list[str], bool | None]:
         f"{len(timed)} samples where other programs used under {BUSY_CORES:g} core"
     )
     return lines, last <= first * LATENCY_GROWTH + LATENCY_SLACK_MS
+
+
+def memory_figures(steady: list[dict]) -> tuple[list[str], bool | None]:
+    """A line on memory over ``steady`` and whether it stayed flat (None: the stretch after
+    the warm-up is too short to tell a leak from caches filling)."""
+    mb_per_min = slope([r["elapsed_s"] / 60 for r in steady], [r["rss_mb"] for r in steady])
+    lines = [
+        f"memory after warm-up {steady[0]['rss_mb']:.0f} MB, at the end "
+        f"{steady[-1]['rss_mb']:.0f} MB, slope {mb_per_min:+.2f} MB/min"
+    ]
+    span = steady[-1]["elapsed_s"] - steady[0]["elapsed_s"]
+    if span < MIN_MEMORY_S:
+        lines.append(
+            f"only {span:.0f} s after the warm-up: too short to judge memory "
+            f"(it takes {MIN_MEMORY_S / 60:g} minutes)"
+        )
+        return lines, None
+    growth = steady[-1]["rss_mb"] - steady[0]["rss_mb"]
+    return lines, abs(mb_per_min) < FLAT_MB_PER_MIN and growth < FLAT_MB_TOTAL
 
 
 def slope(xs: list[float], ys: list[float]) -> float:
@@ -267,22 +289,18 @@ def main(argv: list[str] | None = None) -> int:
             )
             return 1
     steady = [r for r in rows if r["elapsed_s"] >= args.warmup_s] or rows
-    mb_per_min = slope([r["elapsed_s"] / 60 for r in steady], [r["rss_mb"] for r in steady])
     print(f"ran {rows[-1]['elapsed_s'] / 60:.1f} min, {rows[-1]['frames']} frames shown")
-    print(
-        f"memory after warm-up {steady[0]['rss_mb']:.0f} MB, at the end "
-        f"{steady[-1]['rss_mb']:.0f} MB, slope {mb_per_min:+.2f} MB/min"
-    )
+    said, flat = memory_figures(steady)
+    print("\n".join(said))
     said, steady_latency = latency_figures(steady)
     print("\n".join(said))
-    growth = steady[-1]["rss_mb"] - steady[0]["rss_mb"]
-    flat = abs(mb_per_min) < FLAT_MB_PER_MIN and growth < FLAT_MB_TOTAL
     if rows[-1]["elapsed_s"] < args.warmup_s:  # start-up alone would read as growth
         print("verdict: none; the run was shorter than the warm-up, so the figures are start-up")
         return 0
+    memory = {True: "flat", False: "GROWING", None: "not judged"}[flat]
     latency = {True: "not growing", False: "GROWING", None: "not judged"}[steady_latency]
-    print(f"verdict: memory {'flat' if flat else 'GROWING'}, latency {latency}")
-    return 0 if flat and steady_latency is not False else 3
+    print(f"verdict: memory {memory}, latency {latency}")
+    return 3 if False in (flat, steady_latency) else 0
 
 
 if __name__ == "__main__":

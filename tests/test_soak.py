@@ -130,6 +130,23 @@ def test_latency_is_judged_on_samples_other_programs_left_alone():
     assert ok is None and "only 0 of 50 samples had the cores free" in said[1]
 
 
+def test_memory_is_judged_only_over_five_minutes_after_the_warm_up():
+    figures = load_script().memory_figures
+
+    def rows(minutes: float, mb_per_min: float) -> list[dict]:
+        times = [10.0 * i for i in range(int(minutes * 6) + 1)]
+        return [{"elapsed_s": t, "rss_mb": 900 + mb_per_min * t / 60} for t in times]
+
+    said, flat = figures(rows(1.2, 4.1))  # a new user's 1.5-minute run read GROWING
+    assert flat is None
+    assert said[1] == "only 70 s after the warm-up: too short to judge memory (it takes 5 minutes)"
+    assert figures(rows(6, 4.1))[1] is False
+    said, flat = figures(rows(6, 0.1))
+    assert flat is True and said == [
+        "memory after warm-up 900 MB, at the end 901 MB, slope +0.10 MB/min"
+    ]
+
+
 def test_a_run_shorter_than_its_warm_up_gets_no_verdict(clip, tmp_path):
     proc = soak("--source", clip, "--minutes", 0.2, "--sample-s", 2, "--warmup-s", 60)
     stdout, err = proc.communicate(timeout=240)

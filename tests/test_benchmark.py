@@ -225,6 +225,36 @@ def test_clip_evaluation_stops_each_clip_at_max_frames(tmp_path, capsys):
     assert len(others) == 5 and set(others) == {f"not in {clips}"}
 
 
+def test_clip_evaluation_takes_the_detector_flags_evaluate_takes(tmp_path, capsys):
+    """The README's stock-detector clip figures are taken again with --detector-weights
+    stock; the table and its record say which detector made them."""
+    from training.evaluate_clips import main as evaluate_clips
+
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    frame = on_canvas(fixture_bgr("mask_1.jpg"))
+    write_video(clips / "masked-woman-laptop.mp4", [frame] * 6, fps=10)
+    out = tmp_path / "clips.json"
+    stock = ["--detector-weights", "STOCK", "--near-face", "0", "--min-face", "30"]
+    argv = ["--videos", str(clips), "--max-frames", "3", "--quiet", "--json", str(out)]
+    assert evaluate_clips([*argv, *stock, "--sensitivity", "high"]) == 0
+    said = capsys.readouterr().out.splitlines()
+    assert said[0] == (
+        "model student, detector stock 0.4/0.2/0.5 score 0.5, min face 30, near face off, "
+        "scale 1, detect every 3, smooth 5"
+    )
+    detector = json.loads(out.read_text())["settings"]["detector"]
+    assert detector["weights"] == "stock" and detector["min_face_size"] == 30
+    assert detector["thresholds"] == [0.4, 0.2, 0.5] and detector["near_face"] == 0
+
+    argv[-1] = str(ROOT / "models" / "detector.pt")
+    assert evaluate_clips([*argv, "--overwrite"]) == 2  # the tuned detector's own file
+    assert "--json" in one_line_error(capsys.readouterr().err, "training.evaluate_clips")
+    assert evaluate_clips([*argv[:-2], "--min-score", "2"]) == 2
+    said = one_line_error(capsys.readouterr().err, "training.evaluate_clips")
+    assert "--min-score must lie in [0, 1], got 2.0" in said
+
+
 def test_tables_piped_into_head_still_write_the_json(tmp_path):
     out = tmp_path / "bench.json"
     command = (

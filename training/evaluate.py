@@ -22,17 +22,16 @@ import numpy as np
 from tqdm import tqdm
 
 from app.atomic import check_writable, describe_error
-from app.config import SENSITIVITY, DetectorConfig, PipelineConfig, with_overrides
+from app.config import DetectorConfig, PipelineConfig
 from app.console import error, exit_status, guard_streams, log_to_stderr, say, tell
+from app.detector_flags import add_detector_flags, detector_file, detector_of
 from app.device import DeviceError
 from app.digest import file_digest
 from app.flags import (
     FlagValueError,
     OneLineParser,
-    detector_weights,
     device,
     input_path,
-    near_face,
     output_file,
     seed,
 )
@@ -40,7 +39,7 @@ from app.images import ImageError, read_rgb
 from app.pipeline import MODEL_NAMES, Face, Pipeline
 from app.stop_signals import stop_message, stoppable
 from models.checkpoint import CheckpointError, default_weights
-from models.detector_checkpoint import DEFAULT_DETECTOR, DetectorWeightsError
+from models.detector_checkpoint import DetectorWeightsError
 from training.dataset_files import FOLDER_LABELS, DatasetError, DatasetFiles, find_images
 from training.detection_metrics import ClassAP, iou_matrix, match_detections
 from training.metrics import classification_report
@@ -564,7 +563,7 @@ def evaluate(
 
 
 def build_parser() -> argparse.ArgumentParser:
-    defaults, det = EvaluationConfig(), DetectorConfig()
+    defaults = EvaluationConfig()
     parser = OneLineParser(
         prog=f"python -m {PROG}",
         description=(
@@ -603,44 +602,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=defaults.iou_threshold,
         help=f"IoU for a detection to match a box (default {defaults.iou_threshold})",
     )
-    parser.add_argument(
-        "--min-face",
-        type=int,
-        default=det.min_face_size,
-        help=f"detector's smallest face in pixels (default {det.min_face_size})",
-    )
-    parser.add_argument(
-        "--near-face",
-        type=near_face,
-        default=det.near_face,
-        metavar="PX",
-        help="also look for faces of PX pixels and up with MTCNN's stock weights, as the "
-        f"app does (default {det.near_face}; 0: off)",
-    )
-    parser.add_argument(
-        "--thresholds",
-        type=float,
-        nargs=3,
-        metavar=("P", "R", "O"),
-        help=f"MTCNN stage thresholds (default {' '.join(map(str, det.thresholds))})",
-    )
-    parser.add_argument(
-        "--min-score",
-        type=float,
-        help=f"drop detections below this confidence (default {det.min_score})",
-    )
-    parser.add_argument(
-        "--sensitivity",
-        choices=list(SENSITIVITY),
-        help="detector preset for --thresholds and --min-score (explicit flags win)",
-    )
-    parser.add_argument(
-        "--detector-weights",
-        type=detector_weights,
-        default=det.weights,
-        metavar="FILE|stock",
-        help="MTCNN weights (default: models/detector.pt when present; stock: facenet-pytorch's)",
-    )
+    add_detector_flags(parser)
     parser.add_argument(
         "--split",
         choices=["all", "train", "val", "test"],
@@ -667,22 +629,7 @@ def configs(args: argparse.Namespace) -> tuple[DetectorConfig, EvaluationConfig]
         raise FlagValueError(f"--limit must be at least 1, got {args.limit}")
     if args.batch_size < 1:
         raise FlagValueError(f"--batch-size must be at least 1, got {args.batch_size}")
-    if args.min_face < 1:
-        raise FlagValueError(f"--min-face must be at least 1, got {args.min_face}")
-    if args.thresholds is not None and not all(0 <= t <= 1 for t in args.thresholds):
-        raise FlagValueError(f"--thresholds must lie in [0, 1], got {args.thresholds}")
-    if args.min_score is not None and not 0 <= args.min_score <= 1:
-        raise FlagValueError(f"--min-score must lie in [0, 1], got {args.min_score}")
-    detector = with_overrides(
-        DetectorConfig(
-            min_face_size=args.min_face,
-            weights=args.detector_weights,
-            near_face=args.near_face,
-        ),
-        args.sensitivity,
-        args.thresholds,
-        args.min_score,
-    )
+    detector = detector_of(args)
     return detector, EvaluationConfig(
         iou_threshold=args.iou,
         batch_size=args.batch_size,
@@ -694,15 +641,12 @@ def configs(args: argparse.Namespace) -> tuple[DetectorConfig, EvaluationConfig]
 
 def check_json(args: argparse.Namespace) -> None:
     """Refuse a --json that is an input, lies in --data or exists (without --overwrite)."""
-    detector = {"default": DEFAULT_DETECTOR, "stock": None}.get(
-        args.detector_weights, Path(args.detector_weights)
-    )
     refuse_inputs(
         args.json,
         "--json",
         {
             "--weights": args.weights or default_weights(args.model),
-            "--detector-weights": detector,
+            "--detector-weights": detector_file(args),
         },
     )
     check_writable(args.json, args.overwrite)

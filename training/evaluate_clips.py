@@ -10,6 +10,7 @@ import argparse
 import logging
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 from tqdm import tqdm
@@ -17,6 +18,7 @@ from tqdm import tqdm
 from app.atomic import check_writable, describe_error
 from app.config import DetectorConfig, PipelineConfig, TrackingConfig
 from app.console import error, exit_status, guard_streams, log_to_stderr, say, tell
+from app.detector_flags import add_detector_flags, detector_file, detector_of
 from app.flags import (
     FlagValueError,
     OneLineParser,
@@ -31,7 +33,6 @@ from app.source import CLIP_SUFFIXES, SourceError, VideoSource
 from app.stop_signals import stop_message, stoppable
 from app.tracking import TrackingPipeline
 from models.checkpoint import CheckpointError, default_weights
-from models.detector_checkpoint import DEFAULT_DETECTOR
 from training.outputs import refuse_inputs, save_after_work, strict_json
 
 log = logging.getLogger(__name__)
@@ -144,7 +145,7 @@ def measure(args: argparse.Namespace) -> tuple[list[dict], list[dict]]:
             "--json",
             {
                 "--weights": args.weights or default_weights(args.model),
-                "detector weights": DEFAULT_DETECTOR,
+                "--detector-weights": detector_file(args),
                 "clip": [args.videos / name for name in EXPECTED],
             },
         )
@@ -164,7 +165,7 @@ def measure(args: argparse.Namespace) -> tuple[list[dict], list[dict]]:
     if args.max_frames is not None and args.max_frames < 1:
         raise FlagValueError("--max-frames must be at least 1")
     config = PipelineConfig(
-        detector=DetectorConfig(scale=args.detect_scale),
+        detector=detector_of(args, scale=args.detect_scale),
         tracking=TrackingConfig(
             detect_every=args.detect_every,
             smooth_window=args.smooth,
@@ -201,8 +202,7 @@ def settings_of(args: argparse.Namespace) -> dict:
         "videos": str(args.videos),
         "weights": str(args.weights) if args.weights else "default",
         "device": args.device,
-        "detect_scale": args.detect_scale,
-        "near_face": DetectorConfig().near_face,
+        "detector": asdict(detector_of(args, scale=args.detect_scale)),
         "detect_every": args.detect_every,
         "smooth": args.smooth,
         "max_frames": args.max_frames,
@@ -220,9 +220,19 @@ def write_json(
     return save_after_work(PROG, args.json, strict_json(record), args.overwrite, lost)
 
 
+def detector_text(detector: DetectorConfig) -> str:
+    """The detector settings a clip table was taken with, for its first line."""
+    weights = {"default": "tuned"}.get(detector.weights, detector.weights)
+    thresholds = "/".join(f"{t:g}" for t in detector.thresholds)
+    return (
+        f"{weights} {thresholds} score {detector.min_score:g}, min face {detector.min_face_size}, "
+        f"near face {detector.near_face or 'off'}, scale {detector.scale:g}"
+    )
+
+
 def print_rows(args: argparse.Namespace, rows: list[dict]) -> None:
     say(
-        f"model {args.model}, detector scale {args.detect_scale}, "
+        f"model {args.model}, detector {detector_text(detector_of(args, args.detect_scale))}, "
         f"detect every {args.detect_every}, smooth {args.smooth}"
     )
     say(
@@ -273,6 +283,7 @@ def main(argv: list[str] | None = None) -> int:
         default=DetectorConfig().scale,
         help="detect on frames resized by this factor (default %(default)s)",
     )
+    add_detector_flags(p)
     p.add_argument(
         "--detect-every",
         type=int,

@@ -13,6 +13,8 @@ import re
 from pathlib import Path
 from typing import Iterator
 
+from models.file_kind import model_kind
+
 
 class OutputExistsError(FileExistsError):
     """Raised when an output would overwrite an existing file without permission."""
@@ -25,11 +27,16 @@ class OutputNameError(OSError):
 STDOUT = "-"  # the name many tools read as standard output
 
 
-def check_writable(path: Path, overwrite: bool, make_folder: bool = False) -> None:
+def check_writable(
+    path: Path, overwrite: bool, make_folder: bool = False, replaces_models: bool = False
+) -> None:
     """Refuse an existing output unless ``overwrite`` is set; make sure its folder exists.
 
-    With ``make_folder`` a missing folder is fine as long as it can be made; it is not made
-    here, so a command refused later leaves nothing behind.
+    A file that holds a model is refused even with ``overwrite``, unless the output is a
+    model itself (``replaces_models``: tuned weights, an export): a report, a recording or
+    figures written over a checkpoint would cost the user their training, whatever the file
+    is called. With ``make_folder`` a missing folder is fine as long as it can be made; it
+    is not made here, so a command refused later leaves nothing behind.
     """
     path = Path(path)
     if str(path) == STDOUT:  # many tools read it as standard output; here it would be a file
@@ -46,6 +53,10 @@ def check_writable(path: Path, overwrite: bool, make_folder: bool = False) -> No
     if path.is_symlink():  # a rename would replace the link, not the file it points to
         raise OutputExistsError(
             f"{path} is a symbolic link to {os.readlink(path)}; name the file itself"
+        )
+    if not replaces_models and (kind := model_kind(path)):
+        raise OutputExistsError(
+            f"{path} holds {kind}, which a report or recording never replaces; write it elsewhere"
         )
     if path.exists() and not overwrite:
         raise OutputExistsError(f"{path} already exists (pass --overwrite to replace it)")

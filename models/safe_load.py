@@ -9,23 +9,16 @@ Weights whose numbers are of the wrong kind are refused here for both as well.
 from __future__ import annotations
 
 import warnings
-import zipfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from models.file_kind import is_torchscript
+
 
 class UnreadableWeights(ValueError):
     """Why a file could not be unpickled as plain weights; the text follows the file name."""
-
-
-def _is_torchscript(path: Path) -> bool:
-    try:
-        with zipfile.ZipFile(path) as archive:
-            return any(n.endswith(("/constants.pkl", "/code/")) for n in archive.namelist())
-    except (zipfile.BadZipFile, OSError, ValueError):
-        return False
 
 
 def load_plain(path: Path) -> Any:
@@ -37,7 +30,7 @@ def load_plain(path: Path) -> Any:
     path = Path(path)
     if path.suffix.lower() == ".onnx":
         raise UnreadableWeights("is an ONNX export; the app loads .pt weights files")
-    if _is_torchscript(path):
+    if is_torchscript(path):
         raise UnreadableWeights(
             "is a TorchScript export (training.export), not a weights file; give the .pt "
             "weights that training wrote"

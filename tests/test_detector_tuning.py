@@ -261,6 +261,21 @@ def test_tune_detector_refuses_an_out_not_named_as_pytorch_weights(tmp_path, cap
     assert sorted(p.name for p in tmp_path.iterdir()) == ["det.json", "scenes"]
 
 
+def test_tune_detector_replaces_only_detector_weights_even_with_overwrite(tmp_path, capsys):
+    from training.tune_detector import main
+
+    student = shutil.copy(ROOT / "models" / "student.pt", tmp_path / "mine.pt")
+    before = student.read_bytes()
+    argv = ["--scenes", str(scenes_copy(tmp_path / "scenes")), "--out", str(student)]
+    assert main([*argv, "--overwrite", "--quiet", "--stages", "pnet"]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"training.tune_detector: error: --out {student} holds PyTorch weights that are not "
+        "MaskWatch detector weights; the tuned detector replaces only an earlier one: write "
+        "it elsewhere"
+    ]
+    assert student.read_bytes() == before and not student.with_suffix(".json").exists()
+
+
 def test_square_crop_of_a_window_far_beyond_the_photo_costs_little_memory():
     import tracemalloc
 

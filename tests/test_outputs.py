@@ -106,6 +106,47 @@ def test_a_headless_output_never_writes_over_weights_even_with_overwrite(tmp_pat
         check_outputs(str(source), None, shipped, Extras(), True, reads=read_files(args))
 
 
+@pytest.mark.parametrize(
+    "command, argv",
+    [
+        ("training.evaluate", ["--data", "{faces}", "--model", "student", "--json"]),
+        ("training.evaluate_clips", ["--videos", "{clips}", "--json"]),
+        ("app.benchmark", ["--videos", "{clips}", "--json"]),
+        ("app.cli", ["--headless", "--source", "{clip}", "--stats"]),
+        ("app.cli", ["--headless", "--source", "{clip}", "--events"]),
+    ],
+)
+def test_no_report_replaces_a_model_the_run_does_not_read(tmp_path, capsys, command, argv):
+    """A teacher copied anywhere, under any name, is the user's work: a report refuses to
+    replace it even with --overwrite (the shipped files and the run's own weights were
+    already refused; a copy of the teacher was not)."""
+    import importlib
+    import shutil
+
+    from conftest import fixture_bgr, on_canvas, write_video
+
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    frame = on_canvas(fixture_bgr("mask_1.jpg"))
+    clip = write_video(clips / "masked-woman-laptop.mp4", [frame] * 2)
+    for folder, photo in (("with_mask", "mask_1.jpg"), ("without_mask", "no_mask_1.jpg")):
+        (tmp_path / "faces" / folder).mkdir(parents=True)
+        shutil.copy(FIXTURES / photo, tmp_path / "faces" / folder)
+    places = {"faces": tmp_path / "faces", "clips": clips, "clip": clip}
+    teacher = shutil.copy(FIXTURES.parents[1] / "models" / "teacher.pt", tmp_path / "figs.json")
+    before = teacher.read_bytes()
+    main = importlib.import_module(command).main
+    prog = "maskwatch" if command == "app.cli" else command
+    argv = [a.format(**places) for a in argv] + [str(teacher), "--overwrite", "--quiet"]
+    assert main(argv) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line == (
+        f"{prog}: error: {teacher} holds PyTorch weights, which a report or recording never "
+        "replaces; write it elsewhere"
+    )
+    assert teacher.read_bytes() == before
+
+
 def test_arrays_that_cannot_be_saved_are_named_and_leave_nothing(tmp_path):
     import numpy as np
 

@@ -3,6 +3,7 @@ offscreen, with settings and output folders under tmp_path (never the user's own
 """
 
 import os
+import shutil
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
@@ -11,7 +12,7 @@ import json  # noqa: E402
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-from conftest import fixture_bgr, on_canvas, write_video  # noqa: E402
+from conftest import ROOT, fixture_bgr, on_canvas, write_video  # noqa: E402
 from PySide6.QtCore import QPoint, QSettings, Qt  # noqa: E402
 from PySide6.QtGui import QImage  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
@@ -267,6 +268,15 @@ def test_statistics_are_never_exported_over_the_video_being_watched(window, face
             == f"{path} is the video being watched; save the statistics under another name."
         )
     assert face_video.read_bytes() == before
+    # nor over a model, whatever it is called (the dialog offers "All files")
+    teacher = shutil.copy(ROOT / "models" / "teacher.pt", tmp_path / "stats.csv")
+    weights = teacher.read_bytes()
+    assert window.export_csv(teacher) is None
+    assert window.message == (
+        f"The statistics could not be saved as {teacher}: {teacher} holds PyTorch weights, "
+        "which a report or recording never replaces; write it elsewhere"
+    )
+    assert teacher.read_bytes() == weights
 
 
 def test_settings_that_cannot_be_saved_are_said_once(qtbot, pipeline, prefs, face_video, tmp_path):

@@ -260,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
         for path in (onnx_path, script_path):
             refuse_inputs(path, "--out", {"--weights": weights})
             if args.out.is_dir():
-                check_writable(path, args.overwrite)
+                check_writable(path, args.overwrite, replaces_models=True)
         model, meta = checkpoint.load(weights, args.model)
         batch = crops_to_tensor(fixture_crops(args.images), meta)
         with torch.no_grad():  # an export of such weights would only carry the fault along

@@ -48,6 +48,8 @@ from app.flags import (
 from app.images import ImageError, read_rgb
 from app.stop_signals import stop_message, stop_signals_raise
 from models import detector_checkpoint
+from models.detector_checkpoint import DetectorWeightsError
+from models.file_kind import model_kind
 from training import cascade, detector_samples, detector_state
 from training.dataset_files import DatasetError
 from training.detector_samples import LABEL_NEGATIVE, LABEL_PART, LABEL_POSITIVE, Samples
@@ -297,6 +299,21 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def refuse_other_weights(out: Path) -> None:
+    """Refuse an --out that holds a model other than detector weights (a classifier, an
+    export): --overwrite is for replacing an earlier tuned detector, not someone's
+    training."""
+    if not model_kind(out):
+        return
+    try:
+        detector_checkpoint.read(out)
+    except DetectorWeightsError:
+        raise ValueError(
+            f"--out {out} holds {model_kind(out)} that are not MaskWatch detector weights; "
+            "the tuned detector replaces only an earlier one: write it elsewhere"
+        ) from None
+
+
 def tune(args: argparse.Namespace) -> dict:
     require_counts(("--epochs", args.epochs), ("--batch-size", args.batch_size))
     if not 0 < args.lr < math.inf:
@@ -307,7 +324,8 @@ def tune(args: argparse.Namespace) -> dict:
         raise FlagValueError(f"--mine-thresholds must lie in [0, 1], got {args.mine_thresholds}")
     if len(set(args.stages)) != len(args.stages):
         raise FlagValueError(f"--stages names a net twice: {' '.join(args.stages)}")
-    check_writable(args.out, args.overwrite, make_folder=True)  # made when the run ends
+    check_writable(args.out, args.overwrite, make_folder=True, replaces_models=True)
+    refuse_other_weights(args.out)
     if Path(args.out).suffix.lower() not in WEIGHTS_SUFFIXES:
         raise ValueError(
             f"--out {args.out}: the tuned detector is PyTorch weights, and the run's record "

@@ -294,15 +294,6 @@ class TrainingLoop:
             }
             history.append(record)
             self._log_scalars(role, record, ep)
-            epochs_bar.set_postfix(loss=f"{record['loss']:.4f}", val=f"{val_acc:.4f}")
-            log.info(
-                "%s epoch %d: loss %.4f, train acc %.4f, val acc %.4f",
-                role,
-                ep + 1,
-                record["loss"],
-                record["train_acc"],
-                val_acc,
-            )
             self._save_state(
                 role,
                 {
@@ -315,6 +306,16 @@ class TrainingLoop:
                     "history": history,
                     "random": self._random_state(),
                 },
+            )
+            # Said once the state is saved: a Ctrl-C upon reading it keeps this epoch.
+            epochs_bar.set_postfix(loss=f"{record['loss']:.4f}", val=f"{val_acc:.4f}")
+            log.info(
+                "%s epoch %d: loss %.4f, train acc %.4f, val acc %.4f",
+                role,
+                ep + 1,
+                record["loss"],
+                record["train_acc"],
+                val_acc,
             )
         model.load_state_dict(best_weights)
         return model

@@ -16,6 +16,11 @@ _reader_gone = False
 _report_failure: OSError | None = None  # why a report line could not be written, if it failed
 
 
+def counted(count: int, noun: str) -> str:
+    """``count`` and ``noun``, the noun plural unless the count is one: "1 frame", "3 faces"."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
 def send(text: str) -> bool:
     """Print ``text`` on standard output; if the reader has gone (``| head``), drop this and
     all later output instead of failing.

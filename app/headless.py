@@ -40,7 +40,7 @@ from app.atomic import (
     final_name,
     temp_name,
 )
-from app.console import send
+from app.console import counted, send
 from app.flags import FlagValueError
 from app.images import GREY_NOTE, ColourWatch
 from app.overlay import draw_faces
@@ -103,7 +103,7 @@ class RunSummary:
     def text(self) -> str:
         labels = ", ".join(f"{k} {v}" for k, v in sorted(self.counts.items())) or "none"
         return (
-            f"{self.frames} frames, {self.faces} faces ({labels}), "
+            f"{counted(self.frames, 'frame')}, {counted(self.faces, 'face')} ({labels}), "
             f"{self.fps:.1f} FPS, model {self.model} on {self.device}"
             + (", mirror on" if self.mirror else "")
         )
@@ -451,8 +451,8 @@ def run_headless(
                 except ReaderGone:
                     reader_gone = True
                     log.warning(
-                        "the reader of the events on standard output has gone after %d frames%s",
-                        frames,
+                        "the reader of the events on standard output has gone after %s%s",
+                        counted(frames, "frame"),
                         "; the other outputs go on" if any(others) else "",
                     )
                 if events_ended() and not any(others):
@@ -489,7 +489,10 @@ def run_headless(
         if not video.recorded and not stopped:
             shown = shown_source(str(source))
             log.warning(
-                "%s %s stopped delivering frames after %d frames", video.kind, shown, frames
+                "%s %s stopped delivering frames after %s",
+                video.kind,
+                shown,
+                counted(frames, "frame"),
             )
         elif not stopped and (note := video.cut_off_note()):
             log.warning("%s; the outputs cover the frames that were read", note)

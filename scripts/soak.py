@@ -45,6 +45,7 @@ from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from app.atomic import check_writable, describe_error, write_text  # noqa: E402
 from app.config import PipelineConfig  # noqa: E402
+from app.console import counted  # noqa: E402
 from app.device import DeviceError, resolve_device  # noqa: E402
 from app.flags import FlagValueError, OneLineParser, device, named, output_file  # noqa: E402
 from app.window import MainWindow, logged_as  # noqa: E402
@@ -266,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{PROG}: error: {reason}; nothing measured", file=sys.stderr)
             return 2
         print(
-            f"{PROG}: error: playback stopped after {shown[0]} frames ({reason}); "
+            f"{PROG}: error: playback stopped after {counted(shown[0], 'frame')} ({reason}); "
             "nothing was written",
             file=sys.stderr,
         )
@@ -289,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             return 1
     steady = [r for r in rows if r["elapsed_s"] >= args.warmup_s] or rows
-    print(f"ran {rows[-1]['elapsed_s'] / 60:.1f} min, {rows[-1]['frames']} frames shown")
+    print(f"ran {rows[-1]['elapsed_s'] / 60:.1f} min, {counted(rows[-1]['frames'], 'frame')} shown")
     said, flat = memory_figures(steady)
     print("\n".join(said))
     said, steady_latency = latency_figures(steady)

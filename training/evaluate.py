@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from app.atomic import check_writable, describe_error
 from app.config import DetectorConfig, PipelineConfig
-from app.console import error, exit_status, guard_streams, log_to_stderr, say, tell
+from app.console import counted, error, exit_status, guard_streams, log_to_stderr, say, tell
 from app.detector_flags import add_detector_flags, detector_file, detector_of
 from app.device import DeviceError
 from app.digest import file_digest
@@ -431,7 +431,9 @@ def format_classes(report: dict) -> list[str]:
         f"crop rules {report['rules']}",
     ]
     found = report["faces_found"]
-    found_text = f"{_num(found['accuracy'])} ({found['count']} images)" if found else "n/a"
+    found_text = (
+        f"{_num(found['accuracy'])} ({counted(found['count'], 'image')})" if found else "n/a"
+    )
     lines += [
         f"accuracy: all images {_num(report['all_images']['accuracy'])}, "
         f"where a face was found {found_text}",

@@ -28,7 +28,7 @@ import torch
 from app.atomic import check_writable, describe_error
 from app.classifier import crops_to_tensor
 from app.config import CropConfig, DetectorConfig
-from app.console import error, exit_status, guard_streams, log_to_stderr, say, tell
+from app.console import counted, error, exit_status, guard_streams, log_to_stderr, say, tell
 from app.detector import FaceDetector
 from app.flags import OneLineParser, input_path, output_folder
 from app.images import ImageError, read_rgb
@@ -68,7 +68,7 @@ class ExportCheck:
 
     def summary(self) -> str:
         return (
-            f"checked on {self.crops} crop{'' if self.crops == 1 else 's'}: labels agree "
+            f"checked on {counted(self.crops, 'crop')}: labels agree "
             f"{self.labels_agree}, max "
             f"probability difference ONNX {self.onnx_max_diff:.2e}, "
             f"TorchScript {self.torchscript_max_diff:.2e}"

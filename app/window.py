@@ -653,6 +653,7 @@ class MainWindow(QMainWindow):
         problem = self.picker.problem()
         if problem:
             self.show_message(problem)
+            self.statusBar().showMessage(problem)  # not the last run's news beneath it
             return
         if self.pipeline is None:
             self._start_when_ready = self._loader is not None and self._loader.isRunning()

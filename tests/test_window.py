@@ -173,6 +173,9 @@ def test_no_camera_offers_a_file_and_start_works_again(qtbot, window, face_video
     qtbot.waitUntil(lambda: not window.is_playing, timeout=FRAME_TIMEOUT_MS)
     assert "No camera found at index 99" in window.message
     assert window.picker.file_radio.isChecked() and window.isVisible()
+    window.start()  # no file chosen yet: said, in the panel and the status bar alike
+    assert window.message == 'Choose a video file with "Open file..." first.'
+    assert window.statusBar().currentMessage() == window.message
 
     window.picker.file_edit.setText(str(face_video))
     window.start_button.click()

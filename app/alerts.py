@@ -18,12 +18,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Callable
 
-import cv2
 import numpy as np
 
-from app.atomic import atomic_path, final_name
+from app.atomic import atomic_path
 from app.config import CropConfig
 from app.crops import expand_box
+from app.images import write_image
 
 log = logging.getLogger(__name__)
 
@@ -141,8 +141,7 @@ class AlertMonitor:
 
 def write_jpeg(path: Path, image: np.ndarray) -> None:
     """Write a BGR image as JPEG to ``path`` as it is (callers pick a temporary name)."""
-    if not cv2.imwrite(str(path), image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY]):
-        raise OSError(f"cannot write image {final_name(path)}")
+    write_image(path, image, quality=JPEG_QUALITY)
 
 
 def ends_open(path: Path) -> bool:

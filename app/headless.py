@@ -37,12 +37,11 @@ from app.atomic import (
     OutputExistsError,
     check_folder,
     check_writable,
-    final_name,
     temp_name,
 )
 from app.console import counted, send
 from app.flags import FlagValueError
-from app.images import GREY_NOTE, ColourWatch
+from app.images import GREY_NOTE, ColourWatch, write_image
 from app.overlay import draw_faces
 from app.pipeline import Pipeline
 from app.recording import check_video_complete
@@ -476,7 +475,7 @@ def run_headless(
             if snap:
                 name = f"{snapshot_stem(source)}-frame{frames:06d}.png"
                 final = Path(extras.snapshots_dir) / name
-                outputs.attempt("snapshots", _write_png, outputs.temp("snapshots", final), frame)
+                outputs.attempt("snapshots", write_image, outputs.temp("snapshots", final), frame)
             frames += 1
             faces += len(result.faces)
             for label, n in result.counts().items():
@@ -586,15 +585,3 @@ def _open_writer(tmp: Path, output: Path, info) -> cv2.VideoWriter:
             else f"cannot write video {output}"
         )
     return writer
-
-
-def _write_png(path: Path, frame) -> None:
-    """Save a BGR frame as PNG. Pillow, not OpenCV: on a full disk libpng would print its own
-    line to the terminal before our one-line warning."""
-    from PIL import Image
-
-    try:
-        Image.fromarray(np.ascontiguousarray(frame[:, :, ::-1])).save(path, "PNG")
-    except (OSError, ValueError) as exc:
-        reason = getattr(exc, "strerror", None) or str(exc)
-        raise OSError(f"cannot write image {final_name(path)} ({reason})") from None

@@ -1,4 +1,5 @@
-"""Read still images of any common mode as 8-bit RGB arrays, turned upright.
+"""Read still images of any common mode as 8-bit RGB arrays, turned upright, and write the
+app's own (snapshots, alert crops).
 
 Phone photos are often stored sideways with an EXIF Orientation tag that viewers obey; faces
 are only found, and boxes only land where the user sees them, on the upright picture.
@@ -7,12 +8,15 @@ are only found, and boxes only land where the user sees them, on the upright pic
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 import warnings
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
+
+from app.atomic import final_name
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +54,30 @@ def pillow_warnings_logged(path: Path):
             continue
         said.add(text)
         log.warning("%s: %s", path, text)
+
+
+def write_image(path: Path, frame_bgr: np.ndarray, quality: int | None = None) -> None:
+    """Write a BGR frame to ``path`` as it is (callers pick a temporary name), in the format
+    of its suffix; ``quality`` for JPEG.
+
+    Encoded in memory, then written as plain bytes: on a full disk OpenCV lets libpng print
+    its own line, Qt gives no reason, and Pillow's JPEG encoder leaves a cut-off file without
+    a word; a plain write raises OSError, said here with the file and why.
+    """
+    path = Path(path)
+    image_format = Image.registered_extensions().get(path.suffix.lower())
+    if image_format is None:
+        raise OSError(f"cannot write image {final_name(path)} (no image format is named so)")
+    encoded = io.BytesIO()
+    options = {} if quality is None else {"quality": quality}
+    Image.fromarray(np.ascontiguousarray(frame_bgr[:, :, ::-1])).save(
+        encoded, image_format, **options
+    )
+    try:
+        with open(path, "wb") as file:
+            file.write(encoded.getbuffer())
+    except OSError as exc:
+        raise OSError(f"cannot write image {final_name(path)} ({exc.strerror or exc})") from None
 
 
 def read_rgb(path: Path) -> np.ndarray:

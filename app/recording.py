@@ -16,7 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from app.atomic import atomic_path, temp_name
+from app.atomic import temp_name
 from app.source import ffmpeg_name
 
 log = logging.getLogger(__name__)
@@ -33,15 +33,6 @@ def stamped_path(folder: Path, prefix: str, suffix: str) -> Path:
     while path.exists():
         path = Path(folder) / f"{prefix}-{stamp}-{n}{suffix}"
         n += 1
-    return path
-
-
-def write_image(path: Path, image: np.ndarray) -> Path:
-    """Write a BGR image (format from the suffix) atomically; returns ``path``."""
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        if not cv2.imwrite(str(tmp), image):
-            raise OSError(f"cannot write image {path}")
     return path
 
 

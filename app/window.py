@@ -47,7 +47,7 @@ from app.alerts import Alert, AlertLog, AlertMonitor
 from app.atomic import atomic_path, describe_error
 from app.config import DetectorConfig, PipelineConfig, sensitivity_of, with_sensitivity
 from app.device import DeviceError, resolve_device
-from app.images import GREY_NOTE
+from app.images import GREY_NOTE, write_image
 from app.model_loader import LoadReport, ModelSwitcher, PipelineLoader, other_model
 from app.pipeline import MODEL_NAMES, Pipeline
 from app.preferences import (
@@ -936,8 +936,7 @@ class MainWindow(QMainWindow):
             folder.mkdir(parents=True, exist_ok=True)
             path = stamped_path(folder, "maskwatch", ".png")
             with atomic_path(path) as tmp:
-                if not self.last_image.save(str(tmp), "PNG"):
-                    raise OSError("the image could not be written")
+                write_image(tmp, to_bgr(self.last_image))
         except OSError as exc:
             self._say_failure(
                 "snapshot",

@@ -4,6 +4,8 @@ import contextlib
 import os
 import shutil
 import socket
+import subprocess
+import sys
 import tempfile
 import threading
 import warnings
@@ -12,7 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import FIXTURES, clip_frames, fixture_bgr, on_canvas, run_app, write_video
+from conftest import FIXTURES, ROOT, clip_frames, fixture_bgr, on_canvas, run_app, write_video
 from PIL import Image
 
 from app.images import ImageError, read_rgb
@@ -57,6 +59,30 @@ def test_undecodable_image_is_named(tmp_path, content):
     path.write_bytes(content)
     with pytest.raises(ImageError, match="bad image.png"):
         read_rgb(path)
+
+
+def test_an_image_that_does_not_fit_on_the_disk_is_named_with_why(tmp_path):
+    """A full disk, met as a file size limit: the one error names the file and the reason,
+    and no library prints a line of its own (OpenCV's libpng did, and Qt gave no reason)."""
+    script = (
+        "import resource, signal, sys\n"
+        "import numpy as np\n"
+        "from app.images import write_image\n"
+        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (2000, 2000))\n"
+        "frame = np.random.default_rng(0).integers(0, 255, (200, 200, 3), dtype=np.uint8)\n"
+        "for name in sys.argv[1:]:\n"
+        "    try:\n"
+        "        write_image(name, frame, quality=90)\n"
+        "    except OSError as exc:\n"
+        "        print(exc)\n"
+    )
+    names = [str(tmp_path / "snap.png"), str(tmp_path / "alert.jpg")]
+    proc = subprocess.run(
+        [sys.executable, "-c", script, *names], cwd=ROOT, capture_output=True, text=True
+    )
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    assert proc.stdout.splitlines() == [f"cannot write image {n} (File too large)" for n in names]
 
 
 def test_fifty_faces_in_one_frame(pipeline):

@@ -1,15 +1,19 @@
-"""Saving what the user sees: annotated frames as PNG and the annotated stream as an mp4.
+"""Saving what the user sees: the annotated stream as an mp4.
 
 A recording is written under a temporary name in its folder and renamed when it stops, so a
 crash never leaves a half-written file under the final name. Frames are placed by their media
-time at a fixed rate, so a recording plays at real speed even when frames were skipped. Qt-free.
+time at a fixed rate, so a recording plays at real speed even when frames were skipped. A
+recording stops itself while the disk still has room for the file's index: OpenCV's writer
+reports no write errors, and a file cut off by a full disk plays nowhere. Qt-free.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
+import shutil
 from datetime import datetime
 from pathlib import Path
 
@@ -23,6 +27,14 @@ log = logging.getLogger(__name__)
 
 RECORD_FPS = 15.0
 FOURCC = "mp4v"
+# A recording stops while its disk has this much left, so the index the mp4 needs at the
+# end still fits; the free space is looked at every FREE_CHECK_S of recorded video.
+MIN_FREE_BYTES = 50 * 1024 * 1024
+FREE_CHECK_S = 2.0
+
+
+class DiskLowError(OSError):
+    """The disk holding a recording is nearly full: stop and keep what was recorded."""
 
 
 def stamped_path(folder: Path, prefix: str, suffix: str) -> Path:
@@ -106,10 +118,24 @@ class VideoRecorder:
             frame = cv2.resize(frame, self._size)
         due = round((time_s - self._t0) * self.fps) + 1
         repeats = max(0, due - self.frames_written)
+        if repeats and self.frames_written % max(1, round(FREE_CHECK_S * self.fps)) == 0:
+            self._check_free()
         for _ in range(repeats):
             self._writer.write(frame)
         self.frames_written += repeats
         return repeats
+
+    def _check_free(self) -> None:
+        """Raise DiskLowError when the recording's disk has under MIN_FREE_BYTES left."""
+        try:
+            free = shutil.disk_usage(self.tmp.parent).free
+        except OSError:  # the folder's fate is told when the file is finished
+            return
+        if free < MIN_FREE_BYTES:
+            raise DiskLowError(
+                errno.ENOSPC,
+                f"the disk holding {self.path.parent} has only {free / 2**20:.1f} MB free",
+            )
 
     def stop(self) -> Path | None:
         """Finish the file and give it its final name; None when no frame was written."""

@@ -59,7 +59,7 @@ from app.preferences import (
     Preferences,
     user_settings,
 )
-from app.recording import VideoRecorder, stamped_path
+from app.recording import DiskLowError, VideoRecorder, stamped_path
 from app.settings_panel import DetectorSettings, SettingsPanel
 from app.source import describe, plain_source, shown_source, source_title
 from app.source_picker import SourcePicker
@@ -976,6 +976,14 @@ class MainWindow(QMainWindow):
     def _record_frame(self, image: QImage, time_s: float) -> None:
         try:
             self.recorder.write(to_bgr(image), time_s)
+        except DiskLowError as exc:  # stopped in time: what was recorded is kept
+            path = self.recorder.path
+            self.record_button.setChecked(False)  # stops and saves it, or says why not
+            if path.exists():
+                self._say_failure(
+                    "recording",
+                    f"Recording stopped: {exc.strerror}. What was recorded is in {path}.",
+                )
         except OSError as exc:
             self.recorder.abort()
             self.recorder = None

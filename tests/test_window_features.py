@@ -155,6 +155,35 @@ def test_record_writes_a_playable_mp4_only_when_stopped(qtbot, window, prefs):
     assert int(video.get(cv2.CAP_PROP_FRAME_COUNT)) >= 3
 
 
+def test_a_recording_stops_and_is_kept_before_the_disk_is_full(qtbot, window, prefs, monkeypatch):
+    """OpenCV's writer says nothing on a full disk: a breaker's recording went on "recording"
+    for minutes into a 300 KB disk and kept nothing. It stops while the index still fits."""
+    from collections import namedtuple
+
+    from app import recording
+
+    window.loop_check.setChecked(True)
+    window.start()
+    qtbot.waitUntil(lambda: len(window.shown) >= 1, timeout=FRAME_TIMEOUT_MS)
+    monkeypatch.setattr(recording, "FREE_CHECK_S", 0.1)  # look every other frame
+    window.record_button.click()
+    recorder = window.recorder
+    start = len(window.shown)
+    qtbot.waitUntil(lambda: len(window.shown) >= start + 3, timeout=FRAME_TIMEOUT_MS)
+    usage = namedtuple("usage", "total used free")(10 * 2**30, 10 * 2**30 - 2**20, 2**20)
+    monkeypatch.setattr(recording.shutil, "disk_usage", lambda _folder: usage)
+    qtbot.waitUntil(lambda: window.recorder is None, timeout=FRAME_TIMEOUT_MS)
+    assert not window.record_button.isChecked()
+    assert window.message == (
+        f"Recording stopped: the disk holding {prefs.recordings_dir} has only 1.0 MB free. "
+        f"What was recorded is in {recorder.path}."
+    )
+    video = cv2.VideoCapture(str(recorder.path))
+    assert video.read()[0] and int(video.get(cv2.CAP_PROP_FRAME_COUNT)) >= 2
+    window.stop()
+    qtbot.waitUntil(lambda: not window.is_playing, timeout=FRAME_TIMEOUT_MS)
+
+
 def test_settings_round_trip_through_an_ini_file(
     qtbot, pipeline, settings, prefs, face_video, tmp_path
 ):

@@ -70,9 +70,11 @@ class FolderField(QWidget):
         return Path(self.edit.text())
 
     def set_path(self, path: Path) -> None:
+        """Show ``path`` with its end in sight: a long one loses its start, not the folder's
+        own name (the whole path is in the tooltip)."""
         self.edit.setText(str(path))
         self.edit.setToolTip(str(path))
-        self.edit.setCursorPosition(0)
+        self.edit.setCursorPosition(len(str(path)))
 
     def choose(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, f"{self.title} folder", self.edit.text())

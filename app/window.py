@@ -19,7 +19,16 @@ from dataclasses import replace
 from pathlib import Path
 
 from PySide6.QtCore import QSettings, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QImage, QKeySequence, QPixmap, QResizeEvent
+from PySide6.QtGui import (
+    QAction,
+    QCloseEvent,
+    QGuiApplication,
+    QImage,
+    QKeySequence,
+    QPixmap,
+    QResizeEvent,
+    QScreen,
+)
 from PySide6.QtWidgets import (
     QAbstractButton,
     QAbstractSpinBox,
@@ -70,7 +79,11 @@ from app.worker import CAPTURE_JOIN_S, END_FINISHED, FrameStats, PlaybackWorker,
 log = logging.getLogger(__name__)
 
 DEFAULT_SOURCE = "0"
-WINDOW_SIZE = (1180, 700)
+WINDOW_SIZE = (1180, 700)  # the first size where the screen has no more room (768 px high)
+# On a taller screen the window opens this high: every Live row in sight, with a two-line
+# message below the tabs too (at 700 the Timing row is scrolled to).
+ROOMY_HEIGHT = 800
+TITLE_BAR_PX = 40  # left for the window's title bar, which the available height includes
 PANEL_WIDTH = 370
 FPS_WINDOW = 10  # frames the FPS counter averages over
 FPS_MAX_AGE_S = 3.0  # older display times are forgotten (the newest two always count)
@@ -265,7 +278,7 @@ class MainWindow(QMainWindow):
         self._detector_problem: str | None = None
 
         self.setWindowTitle("MaskWatch")
-        self.resize(*WINDOW_SIZE)
+        self.resize(*first_size(QGuiApplication.primaryScreen()))
         self._build_ui(custom)
         self._build_actions()
         self._keep_space_for_playback()
@@ -1105,6 +1118,14 @@ class MainWindow(QMainWindow):
         self.save_prefs()
         self._remember_source()
         super().closeEvent(event)
+
+
+def first_size(screen: QScreen | None) -> tuple[int, int]:
+    """The window's size when it opens: WINDOW_SIZE, taller where the screen has room."""
+    if screen is None:
+        return WINDOW_SIZE
+    room = screen.availableGeometry().height() - TITLE_BAR_PX
+    return WINDOW_SIZE[0], max(WINDOW_SIZE[1], min(ROOMY_HEIGHT, room))
 
 
 def scrolling(page: QWidget) -> QScrollArea:

@@ -4,6 +4,7 @@ offscreen, with settings and output folders under tmp_path (never the user's own
 
 import os
 import shutil
+from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
@@ -416,10 +417,44 @@ def test_ctrl_tab_hands_the_focus_to_the_tab_bar_so_space_still_plays(qtbot, win
     qtbot.waitUntil(lambda: not window.is_playing, timeout=FRAME_TIMEOUT_MS)
 
 
-def test_a_message_below_the_tabs_never_squeezes_the_live_rows(qtbot, pipeline, settings, prefs):
-    """At the window's first size, a two-line message under the tabs (the end of a clip)
-    took their height and cut the Timing row's text in half; the page scrolls instead."""
+def test_a_long_folder_path_keeps_the_folder_name_in_sight(qtbot, pipeline, settings, prefs):
     win = make_window(qtbot, pipeline, settings, prefs, None)
+    win.show()
+    qtbot.waitExposed(win)
+    field = win.settings_panel.folders["alerts_dir"]
+    long = Path("/tmp") / ("a-long-home-folder-" * 6) / ".local/share/MaskWatch/alerts"
+    field.set_path(long)
+    text = field.edit.text()
+    assert text == str(long) and field.edit.toolTip() == text
+    assert field.edit.cursorPosition() == len(text)  # Qt keeps the cursor, the end, in view
+    assert field.edit.fontMetrics().horizontalAdvance(text) > field.edit.width()
+
+
+def test_the_window_opens_taller_where_the_screen_has_room(qapp):
+    from PySide6.QtCore import QRect
+
+    from app.window import WINDOW_SIZE, first_size
+
+    class Screen:
+        def __init__(self, height):
+            self.height = height
+
+        def availableGeometry(self):  # noqa: N802 - Qt's name
+            return QRect(0, 0, 1920, self.height)
+
+    heights = [first_size(Screen(h))[1] for h in (600, 740, 768, 840, 900, 1080)]
+    assert heights == [700, 700, 728, 800, 800, 800]
+    assert first_size(None) == WINDOW_SIZE == (1180, 700)
+
+
+def test_a_message_below_the_tabs_never_squeezes_the_live_rows(qtbot, pipeline, settings, prefs):
+    """At the window's first size on a 768-pixel screen, a two-line message under the tabs
+    (the end of a clip) took their height and cut the Timing row's text in half; the page
+    scrolls instead."""
+    from app.window import WINDOW_SIZE
+
+    win = make_window(qtbot, pipeline, settings, prefs, None)
+    win.resize(*WINDOW_SIZE)
     win.show()
     qtbot.waitExposed(win)
     win.timing_label.setText(

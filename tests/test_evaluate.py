@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from conftest import FIXTURE_SCENES, scenes_copy
 
+from training.dataset_files import spread
 from training.detection_metrics import (
     IGNORED,
     UNMATCHED,
@@ -21,7 +22,7 @@ from training.detection_metrics import (
     iou_matrix,
     match_detections,
 )
-from training.evaluate import EvaluationConfig, main, spread
+from training.evaluate import EvaluationConfig, main
 from training.voc import AnnotationError, find_scenes, parse_annotation
 
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -96,6 +96,24 @@ def test_prepare_counts_rules_and_lists_bad_files(tmp_path):
     assert np.array_equal(again.crops, prepared.crops)
 
 
+def test_a_limit_takes_that_many_images_of_each_class_spread_over_its_files(tmp_path):
+    data = make_dataset(tmp_path / "data")  # 8 images a class
+    (data / "with_mask" / "broken.jpg").write_bytes(b"not really a jpeg")  # sorts first
+    prepared = prepare(data, tmp_path / "cache", seed=0, progress=False, limit=3)
+    names = sorted(Path(f).name for f in prepared.files)
+    assert prepared.stats["images"] == 6 and prepared.stats["limit_per_class"] == 3
+    assert len(prepared.stats["unreadable"]) == 1  # counted among the 3, not replaced
+    assert names == [  # first, middle and last of each class's 8 (9 with the broken one)
+        'mask_1 3\'s "copy".png',
+        'mask_2 3\'s "copy".png',
+        'no_mask_1 0\'s "copy".png',
+        'no_mask_2 0\'s "copy".png',
+        'no_mask_2 3\'s "copy".png',
+    ]
+    whole = prepare(data, tmp_path / "cache", seed=0, progress=False)  # its own cache
+    assert whole.stats["used"] == 16 and whole.stats["limit_per_class"] is None
+
+
 @pytest.mark.parametrize(
     "damage",
     ["cut the crops short", "empty manifest", "not JSON", "rules a list", "labels cut short"],
@@ -369,6 +387,7 @@ def test_run_key_follows_the_teacher_file_not_the_teacher_epochs(tmp_path):
         ("--student-width", "2", "--student-width must lie in [4, 128], not 2"),
         ("--student-epochs", "0", "--student-epochs must be at least 1, not 0"),
         ("--batch-size", "1", "--batch-size must be at least 2, not 1"),
+        ("--limit", "19", "--limit must be at least 20 images of each class"),
     ],
 )
 def test_distill_refuses_settings_that_cannot_train(tmp_path, capsys, flag, value, message):

@@ -7,8 +7,12 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence, TypeVar
+
+import numpy as np
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
 SKIPPED_SUFFIXES = {
@@ -138,3 +142,11 @@ def plainly_not_image(path: Path) -> bool:
         return True
     stem = re.split(r"[.\-_ ]", name, maxsplit=1)[0]
     return stem in SKIPPED_NAMES and suffix not in IMAGE_SUFFIXES
+
+
+def spread(items: Sequence[T], limit: int | None) -> list[T]:
+    """At most ``limit`` items picked at even steps, so every part of a sorted list shows."""
+    if limit is None or limit >= len(items):
+        return list(items)
+    picks = np.unique(np.linspace(0, len(items) - 1, limit).round().astype(int))
+    return [items[i] for i in picks]

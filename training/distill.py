@@ -68,6 +68,7 @@ log = logging.getLogger(PROG)
 DEFAULT_INPUT_SIZE = 96
 DEFAULT_TEACHER_EPOCHS = 30
 MIN_INPUT_SIZE = 32  # DenseNet-121 shrinks its input 32 times; smaller crops end in 0x0 maps
+MIN_LIMIT = 20  # images per class under --limit: train, val and test each need some
 NEGATIVE_DETECTOR = DetectorConfig(thresholds=(0.4, 0.5, 0.5), min_face_size=12, min_score=0.5)
 
 
@@ -146,6 +147,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--device", default="auto", type=training_device, help="auto, cpu, cuda, cuda:N or mps"
     )
     p.add_argument("--seed", type=seed, default=0)
+    p.add_argument(
+        "--limit",
+        type=int,
+        metavar="N",
+        help="at most N images of each class of --data, evenly spread, for a quick trial "
+        "(default: all)",
+    )
     p.add_argument("--teacher", type=input_path, help="distil from this trained teacher instead")
     p.add_argument(
         "--scenes",
@@ -262,6 +270,11 @@ def check_settings(args: argparse.Namespace) -> None:
     require_counts(
         ("--student-epochs", args.student_epochs),
     )
+    if args.limit is not None and args.limit < MIN_LIMIT:
+        raise FlagValueError(
+            f"--limit must be at least {MIN_LIMIT} images of each class (the train, val and "
+            f"test splits each need some), not {args.limit}"
+        )
     if args.batch_size < 2:  # BatchNorm cannot train on batches of one
         raise FlagValueError(f"--batch-size must be at least 2, not {args.batch_size}")
     if args.input_size < MIN_INPUT_SIZE:
@@ -423,7 +436,12 @@ def training_data(args: argparse.Namespace, device: torch.device) -> TrainingDat
     """Crop (or read back from ``--work-dir``) what a run with ``args`` learns from. The
     comparison of methods calls this too, so that a resumed comparison sees the same digest."""
     prepared = prepare(
-        args.data, args.work_dir / "prepared", args.seed, device, progress=not args.quiet
+        args.data,
+        args.work_dir / "prepared",
+        args.seed,
+        device,
+        progress=not args.quiet,
+        limit=args.limit,
     )
     log.info("data: %s", prepared.stats["split_sizes"])
     class_names = prepared.class_names + (("not_face",) if args.negatives else ())

@@ -16,7 +16,6 @@ import time
 from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Sequence, TypeVar
 
 import numpy as np
 from tqdm import tqdm
@@ -40,7 +39,13 @@ from app.pipeline import MODEL_NAMES, Face, Pipeline
 from app.stop_signals import stop_message, stoppable
 from models.checkpoint import CheckpointError, default_weights
 from models.detector_checkpoint import DetectorWeightsError
-from training.dataset_files import FOLDER_LABELS, DatasetError, DatasetFiles, find_images
+from training.dataset_files import (
+    FOLDER_LABELS,
+    DatasetError,
+    DatasetFiles,
+    find_images,
+    spread,
+)
 from training.detection_metrics import ClassAP, iou_matrix, match_detections
 from training.metrics import classification_report
 from training.outputs import OutputIsInputError, refuse_inputs, save_after_work, strict_json
@@ -64,7 +69,6 @@ PROG = "training.evaluate"
 # prepare's rules for images the app's detector finds no face in, or only a part of one
 # (stock MTCNN's box, or the whole image, is classified instead)
 NO_FACE_RULES = ("stock_face", "part_of_face", "no_face_whole_image")
-T = TypeVar("T")
 
 
 class EvaluationError(ValueError):
@@ -103,14 +107,6 @@ class EvaluationConfig:
 
     def size_bin(self, side: float) -> str:
         return next(name for name, lo, hi in self.size_bins() if lo <= side < hi)
-
-
-def spread(items: Sequence[T], limit: int | None) -> list[T]:
-    """At most ``limit`` items picked at even steps, so every class of a sorted list shows."""
-    if limit is None or limit >= len(items):
-        return list(items)
-    picks = np.unique(np.linspace(0, len(items) - 1, limit).round().astype(int))
-    return [items[i] for i in picks]
 
 
 def detect_layout(root: Path) -> str:

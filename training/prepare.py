@@ -48,7 +48,7 @@ from app.crops import crop_face, resize_crop
 from app.detector import PART_OF_FACE, Detection, FaceDetector, area, longer_side, part_of
 from app.images import ImageError, read_rgb
 from models import detector_checkpoint
-from training.dataset_files import DatasetError, find_images
+from training.dataset_files import DatasetError, find_images, spread
 from training.dedup import dhash, group_near_duplicates
 from training.outputs import WorkNotSavedError, save_arrays
 
@@ -245,14 +245,23 @@ def prepare(
     detector_config: DetectorConfig | None = None,
     crop: CropConfig | None = None,
     progress: bool = True,
+    limit: int | None = None,
 ) -> Prepared:
     """Crop, group and split ``data``; reuse the cache when files and settings are unchanged.
 
+    ``limit`` takes at most that many images of each class, spread evenly over its sorted
+    files, for a quick trial; the rules, grouping and split are those of the whole set.
     Writes ``manifest.json`` (every file, its label, group, split and rule) beside the cache.
     """
     detector_config = detector_config or DetectorConfig()
     crop = crop or CropConfig()
     found = find_images(Path(data))
+    if limit is not None:
+        found.images = [
+            item
+            for label in sorted({label for _, label in found.images})
+            for item in spread([i for i in found.images if i[1] == label], limit)
+        ]
     key = _fingerprint(found.images, detector_config, crop)
     cache_dir = Path(cache_dir)
     cache_dir.mkdir(parents=True, exist_ok=True)
@@ -311,6 +320,7 @@ def prepare(
         "near_duplicate_images": len(groups) - len(set(groups)),
         "split_sizes": dict(Counter(splits)),
         "seed": seed,
+        "limit_per_class": limit,
     }
     manifest = {
         "data": str(data),

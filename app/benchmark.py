@@ -27,6 +27,7 @@ from tqdm import tqdm
 from app.atomic import check_writable, describe_error
 from app.config import SENSITIVITY, DetectorConfig, PipelineConfig, TrackingConfig, with_sensitivity
 from app.console import error, exit_status, guard_streams, log_to_stderr, say, tell
+from app.cpu_load import BUSY_CORES, OtherLoad
 from app.flags import (
     FlagValueError,
     OneLineParser,
@@ -275,8 +276,17 @@ def print_tables(result: dict) -> None:
             f"{r['weights']:>7} {r['sensitivity']:>11} {r['scale']:6.2f} {r['min_face']:9d} "
             f"{near:>9} {r['ms']:8.1f} {r['faces']:6d}"
         )
-    if not result["clips"]:
-        return
+    if result["clips"]:
+        print_clips(result)
+    other = result.get("other_cores")
+    if other is not None and other > BUSY_CORES:  # nan and null are not
+        say(
+            f"\nNote: other programs kept {other:.1f} cores busy on average during this run, "
+            "so these figures are lower than this machine gives when idle"
+        )
+
+
+def print_clips(result: dict) -> None:
     say(
         f"\nEnd to end (frames fitted into 640x480): processed FPS flat out (decode, detect, "
         f"classify, draw); live run as a {result['camera_fps']:.0f} FPS camera: displayed FPS, "
@@ -382,6 +392,7 @@ def main(argv: list[str] | None = None) -> int:
         check_arguments(args)
         if args.json:
             check_json(args)
+        load = OtherLoad()
         devices = [torch.device("cpu")] + (
             [torch.device("cuda")] if torch.cuda.is_available() else []
         )
@@ -413,6 +424,7 @@ def main(argv: list[str] | None = None) -> int:
             "clips": clips,
             "skipped": skipped,  # clips that could not be read, each with why
         }
+        result["other_cores"] = round(load.cores(), 2)  # nan (null) where /proc is not read
         written = 0
         if args.json:  # before the tables, so kept even if `| head`
             lost = "the tables were not saved"

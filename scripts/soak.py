@@ -35,7 +35,6 @@ FLAT_MB_TOTAL = 50.0
 MIN_MEMORY_S = 300.0
 LATENCY_GROWTH = 1.5  # the last tenth may be this much slower than the first, plus slack
 LATENCY_SLACK_MS = 20.0
-BUSY_CORES = 0.5  # other programs using more than this many cores make a sample unfair
 MIN_FAIR_SAMPLES = 10  # fewer fair samples than this give no latency verdict
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -46,6 +45,7 @@ from PySide6.QtWidgets import QApplication  # noqa: E402
 from app.atomic import check_writable, describe_error, write_text  # noqa: E402
 from app.config import PipelineConfig  # noqa: E402
 from app.console import counted  # noqa: E402
+from app.cpu_load import BUSY_CORES, cpu_seconds  # noqa: E402
 from app.device import DeviceError, resolve_device  # noqa: E402
 from app.flags import FlagValueError, OneLineParser, device, named, output_file  # noqa: E402
 from app.window import MainWindow, logged_as  # noqa: E402
@@ -57,19 +57,6 @@ def rss_mb() -> float:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
     return float("nan")
-
-
-def cpu_seconds() -> tuple[float, float]:
-    """CPU seconds used so far by the whole machine and by this process (all its threads);
-    the machine's figure is nan where /proc/stat cannot be read."""
-    own = os.times()
-    try:
-        with open("/proc/stat") as stat:
-            ticks = [int(v) for v in stat.readline().split()[1:9]]
-    except (OSError, ValueError):
-        return float("nan"), own.user + own.system
-    idle = ticks[3] + ticks[4]  # idle and waiting for I/O
-    return (sum(ticks) - idle) / os.sysconf("SC_CLK_TCK"), own.user + own.system
 
 
 def mean(values: list[float]) -> float:

@@ -528,12 +528,23 @@ class MainWindow(QMainWindow):
         self.start_button.setEnabled(self._worker is None)
         self.statusBar().showMessage(
             f"Ready: {self.pipeline.active} model on {self.pipeline.device}"
+            + self._unusual_detector()
         )
         self._detector_problem = report.detector_problem
         self._refresh_models_notice()
         if self._start_when_ready:
             self._start_when_ready = False
             self.start()
+
+    def _unusual_detector(self) -> str:
+        """Detector settings away from the defaults, to say beside "Ready": they are
+        remembered, and a high sensitivity left from another day boxes many non-faces."""
+        unusual = []
+        if self.prefs.sensitivity != "standard":
+            unusual.append(f"{self.prefs.sensitivity} sensitivity")
+        if self.prefs.min_face_size != DetectorConfig.min_face_size:
+            unusual.append(f"minimum face {self.prefs.min_face_size} px")
+        return f"; detector at {' and '.join(unusual)}" if unusual else ""
 
     def _on_load_failed(self, reason: str) -> None:
         self._start_when_ready = False

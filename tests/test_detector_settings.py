@@ -445,3 +445,19 @@ def test_the_stock_nets_are_built_only_when_the_pass_runs():
     assert detector.detect(near) == [] and detector._stock is None
     detector.configure(DetectorConfig())
     assert len(detector.detect(near)) == 1 and detector._stock is not None
+
+
+def test_remembered_detector_settings_away_from_the_defaults_are_said_when_ready(
+    qtbot, pipeline, settings, prefs
+):
+    """A high sensitivity left from another day boxes many non-faces into the statistics: the
+    window says it starts with it (a new user did not notice)."""
+    win = make_window(qtbot, pipeline, settings, prefs)
+    assert win.statusBar().currentMessage() == "Ready: student model on cpu"
+    win.close()
+    prefs.sensitivity, prefs.min_face_size = "high", 13
+    again = make_window(qtbot, pipeline, settings, prefs)
+    assert again.statusBar().currentMessage() == (
+        "Ready: student model on cpu; detector at high sensitivity and minimum face 13 px"
+    )
+    again.close()

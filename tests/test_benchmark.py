@@ -258,7 +258,7 @@ def test_clip_evaluation_takes_the_detector_flags_evaluate_takes(tmp_path, capsy
     frame = on_canvas(fixture_bgr("mask_1.jpg"))
     write_video(clips / "masked-woman-laptop.mp4", [frame] * 6, fps=10)
     out = tmp_path / "clips.json"
-    stock = ["--detector-weights", "STOCK", "--near-face", "0", "--min-face", "30"]
+    stock = ["--detector-weights", "STOCK", "--min-face", "30"]  # stock: no close-up pass
     argv = ["--videos", str(clips), "--max-frames", "3", "--quiet", "--json", str(out)]
     assert evaluate_clips([*argv, *stock, "--sensitivity", "high"]) == 0
     said = capsys.readouterr().out.splitlines()
@@ -268,7 +268,7 @@ def test_clip_evaluation_takes_the_detector_flags_evaluate_takes(tmp_path, capsy
     )
     detector = json.loads(out.read_text())["settings"]["detector"]
     assert detector["weights"] == "stock" and detector["min_face_size"] == 30
-    assert detector["thresholds"] == [0.4, 0.2, 0.5] and detector["near_face"] == 0
+    assert detector["thresholds"] == [0.4, 0.2, 0.5]
 
     argv[-1] = str(ROOT / "models" / "detector.pt")
     assert evaluate_clips([*argv, "--overwrite"]) == 2  # the tuned detector's own file

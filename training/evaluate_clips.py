@@ -224,9 +224,10 @@ def detector_text(detector: DetectorConfig) -> str:
     """The detector settings a clip table was taken with, for its first line."""
     weights = {"default": "tuned"}.get(detector.weights, detector.weights)
     thresholds = "/".join(f"{t:g}" for t in detector.thresholds)
+    near = detector.near_face if detector.weights != "stock" else 0  # a pass of tuned weights
     return (
         f"{weights} {thresholds} score {detector.min_score:g}, min face {detector.min_face_size}, "
-        f"near face {detector.near_face or 'off'}, scale {detector.scale:g}"
+        f"near face {near or 'off'}, scale {detector.scale:g}"
     )
 
 

@@ -24,6 +24,7 @@ from app.atomic import atomic_path
 from app.config import CropConfig
 from app.crops import expand_box
 from app.images import write_image
+from models.file_kind import model_kind
 
 log = logging.getLogger(__name__)
 
@@ -210,7 +211,8 @@ class AlertLog:
 
         A run told to overwrite alerts.jsonl removes these once its own files are in place,
         so the folder does not mix two runs. Only bare names of alert snapshots count: a
-        line naming any other file (or another folder) is ignored, never deleted.
+        line naming any other file (or another folder), or a file that holds a model
+        whatever its name, is ignored, never deleted.
         """
         try:
             lines = self.path.read_text(encoding="utf-8", errors="replace").splitlines()
@@ -226,6 +228,7 @@ class AlertLog:
                 isinstance(name, str)
                 and name == os.path.basename(name)
                 and fnmatch.fnmatchcase(name, SNAPSHOT_PATTERN)
+                and not model_kind(self.folder / name)
             ):
                 named.add(self.folder / name)
         return named

@@ -28,15 +28,16 @@ STDOUT = "-"  # the name many tools read as standard output
 
 
 def check_writable(
-    path: Path, overwrite: bool, make_folder: bool = False, replaces_models: bool = False
+    path: Path, overwrite: bool, make_folder: bool = False, may_replace: tuple[str, ...] = ()
 ) -> None:
     """Refuse an existing output unless ``overwrite`` is set; make sure its folder exists.
 
     A file that holds a model is refused even with ``overwrite``, unless the output is a
-    model itself (``replaces_models``: tuned weights, an export): a report, a recording or
-    figures written over a checkpoint would cost the user their training, whatever the file
-    is called. With ``make_folder`` a missing folder is fine as long as it can be made; it
-    is not made here, so a command refused later leaves nothing behind.
+    model of that kind itself (``may_replace``, kinds from ``models.file_kind``: tuned
+    weights, an export): a report, a recording or figures written over a checkpoint would
+    cost the user their training, whatever the file is called. With ``make_folder`` a
+    missing folder is fine as long as it can be made; it is not made here, so a command
+    refused later leaves nothing behind.
     """
     path = Path(path)
     if str(path) == STDOUT:  # many tools read it as standard output; here it would be a file
@@ -54,9 +55,11 @@ def check_writable(
         raise OutputExistsError(
             f"{path} is a symbolic link to {os.readlink(path)}; name the file itself"
         )
-    if not replaces_models and (kind := model_kind(path)):
+    kind = model_kind(path)
+    if kind and kind not in may_replace:
+        what = "this output" if may_replace else "a report or recording"
         raise OutputExistsError(
-            f"{path} holds {kind}, which a report or recording never replaces; write it elsewhere"
+            f"{path} holds {kind}, which {what} never replaces; write it elsewhere"
         )
     if path.exists() and not overwrite:
         raise OutputExistsError(f"{path} already exists (pass --overwrite to replace it)")

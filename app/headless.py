@@ -58,6 +58,7 @@ from app.source import (
 )
 from app.stats import FaceStats
 from app.tracking import TrackingPipeline
+from models.file_kind import model_kind
 
 log = logging.getLogger(__name__)
 
@@ -148,6 +149,12 @@ class Extras:
             folder = Path(self.snapshots_dir)
             check_folder(folder)
             taken = snapshots_in(folder, source)
+            for path in taken:  # replaced or removed by the run: never a model
+                if kind := model_kind(path):
+                    raise OutputExistsError(
+                        f"{path} holds {kind}, which a report or recording never replaces; "
+                        "write the snapshots elsewhere"
+                    )
             if taken and not overwrite:
                 raise OutputExistsError(
                     f"{taken[0]} already exists (pass --overwrite to replace the snapshots)"
@@ -559,6 +566,9 @@ def remove_replaced(stale: set[Path], what: str) -> None:
     """Remove an earlier run's files that an --overwrite run replaced but did not write
     again, so that a folder never mixes two runs."""
     for path in sorted(stale):
+        if kind := model_kind(path):  # named like one of ours since the run began
+            log.warning("kept %s: it holds %s, not one of the earlier run's %s", path, kind, what)
+            continue
         try:
             path.unlink()
         except FileNotFoundError:

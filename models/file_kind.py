@@ -12,8 +12,13 @@ from __future__ import annotations
 import zipfile
 from pathlib import Path
 
-# torch's legacy serialisation: pickle protocol 2, then the long 0x1950a86a20f9469cfc6c
-LEGACY_TORCH_START = bytes.fromhex("80028a0a6cfc9c46f9206aa85019")
+WEIGHTS = "PyTorch weights"
+TORCHSCRIPT = "a TorchScript model"
+ONNX = "an ONNX model"
+# torch's legacy serialisation opens with a pickle header (protocol 2 to 5; from 4 on a frame
+# opcode follows it), then its magic number pickled as a long: 0x1950a86a20f9469cfc6c.
+LEGACY_TORCH_MAGIC = bytes.fromhex("8a0a6cfc9c46f9206aa85019")
+LEGACY_HEADER_BYTES = 2 + 9  # PROTO and its version, then at most a FRAME and its length
 
 
 def _archive_names(path: Path) -> list[str]:
@@ -29,21 +34,21 @@ def is_torchscript(path: Path) -> bool:
 
 
 def model_kind(path: Path) -> str | None:
-    """What model ``path`` holds ("PyTorch weights", "a TorchScript model", "an ONNX
-    model"), or None for any other file and for a path that is not a readable file."""
+    """What model ``path`` holds (WEIGHTS, TORCHSCRIPT or ONNX), or None for any other file
+    and for a path that is not a readable file."""
     path = Path(path)
     if not path.is_file():
         return None
     if path.suffix.lower() == ".onnx":
-        return "an ONNX model"
+        return ONNX
     names = _archive_names(path)
     if any(n.endswith(("/constants.pkl", "/code/")) for n in names):
-        return "a TorchScript model"
+        return TORCHSCRIPT
     if any(n.endswith("/data.pkl") for n in names):
-        return "PyTorch weights"
+        return WEIGHTS
     try:
         with path.open("rb") as file:
-            start = file.read(len(LEGACY_TORCH_START))
+            start = file.read(LEGACY_HEADER_BYTES + len(LEGACY_TORCH_MAGIC))
     except OSError:
         return None
-    return "PyTorch weights" if start == LEGACY_TORCH_START else None
+    return WEIGHTS if start[:1] == b"\x80" and LEGACY_TORCH_MAGIC in start else None

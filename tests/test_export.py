@@ -302,3 +302,22 @@ def test_an_image_that_does_not_decode_is_named_and_notes_are_passed_over(tmp_pa
     assert "broken.jpg" in said[0] and said[0].endswith("; skipped")
     assert "loop: it leads to" in said[1]  # named once, read once
     assert "pipe.jpg: not a regular file" in said[2]
+
+
+def test_an_export_replaces_only_an_earlier_export(tmp_path, capsys):
+    """--overwrite replaces the earlier ONNX and TorchScript files, never weights that
+    happen to sit under the export's name."""
+    from training.export import main
+
+    out = tmp_path / "export"
+    assert main(["--out", str(out)]) == 0
+    assert main(["--out", str(out), "--overwrite"]) == 0  # an earlier export: replaced
+    capsys.readouterr()
+    script = out / "student.torchscript.pt"
+    shutil.copy(ROOT / "models" / "student.pt", script)
+    assert main(["--out", str(out), "--overwrite"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"training.export: error: {script} holds PyTorch weights, which this output never "
+        "replaces; write it elsewhere"
+    )
+    assert script.read_bytes() == (ROOT / "models" / "student.pt").read_bytes()

@@ -147,6 +147,64 @@ def test_no_report_replaces_a_model_the_run_does_not_read(tmp_path, capsys, comm
     assert teacher.read_bytes() == before
 
 
+@pytest.mark.parametrize("protocol", [2, 3, 4, 5])
+def test_weights_of_torch_before_its_zip_format_are_told_at_every_pickle_protocol(
+    tmp_path, protocol
+):
+    import pickle
+
+    import torch
+
+    from models.file_kind import WEIGHTS, model_kind
+
+    legacy = tmp_path / "old.bin"
+    state = {"conv.weight": torch.zeros(3)}
+    torch.save(state, legacy, _use_new_zipfile_serialization=False, pickle_protocol=protocol)
+    assert model_kind(legacy) == WEIGHTS
+    plain = tmp_path / "plain.pkl"  # a pickle, not torch's: any output may replace it
+    plain.write_bytes(pickle.dumps({"a": 1}, protocol=protocol))
+    assert model_kind(plain) is None
+
+
+def test_no_output_folder_replaces_or_removes_a_model_named_like_its_files(tmp_path, capsys):
+    """--snapshots would replace, and --overwrite would remove, files named as this source's
+    snapshots; --alerts removes the snapshots its alerts.jsonl names. A model named so (a
+    breaker's weights under such names) stays, whatever the flags."""
+    import shutil
+
+    from conftest import fixture_bgr, on_canvas, write_video
+
+    from app.alerts import AlertLog
+    from app.cli import main
+
+    clip = write_video(tmp_path / "clip.mp4", [on_canvas(fixture_bgr("mask_1.jpg"))] * 2)
+    teacher = FIXTURES.parents[1] / "models" / "teacher.pt"
+    snaps = tmp_path / "snaps"
+    snaps.mkdir()
+    named = shutil.copy(teacher, snaps / "clip.mp4-frame000099.png")
+    argv = ["--headless", "--quiet", "--source", str(clip), "--overwrite", "--device", "cpu"]
+    assert main([*argv, "--snapshots", str(snaps), "--snapshot-every", "1"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"maskwatch: error: {named} holds PyTorch weights, which a report or recording never "
+        "replaces; write the snapshots elsewhere"
+    )
+    assert named.read_bytes() == teacher.read_bytes()
+
+    alerts = tmp_path / "alerts"
+    alerts.mkdir()
+    kept = shutil.copy(teacher, alerts / "alert-20250101-000000-000-track1.jpg")
+    earlier = alerts / "alert-20250101-000000-000-track2.jpg"
+    earlier.write_bytes(b"an earlier run's snapshot")
+    lines = [{"snapshot": kept.name}, {"snapshot": earlier.name}]
+    (alerts / "alerts.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    assert AlertLog(alerts).earlier_snapshots() == {earlier}
+    # and should such a file appear during the run, the clean-up after it passes it over
+    from app.headless import remove_replaced
+
+    remove_replaced({kept, earlier}, "alert snapshots")
+    assert kept.read_bytes() == teacher.read_bytes() and not earlier.exists()
+
+
 def test_arrays_that_cannot_be_saved_are_named_and_leave_nothing(tmp_path):
     import numpy as np
 

@@ -96,6 +96,23 @@ def test_prepare_counts_rules_and_lists_bad_files(tmp_path):
     assert np.array_equal(again.crops, prepared.crops)
 
 
+def test_distill_never_writes_its_report_over_a_model(tmp_path, capsys):
+    import shutil
+
+    out = tmp_path / "run"
+    (out / "report").mkdir(parents=True)
+    teacher = ROOT / "models" / "teacher.pt"
+    kept = shutil.copy(teacher, out / "report" / "curves.png")
+    argv = ["--data", str(make_dataset(tmp_path / "data")), "--out", str(out), "--quiet"]
+    assert distill_main([*argv, "--overwrite", "--work-dir", str(tmp_path / "work")]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"training.distill: error: {kept} holds PyTorch weights, which the run's report "
+        "never replaces; move it or write the run elsewhere"
+    )
+    assert kept.read_bytes() == teacher.read_bytes()
+    assert sorted(p.name for p in out.rglob("*")) == ["curves.png", "report"]
+
+
 def test_a_limit_takes_that_many_images_of_each_class_spread_over_its_files(tmp_path):
     data = make_dataset(tmp_path / "data")  # 8 images a class
     (data / "with_mask" / "broken.jpg").write_bytes(b"not really a jpeg")  # sorts first

@@ -42,6 +42,7 @@ from app.stop_signals import stop_message, stop_signals_raise
 from models import CLASS_NAMES, checkpoint
 from models import student as student_net
 from models.checkpoint import CheckpointError, ModelMeta, count_parameters
+from models.file_kind import model_kind
 from training import run_state
 from training.augment import AugmentConfig, CropDataset
 from training.dataset_files import DatasetError
@@ -355,6 +356,12 @@ def check_outputs(args: argparse.Namespace) -> None:
     for path in weights + [report / name for name in REPORT_FILES]:
         if path.is_dir():
             raise ValueError(f"{path} is a folder; the run writes a file there")
+    for path in [report / name for name in REPORT_FILES]:
+        if kind := model_kind(path):
+            raise ValueError(
+                f"{path} holds {kind}, which the run's report never replaces; "
+                "move it or write the run elsewhere"
+            )
     if any((report / name).exists() for name in REPORT_FILES) and not args.overwrite:
         raise OutputExistsError(f"{report} already holds a report (pass --overwrite to replace it)")
     for path in weights:

@@ -35,6 +35,7 @@ from app.images import ImageError, read_rgb
 from app.stop_signals import stop_message, stoppable
 from models import checkpoint
 from models.checkpoint import CheckpointError, ModelMeta
+from models.file_kind import ONNX, TORCHSCRIPT
 from training.dataset_files import files_under, plainly_not_image
 from training.outputs import OutputSet, refuse_inputs, refuse_inside
 from training.prepare import face_crop_for_image, second_opinion_for
@@ -260,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
         for path in (onnx_path, script_path):
             refuse_inputs(path, "--out", {"--weights": weights})
             if args.out.is_dir():
-                check_writable(path, args.overwrite, replaces_models=True)
+                check_writable(path, args.overwrite, may_replace=(ONNX, TORCHSCRIPT))
         model, meta = checkpoint.load(weights, args.model)
         batch = crops_to_tensor(fixture_crops(args.images), meta)
         with torch.no_grad():  # an export of such weights would only carry the fault along

@@ -49,7 +49,7 @@ from app.images import ImageError, read_rgb
 from app.stop_signals import stop_message, stop_signals_raise
 from models import detector_checkpoint
 from models.detector_checkpoint import DetectorWeightsError
-from models.file_kind import model_kind
+from models.file_kind import WEIGHTS, model_kind
 from training import cascade, detector_samples, detector_state
 from training.dataset_files import DatasetError
 from training.detector_samples import LABEL_NEGATIVE, LABEL_PART, LABEL_POSITIVE, Samples
@@ -324,7 +324,7 @@ def tune(args: argparse.Namespace) -> dict:
         raise FlagValueError(f"--mine-thresholds must lie in [0, 1], got {args.mine_thresholds}")
     if len(set(args.stages)) != len(args.stages):
         raise FlagValueError(f"--stages names a net twice: {' '.join(args.stages)}")
-    check_writable(args.out, args.overwrite, make_folder=True, replaces_models=True)
+    check_writable(args.out, args.overwrite, make_folder=True, may_replace=(WEIGHTS,))
     refuse_other_weights(args.out)
     if Path(args.out).suffix.lower() not in WEIGHTS_SUFFIXES:
         raise ValueError(

@@ -855,6 +855,11 @@ def test_resume_with_other_settings_names_the_kept_run_and_what_differs(tmp_path
         f"{states / run_key(interrupted)}-interrupted (differs in --student-epochs: "
         f"{epochs!r} there)"
     ]
+    # a setting only one of the two names is said too: a trial's --limit, here
+    trial = run_settings(build_parser().parse_args(["--data", "d", "--limit", "40"]), "x", names)
+    record_settings(states / run_key(trial), trial)
+    said = other_runs(states / run_key(interrupted), interrupted)
+    assert f"{states / run_key(trial)} (differs in data: 'x' there, --limit: 40 there)" in said
 
 
 def test_one_class_names_the_folder_to_add(tmp_path):

@@ -419,6 +419,8 @@ def run_settings(args: argparse.Namespace, data: str, class_names: tuple[str, ..
     }
     if args.sunglasses:  # named only when used, so earlier runs keep their state folders
         settings["--sunglasses"] = args.sunglasses
+    if args.limit is not None:  # the data digest holds it too; this names it to the user
+        settings["--limit"] = args.limit
     return settings
 
 

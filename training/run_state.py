@@ -148,8 +148,11 @@ def other_runs(state_dir: Path, settings: dict) -> list[str]:
         if kept is None:
             said.append(str(folder))
             continue
+        names = list(mine) + [name for name in kept if name not in mine]  # named by one only
         differs = [
-            f"{name}: {kept.get(name)!r} there" for name in mine if kept.get(name) != mine[name]
+            f"{name}: {kept.get(name)!r} there"
+            for name in names
+            if kept.get(name) != mine.get(name)
         ]
         said.append(f"{folder} (differs in {', '.join(differs) or 'nothing it names'})")
     return said

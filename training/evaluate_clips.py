@@ -137,8 +137,9 @@ def clip_shares(
     }
 
 
-def measure(args: argparse.Namespace) -> tuple[list[dict], list[dict]]:
-    """Check the arguments, then measure every expected clip found in --videos."""
+def measure(args: argparse.Namespace) -> tuple[list[dict], list[dict], DetectorConfig]:
+    """Check the arguments, then measure every expected clip found in --videos; returns the
+    rows, the clips skipped and the detector settings the flags gave."""
     if args.json:
         refuse_inputs(
             args.json,
@@ -193,16 +194,16 @@ def measure(args: argparse.Namespace) -> tuple[list[dict], list[dict]]:
             skipped.append({"clip": name, "reason": reason})
     if not rows:
         raise FileNotFoundError(f"no clip in {args.videos} could be read")
-    return rows, skipped
+    return rows, skipped, config.detector
 
 
-def settings_of(args: argparse.Namespace) -> dict:
+def settings_of(args: argparse.Namespace, detector: DetectorConfig) -> dict:
     """What the figures depend on, for the --json record."""
     return {
         "videos": str(args.videos),
         "weights": str(args.weights) if args.weights else "default",
         "device": args.device,
-        "detector": asdict(detector_of(args, scale=args.detect_scale)),
+        "detector": asdict(detector),
         "detect_every": args.detect_every,
         "smooth": args.smooth,
         "max_frames": args.max_frames,
@@ -210,12 +211,16 @@ def settings_of(args: argparse.Namespace) -> dict:
 
 
 def write_json(
-    args: argparse.Namespace, rows: list[dict], skipped: list[dict], unscored: list[str]
+    args: argparse.Namespace,
+    detector: DetectorConfig,
+    rows: list[dict],
+    skipped: list[dict],
+    unscored: list[str],
 ) -> int:
     """Write the table and its settings after the work; a failure now is not a user error
     (status 1)."""
     record = {"model": args.model, "clips": rows}
-    record.update(settings=settings_of(args), skipped=skipped, unscored=unscored)
+    record.update(settings=settings_of(args, detector), skipped=skipped, unscored=unscored)
     lost = "the table was not saved"
     return save_after_work(PROG, args.json, strict_json(record), args.overwrite, lost)
 
@@ -231,9 +236,9 @@ def detector_text(detector: DetectorConfig) -> str:
     )
 
 
-def print_rows(args: argparse.Namespace, rows: list[dict]) -> None:
+def print_rows(args: argparse.Namespace, detector: DetectorConfig, rows: list[dict]) -> None:
     say(
-        f"model {args.model}, detector {detector_text(detector_of(args, args.detect_scale))}, "
+        f"model {args.model}, detector {detector_text(detector)}, "
         f"detect every {args.detect_every}, smooth {args.smooth}"
     )
     say(
@@ -309,12 +314,12 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     log_to_stderr(logging.WARNING)
     try:
-        rows, skipped = measure(args)
+        rows, skipped, detector = measure(args)
         unscored = unscored_clips(args.videos)
         written = 0
         if args.json:  # before the table, so that a reader leaving early (| head) costs nothing
-            written = write_json(args, rows, skipped, unscored)
-        print_rows(args, rows)
+            written = write_json(args, detector, rows, skipped, unscored)
+        print_rows(args, detector, rows)
         if unscored:
             say(
                 "not scored (only the shared clips whose faces keep one known label are): "

@@ -303,13 +303,14 @@ def refuse_other_weights(out: Path) -> None:
     """Refuse an --out that holds a model other than detector weights (a classifier, an
     export): --overwrite is for replacing an earlier tuned detector, not someone's
     training."""
-    if not model_kind(out):
+    kind = model_kind(out)
+    if not kind:
         return
     try:
         detector_checkpoint.read(out)
     except DetectorWeightsError:
         raise ValueError(
-            f"--out {out} holds {model_kind(out)} that are not MaskWatch detector weights; "
+            f"--out {out} holds {kind} that are not MaskWatch detector weights; "
             "the tuned detector replaces only an earlier one: write it elsewhere"
         ) from None
 

@@ -1,6 +1,7 @@
 """Training data preparation: rules, near-duplicate groups, leak-free split, bad folders."""
 
 import json
+import logging
 import shutil
 import signal
 import subprocess
@@ -129,6 +130,18 @@ def test_a_limit_takes_that_many_images_of_each_class_spread_over_its_files(tmp_
     ]
     whole = prepare(data, tmp_path / "cache", seed=0, progress=False)  # its own cache
     assert whole.stats["used"] == 16 and whole.stats["limit_per_class"] is None
+
+
+def test_a_class_smaller_than_the_limit_is_taken_whole_and_said(tmp_path, caplog):
+    data = make_dataset(tmp_path / "data")  # 8 images a class
+    first = sorted((data / "with_mask").iterdir())[0]
+    for extra in range(4):
+        shutil.copy(first, data / "with_mask" / f"extra{extra}.png")
+    with caplog.at_level(logging.WARNING, logger="training.prepare"):
+        prepared = prepare(data, tmp_path / "cache", seed=0, progress=False, limit=10)
+    assert prepared.stats["images"] == 18  # 10 of the 12 masked, all 8 unmasked
+    said = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert said == ["class 'no_mask' has only 8 images, fewer than --limit 10: all are used"]
 
 
 @pytest.mark.parametrize(
@@ -293,6 +306,12 @@ def test_resume_continues_only_its_own_interrupted_run(tmp_path):
     said = err.strip().splitlines()[-1]
     assert said.startswith("training.distill: error: --resume: no interrupted run"), said
     assert "'teacher trained for 5 epochs' there)" in said and found[0].exists()
+    assert "data: {" not in err  # refused before the crops were read back
+
+    # a --limit trial's --resume is refused at once too, however long cropping would take
+    proc = run("B", 5, "--resume", "--limit", 20)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 2 and "--limit: None there" in err and "data: {" not in err, err
 
     proc = run("B", 5, "--resume")
     _, err = proc.communicate(timeout=300)

@@ -479,6 +479,15 @@ def training_data(args: argparse.Namespace, device: torch.device) -> TrainingDat
     return TrainingData(prepared, class_names, extra, scene_stats, digest)
 
 
+def not_resumable(args: argparse.Namespace, others: list[str]) -> ValueError:
+    """The refusal of a --resume whose settings match no kept run (``others``: those kept)."""
+    return ValueError(
+        f"--resume: no interrupted run with these data, teacher and settings in "
+        f"{args.work_dir}; kept runs with other settings: {'; '.join(others)}. Give "
+        "the same flags as that run, or leave out --resume to start anew"
+    )
+
+
 def train(args: argparse.Namespace) -> dict:
     """Prepare the data, train (or load) the teacher, distil the student, write the outputs;
     the report. The run's state folder is held for this run alone until it ends."""
@@ -496,6 +505,11 @@ def _train(args: argparse.Namespace, held: contextlib.ExitStack) -> dict:
     if args.scenes:
         require_scenes_layout(args.scenes)  # now, not after the faces are cropped
     device = as_device(args.device)
+    if args.resume:  # a run that cannot match is refused now, not after the cropping
+        early = run_settings(args, "(not read yet)", ())
+        unknown = ("data", "classes")
+        if others := run_state.none_resumable(run_state.states_in(args.work_dir), early, unknown):
+            raise not_resumable(args, others)
     data = training_data(args, device)
     # Seeded after the crops: cropping afresh draws numbers that reading them back does not,
     # and the same seed must give the same figures either way (and in any --methods order).
@@ -535,11 +549,7 @@ def _train(args: argparse.Namespace, held: contextlib.ExitStack) -> dict:
         # A kept run with other settings means a flag changed by mistake, most likely:
         # refuse, rather than train hours anew. With no kept run at all, start anew.
         if others := run_state.other_runs(state_dir, settings):
-            raise ValueError(
-                f"--resume: no interrupted run with these data, teacher and settings in "
-                f"{args.work_dir}; kept runs with other settings: {'; '.join(others)}. Give "
-                "the same flags as that run, or leave out --resume to start anew"
-            )
+            raise not_resumable(args, others)
         log.warning("--resume: no interrupted run in %s; starting anew", args.work_dir)
     if not args.resume:  # a fresh run never mixes in old state, nor throws it away
         run_state.set_aside(state_dir)

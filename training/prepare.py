@@ -237,6 +237,23 @@ def warn_if_faceless(stats: dict) -> None:
         )
 
 
+def limited(images: list[tuple[Path, str]], limit: int) -> list[tuple[Path, str]]:
+    """At most ``limit`` images of each class, spread evenly over its sorted files; a class
+    with fewer is taken whole, and the log says so (its share in the run is then larger)."""
+    picked = []
+    for label in sorted({label for _, label in images}):
+        of_class = [item for item in images if item[1] == label]
+        if len(of_class) < limit:
+            log.warning(
+                "class %r has only %d images, fewer than --limit %d: all are used",
+                label,
+                len(of_class),
+                limit,
+            )
+        picked += spread(of_class, limit)
+    return picked
+
+
 def prepare(
     data: Path,
     cache_dir: Path,
@@ -257,11 +274,7 @@ def prepare(
     crop = crop or CropConfig()
     found = find_images(Path(data))
     if limit is not None:
-        found.images = [
-            item
-            for label in sorted({label for _, label in found.images})
-            for item in spread([i for i in found.images if i[1] == label], limit)
-        ]
+        found.images = limited(found.images, limit)
     key = _fingerprint(found.images, detector_config, crop)
     cache_dir = Path(cache_dir)
     cache_dir.mkdir(parents=True, exist_ok=True)

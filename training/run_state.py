@@ -139,14 +139,36 @@ def other_runs(state_dir: Path, settings: dict) -> list[str]:
     """Kept state folders of runs with this method and seed but other settings, each said
     as "FOLDER (differs in --lr: 0.001 there)"; folders from before run.json existed are
     named without the difference."""
-    said = []
+    return [
+        _said(folder, differs)
+        for folder, differs in _kept_runs(state_dir.parent, settings)
+        if folder != state_dir
+    ]
+
+
+def none_resumable(states: Path, settings: dict, unknown: tuple[str, ...]) -> list[str]:
+    """Before the data are read: the kept runs of this method and seed, said as by
+    ``other_runs`` but for the settings named in ``unknown`` (not known yet, such as the
+    data's digest), when each differs in a known one; empty when one may still match or
+    none is kept. So a --resume that cannot match is refused before minutes of cropping."""
+    known = [
+        (folder, differs and [d for d in differs if d.split(":")[0] not in unknown])
+        for folder, differs in _kept_runs(states, settings)
+    ]
+    if any(not differs for _, differs in known):  # None: a folder without run.json may be it
+        return []
+    return [_said(folder, differs) for folder, differs in known]
+
+
+def _kept_runs(states: Path, settings: dict) -> list[tuple[Path, list[str] | None]]:
+    """Each kept run of the method and seed with its differences from ``settings`` ("NAME:
+    VALUE there"); None for a folder without a readable run.json."""
+    runs = []
     mine = json.loads(json.dumps(settings))  # tuples as lists, as run.json holds them
-    for folder in runs_of(state_dir.parent, settings["--method"], settings["--seed"]):
-        if folder == state_dir:
-            continue
+    for folder in runs_of(states, settings["--method"], settings["--seed"]):
         kept = _kept_settings(folder)
         if kept is None:
-            said.append(str(folder))
+            runs.append((folder, None))
             continue
         names = list(mine) + [name for name in kept if name not in mine]  # named by one only
         differs = [
@@ -154,5 +176,11 @@ def other_runs(state_dir: Path, settings: dict) -> list[str]:
             for name in names
             if kept.get(name) != mine.get(name)
         ]
-        said.append(f"{folder} (differs in {', '.join(differs) or 'nothing it names'})")
-    return said
+        runs.append((folder, differs))
+    return runs
+
+
+def _said(folder: Path, differs: list[str] | None) -> str:
+    if differs is None:
+        return str(folder)
+    return f"{folder} (differs in {', '.join(differs) or 'nothing it names'})"

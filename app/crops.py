@@ -48,8 +48,15 @@ def crop_face(image: np.ndarray, box: Box, crop: CropConfig) -> np.ndarray:
     return image[top:bottom, left:right]
 
 
+# How resize_crop resizes, in words for those who feed an exported model the same crops.
+RESIZE_RULE = (
+    "area averaging when shrinking, bilinear when enlarging (OpenCV INTER_AREA, INTER_LINEAR)"
+)
+
+
 def resize_crop(crop: np.ndarray, size: int) -> np.ndarray:
-    """Resize a crop to ``size`` x ``size``; area averaging when shrinking avoids aliasing."""
+    """Resize a crop to ``size`` x ``size`` (see RESIZE_RULE); area averaging when shrinking
+    avoids aliasing."""
     h, w = crop.shape[:2]
     interp = cv2.INTER_AREA if h > size or w > size else cv2.INTER_LINEAR
     return cv2.resize(crop, (size, size), interpolation=interp)

@@ -4,7 +4,8 @@ The app refuses to write a report, a recording or figures over a model, whatever
 a checkpoint copied to ``/data/teacher_copy.pt`` is as much the user's work as the shipped
 one. ``torch.save`` writes a zip archive holding ``<name>/data.pkl``; TorchScript adds
 ``<name>/constants.pkl`` and code; files from torch before 1.6 begin with a pickled magic
-number; ONNX models are told by their suffix (a protobuf has no signature to read).
+number. ONNX has no signature: a model is told by its suffix, or by the way its protobuf
+opens (the IR version, field 1, then one of the next fields), so a renamed one is known too.
 """
 
 from __future__ import annotations
@@ -19,6 +20,12 @@ ONNX = "an ONNX model"
 # opcode follows it), then its magic number pickled as a long: 0x1950a86a20f9469cfc6c.
 LEGACY_TORCH_MAGIC = bytes.fromhex("8a0a6cfc9c46f9206aa85019")
 LEGACY_HEADER_BYTES = 2 + 9  # PROTO and its version, then at most a FRAME and its length
+# An ONNX ModelProto as written opens with ir_version (field 1, a small varint), then a later
+# field in number order: producer_name, producer_version, domain, model_version, doc_string,
+# graph, opset_import or metadata_props.
+ONNX_IR_TAG = 0x08
+ONNX_NEXT_TAGS = frozenset({0x12, 0x1A, 0x22, 0x28, 0x32, 0x3A, 0x42, 0x72})
+MAX_ONNX_IR_VERSION = 63
 
 
 def _archive_names(path: Path) -> list[str]:
@@ -27,10 +34,6 @@ def _archive_names(path: Path) -> list[str]:
             return archive.namelist()
     except (zipfile.BadZipFile, OSError, ValueError):
         return []
-
-
-def is_torchscript(path: Path) -> bool:
-    return any(n.endswith(("/constants.pkl", "/code/")) for n in _archive_names(path))
 
 
 def model_kind(path: Path) -> str | None:
@@ -51,4 +54,15 @@ def model_kind(path: Path) -> str | None:
             start = file.read(LEGACY_HEADER_BYTES + len(LEGACY_TORCH_MAGIC))
     except OSError:
         return None
-    return WEIGHTS if start[:1] == b"\x80" and LEGACY_TORCH_MAGIC in start else None
+    if start[:1] == b"\x80" and LEGACY_TORCH_MAGIC in start:
+        return WEIGHTS
+    return ONNX if _opens_like_onnx(start) else None
+
+
+def _opens_like_onnx(start: bytes) -> bool:
+    return (
+        len(start) >= 3
+        and start[0] == ONNX_IR_TAG
+        and 1 <= start[1] <= MAX_ONNX_IR_VERSION
+        and start[2] in ONNX_NEXT_TAGS
+    )

@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from models.file_kind import is_torchscript
+from models.file_kind import ONNX, TORCHSCRIPT, model_kind
 
 
 class UnreadableWeights(ValueError):
@@ -28,9 +28,10 @@ def load_plain(path: Path) -> Any:
         UnreadableWeights: with a reason such as "holds Python objects, not plain weights".
     """
     path = Path(path)
-    if path.suffix.lower() == ".onnx":
+    kind = model_kind(path)
+    if kind == ONNX:
         raise UnreadableWeights("is an ONNX export; the app loads .pt weights files")
-    if is_torchscript(path):
+    if kind == TORCHSCRIPT:
         raise UnreadableWeights(
             "is a TorchScript export (training.export), not a weights file; give the .pt "
             "weights that training wrote"

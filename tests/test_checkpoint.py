@@ -387,6 +387,26 @@ def test_things_that_are_not_weights_are_named(tmp_path, write, message, recwarn
         checkpoint.load(tmp_path / "w.onnx")
 
 
+def test_an_onnx_export_under_another_name_is_told_by_its_contents(tmp_path):
+    """A renamed export is named for what it is, and no output replaces it."""
+    from app.atomic import OutputExistsError, check_writable
+    from models.file_kind import ONNX, model_kind
+    from training.export import export
+
+    model, meta = checkpoint.load(checkpoint.default_weights("student"), "student")
+    onnx_path = tmp_path / "student.onnx"
+    export(model, meta, onnx_path, tmp_path / "student.torchscript.pt")
+    renamed = onnx_path.rename(tmp_path / "weights.pt")
+    assert model_kind(renamed) == ONNX
+    with pytest.raises(CheckpointError, match="weights.pt is an ONNX export; the app loads"):
+        checkpoint.load(renamed, "student")
+    with pytest.raises(OutputExistsError, match="holds an ONNX model, which a report"):
+        check_writable(renamed, overwrite=True)
+    for other in (b'{"frame": 0}\n', b"\x08\x08 not protobuf", b"\xff\xd8\xff\xe0 jpeg", b""):
+        (tmp_path / "other").write_bytes(other)
+        assert model_kind(tmp_path / "other") is None
+
+
 def test_detector_weights_given_as_a_classifier_are_named_as_such():
     detector = checkpoint.MODEL_DIR / "detector.pt"
     with pytest.raises(CheckpointError, match="holds face detector weights .* not a classifier"):

@@ -63,6 +63,7 @@ def test_both_files_say_what_input_they_take_and_which_logit_is_which(tmp_path):
     assert json.loads(extra["maskwatch.json"]) == props
     assert props["maskwatch.class_names"] == "mask,no_mask,not_face"
     assert props["maskwatch.input_size"] == "64" and "RGB" in props["maskwatch.input"]
+    assert "area averaging when shrinking" in props["maskwatch.crop"]  # the filter: INTER_AREA
 
     size = int(props["maskwatch.input_size"])
     mean = np.array([float(v) for v in props["maskwatch.mean"].split(",")], np.float32)

@@ -28,6 +28,7 @@ import torch
 from app.atomic import check_writable, describe_error
 from app.classifier import crops_to_tensor
 from app.config import CropConfig, DetectorConfig
+from app.crops import RESIZE_RULE
 from app.console import counted, error, exit_status, guard_streams, log_to_stderr, say, tell
 from app.detector import FaceDetector
 from app.flags import OneLineParser, input_path, output_folder
@@ -117,7 +118,7 @@ def input_contract(meta: ModelMeta) -> dict[str, str]:
         "maskwatch.crop": (
             f"the detector's face box widened by {crop.margin:g} of its side on each side"
             + (", made square" if crop.square else "")
-            + ", clipped to the frame, resized to input_size"
+            + f", clipped to the frame, resized to input_size by {RESIZE_RULE}"
         ),
         "maskwatch.output": "logits: N x classes; their softmax is each class's probability",
         "maskwatch.class_names": ",".join(meta.class_names),

@@ -28,8 +28,8 @@ import torch
 from app.atomic import check_writable, describe_error
 from app.classifier import crops_to_tensor
 from app.config import CropConfig, DetectorConfig
-from app.crops import RESIZE_RULE
 from app.console import counted, error, exit_status, guard_streams, log_to_stderr, say, tell
+from app.crops import RESIZE_RULE
 from app.detector import FaceDetector
 from app.flags import OneLineParser, input_path, output_folder
 from app.images import ImageError, read_rgb

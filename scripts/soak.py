@@ -39,7 +39,7 @@ MIN_FAIR_SAMPLES = 10  # fewer fair samples than this give no latency verdict
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-from PySide6.QtCore import QTimer  # noqa: E402
+from PySide6.QtCore import QTimer, qInstallMessageHandler  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from app.atomic import check_writable, describe_error, write_text  # noqa: E402
@@ -132,11 +132,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="video file played in a loop, or a camera index or stream URL "
         "(default: a clip of ../shared/data/videos beside the checkout)",
     )
-    p.add_argument("--minutes", type=float, default=30.0)
-    p.add_argument("--sample-s", type=float, default=10.0)
-    p.add_argument("--warmup-s", type=float, default=60.0)
-    p.add_argument("--device", default="cpu", type=device)
-    p.add_argument("--csv", type=output_file)
+    p.add_argument("--minutes", type=float, default=30.0, help="how long to play (default 30)")
+    p.add_argument(
+        "--sample-s",
+        type=float,
+        default=10.0,
+        help="seconds between memory and latency samples (default 10)",
+    )
+    p.add_argument(
+        "--warmup-s",
+        type=float,
+        default=60.0,
+        help="seconds left out of the verdict while caches and models settle (default 60)",
+    )
+    p.add_argument("--device", default="cpu", type=device, help="cpu, cuda or cuda:N (default cpu)")
+    p.add_argument("--csv", type=output_file, help="write every sample here as CSV")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --csv")
     return p
 
@@ -168,6 +178,16 @@ def check_arguments(args: argparse.Namespace) -> None:
         raise FileNotFoundError(f"--source {args.source} {found}")
 
 
+# Qt's offscreen platform says this each time a window is shown; it is no fault of the window.
+OFFSCREEN_NOTE = "This plugin does not support propagateSizeHints()"
+
+
+def _without_offscreen_note(_mode, _context, message: str) -> None:
+    """Qt's messages on standard error, as Qt writes them, except OFFSCREEN_NOTE."""
+    if message != OFFSCREEN_NOTE:
+        sys.stderr.write(message + "\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -176,6 +196,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{PROG}: error: {describe_error(exc)}", file=sys.stderr)
         return 2
 
+    qInstallMessageHandler(_without_offscreen_note)
     app = QApplication.instance() or QApplication(sys.argv[:1])
     window = MainWindow(PipelineConfig(device=args.device), {}, args.source, autostart=False)
     window.loop_check.setChecked(True)

@@ -25,7 +25,7 @@ from app.config import (
     sensitivity_of,
     with_overrides,
 )
-from app.console import error, guard_streams, log_to_stderr, note, say, tell
+from app.console import counted, error, guard_streams, log_to_stderr, note, say, tell
 from app.device import DeviceError
 from app.flags import (
     FlagValueError,
@@ -363,11 +363,9 @@ def run_headless_cli(args: argparse.Namespace) -> int:
     report = note if events_to_stdout(args.events) else say  # stdout carries the events
     report(summary.text())
     if args.alerts is not None and "alerts" not in summary.failed:
-        alerts = "1 alert" if summary.alerts == 1 else f"{summary.alerts} alerts"
-        report(f"{alerts} written to {args.alerts}")
+        report(f"{counted(summary.alerts, 'alert')} written to {args.alerts}")
     if args.snapshots is not None and "snapshots" not in summary.failed:
-        snapshots = "1 snapshot" if summary.snapshots == 1 else f"{summary.snapshots} snapshots"
-        report(f"{snapshots} written to {args.snapshots}")
+        report(f"{counted(summary.snapshots, 'snapshot')} written to {args.snapshots}")
     for output, reason in summary.failed.items():
         tell(PROG, f"{output} not written: {reason}")
     return 1 if summary.failed else 0

@@ -112,13 +112,22 @@ class FaceDetector:
         each is added where no tuned box covers it, and replaces tuned boxes that are only
         parts of it (an eye or a spectacle lens boxed on a face that fills the frame)."""
         near = max(self.config.near_face, self.config.min_face_size) * scale
-        if min(image.shape[:2]) < near:
+        short = min(image.shape[:2])
+        if short < near:
             return found
         if self._stock is None:  # not before: a detector run with the pass off never needs it
             self._stock = MTCNN(keep_all=True, device=self.device, post_process=False).eval()
             self._stock.thresholds = list(STOCK_NEAR_THRESHOLDS)
         self._stock.min_face_size = max(MTCNN_MIN_SIDE, round(near))
-        for face in _detections(self._stock, image, scale, STOCK_NEAR_MIN_SCORE):
+        faces = _detections(self._stock, image, scale, STOCK_NEAR_MIN_SCORE)
+        last = smallest_level(short, self._stock.min_face_size, self._stock.factor)
+        if last > FILL_LEVEL_PX and near <= FILL_NEAR_SHARE * short:
+            # The pyramid stopped short of the level where the frame's short side is P-Net's
+            # window, the one level that sees whole a face as tall as the frame (a person
+            # leaning into a webcam); that level is searched on its own.
+            self._stock.min_face_size = short * FILL_MIN_FACE
+            faces += _detections(self._stock, image, scale, STOCK_NEAR_MIN_SCORE)
+        for face in drop_nested(faces):
             covering = [f for f in found if _shared(face.box, f.box) > NEW_FACE_SHARE]
             if all(part_of(f.box, face.box) for f in covering):
                 found = [f for f in found if f not in covering] + [face]
@@ -148,6 +157,27 @@ class FaceDetector:
 # faces: on the scenes train split's large faces it is rarely wrong above it.
 STOCK_NEAR_THRESHOLDS = (0.6, 0.7, 0.7)
 STOCK_NEAR_MIN_SCORE = 0.9
+# The stock pass adds a level whose short side is P-Net's 12 px window when its pyramid's
+# smallest level is larger than this (MTCNN stops above 12 px, up to 17 px: a face filling the
+# frame's height is then wider than the window at every level). FILL_MIN_FACE, just under 1,
+# makes that level's side a hair over 12 px, so float rounding cannot leave it out.
+FILL_LEVEL_PX = 13.0
+FILL_MIN_FACE = 0.999
+# ...and only when --near-face is at most this share of the short side, so that the faces that
+# level finds (about 0.7 of the side and up) are all faces the setting asks for.
+FILL_NEAR_SHARE = 0.5
+
+
+def smallest_level(short: int, min_face: float, factor: float) -> float:
+    """The short side, in pixels, of the smallest level of MTCNN's pyramid for an image of
+    short side ``short`` searched from ``min_face`` with step ``factor`` (as facenet-pytorch
+    builds it: levels from 12 / min_face down, while the side stays at least 12)."""
+    side = short * 12.0 / min_face
+    while side * factor >= 12:
+        side *= factor
+    return side
+
+
 # A stock box sharing more than this share of its (or a tuned box's) area with a tuned box
 # is a face the tuned nets found already: their box is kept, as the classifier learnt on it.
 NEW_FACE_SHARE = 0.3

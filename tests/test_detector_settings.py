@@ -14,6 +14,7 @@ import threading  # noqa: E402
 from dataclasses import replace  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from conftest import fixture_bgr, on_canvas, write_video  # noqa: E402
@@ -351,6 +352,20 @@ def test_a_near_face_the_tuned_nets_miss_is_found_by_the_stock_pass(detector):
     (part,) = boxes_of(detector, masked, min_face_size=24, near_face=0)
     (face,) = boxes_of(detector, masked, min_face_size=24)
     assert part_of(part, face) and face[2] - face[0] > 250, (part, face)
+
+
+def test_a_face_as_tall_as_the_frame_is_found(detector):
+    """Someone leaning into a webcam: the face fills the frame's height (its box runs past
+    the edges). The stock pass's pyramid for 100 px stops at a level where that face is wider
+    than P-Net's window; the level that fits it is searched too."""
+    photo = fixture_bgr("near_unmasked.jpg")
+    tall = cv2.resize(photo, (round(photo.shape[1] * 480 / photo.shape[0]), 480))
+    frame = np.zeros((480, 640, 3), np.uint8)  # black bars left and right, as a 4:3 webcam
+    left = (640 - tall.shape[1]) // 2
+    frame[:, left : left + tall.shape[1]] = tall
+    (box,) = boxes_of(detector, frame)
+    assert box[0] < 320 < box[2] and box[1] < 240 < box[3] and box[2] - box[0] > 400, box
+    assert boxes_of(detector, frame, near_face=0) == []  # the tuned nets alone miss it
 
 
 def test_near_face_on_the_command_line(tmp_path):

@@ -548,3 +548,23 @@ def test_upper_case_annotation_names_pair_with_their_images(tmp_path):
     shutil.copy(FIXTURES / "maksssksksss129.xml", tmp_path / "annotations" / "scene.XML")
     found = find_scenes(tmp_path)
     assert [(p.image.name, p.annotation.name) for p in found.pairs] == [("scene.JPG", "scene.XML")]
+
+
+def test_a_class_without_images_of_its_own_says_how_often_it_was_given():
+    """Class folders hold no not_face images: a 0.0000 precision and recall under it read as
+    a failure, where the class was only given to some photos."""
+    from training.evaluate import format_classes
+    from training.metrics import classification_report
+
+    names = ("mask", "no_mask", "not_face")
+    figures = classification_report([0, 0, 1, 1, 1], [0, 2, 1, 1, 2], names)
+    report = {
+        "images": {"evaluated": 5, "unreadable": [], "listed": 5, "in_split": 5},
+        "no_face": {"count": 0, "fraction": 0.0},
+        "rules": {},
+        "faces_found": None,
+        "all_images": figures,
+    }
+    lines = format_classes(report)
+    assert "not_face      given to 2 images, none of them its own" in lines
+    assert "mask            1.0000  0.5000        2" in lines

@@ -440,8 +440,14 @@ def format_classes(report: dict) -> list[str]:
             continue
         names = figures["class_names"]
         lines += [f"{title:<12}{'precision':>10}{'recall':>8}{'support':>9}"]
-        for name in (n for n in names if n in figures["per_class"]):
-            pc = figures["per_class"][name]
+        for index, name in enumerate(names):
+            pc = figures["per_class"].get(name)
+            if pc is None:
+                continue
+            if not pc["support"]:  # not_face in class folders: no precision or recall to give
+                said = sum(row[index] for row in figures["confusion"])
+                lines.append(f"{name:<12}  given to {counted(said, 'image')}, none of them its own")
+                continue
             lines.append(
                 f"{name:<12}{pc['precision']:>10.4f}{pc['recall']:>8.4f}{pc['support']:>9}"
             )

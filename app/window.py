@@ -404,6 +404,7 @@ class MainWindow(QMainWindow):
 
         self.banner = QLabel()
         self.banner.setStyleSheet(BANNER_STYLE)
+        self.banner.setWordWrap(True)  # many faces named: the banner wraps, the window stays
         self.banner.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.banner.hide()
         self.stats_panel = StatsPanel()

@@ -104,6 +104,7 @@ def test_faces_alerting_together_are_all_named(qtbot, pipeline, settings, prefs,
     clip = write_video(tmp_path / "two.mp4", [two_faces_frame()] * 20, fps=5)
     win = make_window(qtbot, pipeline, settings, prefs, clip)
     win.settings_panel.delay_spin.setValue(0.3)
+    narrowest = win.minimumSizeHint().width()
     win.start()
     qtbot.waitUntil(lambda: len(win.alerts) == 2, timeout=FRAME_TIMEOUT_MS)
     ids = sorted(alert.track_id for alert in win.alerts)
@@ -111,6 +112,8 @@ def test_faces_alerting_together_are_all_named(qtbot, pipeline, settings, prefs,
     assert win.banner.text().startswith(
         f"2 faces unmasked for 0.3 s or more (faces {ids[0]} and {ids[1]}, the last at 0:0"
     )
+    # the banner wraps: naming faces never makes the window wider than it could be before
+    assert win.minimumSizeHint().width() <= narrowest
     win.stop()
     qtbot.waitUntil(lambda: not win.is_playing, timeout=FRAME_TIMEOUT_MS)
     win.close()

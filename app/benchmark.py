@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import statistics
 import sys
 import threading
@@ -413,6 +414,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         result = {
             "torch_threads": torch.get_num_threads(),
+            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),  # PASSIVE unless the user set it
             "device": str(device),
             "camera_fps": args.camera_fps,
             "classifier": classifier_table(devices, args.seconds),

@@ -8,6 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import app  # noqa: F401 - first: sets the environment that OpenCV and torch read on load
+
+# isort: split
 import cv2
 import numpy as np
 import pytest

@@ -77,6 +77,39 @@ def test_benchmark_writes_all_tables(tmp_path):
     )
     assert "Classifier crops/s" in proc.stdout and "End to end" in proc.stdout
     assert 0 <= result["other_cores"] <= os.cpu_count()
+    assert result["omp_wait_policy"] == "PASSIVE"
+
+
+# Imports a command's module and prints OMP_WAIT_POLICY as it stood when torch began to load.
+POLICY_AT_TORCH_LOAD = """
+import importlib, os, sys
+seen = []
+class Watch:
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch" and not seen:
+            seen.append(str(os.environ.get("OMP_WAIT_POLICY")))
+sys.meta_path.insert(0, Watch())
+importlib.import_module(sys.argv[1])
+print(*seen)
+"""
+
+
+@pytest.mark.parametrize("given, kept", [(None, "PASSIVE"), ("ACTIVE", "ACTIVE")])
+def test_torch_threads_wait_without_spinning_unless_the_user_says_otherwise(given, kept):
+    """Spinning OpenMP threads slowed every command 4 to 25 times beside one busy program.
+    The policy counts only when set before torch loads: each command's module sees to it."""
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    if given:
+        env["OMP_WAIT_POLICY"] = given
+    for module in ("app.cli", "app.benchmark", "training.evaluate", "training.distill"):
+        proc = subprocess.run(
+            [sys.executable, "-c", POLICY_AT_TORCH_LOAD, module],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        assert proc.stdout.split() == [kept], (module, proc.stderr)
 
 
 def test_a_slow_classifier_rate_is_printed_with_its_digits_not_as_zero(capsys):

@@ -30,6 +30,7 @@ VERSION = 1
 BUILDERS = {"teacher": build_teacher, "student": build_student}
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+INPUT_SIZES = (8, 1024)  # crop sides a checkpoint may give; larger crops would be no face crop
 REJECT_CLASS = "not_face"  # the optional third class: a detector box that holds no face
 # The only class lists the app and the events format know; anything else is refused.
 KNOWN_CLASS_NAMES = (CLASS_NAMES, CLASS_NAMES + (REJECT_CLASS,))
@@ -183,7 +184,7 @@ def _read_meta(path: Path, raw: dict[str, Any]) -> ModelMeta:
     if not text or tuple(names) not in KNOWN_CLASS_NAMES:
         raise refuse("class_names", " or ".join(map(repr, KNOWN_CLASS_NAMES)))
     size = raw.get("input_size", defaults.input_size)
-    if type(size) is not int or not 8 <= size <= 1024:
+    if type(size) is not int or not INPUT_SIZES[0] <= size <= INPUT_SIZES[1]:
         raise CheckpointError(f"{path} gives an impossible input size {size!r}")
     mean = _three_numbers(raw.get("mean", defaults.mean))
     if mean is None:

@@ -420,6 +420,7 @@ def test_run_key_follows_the_teacher_file_not_the_teacher_epochs(tmp_path):
         ("--lr", "inf", "--lr must be a finite number above 0"),
         ("--lr", "-0.001", "--lr must be a finite number above 0"),
         ("--input-size", "24", "--input-size must be at least 32 px"),
+        ("--input-size", "1056", "--input-size must be at most 1024 px (the app loads no"),
         ("--student-width", "2", "--student-width must lie in [4, 128], not 2"),
         ("--student-epochs", "0", "--student-epochs must be at least 1, not 0"),
         ("--batch-size", "1", "--batch-size must be at least 2, not 1"),

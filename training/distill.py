@@ -112,7 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--input-size",
         type=int,
-        help=f"crop side in pixels, at least {MIN_INPUT_SIZE} (default: the --teacher's, "
+        help=f"crop side in pixels, {MIN_INPUT_SIZE} to {checkpoint.INPUT_SIZES[1]} "
+        "(default: the --teacher's, "
         f"else {DEFAULT_INPUT_SIZE})",
     )
     p.add_argument(
@@ -282,6 +283,11 @@ def check_settings(args: argparse.Namespace) -> None:
         raise FlagValueError(
             f"--input-size must be at least {MIN_INPUT_SIZE} px (the DenseNet teacher shrinks a "
             f"crop 32 times), not {args.input_size}"
+        )
+    if args.input_size > checkpoint.INPUT_SIZES[1]:  # the app would refuse such weights
+        raise FlagValueError(
+            f"--input-size must be at most {checkpoint.INPUT_SIZES[1]} px (the app loads no "
+            f"weights for larger crops), not {args.input_size}"
         )
     low, high = student_net.WIDTH_RANGE
     if not low <= args.student_width <= high:

@@ -281,15 +281,28 @@ def test_a_seed_numpy_cannot_take_is_refused_by_its_flag(capsys, command, value)
 
 
 def test_outputs_inside_the_data_a_command_reads_are_refused(tmp_path, capsys):
+    import os
+
+    from training.compare_methods import main as compare
     from training.export import main as export
     from training.tune_detector import main as tune
 
     scenes = tmp_path / "scenes"
     (scenes / "images").mkdir(parents=True)
     (scenes / "annotations").mkdir()
+    os.utime(scenes / "images", ns=(10**18, 10**18))  # a time no probe file can leave
     out = scenes / "images" / "detector.pt"
     assert tune(["--scenes", str(scenes), "--out", str(out)]) == 2
     assert f"--out {out} lies inside the --scenes folder {scenes}" in capsys.readouterr().err
+    # refused before a test file was made and removed there (a read-only data folder would
+    # have been told "not writable" instead, and its time changed)
+    assert (scenes / "images").stat().st_mtime_ns == 10**18
+    cmp = scenes / "images" / "cmp"
+    teacher = FIXTURES.parents[1] / "models" / "teacher.pt"
+    argv = ["--teacher", str(teacher), "--data", str(scenes / "images")]
+    assert compare([*argv, "--out", str(cmp), "--quiet"]) == 2
+    assert f"--out {cmp} lies inside the --data folder" in capsys.readouterr().err
+    assert (scenes / "images").stat().st_mtime_ns == 10**18
     images = tmp_path / "photos"
     images.mkdir()
     assert export(["--images", str(images), "--out", str(images / "export")]) == 2

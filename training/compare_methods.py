@@ -307,10 +307,11 @@ def check_before_work(args: argparse.Namespace, passed_on: list[str]) -> dict[st
     twice = sorted({m for m in args.methods if args.methods.count(m) > 1})
     if twice:
         raise FlagValueError(f"--methods names {', '.join(twice)} twice; name each method once")
-    check_writable(args.out / TABLE, args.overwrite or args.resume, make_folder=True)
     finished = {}
     try:
         wanted = method_args(args, args.methods[0], passed_on)
+        distill.refuse_outputs_in_data(wanted, args.out)  # before anything probes a folder
+        check_writable(args.out / TABLE, args.overwrite or args.resume, make_folder=True)
         distill.check_teacher_source(wanted)
         distill.check_settings(wanted)
         for method in args.methods:  # the methods' distill settings differ in these alone

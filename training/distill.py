@@ -53,7 +53,7 @@ from training.outputs import (
     OutputsNotWrittenError,
     WorkNotSavedError,
     describe_output_error,
-    is_within,
+    refuse_inside,
 )
 from training.prepare import Prepared, prepare
 from training.report import REPORT_FILES, write_report
@@ -351,6 +351,7 @@ def check_outputs(args: argparse.Namespace) -> None:
     weights or a report file go, a file where the report folder goes, earlier outputs
     without --overwrite, a folder that cannot be created."""
     out = Path(args.out)
+    refuse_outputs_in_data(args, out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} is a file, not a folder")
     report = out / "report"
@@ -375,15 +376,15 @@ def check_outputs(args: argparse.Namespace) -> None:
             raise OutputExistsError(f"{path} already exists (pass --overwrite to replace it)")
     check_folder_creatable(out)
     check_folder_creatable(report)
+
+
+def refuse_outputs_in_data(args: argparse.Namespace, out: Path) -> None:
+    """Refuse ``out`` (the run's --out, or a comparison's) and --work-dir inside --data or
+    --scenes, first of all: a later check would probe those folders with a test file."""
     for flag, folder in (("--out", out), ("--work-dir", Path(args.work_dir))):
         if str(folder) == "-":
             raise ValueError(f"{flag} -: name a folder (standard output is not offered)")
-        for given, data in (("--data", args.data), ("--scenes", args.scenes)):
-            if data is not None and is_within(folder, Path(data)):
-                raise ValueError(
-                    f"{flag} {folder} lies inside the {given} folder {data}; the next run would "
-                    "take what is written there for data. Pick a folder outside it"
-                )
+        refuse_inside(folder, flag, {"--data": args.data, "--scenes": args.scenes})
 
 
 def data_digest(*arrays: np.ndarray) -> str:

@@ -325,6 +325,9 @@ def tune(args: argparse.Namespace) -> dict:
         raise FlagValueError(f"--mine-thresholds must lie in [0, 1], got {args.mine_thresholds}")
     if len(set(args.stages)) != len(args.stages):
         raise FlagValueError(f"--stages names a net twice: {' '.join(args.stages)}")
+    inputs = {"--scenes": args.scenes, "--faces": args.faces}
+    refuse_inside(args.out, "--out", inputs)  # first: the checks below probe the folder
+    refuse_inside(args.work_dir, "--work-dir", inputs)
     check_writable(args.out, args.overwrite, make_folder=True, may_replace=(WEIGHTS,))
     refuse_other_weights(args.out)
     if Path(args.out).suffix.lower() not in WEIGHTS_SUFFIXES:
@@ -334,9 +337,6 @@ def tune(args: argparse.Namespace) -> dict:
         )
     record = Path(args.out).with_suffix(".json")
     check_writable(record, args.overwrite, make_folder=True)
-    inputs = {"--scenes": args.scenes, "--faces": args.faces}
-    refuse_inside(args.out, "--out", inputs)
-    refuse_inside(args.work_dir, "--work-dir", inputs)
     torch.manual_seed(args.seed)
     device = as_device(args.device)
     mtcnn = MTCNN(keep_all=True, post_process=False)

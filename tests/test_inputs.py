@@ -771,3 +771,23 @@ def test_headless_warns_once_that_a_grey_source_is_weak_ground(tmp_path):
     assert proc.stderr.count("the picture has no colour (an infrared or night camera?)") == 1
     proc = run_app("--source", FIXTURES / "no_mask_1.jpg", "--events", tmp_path / "c.jsonl")
     assert proc.returncode == 0 and "no colour" not in proc.stderr, proc.stderr
+
+
+def test_a_damaged_image_source_gets_one_line_and_no_opencv_log(tmp_path):
+    """OpenCV logs its own error for a GIF header with nothing after it; the app's line is
+    the one the user should read (the environment is the user's: no OpenCV setting in it)."""
+    gif = tmp_path / "bad.gif"
+    gif.write_bytes(b"GIF89a")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENCV_")}
+    proc = subprocess.run(
+        [sys.executable, "-m", "app", "--headless", "--quiet", "--source", str(gif)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines() == [
+        f"maskwatch: error: {gif} is not a video or image OpenCV can read"
+    ]

@@ -10,6 +10,7 @@ import contextlib
 import errno
 import os
 import re
+import time
 from pathlib import Path
 from typing import Iterator
 
@@ -126,6 +127,41 @@ def _can_create_in(folder: Path) -> bool:
 
 
 MAX_NAME_BYTES = 255  # the longest file name Linux and macOS file systems take
+
+
+# A writer killed outright (SIGKILL, a crash, a power cut) leaves its temporary file behind;
+# one whose process is gone and that has not changed for this long is nobody's work in
+# progress (a recording's file changes several times a second).
+STALE_AFTER_S = 60.0
+
+
+def left_by_killed_writers(folder: Path, stem_glob: str, suffix: str) -> list[Path]:
+    """The temporary files (``temp_name``) in ``folder`` for final names matching
+    ``stem_glob`` + ``suffix`` whose writing process no longer runs and that have not changed
+    for STALE_AFTER_S. Such a file is unfinished: a video without its closing index, say."""
+    found = []
+    pattern = re.compile(r"\.partial-([0-9]+)" + re.escape(suffix) + "$")
+    for path in Path(folder).glob(f".{stem_glob}.partial-*{suffix}"):
+        match = pattern.search(path.name)
+        if not match or not path.is_file() or path.is_symlink():
+            continue
+        try:
+            quiet = time.time() - path.stat().st_mtime > STALE_AFTER_S
+        except OSError:
+            continue
+        if quiet and not _process_runs(int(match.group(1))):
+            found.append(path)
+    return sorted(found)
+
+
+def _process_runs(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):  # another user's process, or no such number
+        return True
+    return True
 
 
 def temp_name(path: Path) -> Path:

@@ -159,6 +159,40 @@ def test_record_writes_a_playable_mp4_only_when_stopped(qtbot, window, prefs):
     assert int(video.get(cv2.CAP_PROP_FRAME_COUNT)) >= 3
 
 
+def test_a_killed_windows_unfinished_recording_is_removed_when_recording_again(
+    qtbot, window, prefs, caplog
+):
+    """kill -9 during a recording leaves its hidden partial mp4 (no index: unplayable). The
+    next recording into that folder removes it, and only it."""
+    import os
+    import subprocess
+    import sys
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    folder = prefs.recordings_dir
+    folder.mkdir(parents=True, exist_ok=True)
+    old = 1_000_000_000  # 2001: long quiet
+    killed = folder / f".maskwatch-20250101-000000-000.partial-{gone.pid}.mp4"
+    alive = folder / f".maskwatch-20250101-000000-001.partial-{os.getpid()}.mp4"
+    fresh = folder / f".maskwatch-20250101-000000-002.partial-{gone.pid}.mp4"
+    other = folder / f".holiday.partial-{gone.pid}.mp4"  # not a window's recording
+    for path in (killed, alive, fresh, other):
+        path.write_bytes(b"\0\0\0\x18ftypisom" + bytes(2000))
+        if path is not fresh:
+            os.utime(path, (old, old))
+    window.start()
+    qtbot.waitUntil(lambda: len(window.shown) >= 1, timeout=FRAME_TIMEOUT_MS)
+    qtbot.keyClick(window, Qt.Key.Key_R)
+    assert window.recorder is not None
+    assert not killed.exists() and alive.exists() and fresh.exists() and other.exists()
+    assert f"removed {killed} (0.0 MB): an unfinished recording of a window that was" in (
+        caplog.text
+    )
+    window.stop()
+    qtbot.waitUntil(lambda: not window.is_playing, timeout=FRAME_TIMEOUT_MS)
+
+
 def test_a_recording_stops_and_is_kept_before_the_disk_is_full(qtbot, window, prefs, monkeypatch):
     """OpenCV's writer says nothing on a full disk: a breaker's recording went on "recording"
     for minutes into a 300 KB disk and kept nothing. It stops while the index still fits."""

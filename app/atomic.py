@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import glob
+import logging
 import os
 import re
 import time
@@ -15,6 +17,8 @@ from pathlib import Path
 from typing import Iterator
 
 from models.file_kind import model_kind
+
+log = logging.getLogger(__name__)
 
 
 class OutputExistsError(FileExistsError):
@@ -154,6 +158,32 @@ def left_by_killed_writers(folder: Path, stem_glob: str, suffix: str) -> list[Pa
     return sorted(found)
 
 
+def remove_left_by_killed(folder: Path, stem_glob: str, suffix: str, what: str) -> None:
+    """Delete what ``left_by_killed_writers`` finds, saying so for each (``what``: "recording",
+    or the final name the file was meant for); a file that will not go is named, not fatal."""
+    for path in left_by_killed_writers(folder, stem_glob, suffix):
+        try:
+            size = path.stat().st_size
+            path.unlink()
+        except OSError as exc:
+            log.warning("could not remove %s: %s", path, describe_error(exc))
+            continue
+        log.warning(
+            "removed %s (%.1f MB), the unfinished %s of a run that was killed before it "
+            "could finish it",
+            path,
+            size / 1e6,
+            what,
+        )
+
+
+def remove_killed_partial(final: Path) -> None:
+    """``remove_left_by_killed`` for the temporary files of one final name."""
+    final = Path(final)
+    stem, suffix = glob.escape(final.stem), glob.escape(final.suffix)
+    remove_left_by_killed(final.parent, stem, suffix, final.name)
+
+
 def _process_runs(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -187,6 +217,7 @@ def atomic_path(path: Path, overwrite: bool = True) -> Iterator[Path]:
     """
     path = Path(path)
     tmp = temp_name(path)
+    remove_killed_partial(path)
     try:
         yield tmp
         place(tmp, path, overwrite)

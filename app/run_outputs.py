@@ -19,7 +19,7 @@ from typing import Callable
 
 import cv2
 
-from app.atomic import describe_error, make_folders, place, temp_name
+from app.atomic import describe_error, make_folders, place, remove_killed_partial, temp_name
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +52,8 @@ class RunOutputs:
             ValueError: when another file of this run already uses that temporary name.
         """
         entry = _Pending(output, temp_name(Path(final)), Path(final))
+        if not any(e.output == output for e in self._pending):  # once, not per snapshot
+            remove_killed_partial(entry.final)
         for other in self._pending:
             if other.tmp == entry.tmp and not other.placed:
                 raise ValueError(

@@ -53,7 +53,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.alerts import Alert, AlertLog, AlertMonitor
-from app.atomic import atomic_path, describe_error, left_by_killed_writers
+from app.atomic import atomic_path, describe_error, remove_left_by_killed
 from app.config import DetectorConfig, PipelineConfig, sensitivity_of, with_sensitivity
 from app.device import DeviceError, resolve_device
 from app.images import GREY_NOTE, write_image
@@ -993,28 +993,12 @@ class MainWindow(QMainWindow):
             )
             self.record_button.setChecked(False)
             return
-        self._remove_killed_recordings(folder)
+        # no player opens the file of a recording whose window was killed outright
+        remove_left_by_killed(folder, "maskwatch-*", ".mp4", "recording")
         self.recorder = VideoRecorder(stamped_path(folder, "maskwatch", ".mp4"))
         self.record_button.setText("Stop recording")
         self.record_button.setStyleSheet(RECORDING_STYLE)
         self.statusBar().showMessage(f"Recording to {self.recorder.path}")
-
-    def _remove_killed_recordings(self, folder: Path) -> None:
-        """Delete the unfinished files of recordings whose window was killed outright: no
-        player opens an mp4 cut off before its index, and unseen they would fill the disk."""
-        for path in left_by_killed_writers(folder, "maskwatch-*", ".mp4"):
-            try:
-                size = path.stat().st_size
-                path.unlink()
-            except OSError as exc:
-                log.warning("could not remove %s: %s", path, describe_error(exc))
-                continue
-            log.warning(
-                "removed %s (%.1f MB): an unfinished recording of a window that was killed "
-                "before it could finish it; no player opens it",
-                path,
-                size / 1e6,
-            )
 
     def _record_frame(self, image: QImage, time_s: float) -> None:
         try:

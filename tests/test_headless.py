@@ -563,3 +563,26 @@ def test_streamed_events_that_cannot_be_written_fail_alone(tmp_path, no_mask_vid
     assert "maskwatch: events not written: No space left on device" in proc.stderr
     assert "Traceback" not in proc.stderr and "12 frames" in proc.stderr
     assert stats.read_text().startswith("time_s,faces,masked,unmasked")
+
+
+def test_a_killed_runs_partial_output_is_removed_by_the_next_run_to_that_output(tmp_path):
+    """kill -9 leaves the hidden temporary video (no index: unplayable) beside the output; the
+    next run writing that output removes it and says so. A writer still alive, or a file
+    changed in the last minute, is left alone."""
+    clip = write_video(tmp_path / "clip.mp4", [on_canvas(fixture_bgr("mask_1.jpg"))] * 2)
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    out = tmp_path / "out.mp4"
+    killed = tmp_path / f".out.partial-{gone.pid}.mp4"
+    alive = tmp_path / f".out.partial-{os.getpid()}.mp4"
+    fresh = tmp_path / f".out.partial-{gone.pid + 1_000_000}.mp4"  # no such process either
+    for path in (killed, alive, fresh):
+        path.write_bytes(bytes(3000))
+        if path is not fresh:
+            os.utime(path, (1_000_000_000, 1_000_000_000))
+    proc = run_app("--source", clip, "--output", out)
+    assert proc.returncode == 0, proc.stderr
+    assert f"removed {killed} (0.0 MB), the unfinished out.mp4 of a run that was killed" in (
+        proc.stderr
+    )
+    assert out.exists() and not killed.exists() and alive.exists() and fresh.exists()

@@ -186,9 +186,7 @@ def test_a_killed_windows_unfinished_recording_is_removed_when_recording_again(
     qtbot.keyClick(window, Qt.Key.Key_R)
     assert window.recorder is not None
     assert not killed.exists() and alive.exists() and fresh.exists() and other.exists()
-    assert f"removed {killed} (0.0 MB): an unfinished recording of a window that was" in (
-        caplog.text
-    )
+    assert f"removed {killed} (0.0 MB), the unfinished recording of a run that was" in (caplog.text)
     window.stop()
     qtbot.waitUntil(lambda: not window.is_playing, timeout=FRAME_TIMEOUT_MS)
 

@@ -24,6 +24,7 @@ from app.atomic import (
     describe_error,
     final_name,
     place,
+    remove_killed_partial,
     temp_name,
     write_text,
 )
@@ -149,6 +150,7 @@ class OutputSet:
         final.parent.mkdir(parents=True, exist_ok=True)
         self._made += [f for f in missing if f not in self._made]
         self._files[final] = temp_name(final)
+        remove_killed_partial(final)
         return self._files[final]
 
     def commit(self) -> None:

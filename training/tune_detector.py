@@ -326,7 +326,8 @@ def tune(args: argparse.Namespace) -> dict:
     if len(set(args.stages)) != len(args.stages):
         raise FlagValueError(f"--stages names a net twice: {' '.join(args.stages)}")
     inputs = {"--scenes": args.scenes, "--faces": args.faces}
-    refuse_inside(args.out, "--out", inputs)  # first: the checks below probe the folder
+    if str(args.out) != "-":  # check_writable words that refusal
+        refuse_inside(args.out, "--out", inputs)  # first: the checks below probe the folder
     refuse_inside(args.work_dir, "--work-dir", inputs)
     check_writable(args.out, args.overwrite, make_folder=True, may_replace=(WEIGHTS,))
     refuse_other_weights(args.out)

@@ -328,7 +328,6 @@ def tune(args: argparse.Namespace) -> dict:
     inputs = {"--scenes": args.scenes, "--faces": args.faces}
     if str(args.out) != "-":  # check_writable words that refusal
         refuse_inside(args.out, "--out", inputs)  # first: the checks below probe the folder
-    refuse_inside(args.work_dir, "--work-dir", inputs)
     check_writable(args.out, args.overwrite, make_folder=True, may_replace=(WEIGHTS,))
     refuse_other_weights(args.out)
     if Path(args.out).suffix.lower() not in WEIGHTS_SUFFIXES:
@@ -338,6 +337,7 @@ def tune(args: argparse.Namespace) -> dict:
         )
     record = Path(args.out).with_suffix(".json")
     check_writable(record, args.overwrite, make_folder=True)
+    refuse_inside(args.work_dir, "--work-dir", inputs)
     torch.manual_seed(args.seed)
     device = as_device(args.device)
     mtcnn = MTCNN(keep_all=True, post_process=False)

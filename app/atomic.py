@@ -153,7 +153,8 @@ def left_by_killed_writers(folder: Path, stem_glob: str, suffix: str) -> list[Pa
             quiet = time.time() - path.stat().st_mtime > STALE_AFTER_S
         except OSError:
             continue
-        if quiet and not _process_runs(int(match.group(1))):
+        # a model under such a name is the user's work, whatever its name says
+        if quiet and not _process_runs(int(match.group(1))) and model_kind(path) is None:
             found.append(path)
     return sorted(found)
 

@@ -42,8 +42,6 @@ def model_kind(path: Path) -> str | None:
     path = Path(path)
     if not path.is_file():
         return None
-    if path.suffix.lower() == ".onnx":
-        return ONNX
     names = _archive_names(path)
     if any(n.endswith(("/constants.pkl", "/code/")) for n in names):
         return TORCHSCRIPT
@@ -56,7 +54,23 @@ def model_kind(path: Path) -> str | None:
         return None
     if start[:1] == b"\x80" and LEGACY_TORCH_MAGIC in start:
         return WEIGHTS
-    return ONNX if _opens_like_onnx(start) else None
+    if path.suffix.lower() == ".onnx" or (_opens_like_onnx(start) and _parses_as_onnx(path)):
+        return ONNX  # by suffix only after the contents: weights named .onnx are weights
+    return None
+
+
+def _parses_as_onnx(path: Path) -> bool:
+    """Whether ``path`` reads as an ONNX model with a graph and an opset (a file that only
+    opens like one, as any protobuf may, does not)."""
+    try:
+        import onnx
+    except ImportError:  # no onnx to ask: the opening bytes have to do
+        return True
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception:  # noqa: BLE001 - a file that is no ModelProto raises decode errors
+        return False
+    return bool(model.opset_import) and bool(model.graph.node or model.graph.input)
 
 
 def _opens_like_onnx(start: bytes) -> bool:

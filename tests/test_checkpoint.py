@@ -390,7 +390,7 @@ def test_things_that_are_not_weights_are_named(tmp_path, write, message, recwarn
 def test_an_onnx_export_under_another_name_is_told_by_its_contents(tmp_path):
     """A renamed export is named for what it is, and no output replaces it."""
     from app.atomic import OutputExistsError, check_writable
-    from models.file_kind import ONNX, model_kind
+    from models.file_kind import ONNX, WEIGHTS, model_kind
     from training.export import export
 
     model, meta = checkpoint.load(checkpoint.default_weights("student"), "student")
@@ -402,9 +402,19 @@ def test_an_onnx_export_under_another_name_is_told_by_its_contents(tmp_path):
         checkpoint.load(renamed, "student")
     with pytest.raises(OutputExistsError, match="holds an ONNX model, which a report"):
         check_writable(renamed, overwrite=True)
-    for other in (b'{"frame": 0}\n', b"\x08\x08 not protobuf", b"\xff\xd8\xff\xe0 jpeg", b""):
+    for other in (
+        b'{"frame": 0}\n',
+        b"\x08\x08 not protobuf",
+        b"\xff\xd8\xff\xe0 jpeg",
+        b"",
+        b"\x08\x07\x12hello, notes that open as ONNX does",  # but do not parse as a model
+    ):
         (tmp_path / "other").write_bytes(other)
         assert model_kind(tmp_path / "other") is None
+    # weights named .onnx are weights: told by content first, so export never replaces them
+    named = tmp_path / "student.onnx"
+    named.write_bytes(checkpoint.default_weights("student").read_bytes())
+    assert model_kind(named) == WEIGHTS
 
 
 def test_detector_weights_given_as_a_classifier_are_named_as_such():

@@ -566,5 +566,5 @@ def test_a_class_without_images_of_its_own_says_how_often_it_was_given():
         "all_images": figures,
     }
     lines = format_classes(report)
-    assert "not_face      given to 2 images, none of them its own" in lines
+    assert "not_face      no image of its own here; given to 2 images" in lines
     assert "mask            1.0000  0.5000        2" in lines

@@ -168,6 +168,8 @@ def test_a_killed_windows_unfinished_recording_is_removed_when_recording_again(
     import subprocess
     import sys
 
+    from models import checkpoint
+
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()
     folder = prefs.recordings_dir
@@ -179,13 +181,16 @@ def test_a_killed_windows_unfinished_recording_is_removed_when_recording_again(
     other = folder / f".holiday.partial-{gone.pid}.mp4"  # not a window's recording
     for path in (killed, alive, fresh, other):
         path.write_bytes(b"\0\0\0\x18ftypisom" + bytes(2000))
-        if path is not fresh:
-            os.utime(path, (old, old))
+    model = folder / f".maskwatch-onnx.partial-{gone.pid}.mp4"  # a model, whatever its name
+    model.write_bytes(checkpoint.default_weights("student").read_bytes())
+    for path in (killed, alive, other, model):
+        os.utime(path, (old, old))
     window.start()
     qtbot.waitUntil(lambda: len(window.shown) >= 1, timeout=FRAME_TIMEOUT_MS)
     qtbot.keyClick(window, Qt.Key.Key_R)
     assert window.recorder is not None
     assert not killed.exists() and alive.exists() and fresh.exists() and other.exists()
+    assert model.exists()
     assert f"removed {killed} (0.0 MB), the unfinished recording of a run that was" in (caplog.text)
     window.stop()
     qtbot.waitUntil(lambda: not window.is_playing, timeout=FRAME_TIMEOUT_MS)

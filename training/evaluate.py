@@ -446,7 +446,9 @@ def format_classes(report: dict) -> list[str]:
                 continue
             if not pc["support"]:  # not_face in class folders: no precision or recall to give
                 said = sum(row[index] for row in figures["confusion"])
-                lines.append(f"{name:<12}  given to {counted(said, 'image')}, none of them its own")
+                lines.append(
+                    f"{name:<12}  no image of its own here; given to {counted(said, 'image')}"
+                )
                 continue
             lines.append(
                 f"{name:<12}{pc['precision']:>10.4f}{pc['recall']:>8.4f}{pc['support']:>9}"

@@ -4,8 +4,9 @@ The app refuses to write a report, a recording or figures over a model, whatever
 a checkpoint copied to ``/data/teacher_copy.pt`` is as much the user's work as the shipped
 one. ``torch.save`` writes a zip archive holding ``<name>/data.pkl``; TorchScript adds
 ``<name>/constants.pkl`` and code; files from torch before 1.6 begin with a pickled magic
-number. ONNX has no signature: a model is told by its suffix, or by the way its protobuf
-opens (the IR version, field 1, then one of the next fields), so a renamed one is known too.
+number. ONNX has no signature: after those, a file is ONNX by its suffix, or when its
+protobuf opens as a model's does (the IR version, field 1, then one of the next fields) and
+reads as a model with a graph, so a renamed export is known too.
 """
 
 from __future__ import annotations

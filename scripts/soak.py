@@ -19,6 +19,7 @@ import io
 import logging
 import math
 import os
+import shutil
 import signal
 import sys
 import time
@@ -48,6 +49,7 @@ from app.console import counted  # noqa: E402
 from app.cpu_load import BUSY_CORES, cpu_seconds  # noqa: E402
 from app.device import DeviceError, resolve_device  # noqa: E402
 from app.flags import FlagValueError, OneLineParser, device, named, output_file  # noqa: E402
+from app.preferences import temporary_folders  # noqa: E402
 from app.window import MainWindow, logged_as  # noqa: E402
 
 
@@ -265,6 +267,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"playing {args.source} in a loop for {args.minutes:g} min (Ctrl-C stops)", flush=True)
     app.exec()
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    # The window remembers nothing here: its alerts went to a temporary folder of this run's
+    # own, which no one will look at (the soak measures; it keeps no alerts).
+    own = temporary_folders()["alerts_dir"].parent
+    if Path(window.prefs.alerts_dir).parent == own:
+        shutil.rmtree(own, ignore_errors=True)
 
     if "interrupted" in ended:
         print(f"{PROG}: interrupted; nothing was written", file=sys.stderr)

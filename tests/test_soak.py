@@ -6,6 +6,8 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
 import pytest
 from conftest import ROOT, fixture_bgr, on_canvas, write_video
@@ -107,6 +109,8 @@ def test_a_short_run_samples_and_gives_a_verdict(clip, tmp_path):
     assert proc.returncode in (0, 3), err  # 3: the verdict may call start-up growth GROWING
     assert "verdict: memory" in stdout
     assert "propagateSizeHints" not in err  # the offscreen platform's note, no fault of the window
+    # the window's alerts went to a temporary folder of the run's own, removed at its end
+    assert not (Path(tempfile.gettempdir()) / f"maskwatch-{proc.pid}").exists()
     rows = list(csv.DictReader(out.open()))
     assert len(rows) >= 5 and int(rows[-1]["frames"]) > 0
     assert all(0 <= float(r["other_cores"]) <= os.cpu_count() + 0.5 for r in rows), rows

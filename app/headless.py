@@ -316,8 +316,8 @@ def check_outputs(
         pipe = target.exists() and not target.is_file() and not target.is_dir()
         if pipe or str(target) in STDOUT_NAMES:
             raise FlagValueError(
-                f"--events {events} is not a regular file; --events - streams the events "
-                "to standard output"
+                f"--events {events} is not a regular file; name a file, stream the events "
+                "to standard output with --events -, or leave --events out to write none"
             )
     for path in (output, events):
         if path is not None and not events_to_stdout(path):

@@ -488,7 +488,14 @@ def test_weights_for_the_model_not_run_are_named_as_unused(tmp_path, no_mask_vid
 
 def test_events_to_dev_stdout_points_to_the_dash(no_mask_video, capsys):
     err = refused(capsys, "--source", no_mask_video, "--events", "/dev/stdout")
-    assert "--events /dev/stdout is not a regular file; --events - streams the events" in err
+    assert "--events /dev/stdout is not a regular file; name a file, stream the events" in err
+    assert "with --events -, or leave --events out to write none" in err
+
+
+def test_events_to_dev_null_says_to_leave_the_flag_out(no_mask_video, capsys):
+    err = refused(capsys, "--source", no_mask_video, "--events", "/dev/null")
+    assert "--events /dev/null is not a regular file" in err
+    assert "leave --events out to write none" in err
 
 
 def test_dot_slash_dash_names_a_file_called_dash(tmp_path, no_mask_video, monkeypatch):

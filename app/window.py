@@ -14,7 +14,6 @@ import os
 import signal
 import sys
 import time
-from collections import deque
 from dataclasses import replace
 from pathlib import Path
 
@@ -25,8 +24,6 @@ from PySide6.QtGui import (
     QGuiApplication,
     QImage,
     QKeySequence,
-    QPixmap,
-    QResizeEvent,
     QScreen,
 )
 from PySide6.QtWidgets import (
@@ -46,7 +43,6 @@ from PySide6.QtWidgets import (
     QPushButton,
     QRadioButton,
     QScrollArea,
-    QSizePolicy,
     QTabWidget,
     QVBoxLayout,
     QWidget,
@@ -55,15 +51,12 @@ from PySide6.QtWidgets import (
 from app.alerts import Alert, AlertLog, AlertMonitor
 from app.atomic import atomic_path, describe_error, remove_left_by_killed
 from app.config import DetectorConfig, PipelineConfig, sensitivity_of, with_sensitivity
-from app.device import DeviceError, resolve_device
+from app.fps_meter import FpsMeter
 from app.images import GREY_NOTE, write_image
 from app.model_loader import LoadReport, ModelSwitcher, PipelineLoader, other_model
 from app.pipeline import MODEL_NAMES, Pipeline
 from app.preferences import (
     APPLICATION,
-    MAX_ALERT_DELAY_S,
-    MIN_FACE_RANGE,
-    NEAR_FACE_RANGE,
     ORGANISATION,
     Preferences,
     user_settings,
@@ -74,6 +67,9 @@ from app.source import describe, plain_source, shown_source, source_title
 from app.source_picker import SourcePicker
 from app.stats import FaceStats
 from app.stats_view import StatsPanel
+from app.video_view import VideoView
+from app.window_flags import apply_command_line
+from app.wording import clock, faces_named, logged_as, naming, sentence
 from app.worker import CAPTURE_JOIN_S, END_FINISHED, FrameStats, PlaybackWorker, to_bgr
 
 log = logging.getLogger(__name__)
@@ -85,8 +81,6 @@ WINDOW_SIZE = (1180, 700)  # the first size where the screen has no more room (7
 ROOMY_HEIGHT = 800
 TITLE_BAR_PX = 40  # left for the window's title bar, which the available height includes
 PANEL_WIDTH = 370
-FPS_WINDOW = 10  # frames the FPS counter averages over
-FPS_MAX_AGE_S = 3.0  # older display times are forgotten (the newest two always count)
 CLOSE_WAIT_MS = int((CAPTURE_JOIN_S + 4) * 1000)
 MODEL_TITLES = {"student": "Student (fast)", "teacher": "Teacher (accurate)"}
 MESSAGE_STYLES = {
@@ -113,107 +107,14 @@ SHORTCUTS = {
 }
 
 
-class FpsMeter:
-    """Frames per second from the times frames were put on screen."""
-
-    def __init__(self, size: int = FPS_WINDOW, max_age_s: float = FPS_MAX_AGE_S):
-        self._times: deque[float] = deque(maxlen=size)
-        self._max_age_s = max_age_s
-
-    def reset(self) -> None:
-        self._times.clear()
-
-    def tick(self, now: float | None = None) -> float:
-        """Record one displayed frame and return the current rate (0 until two frames)."""
-        now = time.perf_counter() if now is None else now
-        self._times.append(now)
-        while len(self._times) > 2 and now - self._times[0] > self._max_age_s:
-            self._times.popleft()
-        return self.fps
-
-    @property
-    def fps(self) -> float:
-        if len(self._times) < 2 or self._times[-1] <= self._times[0]:
-            return 0.0
-        return (len(self._times) - 1) / (self._times[-1] - self._times[0])
-
-
-class VideoView(QLabel):
-    """Shows the newest annotated frame scaled to fit, keeping its aspect ratio."""
-
-    def __init__(self, parent: QWidget | None = None):
-        super().__init__(parent)
-        self._image: QImage | None = None
-        self.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.setMinimumSize(480, 360)
-        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
-        self.setStyleSheet("background: #111; color: #ccc; font-size: 15px;")
-        self.show_placeholder("No video yet. Pick a source and press Start.")
-
-    def show_placeholder(self, text: str) -> None:
-        self._image = None
-        self.clear()
-        self.setText(text)
-
-    def show_image(self, image: QImage) -> None:
-        self._image = image
-        self._rescale()
-
-    def resizeEvent(self, event: QResizeEvent) -> None:
-        super().resizeEvent(event)
-        self._rescale()
-
-    def _rescale(self) -> None:
-        if self._image is None:
-            return
-        pixmap = QPixmap.fromImage(self._image).scaled(
-            self.size(),
-            Qt.AspectRatioMode.KeepAspectRatio,
-            Qt.TransformationMode.SmoothTransformation,
-        )
-        self.setPixmap(pixmap)
-
-
 def big_label(text: str, colour: str) -> QLabel:
     label = QLabel(text)
     label.setStyleSheet(f"font-size: 20px; font-weight: bold; color: {colour};")
     return label
 
 
-def faces_named(track_ids: list[int]) -> str:
-    """ "face 3", "faces 2 and 3", "faces 1, 2 and 3"."""
-    if len(track_ids) == 1:
-        return f"face {track_ids[0]}"
-    *first, last = track_ids
-    return f"faces {', '.join(map(str, first))} and {last}"
-
-
-def clock(seconds: float) -> str:
-    """Media time as m:ss (or h:mm:ss)."""
-    minutes, secs = divmod(int(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
-
-
-def sentence(text: str) -> str:
-    """``text`` with a capital first letter, unless it starts with a path or URL (kept as is)."""
-    first = text.split(" ", 1)[0]
-    return text[:1].upper() + text[1:] if first.isalpha() else text
-
-
 def with_shortcut(text: str, name: str) -> str:
     return f"{text} ({SHORTCUTS[name]})"
-
-
-def logged_as(message: str) -> str:
-    """A message of the side panel as the log has it: on one line."""
-    return " ".join(message.split("\n"))
-
-
-def naming(folder: Path, preposition: str, exc: OSError) -> str:
-    """ " in FOLDER: REASON", or just ": REASON" when the reason names the folder already."""
-    reason = describe_error(exc)
-    return f": {reason}" if str(folder) in reason else f"{preposition} {folder}: {reason}"
 
 
 class MainWindow(QMainWindow):
@@ -1151,58 +1052,6 @@ def scrolling(page: QWidget) -> QScrollArea:
     area.setFrameShape(QFrame.Shape.NoFrame)
     area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
     return area
-
-
-def clamped(flag: str, value: float, low: float, high: float, unit: str) -> float:
-    """``value`` moved into the window's range ``low``-``high``, with a warning if it had to."""
-    inside = min(max(value, low), high)
-    if inside != value:
-        log.warning(
-            "%s %g is outside the window's range %g-%g %s; using %g",
-            flag,
-            value,
-            low,
-            high,
-            unit,
-            inside,
-        )
-    return inside
-
-
-def apply_command_line(
-    prefs: Preferences,
-    model: str | None = None,
-    device: str | None = None,
-    alert_delay_s: float | None = None,
-    sensitivity: str | None = None,
-    min_face: int | None = None,
-    near_face: int | None = None,
-) -> None:
-    """Put what the command line gave (None: keep the saved setting) into ``prefs``.
-
-    Values outside what the window's controls allow are moved to the nearest allowed one,
-    with a warning, so the window never runs with a setting it cannot show.
-    """
-    if device is not None:
-        resolve_device(device)  # an impossible --device fails on the command line
-        prefs.device = device
-    else:
-        try:
-            resolve_device(prefs.device)
-        except DeviceError as exc:
-            log.warning("saved device %r is not usable here (%s); using auto", prefs.device, exc)
-            prefs.device = "auto"
-    prefs.model = model or prefs.model
-    if alert_delay_s is not None:
-        prefs.alert_delay_s = clamped("--alert-delay", alert_delay_s, 0, MAX_ALERT_DELAY_S, "s")
-    if sensitivity is not None:
-        prefs.sensitivity = sensitivity
-    if min_face is not None:
-        prefs.min_face_size = int(clamped("--min-face", min_face, *MIN_FACE_RANGE, "px"))
-    if near_face is not None:  # 0 turns the pass off and keeps the saved size
-        prefs.near_faces = near_face > 0
-        if near_face > 0:
-            prefs.near_face_size = int(clamped("--near-face", near_face, *NEAR_FACE_RANGE, "px"))
 
 
 def run_window(

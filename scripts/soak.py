@@ -50,7 +50,8 @@ from app.cpu_load import BUSY_CORES, cpu_seconds  # noqa: E402
 from app.device import DeviceError, resolve_device  # noqa: E402
 from app.flags import FlagValueError, OneLineParser, device, named, output_file  # noqa: E402
 from app.preferences import temporary_folders  # noqa: E402
-from app.window import MainWindow, logged_as  # noqa: E402
+from app.window import MainWindow  # noqa: E402
+from app.wording import logged_as  # noqa: E402
 
 
 def rss_mb() -> float:

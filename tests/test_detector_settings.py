@@ -25,7 +25,8 @@ from app.config import SENSITIVITY, DetectorConfig, PipelineConfig  # noqa: E402
 from app.detector import FaceDetector, part_of  # noqa: E402
 from app.preferences import Preferences  # noqa: E402
 from app.settings_panel import CUSTOM_TITLE, DetectorSettings  # noqa: E402
-from app.window import MainWindow, apply_command_line  # noqa: E402
+from app.window import MainWindow  # noqa: E402
+from app.window_flags import apply_command_line  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 FRAME_TIMEOUT_MS = 45_000  # inference is slow on this machine; an upper bound

@@ -11,8 +11,9 @@ import pytest  # noqa: E402
 from conftest import ROOT, clip_frames, fixture_bgr, on_canvas, write_video  # noqa: E402
 
 from app.config import PipelineConfig  # noqa: E402
+from app.fps_meter import FpsMeter  # noqa: E402
 from app.overlay import COLOURS  # noqa: E402
-from app.window import FpsMeter, MainWindow  # noqa: E402
+from app.window import MainWindow  # noqa: E402
 from app.worker import CapturedFrame, LatestFrame  # noqa: E402
 
 # Inference is slow here (two cores shared with training), so waits are generous upper bounds.
@@ -156,7 +157,7 @@ def test_a_malformed_url_is_a_message_with_the_url_as_typed(qtbot, window, caplo
 
 def test_command_line_values_beyond_the_window_controls_are_clamped(caplog):
     from app.preferences import MAX_ALERT_DELAY_S, Preferences
-    from app.window import apply_command_line
+    from app.window_flags import apply_command_line
 
     prefs = Preferences.defaults(temporary=True)
     apply_command_line(prefs, device="cpu", alert_delay_s=1e9, min_face=4)

@@ -553,7 +553,7 @@ def test_upper_case_annotation_names_pair_with_their_images(tmp_path):
 def test_a_class_without_images_of_its_own_says_how_often_it_was_given():
     """Class folders hold no not_face images: a 0.0000 precision and recall under it read as
     a failure, where the class was only given to some photos."""
-    from training.evaluate import format_classes
+    from training.evaluation_text import format_classes
     from training.metrics import classification_report
 
     names = ("mask", "no_mask", "not_face")

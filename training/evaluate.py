@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from app.atomic import check_writable, describe_error
 from app.config import DetectorConfig, PipelineConfig
-from app.console import counted, error, exit_status, guard_streams, log_to_stderr, say, tell
+from app.console import error, exit_status, guard_streams, log_to_stderr, say, tell
 from app.detector_flags import add_detector_flags, detector_file, detector_of
 from app.device import DeviceError
 from app.digest import file_digest
@@ -47,6 +47,7 @@ from training.dataset_files import (
     spread,
 )
 from training.detection_metrics import ClassAP, iou_matrix, match_detections
+from training.evaluation_text import format_report
 from training.metrics import classification_report
 from training.outputs import OutputIsInputError, refuse_inputs, save_after_work, strict_json
 from training.prepare import face_crop_for_image, second_opinion_for, split_of_images
@@ -397,138 +398,6 @@ def evaluate_scenes(
     }
 
 
-def _num(value: float | None, digits: int = 4) -> str:
-    return "n/a" if value is None else f"{value:.{digits}f}"
-
-
-def _recall_text(cell: dict) -> str:
-    return f"{_num(cell['recall'], 3)} ({cell['found']}/{cell['total']})"
-
-
-def _listed_text(images: dict) -> str:
-    """How many images were listed, in which split, and how many --limit chose of them,
-    for the summary's first line."""
-    if images.get("split", "all") != "all":
-        text = f"{images['in_split']} in the {images['split']} split of {images['listed']}"
-    else:
-        text = f"{images['listed']} listed"
-    if images.get("chosen", images["in_split"]) < images["in_split"]:
-        text = f"{images['chosen']} chosen by --limit from {text}"
-    return text
-
-
-def format_classes(report: dict) -> list[str]:
-    images, no_face = report["images"], report["no_face"]
-    lines = [
-        f"images: {images['evaluated']} evaluated of {_listed_text(images)}, "
-        f"{len(images['unreadable'])} unreadable",
-        f"no face (or only a part of one) found by the app's detector: {no_face['count']} "
-        f"({_num(no_face['fraction'], 3)}); "
-        f"crop rules {report['rules']}",
-    ]
-    found = report["faces_found"]
-    found_text = (
-        f"{_num(found['accuracy'])} ({counted(found['count'], 'image')})" if found else "n/a"
-    )
-    lines += [
-        f"accuracy: all images {_num(report['all_images']['accuracy'])}, "
-        f"where a face was found {found_text}",
-        "",
-    ]
-    for title, figures in (("all images", report["all_images"]), ("face found", found)):
-        if figures is None:
-            continue
-        names = figures["class_names"]
-        lines += [f"{title:<12}{'precision':>10}{'recall':>8}{'support':>9}"]
-        for index, name in enumerate(names):
-            pc = figures["per_class"].get(name)
-            if pc is None:
-                continue
-            if not pc["support"]:  # not_face in class folders: no precision or recall to give
-                said = sum(row[index] for row in figures["confusion"])
-                lines.append(
-                    f"{name:<12}  no image of its own here; given to {counted(said, 'image')}"
-                )
-                continue
-            lines.append(
-                f"{name:<12}{pc['precision']:>10.4f}{pc['recall']:>8.4f}{pc['support']:>9}"
-            )
-        lines.append(
-            "confusion (rows true, columns predicted): "
-            + ", ".join(f"{n} {row}" for n, row in zip(names, figures["confusion"]))
-        )
-        lines.append("")
-    return lines
-
-
-def format_scenes(report: dict, config: EvaluationConfig) -> list[str]:
-    images = report["images"]
-    gt = report["ground_truth"]
-    lines = [
-        f"images: {images['evaluated']} evaluated of {_listed_text(images)}, "
-        # A malformed box drops its whole image: scored without it, a hit on that face
-        # would count as a false detection.
-        f"{len(images['unreadable'])} left out (image or annotation unreadable, each named "
-        "above); ground truth "
-        + ", ".join(f"{n} {c}" for n, c in gt.items())
-        + f"; detections {report['detections']}",
-        "",
-    ]
-    iou = config.iou_threshold
-    lines.append(
-        f"{'AP@' + format(iou, 'g'):<10}{'AP':>8}{'positives':>11}{'TP':>6}{'FP':>6}"
-        f"{'ignored':>9}{'recall':>8}"
-    )
-    for label, ap in report["ap"].items():
-        lines.append(
-            f"{label:<10}{_num(ap['ap']):>8}{ap['positives']:>11}"
-            f"{ap['true_positives']:>6}{ap['false_positives']:>6}{ap['ignored']:>9}"
-            f"{_num(ap['recall'], 3):>8}"
-        )
-    lines += [f"{'mAP':<10}{_num(report['map']):>8}", ""]
-
-    bins = list(next(iter(report["recall_by_size"].values())))
-    lines.append(f"detector recall by face size (longer side, px), IoU {iou:g}")
-    lines.append(f"{'class':<23}" + "".join(f"{b:>19}" for b in bins))
-    for name, cells in report["recall_by_size"].items():
-        row = "".join(f"{_recall_text(c):>19}" for c in cells.values())
-        lines.append(f"{name:<23}{row}")
-    safety, wrong = report["unmasked_recall"], report["incorrect_mask"]
-    false = report["false_detections"]
-    large = report["large_recall"]
-    found_large = ", ".join(
-        f"{name} {_recall_text(cell)}" for name, cell in large.items() if name != "min_side"
-    )
-    lines += [
-        "",
-        f"faces >= {large['min_side']} px found: {found_large}",
-        f"unmasked faces >= {safety['min_side']} px found and labelled no_mask: "
-        f"{_num(safety['recall'], 3)} ({safety['found']}/{safety['total']})",
-        f"labels given to found faces: {report['labels_of_found']}",
-        f"{INCORRECT}: {wrong['total']} boxes, {wrong['detected']} detected, "
-        f"labelled {wrong['labels']} (left out of the mAP)",
-        f"false detections: {false['total']} ({_num(false['per_image'], 3)} per image), "
-        f"duplicates {false['duplicates']}",
-        "",
-    ]
-    return lines
-
-
-def format_report(report: dict, config: EvaluationConfig) -> str:
-    head = [
-        f"MaskWatch evaluation: {report['model']} ({report['weights']}) on {report['data']}"
-        f" [{report['layout']}], device {report['device']}"
-        + (", mirror on" if report["settings"].get("mirror") else "")
-    ]
-    body = (
-        format_classes(report) if report["layout"] == "classes" else format_scenes(report, config)
-    )
-    timing = report["timing"]
-    return "\n".join(
-        head + body + [f"time: {timing['seconds']} s, {timing['images_per_s']} images/s"]
-    )
-
-
 def evaluate(
     data: Path,
     model: str,
@@ -703,7 +572,7 @@ def main(argv: list[str] | None = None) -> int:
             progress=not args.quiet,
             mirror=args.mirror,
         )
-        say(format_report(report, config))
+        say(format_report(report, config.iou_threshold))
         return write_json(args, report) if args.json is not None else 0
     except USER_ERRORS as exc:
         error(PROG, describe_error(exc))

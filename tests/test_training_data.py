@@ -580,7 +580,8 @@ def test_sunglasses_darken_the_eyes_and_leave_the_mouth_alone():
 
 
 def test_sunglasses_flag_is_checked_and_names_only_the_runs_using_it(tmp_path):
-    from training.distill import build_parser, check_settings, run_key
+    from training.distill import build_parser, run_key
+    from training.distill_settings import check_settings
 
     parser = build_parser()
     base = ["--data", str(tmp_path), "--out", str(tmp_path / "out")]
@@ -786,7 +787,7 @@ def test_a_teacher_that_cannot_serve_the_run_is_refused_before_any_cropping(tmp_
 
 
 def test_without_input_size_the_student_takes_the_teachers():
-    from training.distill import trained_teacher
+    from training.distill_settings import trained_teacher
 
     teacher = ROOT / "models" / "teacher.pt"  # 64 px crops
     args = build_parser().parse_args(["--data", "d", "--teacher", str(teacher), "--negatives"])

@@ -22,7 +22,7 @@ from app.console import error, exit_status, guard_streams, log_to_stderr, say, t
 from app.flags import FlagValueError, OneLineParser, input_path, output_folder
 from app.stop_signals import STOP_SIGNALS, stop_message, stop_signals_raise
 from models.checkpoint import CheckpointError
-from training import distill, run_state
+from training import distill, distill_settings, run_state
 from training.distillers import DISTILLERS, as_device
 from training.outputs import WorkNotSavedError
 from training.report import REPORT_FILES
@@ -134,9 +134,9 @@ def method_args(args: argparse.Namespace, method: str, passed_on: list[str]):
     parser = distill.build_parser()
     parser.prog = f"python -m {PROG} (passed on to training.distill)"
     wanted = parser.parse_args(distill_argv(args, method, passed_on))
-    distill.trained_teacher(wanted)
+    distill_settings.trained_teacher(wanted)
     if wanted.input_size is None:
-        wanted.input_size = distill.DEFAULT_INPUT_SIZE
+        wanted.input_size = distill_settings.DEFAULT_INPUT_SIZE
     return wanted
 
 
@@ -216,7 +216,7 @@ def finished_report(
             )
         return None
     if report.is_dir():
-        return None  # distill.check_outputs names a folder where a file goes
+        return None  # distill_settings.check_outputs names a folder where a file goes
     if not (args.out / method / "student.pt").is_file():  # its row would name no student
         raise CompareError(
             f"--resume: {args.out / method / 'student.pt'} is missing beside {method}'s report; "
@@ -310,15 +310,15 @@ def check_before_work(args: argparse.Namespace, passed_on: list[str]) -> dict[st
     finished = {}
     try:
         wanted = method_args(args, args.methods[0], passed_on)
-        distill.refuse_outputs_in_data(wanted, args.out)  # before anything probes a folder
+        distill_settings.refuse_outputs_in_data(wanted, args.out)  # before anything probes a folder
         check_writable(args.out / TABLE, args.overwrite or args.resume, make_folder=True)
-        distill.check_teacher_source(wanted)
-        distill.check_settings(wanted)
+        distill_settings.check_teacher_source(wanted)
+        distill_settings.check_settings(wanted)
         for method in args.methods:  # the methods' distill settings differ in these alone
             wanted.method, wanted.out = method, args.out / method
             report = finished_report(args, method, wanted)
             if report is None:
-                distill.check_outputs(wanted)
+                distill_settings.check_outputs(wanted)
             else:
                 finished[method] = report
         if args.resume:

@@ -150,12 +150,21 @@ class SourcePicker(QGroupBox):
         self.open_button.setFocus()
 
     def open_file_dialog(self) -> None:
+        if path := self.choose_file(self):
+            self.use_file(path)
+
+    def choose_file(self, parent: QWidget) -> str | None:
+        """A video file picked in a dialog over ``parent``, starting in the folder of the file
+        named now; None when the user cancels."""
         current = Path(os.path.expanduser(self.file_edit.text().strip() or "."))
         try:
             folder = str(current.parent if current.is_file() else current)
         except OSError:  # a name too long to look up: start where it points
             folder = str(current.parent)
-        path, _ = QFileDialog.getOpenFileName(self, "Open video", folder, VIDEO_FILTER)
-        if path:
-            self.file_edit.setText(path)
-            self.file_radio.setChecked(True)
+        path, _ = QFileDialog.getOpenFileName(parent, "Open video", folder, VIDEO_FILTER)
+        return path or None
+
+    def use_file(self, path: str) -> None:
+        """Make ``path`` the chosen source."""
+        self.file_edit.setText(path)
+        self.file_radio.setChecked(True)

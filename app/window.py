@@ -171,6 +171,7 @@ class MainWindow(QMainWindow):
         self._closing = False
         self._loop = False
         self._start_when_ready = False
+        self._start_after_stop = False  # a file chosen with Ctrl+O while playing
         self._fps = FpsMeter()
         self._shown_this_run = 0
         self._unavailable: dict[str, str] = {}
@@ -568,9 +569,21 @@ class MainWindow(QMainWindow):
             self.start()
 
     def open_file(self) -> None:
-        """The file dialog of the source picker (Ctrl+O); not while playing."""
+        """The file dialog of the source picker (Ctrl+O). While a source plays, the picker is
+        locked, so a file chosen here stops it and plays the file instead."""
         if self.picker.isEnabled():
             self.picker.open_file_dialog()
+            return
+        if self._worker is None or self._closing:
+            return
+        path = self.picker.choose_file(self)
+        if path and self._worker is not None and not self._closing:
+            self.picker.use_file(path)
+            self._start_after_stop = True
+            self.stop()
+        elif path and not self._closing:  # playback ended while the dialog was open
+            self.picker.use_file(path)
+            self.start()
 
     def start(self) -> None:
         """Play the source chosen in the picker (does nothing while already playing)."""
@@ -744,6 +757,9 @@ class MainWindow(QMainWindow):
         self._set_playing(False)
         if not self._closing and not recorded:
             self.statusBar().showMessage(self.message.split("\n")[0] or "Stopped")
+        if self._start_after_stop and not self._closing:  # a file chosen with Ctrl+O
+            self._start_after_stop = False
+            self.start()
 
     # ---- alerts and statistics -----------------------------------------------------------
 

@@ -255,7 +255,7 @@ def test_tune_detector_refuses_an_out_not_named_as_pytorch_weights(tmp_path, cap
         assert err == [
             f"training.tune_detector: error: --out {tmp_path / name}: the tuned detector is "
             "PyTorch weights, and the run's record goes beside them with a .json suffix; "
-            "name the weights file with .pt"
+            "name the weights file with .pt or .pth"
         ]
     assert out.read_text() == '{"mine": "precious"}'
     assert sorted(p.name for p in tmp_path.iterdir()) == ["det.json", "scenes"]

@@ -138,6 +138,45 @@ def test_snapshot_button_and_shortcuts(qtbot, window, prefs):
     qtbot.waitUntil(lambda: not window.is_playing, timeout=FRAME_TIMEOUT_MS)
 
 
+def test_ctrl_o_while_playing_plays_the_chosen_file_instead(
+    qtbot, window, face_video, tmp_path, monkeypatch
+):
+    masked = write_video(tmp_path / "masked.mp4", [on_canvas(fixture_bgr("mask_1.jpg"))] * 20, 5)
+    chosen = []
+
+    def dialog(parent, caption, folder, filter):
+        chosen.append(folder)
+        return str(masked), filter
+
+    monkeypatch.setattr("app.source_picker.QFileDialog.getOpenFileName", dialog)
+    window.loop_check.setChecked(True)  # still playing when Ctrl+O comes, however slow
+    window.start()
+    qtbot.waitUntil(lambda: len(window.shown) >= 1, timeout=FRAME_TIMEOUT_MS)
+    assert not window.picker.isEnabled()  # locked while a source plays
+
+    qtbot.keyClick(window, Qt.Key.Key_O, Qt.KeyboardModifier.ControlModifier)
+    assert chosen == [str(face_video.parent)]  # the dialog opens in the playing file's folder
+    qtbot.waitUntil(
+        lambda: window.is_playing and window._worker.spec == str(masked), timeout=FRAME_TIMEOUT_MS
+    )
+    window.shown.clear()
+    qtbot.waitUntil(lambda: len(window.shown) >= 1, timeout=FRAME_TIMEOUT_MS)
+    assert [face.label for face in window.shown[-1].faces] == ["mask"]
+    assert window.picker.spec() == str(masked)
+    window.stop()
+    qtbot.waitUntil(lambda: not window.is_playing, timeout=FRAME_TIMEOUT_MS)
+
+    monkeypatch.setattr(
+        "app.source_picker.QFileDialog.getOpenFileName", lambda *a: ("", "")
+    )  # cancelled while playing: the source plays on
+    window.start()
+    qtbot.waitUntil(lambda: window.is_playing, timeout=FRAME_TIMEOUT_MS)
+    qtbot.keyClick(window, Qt.Key.Key_O, Qt.KeyboardModifier.ControlModifier)
+    assert window.is_playing and window._worker.spec == str(masked)
+    window.stop()
+    qtbot.waitUntil(lambda: not window.is_playing, timeout=FRAME_TIMEOUT_MS)
+
+
 def test_record_writes_a_playable_mp4_only_when_stopped(qtbot, window, prefs):
     window.loop_check.setChecked(True)
     window.start()

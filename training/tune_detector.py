@@ -333,7 +333,7 @@ def tune(args: argparse.Namespace) -> dict:
     if Path(args.out).suffix.lower() not in WEIGHTS_SUFFIXES:
         raise ValueError(
             f"--out {args.out}: the tuned detector is PyTorch weights, and the run's record "
-            "goes beside them with a .json suffix; name the weights file with .pt"
+            "goes beside them with a .json suffix; name the weights file with .pt or .pth"
         )
     record = Path(args.out).with_suffix(".json")
     check_writable(record, args.overwrite, make_folder=True)

@@ -8,6 +8,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from training.outputs import OutputSet, strict_json  # noqa: E402
 
@@ -25,11 +26,14 @@ def plot_curves(history: dict[str, list[dict]], path: Path) -> None:
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.6))
     for role, records in history.items():
         epochs = [r["epoch"] for r in records]
-        ax_loss.plot(epochs, [r["loss"] for r in records], label=role)
-        ax_acc.plot(epochs, [r["train_acc"] for r in records], "--", label=f"{role} train")
-        ax_acc.plot(epochs, [r["val_acc"] for r in records], label=f"{role} val")
+        # Markers: a run of one epoch (a quick trial's teacher) is a point, not a line.
+        ax_loss.plot(epochs, [r["loss"] for r in records], "o-", ms=3, label=role)
+        ax_acc.plot(epochs, [r["train_acc"] for r in records], "o--", ms=3, label=f"{role} train")
+        ax_acc.plot(epochs, [r["val_acc"] for r in records], "o-", ms=3, label=f"{role} val")
     ax_loss.set(title="training loss", xlabel="epoch")
     ax_acc.set(title="accuracy", xlabel="epoch")
+    for ax in (ax_loss, ax_acc):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # no epoch 1.2
     ax_loss.legend()
     ax_acc.legend(fontsize=7)
     _save_figure(fig, path)

@@ -88,24 +88,30 @@ class RunSummary:
     model: str
     device: str
     frames: int
-    faces: int
-    counts: dict[str, int]
+    boxes: int  # face boxes over all frames: a face in 80 frames is 80 boxes
+    counts: dict[str, int]  # those boxes by label
     seconds: float
     alerts: int = 0
     snapshots: int = 0
     failed: dict[str, str] = field(default_factory=dict)  # output -> why it was not written
     mirror: bool = False  # the classifier also answered for each face's mirror image
+    faces: int = 0  # faces seen, as the window counts them: a tracked face once
 
     @property
     def fps(self) -> float:
         return self.frames / self.seconds if self.seconds > 0 else 0.0
 
     def text(self) -> str:
-        labels = ", ".join(f"{k} {v}" for k, v in sorted(self.counts.items())) or "none"
+        labels = ", ".join(f"{k} {v}" for k, v in sorted(self.counts.items()))
+        found = (
+            f"{self.boxes} face {'box' if self.boxes == 1 else 'boxes'} ({labels}) of "
+            f"{counted(self.faces, 'face')}"
+            if self.boxes
+            else "no face"
+        )
         return (
-            f"{counted(self.frames, 'frame')}, {counted(self.faces, 'face')} ({labels}), "
-            f"{self.fps:.1f} FPS, model {self.model} on {self.device}"
-            + (", mirror on" if self.mirror else "")
+            f"{counted(self.frames, 'frame')}, {found}, {self.fps:.1f} FPS, "
+            f"model {self.model} on {self.device}" + (", mirror on" if self.mirror else "")
         )
 
 
@@ -429,7 +435,9 @@ def run_headless(
                 leave=False,
             )
         )
-        frames, faces, counts, snapshots = 0, 0, {}, 0
+        frames, boxes, counts, snapshots = 0, 0, {}, 0
+        tracks: set[int] = set()  # the faces seen: tracks, and each untracked box apart
+        untracked = 0
         reader_gone = False
 
         def events_ended() -> bool:
@@ -484,7 +492,9 @@ def run_headless(
                 final = Path(extras.snapshots_dir) / name
                 outputs.attempt("snapshots", write_image, outputs.temp("snapshots", final), frame)
             frames += 1
-            faces += len(result.faces)
+            boxes += len(result.faces)
+            tracks.update(f.track_id for f in result.faces if f.track_id is not None)
+            untracked += sum(f.track_id is None for f in result.faces)
             for label, n in result.counts().items():
                 counts[label] = counts.get(label, 0) + n
             bar.update(1)
@@ -525,13 +535,14 @@ def run_headless(
         pipeline.active,
         str(pipeline.device),
         frames,
-        faces,
+        boxes,
         counts,
         seconds,
         len(alerts),
         snapshots,
         dict(outputs.failed),
         pipeline.mirror,
+        len(tracks) + untracked,
     )
 
 

@@ -212,7 +212,9 @@ def test_headless_alerts_stats_and_snapshots(tmp_path, no_mask_video):
         snaps,
     )
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.splitlines()[0].startswith("12 frames, 12 faces (no_mask 12)")
+    assert proc.stdout.splitlines()[0].startswith(
+        "12 frames, 12 face boxes (no_mask 12) of 1 face,"
+    )
     assert f"1 alert written to {alerts}" in proc.stdout
 
     lines = [json.loads(line) for line in (alerts / ALERTS_FILE).read_text().splitlines()]

@@ -295,7 +295,11 @@ def test_events_dash_streams_json_lines_and_the_summary_goes_to_stderr(
     records = [json.loads(line) for line in proc.stdout.splitlines()]
     assert [r["frame"] for r in records] == list(range(12))
     assert {f["label"] for r in records for f in r["faces"]} == {"no_mask"}
-    assert proc.stderr.strip().splitlines()[-1].startswith("12 frames, 12 faces (no_mask 12)")
+    assert (
+        proc.stderr.strip()
+        .splitlines()[-1]
+        .startswith("12 frames, 12 face boxes (no_mask 12) of 1 face,")
+    )
     assert list(tmp_path.iterdir()) == []  # no file named "-", no temporary one
 
 
@@ -522,7 +526,7 @@ def test_a_closed_standard_error_costs_nothing_and_a_closed_stdout_is_refused(
     events = tmp_path / "events.jsonl"
     run = f"{sys.executable} -m app --headless --device cpu --source {no_mask_video}"
     proc = shell(f"{run} --events {events} 2>&-", timeout=240)
-    assert proc.returncode == 0 and proc.stdout.startswith("12 frames, 12 faces")
+    assert proc.returncode == 0 and proc.stdout.startswith("12 frames, 12 face boxes")
     assert len(events.read_text().splitlines()) == 12
     proc = shell(f"{run} --quiet --events - 2>&-", timeout=240)
     assert proc.returncode == 0
@@ -547,7 +551,7 @@ def test_the_readme_command_reads_relative_paths_from_the_callers_folder(tmp_pat
         timeout=600,
     )
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.startswith("3 frames, 3 faces (mask 3)")
+    assert proc.stdout.startswith("3 frames, 3 face boxes (mask 3) of 1 face,")
     assert len((tmp_path / "events.jsonl").read_text().splitlines()) == 3
     assert not (ROOT / "events.jsonl").exists()
 

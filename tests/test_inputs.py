@@ -653,7 +653,7 @@ def test_a_very_thin_picture_is_processed_not_crashed_on(tmp_path, shape):
     cv2.imwrite(str(still), np.full((*shape, 3), 128, np.uint8))
     proc = run_app("--source", still, "--events", tmp_path / "e.jsonl", "--detect-every", "2")
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.startswith("1 frame, 0 faces")
+    assert proc.stdout.startswith("1 frame, no face, ")
 
 
 def test_a_stream_password_never_appears_in_a_message():

@@ -97,8 +97,10 @@ def test_mirror_averages_the_answers_for_the_face_and_its_mirror_image(pipeline)
     assert pipeline_config(build_parser().parse_args(["--mirror"])).mirror
     from app.headless import RunSummary
 
-    summary = RunSummary("clip.mp4", "student", "cpu", 2, 2, {"mask": 2}, 1.0, mirror=True)
-    assert summary.text() == "2 frames, 2 faces (mask 2), 2.0 FPS, model student on cpu, mirror on"
+    summary = RunSummary("clip.mp4", "student", "cpu", 2, 2, {"mask": 2}, 1.0, mirror=True, faces=1)
+    assert summary.text() == (
+        "2 frames, 2 face boxes (mask 2) of 1 face, 2.0 FPS, model student on cpu, mirror on"
+    )
     mirrored = FaceClassifier(plain.model, plain.meta, plain.device, mirror=True)
     # A half-covered face, so that the two sides give clearly different answers.
     face = fixture_bgr("no_mask_1.jpg")[:, :, ::-1].copy()

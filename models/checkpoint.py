@@ -22,6 +22,7 @@ from models.detector_checkpoint import FORMAT as DETECTOR_FORMAT
 from models.safe_load import UnreadableWeights, check_dtypes, load_plain
 from models.student import build_student
 from models.teacher import build_teacher
+from models.torch_files import save_torch
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +84,7 @@ def save(path: Path, model: nn.Module, meta: ModelMeta) -> None:
         "state_dict": state,
     }
     with atomic_path(Path(path)) as tmp:
-        torch.save(payload, tmp)
+        save_torch(payload, tmp)
 
 
 def load(path: Path, arch: str | None = None) -> tuple[nn.Module, ModelMeta]:

@@ -16,6 +16,7 @@ from app.atomic import atomic_path
 from app.digest import file_digest
 from models import MODEL_DIR
 from models.safe_load import UnreadableWeights, check_dtypes, load_plain
+from models.torch_files import save_torch
 
 FORMAT = "maskwatch-detector"
 VERSION = 1
@@ -33,7 +34,7 @@ def save(path: Path, mtcnn, meta: dict[str, Any]) -> None:
     for name in NETS:
         state[name] = {k: v.detach().cpu() for k, v in getattr(mtcnn, name).state_dict().items()}
     with atomic_path(Path(path)) as tmp:
-        torch.save(state, tmp)
+        save_torch(state, tmp)
 
 
 def read(path: Path) -> dict[str, Any]:

@@ -584,3 +584,50 @@ def test_the_warning_of_no_outputs_comes_only_for_a_source_that_plays(capsys, ca
     )
     assert main(["--headless", "--quiet", "--source", str(FIXTURES / "mask_1.jpg")]) == 0
     assert "neither --output nor --events given: results are only summarised" in caplog.text
+
+
+FILE_SIZE_CAP = r"""
+import resource, signal, sys
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the cap fails with EFBIG instead
+resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000))
+import torch
+from pathlib import Path
+from models import checkpoint
+from app.atomic import atomic_path
+from models.torch_files import save_script
+teacher, meta = checkpoint.load(checkpoint.default_weights("teacher"))
+out = Path(sys.argv[1])
+for name, write in (
+    ("teacher.pt", lambda path: checkpoint.save(path, teacher, meta)),
+    ("script.pt", lambda path: save_script(torch.jit.script(torch.nn.Linear(200, 200)), path, {})),
+):
+    try:
+        with atomic_path(out / name) as tmp:
+            write(tmp)
+    except OSError as exc:
+        print(name, type(exc).__name__, exc.errno)
+"""
+
+
+def test_weights_past_what_the_disk_takes_fail_as_os_errors_and_leave_nothing(tmp_path):
+    """PyTorch's own writer reported a full disk as a RuntimeError, and TorchScript's aborted
+    the whole process: a file-size cap makes the same writes fail for real."""
+    import errno
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    proc = subprocess.run(
+        [sys.executable, "-c", FILE_SIZE_CAP, str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split("\n")[:2] == [
+        f"teacher.pt OSError {errno.EFBIG}",
+        f"script.pt OSError {errno.EFBIG}",
+    ]
+    assert list(tmp_path.iterdir()) == []  # no partial file left behind

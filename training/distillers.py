@@ -39,6 +39,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from app.atomic import atomic_path
+from models.torch_files import save_torch
 from training import kd_compat
 from training.outputs import WorkNotSavedError
 
@@ -150,11 +151,9 @@ class TrainingLoop:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             with atomic_path(path) as tmp:
-                torch.save(state, tmp)
-        except (OSError, RuntimeError) as exc:  # torch reports a full disk as RuntimeError
-            reason = getattr(exc, "strerror", None) or str(exc).splitlines()[0]
-            if "unexpected pos" in reason or "iostream error" in reason:
-                reason = "the disk may be full"
+                save_torch(state, tmp)
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
             raise WorkNotSavedError(
                 f"could not save the {role} state of this epoch to {path} ({reason}); "
                 "the previous epoch's state is kept for --resume"
@@ -332,7 +331,7 @@ class TrainingLoop:
         if folder:  # fix 7: a bare file name has no folder to create
             os.makedirs(folder, exist_ok=True)
         with atomic_path(Path(path)) as tmp:
-            torch.save(model.state_dict(), tmp)
+            save_torch(model.state_dict(), tmp)
 
 
 class FixedBase(TrainingLoop):

@@ -37,6 +37,7 @@ from app.stop_signals import stop_message, stoppable
 from models import checkpoint
 from models.checkpoint import CheckpointError, ModelMeta
 from models.file_kind import ONNX, TORCHSCRIPT
+from models.torch_files import save_script
 from training.dataset_files import files_under, plainly_not_image
 from training.outputs import OutputSet, refuse_inputs, refuse_inside
 from training.prepare import face_crop_for_image, second_opinion_for
@@ -165,7 +166,7 @@ def _export(model, example, onnx_path: Path, script_path: Path, contract: dict) 
     onnx.save(graph, str(onnx_path))
     with torch.no_grad():
         extra = {"maskwatch.json": json.dumps(contract, indent=1)}
-        torch.jit.trace(model, example).save(str(script_path), _extra_files=extra)
+        save_script(torch.jit.trace(model, example), script_path, extra)
 
 
 def export_checked(

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Iterator
 
-from models.file_kind import model_kind
+from models.file_kind import ONNX, TORCHSCRIPT, WEIGHTS, model_kind
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +131,10 @@ def _can_create_in(folder: Path) -> bool:
 
 
 MAX_NAME_BYTES = 255  # the longest file name Linux and macOS file systems take
+# A temporary name keeps at least this many characters of a final name's stem, however long
+# (255 bytes less its marker, in characters of up to 4 bytes).
+MIN_KEPT_STEM_CHARS = 40
+_TEMP = re.compile(r"^\.(?P<stem>.*)\.partial-(?P<pid>\d+)(?P<suffix>\.[^.]*)?$")
 
 
 # A writer killed outright (SIGKILL, a crash, a power cut) leaves its temporary file behind;
@@ -139,30 +143,42 @@ MAX_NAME_BYTES = 255  # the longest file name Linux and macOS file systems take
 STALE_AFTER_S = 60.0
 
 
-def left_by_killed_writers(folder: Path, stem_glob: str, suffix: str) -> list[Path]:
-    """The temporary files (``temp_name``) in ``folder`` for final names matching
-    ``stem_glob`` + ``suffix`` whose writing process no longer runs and that have not changed
-    for STALE_AFTER_S. Such a file is unfinished: a video without its closing index, say."""
+# A partial file that holds a model is removed only when its suffix says it was meant to:
+# a killed export's ``.student.partial-PID.onnx``, not a model someone named like a recording.
+MODEL_SUFFIXES = {".pt": (WEIGHTS, TORCHSCRIPT), ".pth": (WEIGHTS, TORCHSCRIPT), ".onnx": (ONNX,)}
+
+
+def _killed(path: Path, pid: int) -> bool:
+    """Whether the partial file ``path`` of process ``pid`` is a killed writer's: the process
+    is gone, the file has been quiet for STALE_AFTER_S, and any model in it is of a kind its
+    suffix names (a model under any other name is the user's work, whatever its name says)."""
+    if not path.is_file() or path.is_symlink() or _process_runs(pid):
+        return False
+    try:
+        if time.time() - path.stat().st_mtime <= STALE_AFTER_S:
+            return False
+    except OSError:
+        return False
+    kind = model_kind(path)
+    return kind is None or kind in MODEL_SUFFIXES.get(path.suffix.lower(), ())
+
+
+def left_by_killed_writers(folder: Path, final_glob: str = "*") -> list[Path]:
+    """The temporary files (``temp_name``) in ``folder`` of final names matching
+    ``final_glob`` that were left by killed writers (``_killed``). Such a file is unfinished:
+    a video without its closing index, say."""
     found = []
-    pattern = re.compile(r"\.partial-([0-9]+)" + re.escape(suffix) + "$")
-    for path in Path(folder).glob(f".{stem_glob}.partial-*{suffix}"):
-        match = pattern.search(path.name)
-        if not match or not path.is_file() or path.is_symlink():
-            continue
-        try:
-            quiet = time.time() - path.stat().st_mtime > STALE_AFTER_S
-        except OSError:
-            continue
-        # a model under such a name is the user's work, whatever its name says
-        if quiet and not _process_runs(int(match.group(1))) and model_kind(path) is None:
+    for path in Path(folder).glob(".*.partial-*"):
+        match = _TEMP.match(path.name)
+        if match and final_name(path).match(final_glob) and _killed(path, int(match["pid"])):
             found.append(path)
     return sorted(found)
 
 
-def remove_left_by_killed(folder: Path, stem_glob: str, suffix: str, what: str) -> None:
-    """Delete what ``left_by_killed_writers`` finds, saying so for each (``what``: "recording",
-    or the final name the file was meant for); a file that will not go is named, not fatal."""
-    for path in left_by_killed_writers(folder, stem_glob, suffix):
+def remove_left_by_killed(paths: list[Path], what: str | None = None) -> None:
+    """Delete ``paths``, saying so for each (``what``: "recording", say; by default the final
+    name each file was meant for); a file that will not go is named, not fatal."""
+    for path in paths:
         try:
             size = path.stat().st_size
             path.unlink()
@@ -174,15 +190,23 @@ def remove_left_by_killed(folder: Path, stem_glob: str, suffix: str, what: str) 
             "could finish it",
             path,
             size / 1e6,
-            what,
+            what or final_name(path).name,
         )
 
 
 def remove_killed_partial(final: Path) -> None:
-    """``remove_left_by_killed`` for the temporary files of one final name."""
+    """Remove the killed writers' temporary files of the one output ``final``, also those
+    whose name ``temp_name`` shortened."""
     final = Path(final)
-    stem, suffix = glob.escape(final.stem), glob.escape(final.suffix)
-    remove_left_by_killed(final.parent, stem, suffix, final.name)
+    prefix = glob.escape(final.stem[:MIN_KEPT_STEM_CHARS])
+    for path in final.parent.glob(f".{prefix}*.partial-*{glob.escape(final.suffix)}"):
+        match = _TEMP.match(path.name)
+        if (
+            match
+            and path == temp_name(final, int(match["pid"]))
+            and _killed(path, int(match["pid"]))
+        ):
+            remove_left_by_killed([path])
 
 
 def _process_runs(pid: int) -> bool:
@@ -195,14 +219,15 @@ def _process_runs(pid: int) -> bool:
     return True
 
 
-def temp_name(path: Path) -> Path:
-    """The in-progress name for ``path``: same folder, same suffix, so writers keep formats.
+def temp_name(path: Path, pid: int | None = None) -> Path:
+    """The in-progress name for ``path`` (of process ``pid``, by default this one): same
+    folder, same suffix, so writers keep formats.
 
     A stem too long to carry the marker is shortened, so any name the user may write can
     also be written through its temporary name.
     """
     path = Path(path)
-    marker = f".partial-{os.getpid()}{path.suffix}"
+    marker = f".partial-{os.getpid() if pid is None else pid}{path.suffix}"
     stem = path.stem
     room = MAX_NAME_BYTES - len(marker.encode()) - 1
     while len(stem.encode()) > room:
@@ -245,7 +270,7 @@ def place(tmp: Path, path: Path, overwrite: bool) -> None:
             "(pass --overwrite to replace it)"
         ) from None
     except OSError as exc:
-        if exc.errno not in _NO_HARD_LINKS:
+        if exc.errno not in NO_HARD_LINKS:
             raise
         if path.exists():  # FAT and some network file systems: check, then rename
             raise OutputExistsError(f"{path} already exists (pass --overwrite to replace it)")
@@ -254,16 +279,13 @@ def place(tmp: Path, path: Path, overwrite: bool) -> None:
     tmp.unlink()
 
 
-_NO_HARD_LINKS = {errno.EPERM, errno.EXDEV, errno.EMLINK, errno.ENOTSUP, errno.EOPNOTSUPP}
+NO_HARD_LINKS = {errno.EPERM, errno.EXDEV, errno.EMLINK, errno.ENOTSUP, errno.EOPNOTSUPP}
 
 
 def write_text(path: Path, text: str, overwrite: bool = True) -> None:
     """Write a whole text file atomically."""
     with atomic_path(path, overwrite) as tmp:
         tmp.write_text(text, encoding="utf-8")
-
-
-_TEMP = re.compile(r"^\.(?P<stem>.*)\.partial-\d+(?P<suffix>\.[^.]*)?$")
 
 
 def final_name(path: str | Path) -> Path:

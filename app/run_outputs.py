@@ -19,7 +19,15 @@ from typing import Callable
 
 import cv2
 
-from app.atomic import describe_error, make_folders, place, remove_killed_partial, temp_name
+from app.atomic import (
+    describe_error,
+    left_by_killed_writers,
+    make_folders,
+    place,
+    remove_killed_partial,
+    remove_left_by_killed,
+    temp_name,
+)
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +52,7 @@ class RunOutputs:
         self.failed: dict[str, str] = {}
         self._pending: list[_Pending] = []
         self._made: list[Path] = []
+        self._folders: set[str] = set()  # outputs that are a folder of files, cleaned whole
 
     def temp(self, output: str, final: Path) -> Path:
         """The temporary path to write ``final`` under; it is placed by ``finish``.
@@ -52,7 +61,7 @@ class RunOutputs:
             ValueError: when another file of this run already uses that temporary name.
         """
         entry = _Pending(output, temp_name(Path(final)), Path(final))
-        if not any(e.output == output for e in self._pending):  # once, not per snapshot
+        if output not in self._folders and not any(e.output == output for e in self._pending):
             remove_killed_partial(entry.final)
         for other in self._pending:
             if other.tmp == entry.tmp and not other.placed:
@@ -66,7 +75,9 @@ class RunOutputs:
     def make_folder(self, output: str, folder: Path) -> bool:
         """Make ``output``'s folder if it is missing; False (output dropped) if that fails.
 
-        Folders made here are removed again at the end of the run if they stay empty.
+        Folders made here are removed again at the end of the run if they stay empty. The
+        unfinished files of killed runs there go, whatever their names (a snapshot per frame,
+        an alerts log and its pictures), in one look at the folder.
         """
         if not self.live(output):
             return False
@@ -75,6 +86,8 @@ class RunOutputs:
         except OSError as exc:
             self.fail(output, exc)
             return False
+        self._folders.add(output)
+        remove_left_by_killed(left_by_killed_writers(Path(folder)))
         return True
 
     def live(self, output: str) -> bool:

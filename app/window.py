@@ -49,7 +49,12 @@ from PySide6.QtWidgets import (
 )
 
 from app.alerts import Alert, AlertLog, AlertMonitor
-from app.atomic import atomic_path, describe_error, remove_left_by_killed
+from app.atomic import (
+    atomic_path,
+    describe_error,
+    left_by_killed_writers,
+    remove_left_by_killed,
+)
 from app.config import DetectorConfig, PipelineConfig, sensitivity_of, with_sensitivity
 from app.fps_meter import FpsMeter
 from app.images import GREY_NOTE, write_image
@@ -911,7 +916,7 @@ class MainWindow(QMainWindow):
             self.record_button.setChecked(False)
             return
         # no player opens the file of a recording whose window was killed outright
-        remove_left_by_killed(folder, "maskwatch-*", ".mp4", "recording")
+        remove_left_by_killed(left_by_killed_writers(folder, "maskwatch-*.mp4"), "recording")
         self.recorder = VideoRecorder(stamped_path(folder, "maskwatch", ".mp4"))
         self.record_button.setText("Stop recording")
         self.record_button.setStyleSheet(RECORDING_STYLE)

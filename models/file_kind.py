@@ -4,9 +4,10 @@ The app refuses to write a report, a recording or figures over a model, whatever
 a checkpoint copied to ``/data/teacher_copy.pt`` is as much the user's work as the shipped
 one. ``torch.save`` writes a zip archive holding ``<name>/data.pkl``; TorchScript adds
 ``<name>/constants.pkl`` and code; files from torch before 1.6 begin with a pickled magic
-number. ONNX has no signature: after those, a file is ONNX by its suffix, or when its
-protobuf opens as a model's does (the IR version, field 1, then one of the next fields) and
-reads as a model with a graph, so a renamed export is known too.
+number (as text at pickle protocols 0 and 1). ONNX has no signature: after those, a file is
+ONNX by its suffix, or when its protobuf opens as a model's does (the IR version, field 1,
+then one of the next fields) and reads as a model with a graph, so a renamed export is
+known too.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ ONNX = "an ONNX model"
 # opcode follows it), then its magic number pickled as a long: 0x1950a86a20f9469cfc6c.
 LEGACY_TORCH_MAGIC = bytes.fromhex("8a0a6cfc9c46f9206aa85019")
 LEGACY_HEADER_BYTES = 2 + 9  # PROTO and its version, then at most a FRAME and its length
+# Pickle protocols 0 and 1 have no header and write that long as text: L<decimal>L, newline.
+LEGACY_TEXT_MAGIC = b"L%dL\n" % int.from_bytes(LEGACY_TORCH_MAGIC[2:], "little")
 # An ONNX ModelProto as written opens with ir_version (field 1, a small varint), then a later
 # field in number order: producer_name, producer_version, domain, model_version, doc_string,
 # graph, opset_import or metadata_props.
@@ -50,10 +53,14 @@ def model_kind(path: Path) -> str | None:
         return WEIGHTS
     try:
         with path.open("rb") as file:
-            start = file.read(LEGACY_HEADER_BYTES + len(LEGACY_TORCH_MAGIC))
+            start = file.read(
+                max(LEGACY_HEADER_BYTES + len(LEGACY_TORCH_MAGIC), len(LEGACY_TEXT_MAGIC))
+            )
     except OSError:
         return None
     if start[:1] == b"\x80" and LEGACY_TORCH_MAGIC in start:
+        return WEIGHTS
+    if start.startswith(LEGACY_TEXT_MAGIC):
         return WEIGHTS
     if path.suffix.lower() == ".onnx" or (_opens_like_onnx(start) and _parses_as_onnx(path)):
         return ONNX  # by suffix only after the contents: weights named .onnx are weights

@@ -97,6 +97,24 @@ def test_export_command_and_overwrite_guard(tmp_path):
     again = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=180)
     assert again.returncode == 2 and "already exists" in again.stderr
 
+    # An export killed outright leaves its partial files (a whole ONNX model, a cut-off
+    # TorchScript one); as models named for what they were meant to be, the next export
+    # into that folder removes them.
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    onnx_left = tmp_path / f".student.partial-{gone.pid}.onnx"
+    script_left = tmp_path / f".student.torchscript.partial-{gone.pid}.pt"
+    onnx_left.write_bytes((tmp_path / "student.onnx").read_bytes())
+    script_left.write_bytes((tmp_path / "student.torchscript.pt").read_bytes()[:100_000])
+    for path in (onnx_left, script_left):
+        os.utime(path, (1_000_000_000, 1_000_000_000))
+    third = subprocess.run(
+        cmd + ["--overwrite"], cwd=ROOT, capture_output=True, text=True, timeout=180
+    )
+    assert third.returncode == 0, third.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["student.onnx", "student.torchscript.pt"]
+    assert f"removed {onnx_left}" in third.stderr and f"removed {script_left}" in third.stderr
+
 
 def test_a_stop_after_both_files_are_written_says_they_were(tmp_path, monkeypatch, capsys):
     """SIGTERM while the summary is printed: the files are complete and kept, and the one

@@ -576,6 +576,41 @@ def test_streamed_events_that_cannot_be_written_fail_alone(tmp_path, no_mask_vid
     assert stats.read_text().startswith("time_s,faces,masked,unmasked")
 
 
+def test_every_killed_partial_in_an_output_folder_goes_and_long_names_too(tmp_path, no_mask_video):
+    """A run killed outright leaves a partial file per snapshot and per alert file; the next
+    run into those folders removes them all, whatever their names, and an output name that
+    its temporary name had to shorten is cleaned up too."""
+    from app.atomic import temp_name
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    snaps, alerts = tmp_path / "snaps", tmp_path / "alerts"
+    snaps.mkdir()
+    alerts.mkdir()
+    events = tmp_path / ("e" * 240 + ".jsonl")
+    killed = [
+        snaps / f".no_mask.mp4-frame000005.partial-{gone.pid}.png",
+        snaps / f".no_mask.mp4-frame000105.partial-{gone.pid}.png",
+        alerts / f".alerts.partial-{gone.pid}.jsonl",
+        alerts / f".alert-000001-track1.partial-{gone.pid}.jpg",
+        temp_name(events, gone.pid),
+    ]
+    assert len(killed[-1].name) < len(events.name) + len(f".partial-{gone.pid}") + 1
+    kept = snaps / f".notes.partial-{os.getpid()}.txt"  # its writer (this test) still runs
+    for path in killed + [kept]:
+        path.write_bytes(bytes(1000))
+        os.utime(path, (1_000_000_000, 1_000_000_000))
+    proc = run_app(
+        "--source", no_mask_video, "--events", events, "--snapshots", snaps,
+        "--snapshot-every", "5", "--alerts", alerts, "--alert-delay", "0",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert [path for path in killed if path.exists()] == [] and kept.exists()
+    assert proc.stderr.count("the unfinished") == len(killed)
+    assert events.exists() and (alerts / "alerts.jsonl").exists()
+    assert len(list(snaps.glob("no_mask.mp4-frame*.png"))) == 3
+
+
 def test_a_killed_runs_partial_output_is_removed_by_the_next_run_to_that_output(tmp_path):
     """kill -9 leaves the hidden temporary video (no index: unplayable) beside the output; the
     next run writing that output removes it and says so. A writer still alive, or a file

@@ -1,6 +1,7 @@
 """Outputs of the training and measuring commands: placed as a set, strict JSON, never an input."""
 
 import json
+import os
 
 import pytest
 from conftest import FIXTURES
@@ -33,6 +34,50 @@ def test_a_failed_placement_puts_the_earlier_files_back(tmp_path):
             outputs.commit()
     assert written(tmp_path) == {"teacher.pt": "old teacher"}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["student.pt", "teacher.pt"]
+
+
+def test_a_replaced_file_keeps_its_name_until_the_new_one_takes_it(tmp_path, monkeypatch):
+    """A run killed while placing its set must never leave a final name empty: the earlier
+    file is linked aside, not moved, so the name holds it until the rename of the new one."""
+    import training.outputs as outputs_module
+
+    (tmp_path / "teacher.pt").write_text("old teacher")
+    seen = []
+    real_place = outputs_module.place
+
+    def place(tmp, final, overwrite):
+        seen.append(final.read_text())  # what a kill at this moment would leave there
+        real_place(tmp, final, overwrite)
+
+    monkeypatch.setattr(outputs_module, "place", place)
+    with OutputSet(overwrite=True) as outputs:
+        outputs.path(tmp_path / "teacher.pt").write_text("new teacher")
+        outputs.commit()
+    assert seen == ["old teacher"]
+    assert written(tmp_path) == {"teacher.pt": "new teacher"}  # the earlier copy is gone
+
+
+def test_a_killed_placements_earlier_copy_goes_only_while_the_final_holds_a_file(tmp_path):
+    import subprocess
+    import sys
+
+    from app.atomic import temp_name
+    from training.outputs import previous_name
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    final = tmp_path / "student.pt"
+    left = temp_name(previous_name(final), gone.pid)
+    left.write_text("the earlier student")
+    os.utime(left, (1_000_000_000, 1_000_000_000))
+    with OutputSet(overwrite=True) as outputs:
+        outputs.path(final).write_text("new student")  # no student.pt: the copy may be all
+        outputs.commit()
+    assert left.exists()
+    with OutputSet(overwrite=True) as outputs:
+        outputs.path(final).write_text("newer student")
+        outputs.commit()
+    assert not left.exists() and final.read_text() == "newer student"
 
 
 def test_without_overwrite_a_file_that_appeared_meanwhile_is_kept(tmp_path):
@@ -147,7 +192,7 @@ def test_no_report_replaces_a_model_the_run_does_not_read(tmp_path, capsys, comm
     assert teacher.read_bytes() == before
 
 
-@pytest.mark.parametrize("protocol", [2, 3, 4, 5])
+@pytest.mark.parametrize("protocol", [0, 1, 2, 3, 4, 5])
 def test_weights_of_torch_before_its_zip_format_are_told_at_every_pickle_protocol(
     tmp_path, protocol
 ):

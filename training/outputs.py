@@ -19,6 +19,7 @@ from typing import Any, Self
 import numpy as np
 
 from app.atomic import (
+    NO_HARD_LINKS,
     atomic_path,
     check_writable,
     describe_error,
@@ -129,6 +130,27 @@ def describe_output_error(exc: BaseException) -> str:
     return describe_error(exc)
 
 
+def previous_name(final: Path) -> Path:
+    """Where an ``OutputSet`` keeps the file that ``final`` held while it places the new one."""
+    return final.with_name(f"previous-{final.name}")
+
+
+# NOTE: a set is placed all or none when placing fails, but not when the run is killed
+# between two renames: then some finals are new and some old (each one whole), and the old
+# files stay under their ``previous-`` names until a later run into the same folder.
+def keep_aside(final: Path, backup: Path) -> None:
+    """Give the file at ``final`` the second name ``backup``, so that it can be put back. A
+    hard link leaves ``final`` in place until the new file replaces it in one rename: a run
+    killed meanwhile never leaves the name empty. Where the file system has no hard links
+    (FAT, some network shares), the file is moved instead."""
+    try:
+        os.link(final, backup, follow_symlinks=False)
+    except OSError as exc:
+        if exc.errno not in NO_HARD_LINKS:
+            raise
+        os.replace(final, backup)
+
+
 class OutputSet:
     """Files written under temporary names and placed together by ``commit``.
 
@@ -151,6 +173,8 @@ class OutputSet:
         self._made += [f for f in missing if f not in self._made]
         self._files[final] = temp_name(final)
         remove_killed_partial(final)
+        if final.exists():  # else a killed run's copy of the earlier file may be the only one
+            remove_killed_partial(previous_name(final))
         return self._files[final]
 
     def commit(self) -> None:
@@ -179,8 +203,8 @@ class OutputSet:
             raise IsADirectoryError(errno.EISDIR, "is a folder", str(final))
         backup = None
         if self.overwrite and (final.exists() or final.is_symlink()):
-            backup = temp_name(final.with_name(f"previous-{final.name}"))
-            os.replace(final, backup)
+            backup = temp_name(previous_name(final))
+            keep_aside(final, backup)
         try:
             place(tmp, final, self.overwrite)
         except BaseException:

@@ -87,7 +87,8 @@ def test_a_comparison_that_cannot_finish_is_refused_before_any_training(tmp_path
     assert "--methods names vanilla twice" in one_line_error(capsys)
     assert main(common + ["--resume", "--overwrite"]) == 2
     assert "give one of them" in one_line_error(capsys)
-    assert main(common + ["--no-scenes"]) == 2
+    at = common.index("--scenes")
+    assert main(common[:at] + common[at + 2 :] + ["--no-scenes"]) == 2
     assert "leave out --no-scenes" in one_line_error(capsys)
     with pytest.raises(SystemExit) as stopped:  # passed on, and refused, by distill's flags
         main(common + ["--temperature", "-1", "--bogus"])
@@ -123,6 +124,16 @@ def test_a_comparison_that_cannot_finish_is_refused_before_any_training(tmp_path
     assert main(common) == 2
     assert "comparison.json already exists (pass --overwrite" in one_line_error(capsys)
     assert (out / "comparison.json").read_text() == "an earlier table"
+
+
+def test_no_scenes_beside_scenes_is_refused_not_dropped(tmp_path, common, capsys):
+    """Either flag would quietly undo the other: faces only, or the scenes set added."""
+    assert main(common + ["--no-scenes"]) == 2
+    assert one_line_error(capsys) == (
+        "training.compare_methods: error: --no-scenes trains on the faces alone, --scenes "
+        "adds a scenes set: give one of them (--help lists the flags)"
+    )
+    assert not (tmp_path / "cmp").exists() and not (tmp_path / "work").exists()
 
 
 def test_resume_keeps_the_methods_that_finished(tmp_path, common, capsys, monkeypatch):

@@ -32,6 +32,7 @@ PROG = "training.compare_methods"  # how its one-line complaints begin
 TABLE = "comparison.json"
 STOPPED = {128 + signum for signum in STOP_SIGNALS}  # distill's status when a signal stops it
 OWN_NAMES = {"--student-epochs": "--epochs", "--method": "--methods"}  # distill's flag: ours
+DEFAULT_SCENES = Path("../shared/data/scenes")
 
 # What the comparison reads from a method's report.json, and the types it reads them as.
 NUMBER = (int, float)
@@ -62,7 +63,12 @@ HOW_TO_GO_ON = {
 def build_parser() -> argparse.ArgumentParser:
     p = OneLineParser(prog=f"python -m {PROG}", description=__doc__)
     p.add_argument("--data", type=input_path, default=Path("../shared/data/faces"))
-    p.add_argument("--scenes", type=input_path, default=Path("../shared/data/scenes"))
+    p.add_argument(
+        "--scenes",
+        type=input_path,
+        help=f"the scenes set whose face crops and false boxes join training (default "
+        f"{DEFAULT_SCENES}; not with --no-scenes)",
+    )
     p.add_argument("--no-scenes", action="store_true", help="faces only, two classes")
     p.add_argument("--teacher", type=input_path, required=True)
     p.add_argument("--out", type=output_folder, required=True)
@@ -108,6 +114,17 @@ def refuse_clashes(passed_on: list[str]) -> None:
             raise FlagValueError(
                 f"{flag} is set by the comparison for every method; {SET_HERE[flag]}"
             )
+
+
+def settle_scenes(args: argparse.Namespace) -> None:
+    """Refuse --scenes beside --no-scenes, rather than drop one of them unsaid; otherwise
+    give --scenes its default when it was not given."""
+    if args.no_scenes and args.scenes is not None:
+        raise FlagValueError(
+            "--no-scenes trains on the faces alone, --scenes adds a scenes set: give one of them"
+        )
+    if not args.no_scenes and args.scenes is None:
+        args.scenes = DEFAULT_SCENES
 
 
 def distill_argv(
@@ -398,6 +415,7 @@ def main(argv: list[str] | None = None) -> int:
     log_to_stderr(logging.INFO)
     try:
         with stop_signals_raise():
+            settle_scenes(args)
             finished = check_before_work(args, passed_on)
             rows = compare(args, passed_on, finished)
     except (CompareError, CheckpointError, OutputNameError, ValueError, OSError) as exc:

@@ -127,17 +127,26 @@ def settle_scenes(args: argparse.Namespace) -> None:
         args.scenes = DEFAULT_SCENES
 
 
+def flag_with(flag: str, value: object) -> list[str]:
+    """``flag`` and its ``value`` as distill's parser reads them back: a value beginning with
+    '-' (an --out of '-', say) is joined to its flag with '=', or it would be taken for a
+    flag and the comparison's own flag refused under distill's name."""
+    text = str(value)
+    return [f"{flag}={text}"] if text.startswith("-") else [flag, text]
+
+
 def distill_argv(
     args: argparse.Namespace, method: str, passed_on: list[str], resume: bool = False
 ) -> list[str]:
     """The ``training.distill`` command line of one method; ``resume`` for one that an
     interrupted comparison left a training state of."""
-    argv = ["--data", str(args.data), "--teacher", str(args.teacher), "--method", method]
-    argv += ["--student-epochs", str(args.epochs), "--out", str(args.out / method)]
+    argv = [*flag_with("--data", args.data), *flag_with("--teacher", args.teacher)]
+    argv += ["--method", method, *flag_with("--student-epochs", args.epochs)]
+    argv += flag_with("--out", args.out / method)
     if "--quiet" not in passed_on:  # one bar for the comparison, not one per epoch
         argv.append("--quiet")
     if not args.no_scenes:
-        argv += ["--scenes", str(args.scenes), "--negatives"]
+        argv += [*flag_with("--scenes", args.scenes), "--negatives"]
     if args.overwrite:
         argv.append("--overwrite")
     if resume:

@@ -87,7 +87,8 @@ def test_a_comparison_that_cannot_finish_is_refused_before_any_training(tmp_path
     assert "--methods names vanilla twice" in one_line_error(capsys)
     assert main(common + ["--resume", "--overwrite"]) == 2
     assert "give one of them" in one_line_error(capsys)
-    assert main(common + ["--no-scenes"]) == 2
+    at = common.index("--scenes")
+    assert main(common[:at] + common[at + 2 :] + ["--no-scenes"]) == 2
     assert "leave out --no-scenes" in one_line_error(capsys)
     with pytest.raises(SystemExit) as stopped:  # passed on, and refused, by distill's flags
         main(common + ["--temperature", "-1", "--bogus"])
@@ -123,6 +124,46 @@ def test_a_comparison_that_cannot_finish_is_refused_before_any_training(tmp_path
     assert main(common) == 2
     assert "comparison.json already exists (pass --overwrite" in one_line_error(capsys)
     assert (out / "comparison.json").read_text() == "an earlier table"
+
+
+def test_no_scenes_beside_scenes_is_refused_not_dropped(tmp_path, common, capsys):
+    """Either flag would quietly undo the other: faces only, or the scenes set added."""
+    assert main(common + ["--no-scenes"]) == 2
+    assert one_line_error(capsys) == (
+        "training.compare_methods: error: --no-scenes trains on the faces alone, --scenes "
+        "adds a scenes set: give one of them (--help lists the flags)"
+    )
+    assert not (tmp_path / "cmp").exists() and not (tmp_path / "work").exists()
+
+
+def test_own_flags_whose_values_begin_with_a_dash_are_judged_by_the_comparison(
+    tmp_path, monkeypatch, capsys
+):
+    """An --out of '-' is the comparison's own flag, refused in its own name, and a folder
+    named '-faces' reaches distill as given: distill's parser must not take such a value
+    for a flag and refuse it as one passed on."""
+    from training import distill
+    from training.compare_methods import build_parser, distill_argv
+
+    monkeypatch.chdir(tmp_path)
+    make_dataset(tmp_path / "-faces")
+    scenes_set(tmp_path / "-scenes")
+    flags = ["--data=-faces", "--scenes=-scenes", "--teacher", str(TEACHER)]
+    assert main([*flags, "--methods", "vanilla", "--out", "-"]) == 2
+    assert one_line_error(capsys) == (
+        "training.compare_methods: error: --out -: name a folder (standard output is not offered)"
+    )
+    (tmp_path / "-cmp").mkdir()
+    (tmp_path / "-cmp" / "comparison.json").write_text("an earlier table")
+    assert main([*flags, "--methods", "vanilla", "--out=-cmp"]) == 2
+    said = one_line_error(capsys)
+    assert said.startswith("training.compare_methods: error: -cmp/comparison.json already")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["-cmp", "-faces", "-scenes"]
+
+    args, passed_on = build_parser().parse_known_args([*flags, "--out=-cmp"])
+    given = distill.build_parser().parse_args(distill_argv(args, "vanilla", passed_on))
+    assert given.out == Path("-cmp/vanilla") and given.data == Path("-faces")
+    assert given.scenes == Path("-scenes") and given.negatives
 
 
 def test_resume_keeps_the_methods_that_finished(tmp_path, common, capsys, monkeypatch):

@@ -883,6 +883,62 @@ def test_resume_with_other_settings_names_the_kept_run_and_what_differs(tmp_path
     assert f"{states / run_key(trial)} (differs in data: 'x' there, --limit: 40 there)" in said
 
 
+@pytest.mark.parametrize(
+    "changed, said",
+    [
+        (["--seed", "5"], "--seed: 0 there"),
+        (["--method", "self-training"], "--method: 'vanilla' there"),
+    ],
+)
+def test_resume_with_another_seed_or_method_names_the_kept_run(tmp_path, capsys, changed, said):
+    """A run kept at another --seed or --method is what a --resume that finds none of its
+    own was most likely meant for: refused, before any cropping, as other settings are."""
+    from training.distill import run_settings
+    from training.run_state import record_settings, run_key
+
+    data, work = make_dataset(tmp_path / "data"), tmp_path / "work"
+    flags = ["--data", str(data), "--work-dir", str(work), "--out", str(tmp_path / "out")]
+    flags += ["--input-size", "32", "--teacher-epochs", "4", "--student-epochs", "4"]
+    kept = run_settings(build_parser().parse_args(flags), "crops", ("mask", "no_mask"))
+    state = work / "train-state" / run_key(kept)
+    record_settings(state, kept)
+    (state / "teacher-state.pt").write_bytes(b"two epochs of work")
+
+    assert distill_main([*flags, "--quiet", "--resume", *changed]) == 2
+    err = capsys.readouterr().err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("training.distill: error: --resume: no interrupted run"), last
+    assert f"{state} (differs in {said})" in last
+    assert "starting anew" not in err and "data: {" not in err  # refused before cropping
+    assert (state / "teacher-state.pt").exists() and not (tmp_path / "out").exists()
+
+
+def test_runs_of_another_seed_or_method_are_named_only_when_none_of_its_own_is_kept(tmp_path):
+    from training.distill import run_settings
+    from training.run_state import other_runs, record_settings, run_key
+
+    def settings(*flags: str) -> dict:
+        args = build_parser().parse_args(["--data", "d", *flags])
+        return run_settings(args, "crops", ("mask", "no_mask"))
+
+    seed0, seed5 = settings(), settings("--seed", "5")
+    states = tmp_path / "train-state"
+    record_settings(states / run_key(seed0), seed0)
+    old = states / "self-training-seed5-0123456789-interrupted"  # kept before run.json
+    old.mkdir()
+    (states / "notes").mkdir()  # not a run's folder: never named
+    assert other_runs(states / run_key(seed5), seed5) == [
+        f"{old} (differs in --method: 'self-training' there)",
+        f"{states / run_key(seed0)} (differs in --seed: 0 there)",
+    ]
+
+    other_lr = settings("--seed", "5", "--lr", "0.01")  # now one of its method and seed
+    record_settings(states / run_key(other_lr), other_lr)
+    assert other_runs(states / run_key(seed5), seed5) == [
+        f"{states / run_key(other_lr)} (differs in --lr: 0.01 there)"
+    ]
+
+
 def test_one_class_names_the_folder_to_add(tmp_path):
     from training.dataset_files import DatasetError, find_images
 

@@ -32,6 +32,7 @@ PROG = "training.compare_methods"  # how its one-line complaints begin
 TABLE = "comparison.json"
 STOPPED = {128 + signum for signum in STOP_SIGNALS}  # distill's status when a signal stops it
 OWN_NAMES = {"--student-epochs": "--epochs", "--method": "--methods"}  # distill's flag: ours
+DEFAULT_SCENES = Path("../shared/data/scenes")
 
 # What the comparison reads from a method's report.json, and the types it reads them as.
 NUMBER = (int, float)
@@ -62,7 +63,12 @@ HOW_TO_GO_ON = {
 def build_parser() -> argparse.ArgumentParser:
     p = OneLineParser(prog=f"python -m {PROG}", description=__doc__)
     p.add_argument("--data", type=input_path, default=Path("../shared/data/faces"))
-    p.add_argument("--scenes", type=input_path, default=Path("../shared/data/scenes"))
+    p.add_argument(
+        "--scenes",
+        type=input_path,
+        help=f"the scenes set whose face crops and false boxes join training (default "
+        f"{DEFAULT_SCENES}; not with --no-scenes)",
+    )
     p.add_argument("--no-scenes", action="store_true", help="faces only, two classes")
     p.add_argument("--teacher", type=input_path, required=True)
     p.add_argument("--out", type=output_folder, required=True)
@@ -110,17 +116,37 @@ def refuse_clashes(passed_on: list[str]) -> None:
             )
 
 
+def settle_scenes(args: argparse.Namespace) -> None:
+    """Refuse --scenes beside --no-scenes, rather than drop one of them unsaid; otherwise
+    give --scenes its default when it was not given."""
+    if args.no_scenes and args.scenes is not None:
+        raise FlagValueError(
+            "--no-scenes trains on the faces alone, --scenes adds a scenes set: give one of them"
+        )
+    if not args.no_scenes and args.scenes is None:
+        args.scenes = DEFAULT_SCENES
+
+
+def flag_with(flag: str, value: object) -> list[str]:
+    """``flag`` and its ``value`` as distill's parser reads them back: a value beginning with
+    '-' (an --out of '-', say) is joined to its flag with '=', or it would be taken for a
+    flag and the comparison's own flag refused under distill's name."""
+    text = str(value)
+    return [f"{flag}={text}"] if text.startswith("-") else [flag, text]
+
+
 def distill_argv(
     args: argparse.Namespace, method: str, passed_on: list[str], resume: bool = False
 ) -> list[str]:
     """The ``training.distill`` command line of one method; ``resume`` for one that an
     interrupted comparison left a training state of."""
-    argv = ["--data", str(args.data), "--teacher", str(args.teacher), "--method", method]
-    argv += ["--student-epochs", str(args.epochs), "--out", str(args.out / method)]
+    argv = [*flag_with("--data", args.data), *flag_with("--teacher", args.teacher)]
+    argv += ["--method", method, *flag_with("--student-epochs", args.epochs)]
+    argv += flag_with("--out", args.out / method)
     if "--quiet" not in passed_on:  # one bar for the comparison, not one per epoch
         argv.append("--quiet")
     if not args.no_scenes:
-        argv += ["--scenes", str(args.scenes), "--negatives"]
+        argv += [*flag_with("--scenes", args.scenes), "--negatives"]
     if args.overwrite:
         argv.append("--overwrite")
     if resume:
@@ -398,6 +424,7 @@ def main(argv: list[str] | None = None) -> int:
     log_to_stderr(logging.INFO)
     try:
         with stop_signals_raise():
+            settle_scenes(args)
             finished = check_before_work(args, passed_on)
             rows = compare(args, passed_on, finished)
     except (CompareError, CheckpointError, OutputNameError, ValueError, OSError) as exc:

@@ -2,9 +2,10 @@
 
 A run's folder is named for its data and every setting that changes the weights
 (``run_key``); ``run.json`` inside says which settings those were, so a ``--resume`` that
-finds no folder of its own can say which kept run differs, and in what. A lock beside the
-folder lets only one run use it at a time: two runs sharing ``--work-dir`` with the same
-settings would otherwise move or delete each other's state.
+finds no folder of its own can say which kept run differs, and in what (its method and seed
+too, when no run of this method and seed is kept). A lock beside the folder lets only one run
+use it at a time: two runs sharing ``--work-dir`` with the same settings would otherwise move
+or delete each other's state.
 
 Known shortcoming: the lock is ``fcntl.flock``, which exists on Linux and macOS only; on
 other systems runs are not guarded against each other.
@@ -16,6 +17,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,6 +33,8 @@ log = logging.getLogger(__name__)
 
 SETTINGS_FILE = "run.json"
 ASIDE_SUFFIX = "-interrupted"
+# A state folder's name, as run_key and set_aside make it: method, seed, settings digest.
+FOLDER_NAME = re.compile(rf"(?P<method>.+)-seed(?P<seed>\d+)-[0-9a-f]{{10}}({ASIDE_SUFFIX})?")
 
 
 def states_in(work_dir: Path) -> Path:
@@ -91,6 +95,11 @@ def runs_of(states: Path, method: str, seed: int) -> list[Path]:
     return sorted(p for p in states.glob(f"{method}-seed{seed}-*") if p.is_dir())
 
 
+def every_run(states: Path) -> list[Path]:
+    """Every kept state folder in ``states``, of any method and seed."""
+    return sorted(p for p in states.glob("*") if p.is_dir() and FOLDER_NAME.fullmatch(p.name))
+
+
 def aside_of(state_dir: Path) -> Path:
     """Where ``set_aside`` keeps the state of a run with the same settings."""
     return state_dir.with_name(state_dir.name + ASIDE_SUFFIX)
@@ -136,9 +145,9 @@ def _kept_settings(folder: Path) -> dict | None:
 
 
 def other_runs(state_dir: Path, settings: dict) -> list[str]:
-    """Kept state folders of runs with this method and seed but other settings, each said
-    as "FOLDER (differs in --lr: 0.001 there)"; folders from before run.json existed are
-    named without the difference."""
+    """Kept state folders of runs with other settings (see ``_kept_runs`` for which), each
+    said as "FOLDER (differs in --lr: 0.001 there)"; folders from before run.json existed
+    are named without the difference when their name is of this method and seed."""
     return [
         _said(folder, differs)
         for folder, differs in _kept_runs(state_dir.parent, settings)
@@ -147,10 +156,10 @@ def other_runs(state_dir: Path, settings: dict) -> list[str]:
 
 
 def none_resumable(states: Path, settings: dict, unknown: tuple[str, ...]) -> list[str]:
-    """Before the data are read: the kept runs of this method and seed, said as by
-    ``other_runs`` but for the settings named in ``unknown`` (not known yet, such as the
-    data's digest), when each differs in a known one; empty when one may still match or
-    none is kept. So a --resume that cannot match is refused before minutes of cropping."""
+    """Before the data are read: the kept runs, said as by ``other_runs`` but for the
+    settings named in ``unknown`` (not known yet, such as the data's digest), when each
+    differs in a known one; empty when one may still match or none is kept. So a --resume
+    that cannot match is refused before minutes of cropping."""
     known = [
         (folder, differs and [d for d in differs if d.split(":")[0] not in unknown])
         for folder, differs in _kept_runs(states, settings)
@@ -161,23 +170,36 @@ def none_resumable(states: Path, settings: dict, unknown: tuple[str, ...]) -> li
 
 
 def _kept_runs(states: Path, settings: dict) -> list[tuple[Path, list[str] | None]]:
-    """Each kept run of the method and seed with its differences from ``settings`` ("NAME:
-    VALUE there"); None for a folder without a readable run.json."""
-    runs = []
+    """Each kept run with its differences from ``settings`` ("NAME: VALUE there"): the runs
+    of the method and seed, or every kept run when there is none of them, so that a
+    --method or --seed changed by mistake is named as any other setting is, not taken for no
+    run kept. None for a folder without a readable run.json that may be this run."""
     mine = json.loads(json.dumps(settings))  # tuples as lists, as run.json holds them
-    for folder in runs_of(states, settings["--method"], settings["--seed"]):
-        kept = _kept_settings(folder)
-        if kept is None:
-            runs.append((folder, None))
-            continue
-        names = list(mine) + [name for name in kept if name not in mine]  # named by one only
-        differs = [
-            f"{name}: {kept.get(name)!r} there"
-            for name in names
-            if kept.get(name) != mine.get(name)
-        ]
-        runs.append((folder, differs))
-    return runs
+    folders = runs_of(states, settings["--method"], settings["--seed"]) or every_run(states)
+    return [(folder, _differences(folder, mine)) for folder in folders]
+
+
+def _differences(folder: Path, mine: dict) -> list[str] | None:
+    """How the run kept in ``folder`` differs from the settings ``mine``, a setting only one
+    of them names included; for a folder without a readable run.json, see ``_by_name``."""
+    kept = _kept_settings(folder)
+    if kept is None:
+        return _by_name(folder, mine)
+    names = list(mine) + [name for name in kept if name not in mine]
+    return [
+        f"{name}: {kept.get(name)!r} there" for name in names if kept.get(name) != mine.get(name)
+    ]
+
+
+def _by_name(folder: Path, mine: dict) -> list[str] | None:
+    """The method and seed a folder's name gives, where they differ from ``mine``; None when
+    they do not (or the name is not a run's): its other settings are unknown."""
+    named = FOLDER_NAME.fullmatch(folder.name)
+    if named is None:
+        return None
+    there = {"--method": named["method"], "--seed": int(named["seed"])}
+    differs = [f"{name}: {value!r} there" for name, value in there.items() if value != mine[name]]
+    return differs or None
 
 
 def _said(folder: Path, differs: list[str] | None) -> str:

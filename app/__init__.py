@@ -1,5 +1,6 @@
 """MaskWatch: real-time face-mask detection for webcams, video files and streams."""
 
+import logging
 import os
 
 # Quieter FFmpeg and OpenCV: a corrupt file should give MaskWatch's one-line message, not
@@ -10,6 +11,26 @@ os.environ.setdefault("OPENCV_LOG_LEVEL", "FATAL")  # its errors: the app words 
 # share with every other program: beside one busy program a 2-core machine ran the app 2 to 3
 # times slower, and on cores shared with other jobs up to 10 times. Passive waiting costs
 # about a quarter of the speed on 2 cores left idle (README, "Measured figures"). Read once,
-# when torch loads, so set here, before anything imports it; a value the user set is kept.
-if not os.environ.get("OMP_WAIT_POLICY"):  # empty too: OpenMP would reject it and spin
+# when torch loads, so set here, before anything imports it; a valid value the user set is
+# kept.
+OMP_POLICIES = ("ACTIVE", "PASSIVE")
+C_SPACES = " \t\n\v\f\r"  # what libgomp skips around the word (C's isspace)
+
+
+def _wait_passively_unless_told() -> None:
+    """Set OMP_WAIT_POLICY to PASSIVE where it is unset or blank, and where libgomp would
+    reject it: it then says only "Invalid value" and lets its threads spin. Accepted, as
+    libgomp reads it: ACTIVE or PASSIVE in any case, with C whitespace around it."""
+    given = os.environ.get("OMP_WAIT_POLICY")
+    if given is not None and given.strip(C_SPACES):
+        if given.strip(C_SPACES).upper() in OMP_POLICIES:
+            return
+        logging.getLogger(__name__).warning(
+            "OMP_WAIT_POLICY=%r is not ACTIVE or PASSIVE (OpenMP would reject it and spin); "
+            "using PASSIVE",
+            given,
+        )
     os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+
+
+_wait_passively_unless_told()

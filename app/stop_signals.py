@@ -7,6 +7,7 @@ import contextlib
 import functools
 import signal
 import threading
+from typing import Callable
 
 # Signals that stop a command the way Ctrl-C does, with the word said for each.
 STOP_SIGNALS = {
@@ -31,19 +32,35 @@ def _raise_stopped(signum: int, _frame) -> None:
 
 
 @contextlib.contextmanager
-def stop_signals_raise():
-    """Within the block SIGINT, SIGTERM and SIGHUP raise ``Stopped``, even where the shell
-    started the command with Ctrl-C ignored (a background job); handlers are restored after
-    it (the tests call ``main`` inside pytest)."""
+def _stop_signals_handled(handler):
+    """Within the block SIGINT, SIGTERM and SIGHUP go to ``handler``, even where the shell
+    started the command with Ctrl-C ignored (a background job); the handlers before it are
+    restored after it (the tests call ``main`` inside pytest). Only the main thread may set
+    handlers: elsewhere the block runs as it is."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = {sig: signal.signal(sig, _raise_stopped) for sig in STOP_SIGNALS}
+    previous = {sig: signal.signal(sig, handler) for sig in STOP_SIGNALS}
     try:
         yield
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, signal.SIG_DFL if handler is None else handler)
+
+
+def stop_signals_raise():
+    """Within the block SIGINT, SIGTERM and SIGHUP raise ``Stopped``."""
+    return _stop_signals_handled(_raise_stopped)
+
+
+def stop_signals_call(on_stop: Callable[[int], None]):
+    """Within the block SIGINT, SIGTERM and SIGHUP call ``on_stop`` with the signal's number.
+
+    For a command that runs Qt's event loop: an exception raised in a signal handler cannot
+    pass through the loop, so ``on_stop`` asks the loop to end instead, and the command
+    cleans up once it has.
+    """
+    return _stop_signals_handled(lambda signum, _frame: on_stop(signum))
 
 
 def stoppable(main):
@@ -58,9 +75,13 @@ def stoppable(main):
 
 
 def stop_message(exc: KeyboardInterrupt) -> tuple[str, int]:
+    """``stop_words`` for the signal that raised ``exc`` (a plain KeyboardInterrupt: SIGINT)."""
+    return stop_words(getattr(exc, "signum", signal.SIGINT))
+
+
+def stop_words(signum: int) -> tuple[str, int]:
     """What stopped the command, in words (e.g. "terminated (SIGTERM)"), and its exit status
     (128 + the signal's number, as a shell reports a command killed by it)."""
-    signum = getattr(exc, "signum", signal.SIGINT)
     word = STOP_SIGNALS.get(signum, "stopped")
     name = "" if signum == signal.SIGINT else f" ({signal.Signals(signum).name})"
     return f"{word}{name}", 128 + signum

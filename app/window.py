@@ -853,7 +853,9 @@ class MainWindow(QMainWindow):
         try:
             self.face_stats.write_csv(path, overwrite=True)  # the dialog asked already
         except OSError as exc:
-            self._say_failure("stats", f"The statistics could not be saved as {path}: {exc}")
+            self._say_failure(
+                "stats", f"The statistics could not be saved as {path}: {describe_error(exc)}"
+            )
             return None
         self.prefs.exports_dir = path.parent
         self.save_prefs()

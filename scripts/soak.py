@@ -20,10 +20,10 @@ import logging
 import math
 import os
 import shutil
-import signal
 import sys
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_SOURCE = ROOT.parent / "shared/data/videos/masked-woman-laptop.mp4"
@@ -50,6 +50,7 @@ from app.cpu_load import BUSY_CORES, cpu_seconds  # noqa: E402
 from app.device import DeviceError, resolve_device  # noqa: E402
 from app.flags import FlagValueError, OneLineParser, device, named, output_file  # noqa: E402
 from app.preferences import temporary_folders  # noqa: E402
+from app.stop_signals import stop_signals_call, stop_words  # noqa: E402
 from app.window import MainWindow  # noqa: E402
 from app.wording import logged_as  # noqa: E402
 
@@ -191,19 +192,28 @@ def _without_offscreen_note(_mode, _context, message: str) -> None:
         sys.stderr.write(message + "\n")
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        check_arguments(args)
-    except (OSError, ValueError, DeviceError) as exc:
-        print(f"{PROG}: error: {describe_error(exc)}", file=sys.stderr)
-        return 2
+class Played(NamedTuple):
+    """What one run of the window gave: its samples, the frames it showed, and the window's
+    message when playback stopped on a failure (None when it played to the end)."""
 
-    qInstallMessageHandler(_without_offscreen_note)
-    app = QApplication.instance() or QApplication(sys.argv[:1])
+    rows: list[dict]
+    shown: int
+    failure: str | None
+
+
+def end_loop(app: QApplication) -> None:
+    """Ask Qt's event loop to end; a request made before the loop runs would be lost on
+    quit(), so it is made again from inside the loop, once it starts."""
+    app.quit()
+    QTimer.singleShot(0, app.quit)
+
+
+def play(app: QApplication, args: argparse.Namespace) -> Played:
+    """Play ``args.source`` in a loop in the window until ``args.minutes`` have passed, the
+    playback fails or ``end_loop`` is called; sample memory and latency on the way."""
     window = MainWindow(PipelineConfig(device=args.device), {}, args.source, autostart=False)
     window.loop_check.setChecked(True)
-    # The window logs each message it shows; a failure is said once below, in this
+    # The window logs each message it shows; a failure is said once by main, in this
     # script's words, so its copy (which tells a window user to press Start) is left out.
     logging.getLogger("app.window").addFilter(
         lambda record: record.getMessage() != logged_as(window.message_label.text())
@@ -213,20 +223,11 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[dict] = []
     start = time.perf_counter()
     shown = [0]
-    ended: dict[str, str] = {}  # why the run stopped early: "interrupted" or "failed"
+    failure: list[str] = []
 
     def on_frame(_image, stats) -> None:
         shown[0] += 1
         latencies.append(stats.latency_ms)
-
-    def finish(reason: str | None = None, detail: str = "") -> None:
-        if reason and not ended:
-            ended[reason] = detail
-        window.close()
-        app.quit()
-        # A Ctrl-C before the event loop runs would be lost on quit(): say it again from
-        # inside the loop, once it starts.
-        QTimer.singleShot(0, app.quit)
 
     used = [cpu_seconds()]
 
@@ -249,41 +250,46 @@ def main(argv: list[str] | None = None) -> int:
             }
         )
         if elapsed >= args.minutes * 60:
-            finish()
+            end_loop(app)
 
     def poll() -> None:
         """Playback of a looped source only stops on a failure, which the window reports."""
         if window.message and not window.is_playing:
-            finish("failed", window.message.split("\n")[0])
+            failure.append(window.message.split("\n")[0])
+            end_loop(app)
 
-    signal.signal(signal.SIGINT, lambda *_: finish("interrupted"))
     window.frame_displayed.connect(on_frame)
     timer = QTimer()
     timer.timeout.connect(sample)
     timer.start(int(args.sample_s * 1000))
-    watch = QTimer()  # also lets Python see Ctrl-C while Qt's event loop runs
+    watch = QTimer()  # also lets Python see Ctrl-C and the other stop signals in Qt's loop
     watch.timeout.connect(poll)
     watch.start(POLL_MS)
     QTimer.singleShot(0, window.start)
     print(f"playing {args.source} in a loop for {args.minutes:g} min (Ctrl-C stops)", flush=True)
     app.exec()
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    timer.stop()
+    watch.stop()
+    window.close()
     # The window remembers nothing here: its alerts went to a temporary folder of this run's
     # own, which no one will look at (the soak measures; it keeps no alerts).
     own = temporary_folders()["alerts_dir"].parent
     if Path(window.prefs.alerts_dir).parent == own:
         shutil.rmtree(own, ignore_errors=True)
+    return Played(rows, shown[0], failure[0] if failure else None)
 
-    if "interrupted" in ended:
-        print(f"{PROG}: interrupted; nothing was written", file=sys.stderr)
-        return 130
-    if "failed" in ended:
-        reason = first_sentence(ended["failed"])
-        if not shown[0]:
+
+def report(args: argparse.Namespace, played: Played) -> int:
+    """Say how the run went, write its samples to ``args.csv`` and give the verdict; returns
+    the exit status."""
+    rows, shown = played.rows, played.shown
+    if played.failure is not None:
+        reason = first_sentence(played.failure)
+        if not shown:
             print(f"{PROG}: error: {reason}; nothing measured", file=sys.stderr)
             return 2
         print(
-            f"{PROG}: error: playback stopped after {counted(shown[0], 'frame')} ({reason}); "
+            f"{PROG}: error: playback stopped after {counted(shown, 'frame')} ({reason}); "
             "nothing was written",
             file=sys.stderr,
         )
@@ -318,6 +324,33 @@ def main(argv: list[str] | None = None) -> int:
     latency = {True: "not growing", False: "GROWING", None: "not judged"}[steady_latency]
     print(f"verdict: memory {memory}, latency {latency}")
     return 3 if False in (flat, steady_latency) else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        check_arguments(args)
+    except (OSError, ValueError, DeviceError) as exc:
+        print(f"{PROG}: error: {describe_error(exc)}", file=sys.stderr)
+        return 2
+
+    qInstallMessageHandler(_without_offscreen_note)
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    stopped: list[int] = []
+
+    def on_stop(signum: int) -> None:
+        """Ctrl-C, SIGTERM and SIGHUP end the run alike: the window closes, its folder goes
+        and nothing is written. The first one is the one reported."""
+        stopped.append(signum)
+        end_loop(app)
+
+    with stop_signals_call(on_stop):
+        played = play(app, args)
+        if stopped:
+            said, status = stop_words(stopped[0])
+            print(f"{PROG}: {said}; nothing was written", file=sys.stderr)
+            return status
+        return report(args, played)
 
 
 if __name__ == "__main__":

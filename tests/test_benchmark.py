@@ -94,22 +94,53 @@ print(*seen)
 """
 
 
-@pytest.mark.parametrize("given, kept", [(None, "PASSIVE"), ("", "PASSIVE"), ("ACTIVE", "ACTIVE")])
+@pytest.mark.parametrize(
+    "given, kept",
+    [
+        (None, "PASSIVE"),
+        ("", "PASSIVE"),
+        (" \t", "PASSIVE"),  # blank: unset, as empty is
+        ("ACTIVE", "ACTIVE"),
+        (" passive\t", " passive\t"),  # libgomp takes either word in any case, spaces around
+        ("Active", "Active"),
+    ],
+)
 def test_torch_threads_wait_without_spinning_unless_the_user_says_otherwise(given, kept):
     """Spinning OpenMP threads slowed every command 2 to 10 times beside busy programs.
     The policy counts only when set before torch loads: each command's module sees to it."""
-    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
-    if given is not None:  # empty: OpenMP would reject it (and spin), so it counts as unset
-        env["OMP_WAIT_POLICY"] = given
     for module in ("app.cli", "app.benchmark", "training.evaluate", "training.distill"):
-        proc = subprocess.run(
-            [sys.executable, "-c", POLICY_AT_TORCH_LOAD, module],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-        )
-        assert proc.stdout.split() == [kept], (module, proc.stderr)
+        proc = policy_at_torch_load(module, given)
+        assert proc.stdout == f"{kept}\n", (module, proc.stderr)
+        assert "OMP_WAIT_POLICY" not in proc.stderr, (module, proc.stderr)
+
+
+@pytest.mark.parametrize("given", ["bogus", "passive\x1c", "active passive"])
+def test_a_policy_openmp_would_reject_is_replaced_and_named_in_one_line(given):
+    """libgomp rejects such a value with its own message and then spins: the app's 1-2 FPS
+    instead of about 20 on shared cores."""
+    for module in ("app.cli", "training.evaluate"):
+        proc = policy_at_torch_load(module, given)
+        assert proc.stdout == "PASSIVE\n", (module, proc.stderr)
+        said = [line for line in proc.stderr.splitlines() if "OMP_WAIT_POLICY" in line]
+        assert said == [
+            f"OMP_WAIT_POLICY={given!r} is not ACTIVE or PASSIVE (OpenMP would reject it and "
+            "spin); using PASSIVE"
+        ], (module, proc.stderr)
+
+
+def policy_at_torch_load(module: str, given: str | None) -> subprocess.CompletedProcess:
+    """Import ``module`` with OMP_WAIT_POLICY set to ``given`` (None: unset); its standard
+    output is the value in force when torch began to load."""
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    if given is not None:
+        env["OMP_WAIT_POLICY"] = given
+    return subprocess.run(
+        [sys.executable, "-c", POLICY_AT_TORCH_LOAD, module],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
 
 
 def test_a_slow_classifier_rate_is_printed_with_its_digits_not_as_zero(capsys):

@@ -3,16 +3,19 @@
 import csv
 import importlib.util
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
 from conftest import ROOT, fixture_bgr, on_canvas, write_video
 
 SOAK = ROOT / "scripts" / "soak.py"
+WAIT_S = 120  # model loading and inference are slow on two shared cores
 
 
 def soak(*args) -> subprocess.Popen:
@@ -92,14 +95,49 @@ def test_a_source_that_cannot_play_ends_the_run_with_an_error(tmp_path):
     assert "GROWING" not in err and not (tmp_path / "soak.csv").exists()
 
 
-def test_ctrl_c_stops_the_run_and_writes_nothing(clip, tmp_path):
-    proc = soak("--source", clip, "--minutes", 30, "--csv", tmp_path / "soak.csv")
+@pytest.fixture(scope="module")
+def alerting_clip(tmp_path_factory):
+    """Six seconds of an unmasked face: longer than the alert delay, so the window writes an
+    alert to its temporary folder before the clip loops."""
+    frames = [on_canvas(fixture_bgr("no_mask_2.jpg"))] * 60
+    return write_video(tmp_path_factory.mktemp("soak") / "alerting.mp4", frames, fps=10)
+
+
+def wait_for_folder(folder: Path, proc: subprocess.Popen) -> None:
+    deadline = time.monotonic() + WAIT_S
+    while not folder.is_dir():
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, f"{folder} was not made within {WAIT_S} s"
+        time.sleep(0.2)
+
+
+@pytest.mark.parametrize(
+    "signum, said",
+    [
+        (signal.SIGINT, "interrupted"),
+        (signal.SIGTERM, "terminated (SIGTERM)"),
+        (signal.SIGHUP, "hung up (SIGHUP)"),
+    ],
+)
+def test_a_stop_signal_ends_the_run_writes_nothing_and_removes_its_folder(
+    alerting_clip, tmp_path, signum, said
+):
+    proc = soak("--source", alerting_clip, "--minutes", 30, "--csv", tmp_path / "soak.csv")
     assert "in a loop" in proc.stdout.readline()
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130, err
-    assert err.strip().splitlines()[-1] == "soak.py: interrupted; nothing was written"
+    own = Path(tempfile.gettempdir()) / f"maskwatch-{proc.pid}"
+    try:
+        wait_for_folder(own, proc)  # the window's alerts, which the run must not leave
+        proc.send_signal(signum)
+        _, err = proc.communicate(timeout=WAIT_S)
+        left = own.exists()
+    finally:
+        proc.kill()
+        proc.wait()
+        shutil.rmtree(own, ignore_errors=True)
+    assert proc.returncode == 128 + signum, err
+    assert err.strip().splitlines()[-1] == f"soak.py: {said}; nothing was written"
     assert "Traceback" not in err and not (tmp_path / "soak.csv").exists()
+    assert not left, f"{own} was left behind"
 
 
 def test_a_short_run_samples_and_gives_a_verdict(clip, tmp_path):

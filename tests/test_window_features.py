@@ -2,6 +2,7 @@
 offscreen, with settings and output folders under tmp_path (never the user's own).
 """
 
+import errno
 import os
 import shutil
 from pathlib import Path
@@ -363,6 +364,29 @@ def test_a_snapshots_folder_that_is_a_file_is_named_plainly(window, prefs, tmp_p
     assert window.snapshot() is not None and window.message == stats_failure
     assert window.export_csv(tmp_path / "stats.csv") is not None
     assert window.message == ""
+
+
+def test_statistics_on_a_full_disk_are_said_in_words(window, tmp_path, monkeypatch):
+    """A full disk, as the temporary file's writer meets it: half the text goes, then
+    ENOSPC. The message words it as the window's other messages do, without an errno."""
+    write = Path.write_text
+
+    def fill_disk(path: Path, text: str, *args, **kwargs) -> int:
+        if ".partial-" not in path.name:
+            return write(path, text, *args, **kwargs)
+        write(path, text[: len(text) // 2], *args, **kwargs)
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+    monkeypatch.setattr(Path, "write_text", fill_disk)
+    window.face_stats.add(0.0, [])
+    full = tmp_path / "full"
+    full.mkdir()
+    path = full / "stats.csv"
+    assert window.export_csv(path) is None
+    assert window.message == (
+        f"The statistics could not be saved as {path}: no space left on the disk for {path}"
+    )
+    assert list(full.iterdir()) == []  # nor half a file, under any name
 
 
 def test_statistics_are_never_exported_over_the_video_being_watched(window, face_video, tmp_path):

@@ -299,6 +299,21 @@ def test_resume_with_other_epochs_than_the_interrupted_method_names_epochs(
     assert found[0].exists()  # kept for a resume with the same flags
 
 
+def test_resume_at_another_seed_than_the_interrupted_method_names_the_seed(
+    tmp_path, common, capsys
+):
+    """Nothing kept at --seed 5: the comparison would start anew, leaving the run stopped at
+    seed 0 unused. It is refused instead, naming the kept run and its seed."""
+    found = stopped_comparison(common + ["--methods", "vanilla"], tmp_path, "vanilla")
+    assert main(common + ["--methods", "vanilla", "--seed", "5", "--resume"]) == 2
+    said = one_line_error(capsys)
+    assert said.startswith(
+        "training.compare_methods: error: --resume: no interrupted run of vanilla at --seed 5"
+    ), said
+    assert f"kept: {found[0].parent.name} (--seed 0)" in said, said
+    assert found[0].exists()
+
+
 def test_resume_goes_to_each_method_that_kept_a_state_in_any_order(tmp_path, common, monkeypatch):
     """self-training stopped part way, then the methods listed in another order (or a
     deleted method run again first): self-training still resumes from its state, and the

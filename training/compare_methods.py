@@ -280,6 +280,25 @@ def has_kept_state(wanted: argparse.Namespace, method: str) -> bool:
     return bool(run_state.runs_of(run_state.states_in(wanted.work_dir), method, wanted.seed))
 
 
+def refuse_other_seeds(
+    args: argparse.Namespace, wanted: argparse.Namespace, unfinished: list[str]
+) -> None:
+    """With --resume and no kept state of an unfinished method at this seed, refuse when one
+    is kept at another seed: a --seed changed by mistake would start them all anew."""
+    states = run_state.states_in(wanted.work_dir)
+    other = [
+        f"{folder.name} (--seed {named['seed']})"
+        for folder in run_state.every_run(states)
+        if (named := run_state.FOLDER_NAME.fullmatch(folder.name)) and named["method"] in unfinished
+    ]
+    if other:
+        raise CompareError(
+            f"--resume: no interrupted run of {', '.join(unfinished)} at --seed {wanted.seed} "
+            f"in {wanted.work_dir}; kept: {'; '.join(other)}. Give that --seed, or leave out "
+            "--resume and pass --overwrite to run every method anew"
+        )
+
+
 def check_resumed_data(
     args: argparse.Namespace, wanted: argparse.Namespace, finished: dict[str, dict]
 ) -> None:
@@ -290,6 +309,8 @@ def check_resumed_data(
     states = run_state.states_in(wanted.work_dir)
     # any unfinished method may have been stopped: the list's order may have changed
     kept = [m for m in args.methods if m not in finished and has_kept_state(wanted, m)]
+    if not kept:
+        refuse_other_seeds(args, wanted, [m for m in args.methods if m not in finished])
     if not finished and not kept:
         return
     data, class_names = current_data(wanted)

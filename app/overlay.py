@@ -13,26 +13,29 @@ FONT = cv2.FONT_HERSHEY_SIMPLEX
 Rect = tuple[int, int, int, int]  # x1, y1, x2, y2
 
 
-def _overlap(a: Rect, b: Rect) -> int:
-    width = min(a[2], b[2]) - max(a[0], b[0])
-    height = min(a[3], b[3]) - max(a[1], b[1])
-    return width * height if width > 0 and height > 0 else 0
-
-
-def _label_spot(box: Rect, size: tuple[int, int], taken: list[Rect], frame: tuple[int, int]):
+def _label_spot(box: Rect, size: tuple[int, int], taken: np.ndarray, frame: tuple[int, int]):
     """Where a face's label goes: above its box, below it, or just inside its top, whichever
-    in the frame covers least of the other faces' boxes and labels (``taken``), so that a
-    crowd's labels do not hide a small face next to a large one. Returns the label's
-    rectangle; ties keep that order."""
+    in the frame covers least of the other faces' boxes and labels (``taken``, an (N, 4)
+    array of rectangles), so that a crowd's labels do not hide a small face next to a large
+    one. Returns the label's rectangle; ties keep that order."""
     (width, height), (x1, y1, _, y2) = frame, box
     label_w, label_h = size
     left = max(0, min(x1, width - label_w))
     tops = (y1 - 3 - label_h, y2 + 3, y1 + 3)  # above, below, inside
     spots = [(left, top, left + label_w, top + label_h) for top in tops]
-    inside = [spot for spot in spots if spot[1] >= 0 and spot[3] <= height]
-    if not inside:  # a frame lower than a label: at the top
+    inside = np.array([spot for spot in spots if spot[1] >= 0 and spot[3] <= height])
+    if not len(inside):  # a frame lower than a label: at the top
         return (left, 0, left + label_w, label_h)
-    return min(inside, key=lambda spot: sum(_overlap(spot, other) for other in taken))
+    if not len(taken):
+        return tuple(int(v) for v in inside[0])
+    across = np.minimum(inside[:, None, 2], taken[None, :, 2]) - np.maximum(
+        inside[:, None, 0], taken[None, :, 0]
+    )
+    down = np.minimum(inside[:, None, 3], taken[None, :, 3]) - np.maximum(
+        inside[:, None, 1], taken[None, :, 1]
+    )
+    covered = (np.clip(across, 0, None) * np.clip(down, 0, None)).sum(axis=1)
+    return tuple(int(v) for v in inside[int(np.argmin(covered))])
 
 
 def draw_faces(frame: np.ndarray, faces, fps: float | None = None) -> np.ndarray:
@@ -51,7 +54,8 @@ def draw_faces(frame: np.ndarray, faces, fps: float | None = None) -> np.ndarray
         text = f"{face.label.replace('_', ' ')} {face.score:.2f}"
         (tw, th), base = cv2.getTextSize(text, FONT, font_scale, 1)
         others = [box for i, box in enumerate(boxes) if i != index]
-        spot = _label_spot(boxes[index], (tw + 4, th + base + 2), others + labels, (width, height))
+        taken = np.array(others + labels, dtype=np.int64).reshape(-1, 4)
+        spot = _label_spot(boxes[index], (tw + 4, th + base + 2), taken, (width, height))
         labels.append(spot)
         cv2.rectangle(frame, spot[:2], (spot[2] - 1, spot[3] - 1), colour, -1)
         origin = (spot[0] + 2, spot[1] + th + 1)

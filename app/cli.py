@@ -413,12 +413,10 @@ def run_window_cli(args: argparse.Namespace) -> int:
             "or use --headless with --output/--events"
         )
     from app.window import run_window
+    from app.window_flags import WindowFlags
 
     config = pipeline_config(args)
-    return run_window(
-        config,
-        weights(args),
-        args.source,
+    given = WindowFlags(
         model=args.model,
         device=args.device,
         alert_delay_s=alert_delay(args),
@@ -426,6 +424,7 @@ def run_window_cli(args: argparse.Namespace) -> int:
         min_face=args.min_face,
         near_face=args.near_face,
     )
+    return run_window(config, weights(args), args.source, given)
 
 
 HEADLESS_ONLY = (

@@ -73,7 +73,7 @@ from app.source_picker import SourcePicker
 from app.stats import FaceStats
 from app.stats_view import StatsPanel
 from app.video_view import VideoView
-from app.window_flags import apply_command_line
+from app.window_flags import WindowFlags, apply_command_line
 from app.wording import clock, faces_named, logged_as, naming, sentence
 from app.worker import CAPTURE_JOIN_S, END_FINISHED, FrameStats, PlaybackWorker, to_bgr
 
@@ -1081,22 +1081,17 @@ def run_window(
     config: PipelineConfig,
     weights: dict[str, Path],
     source: str | None = None,
-    model: str | None = None,
-    device: str | None = None,
-    alert_delay_s: float | None = None,
-    sensitivity: str | None = None,
-    min_face: int | None = None,
-    near_face: int | None = None,
+    given: WindowFlags = WindowFlags(),
 ) -> int:
     """Open the window and run the Qt event loop; returns the exit code.
 
-    ``model``, ``device``, ``alert_delay_s``, ``sensitivity``, ``min_face`` and ``near_face``
-    are what the command line gave (None: the saved setting). Playback starts at once, from
-    ``source`` or the last source played; if that fails the window says why.
+    ``given`` is what the command line set (the rest keeps its saved setting). Playback
+    starts at once, from ``source`` or the last source played; if that fails the window
+    says why.
     """
     settings = user_settings()
     prefs = Preferences.load(settings)
-    apply_command_line(prefs, model, device, alert_delay_s, sensitivity, min_face, near_face)
+    apply_command_line(prefs, given)
     config = replace(config, model=prefs.model, device=prefs.device)
 
     app = QApplication.instance() or QApplication(sys.argv[:1])

@@ -26,7 +26,7 @@ from app.detector import FaceDetector, part_of  # noqa: E402
 from app.preferences import Preferences  # noqa: E402
 from app.settings_panel import CUSTOM_TITLE, DetectorSettings  # noqa: E402
 from app.window import MainWindow  # noqa: E402
-from app.window_flags import apply_command_line  # noqa: E402
+from app.window_flags import WindowFlags, apply_command_line  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 FRAME_TIMEOUT_MS = 45_000  # inference is slow on this machine; an upper bound
@@ -419,15 +419,17 @@ def test_the_close_up_pass_is_a_saved_window_setting(qtbot, pipeline, detector, 
 
 def test_near_face_flag_and_saved_word_reach_the_preferences(settings, caplog):
     prefs = Preferences.defaults(temporary=True)
-    apply_command_line(prefs, device="cpu", near_face=0)
+    apply_command_line(prefs, WindowFlags(device="cpu", near_face=0))
     assert prefs.near_faces is False
-    apply_command_line(prefs, device="cpu")  # not given: the saved choice stays
+    apply_command_line(prefs, WindowFlags(device="cpu"))  # not given: the saved choice stays
     assert prefs.near_faces is False
-    apply_command_line(prefs, device="cpu", near_face=120)
+    apply_command_line(prefs, WindowFlags(device="cpu", near_face=120))
     assert prefs.near_faces is True and prefs.near_face_size == 120
-    apply_command_line(prefs, device="cpu", near_face=0)  # off, the size kept for later
+    # off, the size kept for later
+    apply_command_line(prefs, WindowFlags(device="cpu", near_face=0))
     assert prefs.near_faces is False and prefs.near_face_size == 120
-    apply_command_line(prefs, device="cpu", near_face=4000)  # the window's spin box stops
+    # the window's spin box stops at 1000
+    apply_command_line(prefs, WindowFlags(device="cpu", near_face=4000))
     assert prefs.near_faces is True and prefs.near_face_size == 1000
     settings.setValue("detector/near_faces", "sometimes")
     settings.setValue("detector/near_face_size", "30")

@@ -157,14 +157,14 @@ def test_a_malformed_url_is_a_message_with_the_url_as_typed(qtbot, window, caplo
 
 def test_command_line_values_beyond_the_window_controls_are_clamped(caplog):
     from app.preferences import MAX_ALERT_DELAY_S, Preferences
-    from app.window_flags import apply_command_line
+    from app.window_flags import WindowFlags, apply_command_line
 
     prefs = Preferences.defaults(temporary=True)
-    apply_command_line(prefs, device="cpu", alert_delay_s=1e9, min_face=4)
+    apply_command_line(prefs, WindowFlags(device="cpu", alert_delay_s=1e9, min_face=4))
     assert prefs.alert_delay_s == MAX_ALERT_DELAY_S and prefs.min_face_size == 12
     assert "--alert-delay 1e+09 is outside the window's range 0-600 s; using 600" in caplog.text
     assert "--min-face 4 is outside the window's range 12-200 px; using 12" in caplog.text
-    apply_command_line(prefs, device="cpu", alert_delay_s=2.5)
+    apply_command_line(prefs, WindowFlags(device="cpu", alert_delay_s=2.5))
     assert prefs.alert_delay_s == 2.5
 
 

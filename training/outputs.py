@@ -145,6 +145,8 @@ def keep_aside(final: Path, backup: Path) -> None:
     (FAT, some network shares), the file is moved instead."""
     try:
         os.link(final, backup, follow_symlinks=False)
+    except NotImplementedError:  # a platform that cannot link a symbolic link itself
+        os.replace(final, backup)
     except OSError as exc:
         if exc.errno not in NO_HARD_LINKS:
             raise

@@ -20,10 +20,12 @@ C_SPACES = " \t\n\v\f\r"  # what libgomp skips around the word (C's isspace)
 def _wait_passively_unless_told() -> None:
     """Set OMP_WAIT_POLICY to PASSIVE where it is unset or blank, and where libgomp would
     reject it: it then says only "Invalid value" and lets its threads spin. Accepted, as
-    libgomp reads it: ACTIVE or PASSIVE in any case, with C whitespace around it."""
+    libgomp reads it: ACTIVE or PASSIVE in any case of ASCII letters, with C whitespace
+    around it."""
     given = os.environ.get("OMP_WAIT_POLICY")
     if given is not None and given.strip(C_SPACES):
-        if given.strip(C_SPACES).upper() in OMP_POLICIES:
+        word = given.strip(C_SPACES)
+        if word.isascii() and word.upper() in OMP_POLICIES:  # "actıve".upper() is "ACTIVE"
             return
         logging.getLogger(__name__).warning(
             "OMP_WAIT_POLICY=%r is not ACTIVE or PASSIVE (OpenMP would reject it and spin); "

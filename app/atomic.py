@@ -131,9 +131,6 @@ def _can_create_in(folder: Path) -> bool:
 
 
 MAX_NAME_BYTES = 255  # the longest file name Linux and macOS file systems take
-# A temporary name keeps at least this many characters of a final name's stem, however long
-# (255 bytes less its marker, in characters of up to 4 bytes).
-MIN_KEPT_STEM_CHARS = 40
 _TEMP = re.compile(r"^\.(?P<stem>.*)\.partial-(?P<pid>\d+)(?P<suffix>\.[^.]*)?$")
 
 
@@ -148,11 +145,15 @@ STALE_AFTER_S = 60.0
 MODEL_SUFFIXES = {".pt": (WEIGHTS, TORCHSCRIPT), ".pth": (WEIGHTS, TORCHSCRIPT), ".onnx": (ONNX,)}
 
 
-def _killed(path: Path, pid: int) -> bool:
+def _killed(path: Path, pid: int, mine_too: bool = False) -> bool:
     """Whether the partial file ``path`` of process ``pid`` is a killed writer's: the process
-    is gone, the file has been quiet for STALE_AFTER_S, and any model in it is of a kind its
-    suffix names (a model under any other name is the user's work, whatever its name says)."""
-    if not path.is_file() or path.is_symlink() or _process_runs(pid):
+    is gone (or, with ``mine_too``, is this one: a container's runs all have one PID, and a
+    caller about to write that very name is not writing it yet), the file has been quiet for
+    STALE_AFTER_S, and any model in it is of a kind its suffix names (a model under any other
+    name is the user's work, whatever its name says)."""
+    if not path.is_file() or path.is_symlink():
+        return False
+    if _process_runs(pid) and not (mine_too and pid == os.getpid()):
         return False
     try:
         if time.time() - path.stat().st_mtime <= STALE_AFTER_S:
@@ -163,14 +164,16 @@ def _killed(path: Path, pid: int) -> bool:
     return kind is None or kind in MODEL_SUFFIXES.get(path.suffix.lower(), ())
 
 
-def left_by_killed_writers(folder: Path, final_glob: str = "*") -> list[Path]:
-    """The temporary files (``temp_name``) in ``folder`` of final names matching
-    ``final_glob`` that were left by killed writers (``_killed``). Such a file is unfinished:
+def left_by_killed_writers(folder: Path, *final_globs: str) -> list[Path]:
+    """The temporary files (``temp_name``) in ``folder`` of final names matching any of
+    ``final_globs`` that were left by killed writers (``_killed``). Such a file is unfinished:
     a video without its closing index, say."""
     found = []
     for path in Path(folder).glob(".*.partial-*"):
         match = _TEMP.match(path.name)
-        if match and final_name(path).match(final_glob) and _killed(path, int(match["pid"])):
+        if not match or not any(final_name(path).match(pattern) for pattern in final_globs):
+            continue
+        if _killed(path, int(match["pid"])):
             found.append(path)
     return sorted(found)
 
@@ -196,16 +199,13 @@ def remove_left_by_killed(paths: list[Path], what: str | None = None) -> None:
 
 def remove_killed_partial(final: Path) -> None:
     """Remove the killed writers' temporary files of the one output ``final``, also those
-    whose name ``temp_name`` shortened."""
+    whose name ``temp_name`` shortened; called before this process writes ``final``."""
     final = Path(final)
-    prefix = glob.escape(final.stem[:MIN_KEPT_STEM_CHARS])
-    for path in final.parent.glob(f".{prefix}*.partial-*{glob.escape(final.suffix)}"):
+    for path in final.parent.glob(f".*.partial-*{glob.escape(final.suffix)}"):
         match = _TEMP.match(path.name)
-        if (
-            match
-            and path == temp_name(final, int(match["pid"]))
-            and _killed(path, int(match["pid"]))
-        ):
+        if not match or path != temp_name(final, int(match["pid"])):
+            continue
+        if _killed(path, int(match["pid"]), mine_too=True):
             remove_left_by_killed([path])
 
 

@@ -412,7 +412,7 @@ def run_headless(
         if all(path is None for path in kept):  # said once the source is known to play
             log.warning("neither --output nor --events given: results are only summarised")
         if extras.snapshots_dir is not None:
-            outputs.make_folder("snapshots", Path(extras.snapshots_dir))
+            outputs.make_folder("snapshots", Path(extras.snapshots_dir), "*.png")
         writer = None
         if output is not None:
             writer = _open_writer(outputs.temp("video", Path(output)), Path(output), info)
@@ -561,7 +561,7 @@ def _say_colour_change(colour: ColourWatch, frame: np.ndarray, time_s: float) ->
 
 def _write_alerts(outputs: RunOutputs, alert_log: AlertLog, alerts: list[Alert]) -> None:
     """Write alerts.jsonl and the alert JPEGs; they take their final names all or none."""
-    if not outputs.make_folder("alerts", alert_log.folder):
+    if not outputs.make_folder("alerts", alert_log.folder, ALERTS_FILE, ALERT_SNAPSHOTS):
         return
     earlier = alert_log.earlier_snapshots()  # exists only with --overwrite
     files = alert_log.files(alerts)

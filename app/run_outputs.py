@@ -72,12 +72,13 @@ class RunOutputs:
         self._pending.append(entry)
         return entry.tmp
 
-    def make_folder(self, output: str, folder: Path) -> bool:
+    def make_folder(self, output: str, folder: Path, *final_globs: str) -> bool:
         """Make ``output``'s folder if it is missing; False (output dropped) if that fails.
 
         Folders made here are removed again at the end of the run if they stay empty. The
-        unfinished files of killed runs there go, whatever their names (a snapshot per frame,
-        an alerts log and its pictures), in one look at the folder.
+        unfinished files of killed runs there whose final names match ``final_globs`` (the
+        kinds of file the output writes: a snapshot per frame, an alerts log and its
+        pictures) go, in one look at the folder.
         """
         if not self.live(output):
             return False
@@ -87,7 +88,7 @@ class RunOutputs:
             self.fail(output, exc)
             return False
         self._folders.add(output)
-        remove_left_by_killed(left_by_killed_writers(Path(folder)))
+        remove_left_by_killed(left_by_killed_writers(Path(folder), *final_globs))
         return True
 
     def live(self, output: str) -> bool:

@@ -16,8 +16,15 @@ import torch
 
 
 def write_bytes(path: Path, data: io.BytesIO) -> None:
-    with open(path, "wb") as file:
-        file.write(data.getbuffer())
+    """Write ``data`` to ``path``; a failure names the file (a full disk's OSError from
+    ``write`` carries no name)."""
+    try:
+        with open(path, "wb") as file:
+            file.write(data.getbuffer())
+    except OSError as exc:
+        if exc.filename is not None or exc.errno is None:
+            raise
+        raise OSError(exc.errno, exc.strerror, str(path)) from exc
 
 
 def save_torch(obj, path: Path) -> None:

@@ -114,7 +114,9 @@ def test_torch_threads_wait_without_spinning_unless_the_user_says_otherwise(give
         assert "OMP_WAIT_POLICY" not in proc.stderr, (module, proc.stderr)
 
 
-@pytest.mark.parametrize("given", ["bogus", "passive\x1c", "active passive"])
+@pytest.mark.parametrize(
+    "given", ["bogus", "passive\x1c", "active passive", "act\u0131ve", "pa\u017f\u017five"]
+)
 def test_a_policy_openmp_would_reject_is_replaced_and_named_in_one_line(given):
     """libgomp rejects such a value with its own message and then spins: the app's 1-2 FPS
     instead of about 20 on shared cores."""

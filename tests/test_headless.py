@@ -581,6 +581,7 @@ def test_every_killed_partial_in_an_output_folder_goes_and_long_names_too(tmp_pa
     run into those folders removes them all, whatever their names, and an output name that
     its temporary name had to shorten is cleaned up too."""
     from app.atomic import temp_name
+    from models import checkpoint
 
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()
@@ -596,16 +597,23 @@ def test_every_killed_partial_in_an_output_folder_goes_and_long_names_too(tmp_pa
         temp_name(events, gone.pid),
     ]
     assert len(killed[-1].name) < len(events.name) + len(f".partial-{gone.pid}") + 1
-    kept = snaps / f".notes.partial-{os.getpid()}.txt"  # its writer (this test) still runs
-    for path in killed + [kept]:
+    kept = [
+        snaps / f".frame.partial-{os.getpid()}.png",  # its writer (this test) still runs
+        snaps / f".notes.partial-{gone.pid}.txt",  # no snapshot: another program's
+        snaps / f".previous-teacher.partial-{gone.pid}.pt",  # maybe the only copy of weights
+    ]
+    for path in killed + kept:
         path.write_bytes(bytes(1000))
+    kept[-1].write_bytes(checkpoint.default_weights("student").read_bytes())
+    for path in killed + kept:
         os.utime(path, (1_000_000_000, 1_000_000_000))
     proc = run_app(
         "--source", no_mask_video, "--events", events, "--snapshots", snaps,
         "--snapshot-every", "5", "--alerts", alerts, "--alert-delay", "0",
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
-    assert [path for path in killed if path.exists()] == [] and kept.exists()
+    assert [path for path in killed if path.exists()] == []
+    assert all(path.exists() for path in kept)
     assert proc.stderr.count("the unfinished") == len(killed)
     assert events.exists() and (alerts / "alerts.jsonl").exists()
     assert len(list(snaps.glob("no_mask.mp4-frame*.png"))) == 3

@@ -2,6 +2,8 @@
 
 import json
 import os
+import subprocess
+import sys
 
 import pytest
 from conftest import FIXTURES
@@ -78,6 +80,43 @@ def test_a_killed_placements_earlier_copy_goes_only_while_the_final_holds_a_file
         outputs.path(final).write_text("newer student")
         outputs.commit()
     assert not left.exists() and final.read_text() == "newer student"
+
+
+def test_a_leftover_copy_under_this_processs_own_name_does_not_stop_the_placing(tmp_path):
+    """In a container every run is process 1: a killed run's copy of the earlier weights
+    can bear this run's own temporary name."""
+    from app.atomic import temp_name
+    from training.outputs import previous_name
+
+    final = tmp_path / "teacher.pt"
+    final.write_text("old teacher")
+    temp_name(previous_name(final)).write_text("older teacher")
+    with OutputSet(overwrite=True) as outputs:
+        outputs.path(final).write_text("new teacher")
+        outputs.commit()
+    assert written(tmp_path) == {"teacher.pt": "new teacher"}
+
+
+def test_a_killed_partial_is_found_however_its_name_was_shortened(tmp_path):
+    """Under this process's own number too: a container's runs are all process 1, and the
+    caller is about to write that very name."""
+    from app.atomic import remove_killed_partial, temp_name
+
+    finals = [
+        tmp_path / ("e" * 250 + ".jsonl"),
+        tmp_path / ("e" * 50 + "." + "j" * 200),  # a long suffix: the stem is cut short
+        tmp_path / ("\u00e9" * 125 + ".csv"),
+    ]
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    for final in finals:
+        for pid in (gone.pid, os.getpid()):
+            left = temp_name(final, pid)
+            assert len(left.name.encode()) <= 255
+            left.write_text("cut off")
+            os.utime(left, (1_000_000_000, 1_000_000_000))
+        remove_killed_partial(final)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_without_overwrite_a_file_that_appeared_meanwhile_is_kept(tmp_path):
@@ -638,7 +677,7 @@ resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000))
 import torch
 from pathlib import Path
 from models import checkpoint
-from app.atomic import atomic_path
+from app.atomic import atomic_path, final_name
 from models.torch_files import save_script
 teacher, meta = checkpoint.load(checkpoint.default_weights("teacher"))
 out = Path(sys.argv[1])
@@ -650,7 +689,8 @@ for name, write in (
         with atomic_path(out / name) as tmp:
             write(tmp)
     except OSError as exc:
-        print(name, type(exc).__name__, exc.errno)
+        # checkpoint.save is atomic itself: two temporary names, as with an OutputSet
+        print(name, type(exc).__name__, exc.errno, final_name(final_name(exc.filename)).name)
 """
 
 
@@ -672,7 +712,7 @@ def test_weights_past_what_the_disk_takes_fail_as_os_errors_and_leave_nothing(tm
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split("\n")[:2] == [
-        f"teacher.pt OSError {errno.EFBIG}",
-        f"script.pt OSError {errno.EFBIG}",
+        f"teacher.pt OSError {errno.EFBIG} teacher.pt",  # named: describe_error words it
+        f"script.pt OSError {errno.EFBIG} script.pt",
     ]
     assert list(tmp_path.iterdir()) == []  # no partial file left behind

@@ -142,7 +142,11 @@ def keep_aside(final: Path, backup: Path) -> None:
     """Give the file at ``final`` the second name ``backup``, so that it can be put back. A
     hard link leaves ``final`` in place until the new file replaces it in one rename: a run
     killed meanwhile never leaves the name empty. Where the file system has no hard links
-    (FAT, some network shares), the file is moved instead."""
+    (FAT, some network shares), the file is moved instead. A file already under ``backup``
+    (left by a killed run of the same process number: in a container every run is process 1)
+    is an older copy of the file at ``final``, and is replaced."""
+    with contextlib.suppress(FileNotFoundError):
+        backup.unlink()
     try:
         os.link(final, backup, follow_symlinks=False)
     except NotImplementedError:  # a platform that cannot link a symbolic link itself

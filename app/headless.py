@@ -133,16 +133,17 @@ class Extras:
     snapshots_dir: Path | None = None
     snapshot_every: int = 0
 
-    def check(self, source: str, overwrite: bool) -> None:
-        """Fail before any work when an output cannot be written or would be replaced.
+    def check(self, source: str) -> None:
+        """Fail before any work when an output cannot be written (whether one would be
+        replaced is ``refuse_existing``'s to say).
 
         Nothing is created here: the alerts and snapshots folders are made once the run
         starts, so a refused command leaves no trace.
         """
         if self.alerts_dir is not None:
-            check_writable(Path(self.alerts_dir) / ALERTS_FILE, overwrite, make_folder=True)
+            check_writable(Path(self.alerts_dir) / ALERTS_FILE, overwrite=True, make_folder=True)
         if self.stats is not None:
-            check_writable(Path(self.stats), overwrite)
+            check_writable(Path(self.stats), overwrite=True)
         if self.snapshot_every < 0 or (self.snapshots_dir is not None and not self.snapshot_every):
             raise FlagValueError(
                 f"--snapshot-every must be at least 1 with --snapshots, got {self.snapshot_every}"
@@ -161,10 +162,6 @@ class Extras:
                         f"{path} holds {kind}, which a report or recording never replaces; "
                         "write the snapshots elsewhere"
                     )
-            if taken and not overwrite:
-                raise OutputExistsError(
-                    f"{taken[0]} already exists (pass --overwrite to replace the snapshots)"
-                )
 
 
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv"}
@@ -325,10 +322,33 @@ def check_outputs(
                 f"--events {events} is not a regular file; name a file, stream the events "
                 "to standard output with --events -, or leave --events out to write none"
             )
-    for path in (output, events):
-        if path is not None and not events_to_stdout(path):
-            check_writable(Path(path), overwrite)
-    extras.check(source, overwrite)
+    files = [Path(p) for p in (output, events) if p is not None and not events_to_stdout(p)]
+    for path in files:
+        check_writable(path, overwrite=True)  # an existing file: refuse_existing says
+    extras.check(source)
+    if not overwrite:
+        refuse_existing(source, files, extras)
+
+
+def refuse_existing(source: str, files: list[Path], extras: Extras) -> None:
+    """Name every output already there in one error: a user who wants them kept moves them
+    all at once instead of learning of them one run at a time."""
+    if extras.alerts_dir is not None:
+        files = [*files, Path(extras.alerts_dir) / ALERTS_FILE]
+    if extras.stats is not None:
+        files = [*files, Path(extras.stats)]
+    there = [str(path) for path in files if path.exists()]
+    taken = snapshots_in(extras.snapshots_dir, source) if extras.snapshots_dir else []
+    if len(taken) == 1:
+        there.append(str(taken[0]))
+    elif taken:
+        there.append(f"{len(taken)} snapshots in {extras.snapshots_dir} ({taken[0].name}, ...)")
+    if not there:
+        return
+    if len(there) == 1 and len(taken) < 2:
+        raise OutputExistsError(f"{there[0]} already exists (pass --overwrite to replace it)")
+    names = ", ".join(there[:-1]) + " and " + there[-1] if len(there) > 1 else there[0]
+    raise OutputExistsError(f"{names} already exist (pass --overwrite to replace them)")
 
 
 SNAPSHOT_STEM_BYTES = 200  # leaves room for "-frame000000.png" within a 255-byte name

@@ -1059,11 +1059,15 @@ class MainWindow(QMainWindow):
 
 
 def first_size(screen: QScreen | None) -> tuple[int, int]:
-    """The window's size when it opens: WINDOW_SIZE, taller where the screen has room."""
+    """The window's size when it opens: WINDOW_SIZE, taller where the screen has room, and
+    no larger than a small screen (1024 x 600): Qt keeps it above the layout's minimum, so
+    the side panel stays in sight and the pages scroll."""
     if screen is None:
         return WINDOW_SIZE
-    room = screen.availableGeometry().height() - TITLE_BAR_PX
-    return WINDOW_SIZE[0], max(WINDOW_SIZE[1], min(ROOMY_HEIGHT, room))
+    available = screen.availableGeometry()
+    room = available.height() - TITLE_BAR_PX
+    height = min(max(WINDOW_SIZE[1], min(ROOMY_HEIGHT, room)), room)
+    return min(WINDOW_SIZE[0], available.width()), height
 
 
 def scrolling(page: QWidget) -> QScrollArea:

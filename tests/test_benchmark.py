@@ -165,11 +165,19 @@ def test_a_slow_classifier_rate_is_printed_with_its_digits_not_as_zero(capsys):
 def test_the_load_of_other_programs_is_measured_apart_from_our_own():
     from app.cpu_load import OtherLoad
 
-    load = OtherLoad()
-    end = time.perf_counter() + 0.8
-    while time.perf_counter() < end:  # our own work: not counted
-        pass
-    assert load.cores() < 0.5
+    def own_work_seen() -> float:
+        """Other load while this process spins, less the other load just before (on a shared
+        machine other programs keep the cores busy too: three tries are given)."""
+        idle = OtherLoad()
+        time.sleep(0.5)
+        before = idle.cores()
+        load = OtherLoad()
+        end = time.perf_counter() + 0.8
+        while time.perf_counter() < end:  # our own work: not counted
+            pass
+        return load.cores() - before
+
+    assert any(own_work_seen() < 0.5 for _ in range(3))
     busy = "import time\nend = time.time() + 1.5\nwhile time.time() < end: pass"
     load = OtherLoad()
     subprocess.run([sys.executable, "-c", busy], check=True, timeout=60)

@@ -303,6 +303,7 @@ def test_cli_on_scenes(datasets, tmp_path, capsys):
     assert false["per_image"] == pytest.approx(false["total"] / 3)
     assert len(report["per_image"]) == 3
     assert "mAP" in out and "mask_weared_incorrect" in out
+    assert "images: 3 evaluated of 3 listed, none unreadable; ground truth" in out, out
 
 
 def test_a_split_of_class_folders_is_named_in_the_summary(datasets, tmp_path, capsys):

@@ -68,6 +68,29 @@ def test_existing_output_is_kept_without_overwrite(tmp_path, no_mask_video):
     assert events.read_text() == "precious\n"
 
 
+def test_every_existing_output_is_named_at_once(tmp_path, no_mask_video):
+    events, stats = tmp_path / "events.jsonl", tmp_path / "stats.csv"
+    snaps = tmp_path / "snaps"
+    snaps.mkdir()
+    for i in (0, 5):
+        (snaps / f"no_mask.mp4-frame{i:06d}.png").write_bytes(b"mine")
+    events.write_text("precious\n")
+    stats.write_text("mine\n")
+    argv = ["--source", no_mask_video, "--events", events, "--stats", stats]
+    proc = run_app(*argv, "--snapshots", snaps, "--snapshot-every", "5")
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1] == (
+        f"maskwatch: error: {events}, {stats} and 2 snapshots in {snaps} "
+        "(no_mask.mp4-frame000000.png, ...) already exist (pass --overwrite to replace them)"
+    )
+    assert events.read_text() == "precious\n" and stats.read_text() == "mine\n"
+    stats.unlink()
+    proc = run_app(*argv)
+    assert proc.stderr.strip().splitlines()[-1] == (
+        f"maskwatch: error: {events} already exists (pass --overwrite to replace it)"
+    )
+
+
 def test_missing_source_is_one_line(tmp_path):
     proc = run_app("--source", tmp_path / "nope.mp4", "--events", tmp_path / "e.jsonl")
     assert proc.returncode == 2

@@ -539,15 +539,30 @@ def test_the_window_opens_taller_where_the_screen_has_room(qapp):
     from app.window import WINDOW_SIZE, first_size
 
     class Screen:
-        def __init__(self, height):
-            self.height = height
+        def __init__(self, height, width=1920):
+            self.height, self.width = height, width
 
         def availableGeometry(self):  # noqa: N802 - Qt's name
-            return QRect(0, 0, 1920, self.height)
+            return QRect(0, 0, self.width, self.height)
 
     heights = [first_size(Screen(h))[1] for h in (600, 740, 768, 840, 900, 1080)]
-    assert heights == [700, 700, 728, 800, 800, 800]
+    assert heights == [560, 700, 728, 800, 800, 800]
     assert first_size(None) == WINDOW_SIZE == (1180, 700)
+    assert first_size(Screen(768, 1024)) == (1024, 728)
+
+
+def test_the_window_fits_a_small_screen_with_its_panel_in_sight(
+    qtbot, pipeline, settings, prefs, face_video
+):
+    """Opened at 1180 px wide on a 1024 px screen, the panel's buttons lay off its edge;
+    the layout's own minimum must stay within such a screen."""
+    win = make_window(qtbot, pipeline, settings, prefs, face_video)
+    win.resize(1024, 560)
+    qtbot.wait(50)
+    assert win.width() <= 1024 and win.height() <= 600
+    for button in (win.start_button, win.stop_button):
+        right = button.mapTo(win, button.rect().topRight()).x()
+        assert 0 < right < win.width()
 
 
 def test_a_message_below_the_tabs_never_squeezes_the_live_rows(qtbot, pipeline, settings, prefs):

@@ -74,12 +74,17 @@ def format_classes(report: dict) -> list[str]:
 def format_scenes(report: dict, iou: float) -> list[str]:
     images = report["images"]
     gt = report["ground_truth"]
+    # A malformed box drops its whole image: scored without it, a hit on that face would
+    # count as a false detection.
+    unreadable = len(images["unreadable"])
+    left_out = (
+        f"{unreadable} left out (image or annotation unreadable, each named above)"
+        if unreadable
+        else "none unreadable"
+    )
     lines = [
-        f"images: {images['evaluated']} evaluated of {_listed_text(images)}, "
-        # A malformed box drops its whole image: scored without it, a hit on that face
-        # would count as a false detection.
-        f"{len(images['unreadable'])} left out (image or annotation unreadable, each named "
-        "above); ground truth "
+        f"images: {images['evaluated']} evaluated of {_listed_text(images)}, {left_out}; "
+        "ground truth "
         + ", ".join(f"{n} {c}" for n, c in gt.items())
         + f"; detections {report['detections']}",
         "",

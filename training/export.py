@@ -9,7 +9,7 @@ Known shortcoming: torch 2.14 deprecates both paths used here, TorchScript (``to
 and the TorchScript-based ONNX exporter. They are kept because every C++ and ONNX Runtime
 deployment reads these files today, and the newer ONNX exporter needs ``onnxscript``, which
 the app does not ship; their deprecation warnings are silenced so that the command prints
-only its result. Moving to ``torch.export`` is filed in the project notes.
+only its result. Moving to ``torch.export`` waits until the app can ship ``onnxscript``.
 """
 
 from __future__ import annotations

@@ -31,16 +31,23 @@ def _raise_stopped(signum: int, _frame) -> None:
     raise Stopped(signum)
 
 
+def _handled_here(sig: int) -> bool:
+    """Whether this command takes ``sig`` over: all three, except a hang-up that was ignored
+    when it started, which ``nohup`` asks for so that a run outlives the terminal."""
+    hangup = getattr(signal, "SIGHUP", None)
+    return not (sig == hangup and signal.getsignal(sig) == signal.SIG_IGN)
+
+
 @contextlib.contextmanager
 def _stop_signals_handled(handler):
     """Within the block SIGINT, SIGTERM and SIGHUP go to ``handler``, even where the shell
-    started the command with Ctrl-C ignored (a background job); the handlers before it are
-    restored after it (the tests call ``main`` inside pytest). Only the main thread may set
-    handlers: elsewhere the block runs as it is."""
+    started the command with Ctrl-C ignored (a background job), but not a SIGHUP ignored
+    under ``nohup``; the handlers before it are restored after it (the tests call ``main``
+    inside pytest). Only the main thread may set handlers: elsewhere the block runs as it is."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = {sig: signal.signal(sig, handler) for sig in STOP_SIGNALS}
+    previous = {sig: signal.signal(sig, handler) for sig in STOP_SIGNALS if _handled_here(sig)}
     try:
         yield
     finally:

@@ -56,6 +56,24 @@ def test_a_stop_signal_keeps_no_partial_output_and_no_folder(tmp_path, long_vide
     assert list(run.iterdir()) == []
 
 
+def test_a_run_started_under_nohup_outlives_the_terminal(tmp_path, long_video):
+    """nohup starts a command with SIGHUP ignored; the run keeps it so and ends whole."""
+    events = tmp_path / "e.jsonl"
+    argv = ["--headless", "--quiet", "--source", long_video, "--events", events]
+    proc = subprocess.Popen(
+        ["nohup", sys.executable, "-m", "app", *map(str, argv), "--max-frames", "120"],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    wait_for(tmp_path, ".e.partial-*.jsonl")
+    proc.send_signal(signal.SIGHUP)
+    _, err = proc.communicate(timeout=WAIT_S)
+    assert proc.returncode == 0, err
+    assert len(events.read_text().splitlines()) == 120
+
+
 def test_sigterm_to_the_window_saves_its_recording(tmp_path, long_video):
     """The window, started by the real command line; a frame shown turns recording on (the
     R key offscreen), then SIGTERM arrives while it records."""

@@ -37,3 +37,24 @@ def test_a_lone_faces_label_sits_above_its_box_and_below_at_the_top_edge():
     draw_faces(frame, [Face((100, 0, 160, 70), "no_mask", 0.95, 0.9)])
     red = np.all(frame == COLOURS["no_mask"], axis=2)
     assert red[73:77, 100:140].all() and not red[87:].any()  # no room above: just below
+
+
+def test_the_fps_counter_hides_no_label_and_moves_off_a_face_in_its_corner():
+    grey = np.full((480, 640, 3), 128, np.uint8)
+    frame = grey.copy()
+    face = Face((540, 30, 620, 110), "no_mask", 0.97, 0.9)  # just below the counter
+    draw_faces(frame, [face], 23.4)
+    black = np.all(frame == 0, axis=2)
+    rows, cols = np.nonzero(black[:60])
+    assert cols.min() > 500 and rows.min() == 4  # the counter stays at the top right
+    red = np.all(frame == COLOURS["no_mask"], axis=2)
+    assert not (red & black).any()
+    label_rows = np.nonzero(red[:, 560:600].sum(axis=1) == 40)[0]  # the label's filled rows
+    assert len(label_rows) >= 8 and label_rows.min() > rows.max()  # below the counter
+
+    frame = grey.copy()
+    corner = Face((560, 2, 630, 60), "no_mask", 0.97, 0.9)  # right under the counter
+    draw_faces(frame, [corner], 23.4)
+    assert outline_seen(frame, corner.box, COLOURS["no_mask"]) == 1.0
+    black = np.all(frame == 0, axis=2)
+    assert black[4:20, 4:60].any() and not black[:, 320:].any()  # moved to the top left

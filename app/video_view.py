@@ -15,7 +15,9 @@ class VideoView(QLabel):
         super().__init__(parent)
         self._image: QImage | None = None
         self.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.setMinimumSize(480, 360)
+        # Small enough that banner, video and statistics fit a 600-pixel-high screen; a
+        # taller minimum made Qt lay the video over the statistics' title there.
+        self.setMinimumSize(320, 240)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self.setStyleSheet("background: #111; color: #ccc; font-size: 15px;")
         self.show_placeholder("No video yet. Pick a source and press Start.")

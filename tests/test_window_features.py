@@ -563,6 +563,12 @@ def test_the_window_fits_a_small_screen_with_its_panel_in_sight(
     for button in (win.start_button, win.stop_button):
         right = button.mapTo(win, button.rect().topRight()).x()
         assert 0 < right < win.width()
+    win.banner.setText("2 faces unmasked for 3 s or more (faces 2 and 3, the last at 0:03)")
+    win.banner.show()  # two lines at this width
+    qtbot.wait(50)
+    assert win.height() <= 600
+    assert win.banner.geometry().bottom() < win.video.geometry().top()
+    assert win.video.geometry().bottom() < win.stats_panel.geometry().top()
 
 
 def test_a_message_below_the_tabs_never_squeezes_the_live_rows(qtbot, pipeline, settings, prefs):

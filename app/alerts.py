@@ -157,6 +157,50 @@ def ends_open(path: Path) -> bool:
         return False
 
 
+class AlertLogRefused(OSError):
+    """The alerts log is a file that alerts must not be added to (one that holds a model)."""
+
+
+def append_whole(path: Path, data: bytes) -> None:
+    """Append ``data`` to the file at ``path`` (made if missing) whole, or not at all.
+
+    A write that fails part way (a full disk) is cut back off, so the file is left as it was:
+    an appended log line is never half there. The data is synced before returning, so that
+    a file system that reports a full disk only then (network file systems) is caught too.
+
+    NOTE: a process killed mid-write, or a file that will not be cut back (the truncate fails
+    too), can still leave a partial line; the next append then starts a line of its own
+    (``ends_open``) and readers skip lines that are not JSON. If another process appended to
+    the same file meanwhile, nothing is cut (that would cut its line) and a warning says so.
+    """
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+    try:
+        size = os.fstat(fd).st_size
+        written = 0
+        try:
+            while written < len(data):
+                written += os.write(fd, data[written:])
+            os.fsync(fd)
+        except OSError:
+            if written:
+                _cut_back(fd, path, size, written)
+            raise
+    finally:
+        os.close(fd)
+
+
+def _cut_back(fd: int, path: Path, size: int, written: int) -> None:
+    """Truncate the file open as ``fd`` to ``size``, if the ``written`` bytes after it are all
+    this process added; a failure here is logged, since the caller is raising already."""
+    try:
+        if os.fstat(fd).st_size != size + written:
+            log.warning("%s changed during a failed append; its last line may be incomplete", path)
+            return
+        os.ftruncate(fd, size)
+    except OSError as exc:
+        log.warning("%s could not be cut back after a failed append: %s", path, exc)
+
+
 class AlertLog:
     """An alerts folder: ``alerts.jsonl`` (one line per alert) and the snapshot JPEGs.
 
@@ -184,8 +228,14 @@ class AlertLog:
 
     def append(self, alert: Alert) -> dict:
         """Write the alert's snapshot, then append its line to alerts.jsonl; returns the line.
-        A snapshot whose line could not be written is removed again: a JPEG that no line
-        names would never be cleaned up by a later --overwrite."""
+
+        A log that holds a model, whatever its name, is refused (AlertLogRefused) before
+        anything is written. A snapshot whose line could not be written is removed again: a
+        JPEG that no line names would never be cleaned up by a later --overwrite.
+        """
+        kind = model_kind(self.path)
+        if kind:
+            raise AlertLogRefused(f"{self.path} holds {kind}, which alerts are never added to")
         self.folder.mkdir(parents=True, exist_ok=True)
         snapshot = self._snapshot_path(alert, set())
         if snapshot is not None:
@@ -196,8 +246,7 @@ class AlertLog:
             # A log cut short (a crash mid-line, a hand edit) may lack its last newline: the
             # new record then starts a line of its own instead of joining that one.
             opening = "\n" if ends_open(self.path) else ""
-            with open(self.path, "a", encoding="utf-8") as out:
-                out.write(opening + json.dumps(record) + "\n")
+            append_whole(self.path, (opening + json.dumps(record) + "\n").encode("utf-8"))
         except OSError:
             if snapshot is not None:
                 with contextlib.suppress(OSError):

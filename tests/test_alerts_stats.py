@@ -1,8 +1,12 @@
 """Alerts and statistics without Qt: hand-made face sequences, then headless end to end."""
 
+import contextlib
 import csv
+import errno
 import io
 import json
+import shutil
+import signal
 from collections import Counter
 from pathlib import Path
 
@@ -111,6 +115,53 @@ def test_an_alert_after_a_line_cut_short_starts_a_line_of_its_own(tmp_path):
     lines = (folder / ALERTS_FILE).read_text().splitlines()
     assert lines[0] == '{"time": "x", "track": 9}'
     assert json.loads(lines[1])["track"] == 4 and len(lines) == 2
+
+
+@contextlib.contextmanager
+def files_limited_to(size: int):
+    """Let this process grow no file past ``size`` bytes: a write that crosses it is cut
+    short by the kernel and the next one fails (EFBIG), as on a disk that fills mid-line."""
+    resource = pytest.importorskip("resource")
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # fail the write instead of the process
+    resource.setrlimit(resource.RLIMIT_FSIZE, (size, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
+
+
+@pytest.mark.parametrize("earlier", ['{"track": 9}\n', '{"track": 9}'])  # the second cut short
+def test_a_line_that_fills_the_disk_leaves_the_log_as_it_was(tmp_path, earlier):
+    frame = np.full((240, 320, 3), 50, np.uint8)  # a flat face: a small snapshot
+    ((_, alert),) = feed(AlertMonitor(delay_s=0.0), [[face("no_mask", 4)]], frame=frame)
+    folder = tmp_path / "alerts"
+    folder.mkdir()
+    path = folder / ALERTS_FILE
+    path.write_text(earlier * 200)  # room for the snapshot, none for a whole new line
+    before = path.read_bytes()
+    with files_limited_to(len(before) + 7), pytest.raises(OSError) as failed:
+        AlertLog(folder).append(alert)
+    assert failed.value.errno == errno.EFBIG
+    assert path.read_bytes() == before
+    assert [p.name for p in folder.iterdir()] == [ALERTS_FILE]  # nor a snapshot left
+
+    AlertLog(folder).append(alert)  # room again: the next alert is a whole line of its own
+    assert json.loads(path.read_text().splitlines()[-1])["track"] == 4
+
+
+def test_a_log_that_holds_a_model_is_never_added_to(tmp_path):
+    frame = np.random.default_rng(0).integers(0, 255, (240, 320, 3), np.uint8)
+    ((_, alert),) = feed(AlertMonitor(delay_s=0.0), [[face("no_mask", 4)]], frame=frame)
+    folder = tmp_path / "alerts"
+    folder.mkdir()
+    model = shutil.copy(ROOT / "models" / "student.pt", folder / ALERTS_FILE)
+    for _ in range(2):
+        with pytest.raises(OSError, match="holds PyTorch weights, which alerts are never added"):
+            AlertLog(folder).append(alert)
+    assert model.read_bytes() == (ROOT / "models" / "student.pt").read_bytes()
+    assert [p.name for p in folder.iterdir()] == [ALERTS_FILE]
 
 
 def sequence(stats: FaceStats, seconds, faces_at, fps: int = 2):

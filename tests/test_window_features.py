@@ -342,6 +342,29 @@ def test_alerts_that_cannot_be_saved_are_said_plainly_until_they_can(qtbot, wind
     assert status.text().endswith(f"; logged in {folder / ALERTS_FILE}"), status.text()
 
 
+def test_an_alerts_log_that_holds_a_model_is_refused_and_kept(qtbot, window, prefs):
+    from datetime import datetime
+
+    from app.alerts import Alert
+
+    student = ROOT / "models" / "student.pt"
+    folder = window.alert_log.folder
+    folder.mkdir(parents=True, exist_ok=True)
+    model = Path(shutil.copy(student, folder / ALERTS_FILE))
+    alert = Alert(1.0, 1, (10, 10, 50, 50), 0.9, datetime.now().astimezone())
+    alert_again = Alert(2.0, 2, (10, 10, 50, 50), 0.9, datetime.now().astimezone())
+    window._raise_alert(alert)
+    window._raise_alert(alert_again)
+    assert window.message == (
+        f"Alerts cannot be saved: {model} holds PyTorch weights, which alerts are never added "
+        "to. Choose another alerts folder."
+    )
+    assert model.read_bytes() == student.read_bytes() and os.listdir(folder) == [ALERTS_FILE]
+    assert len(window.alerts) == 2  # the window goes on alerting
+    status = window.settings_panel.alert_status.text()
+    assert status.endswith(f"; not saved in {folder}"), status
+
+
 def test_a_snapshots_folder_that_is_a_file_is_named_plainly(window, prefs, tmp_path):
     blocker = tmp_path / "not a folder"
     blocker.write_text("precious")

@@ -3,8 +3,9 @@
 A recording is written under a temporary name in its folder and renamed when it stops, so a
 crash never leaves a half-written file under the final name. Frames are placed by their media
 time at a fixed rate, so a recording plays at real speed even when frames were skipped. A
-recording stops itself while the disk still has room for the file's index: OpenCV's writer
-reports no write errors, and a file cut off by a full disk plays nowhere. Qt-free.
+recording does not begin on a disk without room to finish it, and stops itself while the disk
+still has room for the file's index: OpenCV's writer reports no write errors, and a file cut
+off by a full disk plays nowhere. Qt-free.
 """
 
 from __future__ import annotations
@@ -34,7 +35,31 @@ FREE_CHECK_S = 2.0
 
 
 class DiskLowError(OSError):
-    """The disk holding a recording is nearly full: stop and keep what was recorded."""
+    """The disk holding a recording is nearly full: do not begin one, or stop and keep what
+    was recorded."""
+
+
+def free_bytes(folder: Path) -> int:
+    """Bytes free on the disk holding ``folder``: the one place a recording reads it."""
+    return shutil.disk_usage(folder).free
+
+
+def check_room(folder: Path) -> None:
+    """Raise DiskLowError when the disk holding ``folder`` has under MIN_FREE_BYTES free.
+
+    A folder whose free space cannot be read passes: what is wrong with it is told, in its
+    own words, when the file is opened or finished there.
+    """
+    try:
+        free = free_bytes(folder)
+    except OSError:
+        return
+    if free < MIN_FREE_BYTES:
+        raise DiskLowError(
+            errno.ENOSPC,
+            f"the disk holding {folder} has {free / 2**20:.1f} MB free and a recording "
+            f"needs at least {MIN_FREE_BYTES / 2**20:.0f} MB",
+        )
 
 
 def stamped_path(folder: Path, prefix: str, suffix: str) -> Path:
@@ -81,6 +106,7 @@ class VideoRecorder:
 
     Frames are written to a temporary name; ``stop`` renames the file to ``path``, ``abort``
     deletes it. The size is the first frame's; later frames of another size are resized.
+    Free space is checked before the file is begun and every FREE_CHECK_S of video after.
     """
 
     def __init__(self, path: Path, fps: float = RECORD_FPS):
@@ -91,6 +117,7 @@ class VideoRecorder:
         self._size: tuple[int, int] | None = None
         self._t0: float | None = None
         self.frames_written = 0
+        self._next_check = 0  # frames written when free space is next looked at
         self.closed = False
 
     def _open(self, width: int, height: int) -> None:
@@ -112,13 +139,14 @@ class VideoRecorder:
         if self.closed:
             raise RuntimeError(f"recording {self.path} is already closed")
         if self._writer is None:
+            self._check_free()  # before the file exists: no empty video is left to finish
             self._open(frame.shape[1], frame.shape[0])
             self._t0 = time_s
         if (frame.shape[1], frame.shape[0]) != self._size:
             frame = cv2.resize(frame, self._size)
         due = round((time_s - self._t0) * self.fps) + 1
         repeats = max(0, due - self.frames_written)
-        if repeats and self.frames_written % max(1, round(FREE_CHECK_S * self.fps)) == 0:
+        if repeats and self.frames_written >= self._next_check:
             self._check_free()
         for _ in range(repeats):
             self._writer.write(frame)
@@ -126,16 +154,10 @@ class VideoRecorder:
         return repeats
 
     def _check_free(self) -> None:
-        """Raise DiskLowError when the recording's disk has under MIN_FREE_BYTES left."""
-        try:
-            free = shutil.disk_usage(self.tmp.parent).free
-        except OSError:  # the folder's fate is told when the file is finished
-            return
-        if free < MIN_FREE_BYTES:
-            raise DiskLowError(
-                errno.ENOSPC,
-                f"the disk holding {self.path.parent} has only {free / 2**20:.1f} MB free",
-            )
+        """Raise DiskLowError when the recording's disk is nearly full; the next look is
+        FREE_CHECK_S of video later, however many frames each write repeats."""
+        check_room(self.path.parent)
+        self._next_check = self.frames_written + max(1, round(FREE_CHECK_S * self.fps))
 
     def stop(self) -> Path | None:
         """Finish the file and give it its final name; None when no frame was written."""

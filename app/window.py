@@ -66,7 +66,7 @@ from app.preferences import (
     Preferences,
     user_settings,
 )
-from app.recording import DiskLowError, VideoRecorder, stamped_path
+from app.recording import DiskLowError, VideoRecorder, check_room, stamped_path
 from app.settings_panel import DetectorSettings, SettingsPanel
 from app.source import describe, plain_source, shown_source, source_title
 from app.source_picker import SourcePicker
@@ -919,6 +919,16 @@ class MainWindow(QMainWindow):
             return
         # no player opens the file of a recording whose window was killed outright
         remove_left_by_killed(left_by_killed_writers(folder, "maskwatch-*.mp4"), "recording")
+        try:
+            check_room(folder)
+        except DiskLowError as exc:
+            self._say_failure(
+                "recording",
+                f"Cannot record: {exc.strerror}. "
+                "Free some space or pick another recordings folder in the Alerts & files tab.",
+            )
+            self.record_button.setChecked(False)
+            return
         self.recorder = VideoRecorder(stamped_path(folder, "maskwatch", ".mp4"))
         self.record_button.setText("Stop recording")
         self.record_button.setStyleSheet(RECORDING_STYLE)
@@ -928,13 +938,9 @@ class MainWindow(QMainWindow):
         try:
             self.recorder.write(to_bgr(image), time_s)
         except DiskLowError as exc:  # stopped in time: what was recorded is kept
-            path = self.recorder.path
-            self.record_button.setChecked(False)  # stops and saves it, or says why not
-            if path.exists():
-                self._say_failure(
-                    "recording",
-                    f"Recording stopped: {exc.strerror}. What was recorded is in {path}.",
-                )
+            recorder, self.recorder = self.recorder, None
+            self._finish_recording(recorder, low_disk=exc)
+            self.record_button.setChecked(False)  # the button only: the recording is done
         except OSError as exc:
             self.recorder.abort()
             self.recorder = None
@@ -948,18 +954,29 @@ class MainWindow(QMainWindow):
         self.record_button.setText("Record")
         self.record_button.setStyleSheet("")
         recorder, self.recorder = self.recorder, None
-        if recorder is None:
-            return
+        if recorder is not None:
+            self._finish_recording(recorder)
+
+    def _finish_recording(
+        self, recorder: VideoRecorder, low_disk: DiskLowError | None = None
+    ) -> None:
+        """Save what ``recorder`` holds and say how it went; ``low_disk`` is why it stopped
+        when the disk, not the user, stopped it, and the message leads with that."""
+        lead = f"Recording stopped for low disk: {low_disk.strerror}. " if low_disk else ""
         try:
             path = recorder.stop()
         except OSError as exc:
             recorder.abort()
             self._say_failure(
-                "recording", f"The recording could not be saved: {describe_error(exc)}"
+                "recording", f"{lead}The recording could not be saved: {describe_error(exc)}"
             )
             self.statusBar().showMessage("The recording could not be saved")
             return
-        if path is None:
+        if low_disk is not None:
+            kept = f"What was recorded is in {path}." if path else "Nothing was recorded."
+            self._say_failure("recording", lead + kept)
+            self.statusBar().showMessage("Recording stopped: the disk is nearly full")
+        elif path is None:
             self.statusBar().showMessage("Nothing was recorded")
         else:
             self._failure_mended("recording")

@@ -238,11 +238,13 @@ def test_a_killed_windows_unfinished_recording_is_removed_when_recording_again(
 
 def test_a_recording_stops_and_is_kept_before_the_disk_is_full(qtbot, window, prefs, monkeypatch):
     """OpenCV's writer says nothing on a full disk: a breaker's recording went on "recording"
-    for minutes into a 300 KB disk and kept nothing. It stops while the index still fits."""
-    from collections import namedtuple
-
+    for minutes into a 300 KB disk and kept nothing. It stops while the index still fits.
+    The free space is read through ``app.recording.free_bytes``, replaced here: a real small
+    disk needs a mount this suite cannot count on."""
     from app import recording
 
+    free = {"bytes": 10 * 2**30}
+    monkeypatch.setattr(recording, "free_bytes", lambda _folder: free["bytes"])
     window.loop_check.setChecked(True)
     window.start()
     qtbot.waitUntil(lambda: len(window.shown) >= 1, timeout=FRAME_TIMEOUT_MS)
@@ -251,16 +253,67 @@ def test_a_recording_stops_and_is_kept_before_the_disk_is_full(qtbot, window, pr
     recorder = window.recorder
     start = len(window.shown)
     qtbot.waitUntil(lambda: len(window.shown) >= start + 3, timeout=FRAME_TIMEOUT_MS)
-    usage = namedtuple("usage", "total used free")(10 * 2**30, 10 * 2**30 - 2**20, 2**20)
-    monkeypatch.setattr(recording.shutil, "disk_usage", lambda _folder: usage)
+    free["bytes"] = 2**20
     qtbot.waitUntil(lambda: window.recorder is None, timeout=FRAME_TIMEOUT_MS)
-    assert not window.record_button.isChecked()
+    assert not window.record_button.isChecked() and window.is_playing
     assert window.message == (
-        f"Recording stopped: the disk holding {prefs.recordings_dir} has only 1.0 MB free. "
-        f"What was recorded is in {recorder.path}."
+        f"Recording stopped for low disk: the disk holding {prefs.recordings_dir} has 1.0 MB "
+        f"free and a recording needs at least 50 MB. What was recorded is in {recorder.path}."
     )
     video = cv2.VideoCapture(str(recorder.path))
     assert video.read()[0] and int(video.get(cv2.CAP_PROP_FRAME_COUNT)) >= 2
+    window.stop()
+    qtbot.waitUntil(lambda: not window.is_playing, timeout=FRAME_TIMEOUT_MS)
+
+
+def test_record_does_not_start_on_a_nearly_full_disk(qtbot, window, prefs, monkeypatch):
+    """A tester's 10 MB disk: Record began a file, stopped at once and said the empty file
+    "could not be written completely", hiding the low disk. It now says why it does not
+    start and leaves nothing behind. Free space is read through ``app.recording.free_bytes``,
+    replaced here: a real small disk needs a mount this suite cannot count on."""
+    from app import recording
+
+    monkeypatch.setattr(recording, "free_bytes", lambda _folder: 10 * 2**20)
+    window.loop_check.setChecked(True)
+    window.start()
+    qtbot.waitUntil(lambda: len(window.shown) >= 1, timeout=FRAME_TIMEOUT_MS)
+    qtbot.keyClick(window, Qt.Key.Key_R)
+    assert window.recorder is None and not window.record_button.isChecked()
+    assert window.message == (
+        f"Cannot record: the disk holding {prefs.recordings_dir} has 10.0 MB free and a "
+        "recording needs at least 50 MB. Free some space or pick another recordings folder "
+        "in the Alerts & files tab."
+    )
+    start = len(window.shown)
+    qtbot.waitUntil(lambda: len(window.shown) >= start + 2, timeout=FRAME_TIMEOUT_MS)
+    assert window.is_playing and window.record_button.text() == "Record"
+    assert list(prefs.recordings_dir.iterdir()) == []
+    window.stop()
+    qtbot.waitUntil(lambda: not window.is_playing, timeout=FRAME_TIMEOUT_MS)
+
+
+def test_a_disk_filled_before_the_first_frame_is_said_and_leaves_nothing(
+    qtbot, window, prefs, monkeypatch
+):
+    """Room when Record is pressed, none when the first frame comes: the window says the
+    recording stopped for low disk and that nothing was recorded, and no file is left.
+    Free space is read through ``app.recording.free_bytes``, replaced here."""
+    from app import recording
+
+    readings = iter([10 * 2**30])  # the first reading has room; every later one has 1 MB
+    monkeypatch.setattr(recording, "free_bytes", lambda _folder: next(readings, 2**20))
+    window.loop_check.setChecked(True)
+    window.start()
+    qtbot.waitUntil(lambda: len(window.shown) >= 1, timeout=FRAME_TIMEOUT_MS)
+    window.record_button.click()
+    assert window.recorder is not None
+    qtbot.waitUntil(lambda: window.recorder is None, timeout=FRAME_TIMEOUT_MS)
+    assert window.message == (
+        f"Recording stopped for low disk: the disk holding {prefs.recordings_dir} has 1.0 MB "
+        "free and a recording needs at least 50 MB. Nothing was recorded."
+    )
+    assert window.is_playing and not window.record_button.isChecked()
+    assert list(prefs.recordings_dir.iterdir()) == []
     window.stop()
     qtbot.waitUntil(lambda: not window.is_playing, timeout=FRAME_TIMEOUT_MS)
 

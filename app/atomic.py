@@ -1,7 +1,8 @@
 """Write files so that the final name only ever holds a complete file.
 
 Everything MaskWatch produces for a user (videos, events, reports, weights) goes through
-here: data is written under a temporary name in the same folder and renamed at the end.
+here: data is written under a temporary name in the same folder, flushed to disk and
+renamed at the end.
 """
 
 from __future__ import annotations
@@ -253,15 +254,25 @@ def atomic_path(path: Path, overwrite: bool = True) -> Iterator[Path]:
 
 
 def place(tmp: Path, path: Path, overwrite: bool) -> None:
-    """Give the finished file ``tmp`` its final name ``path``.
+    """Give the finished file ``tmp`` its final name ``path``, durably.
 
     Without ``overwrite`` the rename refuses to replace a file, even one that another run
     put there after this run checked: two runs writing one output never clobber each other.
+    The file's data reaches the disk before it takes its name, and the name after (see
+    ``sync_file``, ``sync_folder``): after a power cut the name holds the whole file or
+    what it held before.
     """
     tmp, path = Path(tmp), Path(path)
+    sync_file(tmp)
     if overwrite:
         os.replace(tmp, path)
-        return
+    else:
+        _link_new(tmp, path)
+    sync_folder(path.parent)
+
+
+def _link_new(tmp: Path, path: Path) -> None:
+    """Give ``tmp`` the name ``path`` unless a file has it already; ``tmp`` goes."""
     try:
         os.link(tmp, path)  # fails if ``path`` exists, atomically
     except FileExistsError:
@@ -277,6 +288,65 @@ def place(tmp: Path, path: Path, overwrite: bool) -> None:
         os.replace(tmp, path)
         return
     tmp.unlink()
+
+
+# How a file system says that it keeps nothing to flush, or cannot flush a folder (some
+# network and FUSE file systems): the file is as safe there as that file system makes it.
+CANNOT_SYNC = {errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EBADF}
+
+
+# NOTE: a flush costs a disk round trip, a second or more for a large video on a slow disk;
+# it is paid once per finished file, never per frame or line of a file still being written.
+def sync_file(path: Path) -> None:
+    """Make the data of the finished file ``path`` reach the disk (fsync) before it takes
+    its final name: without this, a power cut soon after may leave the final name holding
+    an empty or cut-off file (ext4 and others write data later than names).
+
+    Works on a file any writer (OpenCV, PyTorch, Pillow) has closed: it is opened again.
+
+    Raises:
+        OSError: naming ``path``, when the disk reports that the data could not be written.
+    """
+    flags = os.O_RDWR if os.name == "nt" else os.O_RDONLY  # Windows flushes writable files
+    fd = os.open(path, flags)
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        if exc.errno not in CANNOT_SYNC:
+            raise OSError(exc.errno, exc.strerror, str(path)) from None
+    finally:
+        os.close(fd)
+
+
+def sync_folder(folder: Path) -> None:
+    """Make the names in ``folder`` reach the disk (fsync on the folder), so that a file
+    just placed there keeps its name through a power cut. A file system or platform that
+    cannot do this is passed over quietly (Windows opens no folder as a file, and NTFS logs
+    its names itself); any other failure is logged, as the file is in place by now."""
+    if os.name == "nt":
+        return
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError as exc:
+        _unsynced(folder, exc)
+        return
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        _unsynced(folder, exc)
+    finally:
+        os.close(fd)
+
+
+def _unsynced(folder: Path, exc: OSError) -> None:
+    if exc.errno in CANNOT_SYNC:
+        return
+    log.warning(
+        "could not flush folder %s to disk (%s): a power cut soon may lose the names of files "
+        "just written there",
+        folder,
+        exc.strerror or exc,
+    )
 
 
 NO_HARD_LINKS = {errno.EPERM, errno.EXDEV, errno.EMLINK, errno.ENOTSUP, errno.EOPNOTSUPP}

@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import logging
-import os
 import shutil
 from datetime import datetime
 from pathlib import Path
@@ -21,7 +20,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from app.atomic import temp_name
+from app.atomic import place, temp_name
 from app.source import ffmpeg_name
 
 log = logging.getLogger(__name__)
@@ -169,11 +168,11 @@ class VideoRecorder:
         self._writer.release()
         try:
             check_video_complete(self.tmp, self.path, self.frames_written)
+            place(self.tmp, self.path, overwrite=True)
         except OSError:
             with contextlib.suppress(OSError):  # its folder may be gone, or now a file
                 self.tmp.unlink()
             raise
-        os.replace(self.tmp, self.path)
         log.info("recorded %d frames to %s", self.frames_written, self.path)
         return self.path
 

@@ -28,6 +28,7 @@ from app.config import (
 from app.console import counted, error, guard_streams, log_to_stderr, note, say, tell
 from app.device import DeviceError
 from app.flags import (
+    MAX_FACE_SIDE,
     FlagValueError,
     OneLineParser,
     detector_weights,
@@ -262,8 +263,10 @@ def pipeline_config(args: argparse.Namespace) -> PipelineConfig:
             f"got {args.max_side}"
         )
     require_detect_scale(args.detect_scale)
-    if args.min_face is not None and not 1 <= args.min_face <= 4096:
-        raise FlagValueError(f"--min-face must be between 1 and 4096 pixels, got {args.min_face}")
+    if args.min_face is not None and not 1 <= args.min_face <= MAX_FACE_SIDE:
+        raise FlagValueError(
+            f"--min-face must be between 1 and {MAX_FACE_SIDE} pixels, got {args.min_face}"
+        )
     for value in list(args.thresholds or []) + ([args.min_score] if args.min_score else []):
         if not 0.0 <= value <= 1.0:  # also refuses nan
             raise FlagValueError(f"--thresholds and --min-score must lie in [0, 1], got {value}")

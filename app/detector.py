@@ -38,6 +38,7 @@ class FaceDetector:
         self.device = device or torch.device("cpu")
         self.config = config or DetectorConfig()
         self._mtcnn = MTCNN(keep_all=True, device=self.device, post_process=False)
+        self.record: dict = {}  # what tuned weights record of their making (none for stock)
         self.weights = self._load_weights(self.config.weights)
         self._mtcnn.to(self.device).eval()
         self._stock: MTCNN | None = None  # the stock nets for near faces, built when needed
@@ -56,7 +57,7 @@ class FaceDetector:
         if weights == "default" and not path.exists():
             log.warning("no tuned detector at %s; using MTCNN's stock weights", path)
             return "stock"
-        detector_checkpoint.load_into(path, self._mtcnn)
+        self.record = detector_checkpoint.load_into(path, self._mtcnn)
         return str(path)
 
     def configure(self, config: DetectorConfig) -> None:

@@ -136,6 +136,48 @@ def test_no_scenes_beside_scenes_is_refused_not_dropped(tmp_path, common, capsys
     assert not (tmp_path / "cmp").exists() and not (tmp_path / "work").exists()
 
 
+def two_class_teacher(path: Path) -> Path:
+    """An untrained mask / no_mask teacher, as a faces-only (--no-scenes) comparison takes."""
+    from models import checkpoint
+    from models.checkpoint import ModelMeta
+
+    checkpoint.save(path, checkpoint.build("teacher", 2), ModelMeta(arch="teacher"))
+    return path
+
+
+def test_missing_data_is_named_by_the_comparison_before_any_work(tmp_path, common, capsys):
+    """The comparison runs distill in-process; its refusals must not name training.distill,
+    a command the user never ran."""
+    teacher = two_class_teacher(tmp_path / "teacher2.pt")
+    at = common.index("--scenes")
+    faces_only = common[:at] + common[at + 2 :] + ["--no-scenes", "--teacher", str(teacher)]
+    for flags, said in [
+        (
+            [*faces_only, "--data", str(tmp_path / "gone")],
+            f"dataset folder {tmp_path / 'gone'} not found",
+        ),
+        ([*common, "--scenes", str(tmp_path / "no-scenes")], f"{tmp_path / 'no-scenes'} not found"),
+    ]:
+        assert main(flags) == 2
+        assert one_line_error(capsys) == f"training.compare_methods: error: {said}"
+    assert not (tmp_path / "cmp").exists() and not (tmp_path / "work").exists()
+
+
+def test_a_method_that_fails_is_named_under_the_comparison(common, monkeypatch, capsys):
+    from training import compare_methods
+    from training.dataset_files import DatasetError
+
+    def unreadable(args):  # where distill lands on data that went bad after the checks
+        raise DatasetError(f"{args.data} changed under the run")
+
+    monkeypatch.setattr(compare_methods.distill, "train", unreadable)
+    assert main(common + ["--methods", "vanilla"]) == 2
+    data = common[common.index("--data") + 1]
+    assert one_line_error(capsys) == (
+        f"training.compare_methods (vanilla): error: {data} changed under the run"
+    )
+
+
 def test_own_flags_whose_values_begin_with_a_dash_are_judged_by_the_comparison(
     tmp_path, monkeypatch, capsys
 ):
@@ -325,7 +367,9 @@ def test_resume_goes_to_each_method_that_kept_a_state_in_any_order(tmp_path, com
     )
     calls = []
 
-    def distill_main(argv):  # what the comparison asks of distill; the training is tested apart
+    def distill_main(
+        argv, name
+    ):  # what the comparison asks of distill; the training is tested apart
         calls.append(argv)
         write_report(Path(argv[argv.index("--out") + 1]))
         return 0
@@ -351,7 +395,7 @@ def test_a_report_without_its_student_is_named_with_the_way_on(tmp_path, finishe
 def test_a_method_stopped_by_a_signal_says_how_the_comparison_goes_on(common, monkeypatch, capsys):
     from training import compare_methods
 
-    monkeypatch.setattr(compare_methods.distill, "main", lambda argv: 143)  # as after SIGTERM
+    monkeypatch.setattr(compare_methods.distill, "main", lambda argv, name: 143)  # as after SIGTERM
     assert main(common + ["--methods", "vanilla", "self-training"]) == 143
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
         "training.compare_methods: stopped in vanilla; run the same command with --resume "
@@ -368,7 +412,7 @@ def test_a_comparison_stopped_under_overwrite_leaves_no_old_table(
 
     (tmp_path / "cmp").mkdir()
     (tmp_path / "cmp" / "comparison.json").write_text("[]")
-    monkeypatch.setattr(compare_methods.distill, "main", lambda argv: 130)  # as after Ctrl-C
+    monkeypatch.setattr(compare_methods.distill, "main", lambda argv, name: 130)  # as after Ctrl-C
     assert main(common + ["--methods", "vanilla", "--overwrite"]) == 130
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
         "training.compare_methods: stopped in vanilla; run the same command with --resume "

@@ -175,7 +175,7 @@ def test_tune_detector_refuses_bad_settings_before_any_work(tmp_path, capsys):
     (tmp_path / "det.json").write_text('{"mine": "precious"}')
     base = ["--scenes", str(scenes), "--out", str(out), "--quiet"]
     for flags, message in (
-        (["--min-face", "0"], "--min-face must be at least 6"),
+        (["--min-face", "0"], "--min-face must be between 6 and 4096 pixels, got 0"),
         (["--mine-thresholds", "2", "nan"], "--mine-thresholds must lie in [0, 1]"),
         (["--stages", "pnet", "pnet"], "names a net twice"),
         ([], "det.json already exists"),
@@ -373,6 +373,16 @@ def test_detector_weights_of_the_wrong_kind_are_refused_in_one_line(tmp_path, st
     [
         (["--lr", "nan"], "--lr must be a finite number above 0, not nan"),
         (["--batch-size", "0"], "--batch-size must be at least 1, not 0"),
+        (["--lr", "inf"], "--lr must be a finite number above 0, not inf"),
+        (["--lr", "-1"], "--lr must be a finite number above 0, not -1.0"),
+        (
+            ["--mine-thresholds", "0.4", "inf"],
+            "--mine-thresholds must lie in [0, 1], got [0.4, inf]",
+        ),
+        (["--min-face", "inf"], "--min-face must be between 6 and 4096 pixels, got inf"),
+        (["--min-face", "nan"], "--min-face must be between 6 and 4096 pixels, got nan"),
+        (["--min-face", "-12"], "--min-face must be between 6 and 4096 pixels, got -12"),
+        (["--min-face", "100000"], "--min-face must be between 6 and 4096 pixels, got 100000"),
     ],
 )
 def test_tuning_settings_are_named_by_their_flag(tmp_path, capsys, flags, message):

@@ -5,7 +5,9 @@ Every test runs the same check on both classes; the unpatched half proves the ch
 
 from __future__ import annotations
 
+import errno
 import logging
+import os
 import random
 
 import numpy as np
@@ -350,8 +352,50 @@ def test_a_state_that_cannot_be_saved_stops_training_in_one_line(tmp_path):
     with pytest.raises(WorkNotSavedError) as info:
         quietly_train_student(distiller, epochs=1)
     message = str(info.value)
-    assert "could not save the student state of this epoch to" in message
+    assert f"could not save the student state of epoch 1 to {blocked / 'student-state.pt'}" in (
+        message
+    )
+    assert message.endswith(
+        "no student state is kept yet, so --resume would train the student from its first epoch"
+    )
     assert "\n" not in message and blocked.read_text().startswith("a file")
+
+
+@pytest.mark.parametrize(
+    "full_at, kept",
+    [
+        (
+            1,
+            "no student state is kept yet, so --resume would train the student from its "
+            "first epoch",
+        ),
+        (3, "the student state of epoch 2 is kept, and --resume goes on from it"),
+    ],
+)
+def test_a_full_disk_says_which_epoch_state_is_kept(tmp_path, monkeypatch, full_at, kept):
+    """A state that cannot be saved leaves the one before it; in the first epoch there is
+    none, and the message must not promise one."""
+    from training import distillers
+
+    real_save = distillers.save_torch
+
+    def save_until_full(state, path):
+        if state["epoch"] == full_at:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real_save(state, path)
+
+    monkeypatch.setattr(distillers, "save_torch", save_until_full)
+    distiller = make(FixedVanillaKD)
+    distiller.checkpoint_dir = tmp_path
+    with pytest.raises(WorkNotSavedError) as info:
+        quietly_train_student(distiller, epochs=4)
+    state = tmp_path / "student-state.pt"
+    assert str(info.value) == (
+        f"could not save the student state of epoch {full_at} to {state} (No space left on "
+        f"device); {kept}; free space on the disk of {tmp_path} first"
+    )
+    kept_epochs = [torch.load(state, weights_only=True)["epoch"]] if state.exists() else []
+    assert kept_epochs == ([full_at - 1] if full_at > 1 else [])
 
 
 def test_a_device_in_capitals_is_the_same_device():

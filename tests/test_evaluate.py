@@ -317,6 +317,50 @@ def test_a_split_of_class_folders_is_named_in_the_summary(datasets, tmp_path, ca
     assert f"evaluated of {images['in_split']} in the train split of 5," in summary, out
 
 
+def test_a_split_at_another_seed_than_the_weights_is_warned_of(datasets, tmp_path, capsys, caplog):
+    """The shipped student records seed 0: the train split at --seed 5 is not the set it
+    learnt from. Said before the work and kept in the JSON; not said at its own seed."""
+    from models.checkpoint import default_weights
+
+    base = ["--data", str(datasets["classes"]), "--model", "student", "--split", "train"]
+    for seed, warned in [("5", True), ("0", False)]:
+        caplog.clear()
+        out_json = tmp_path / f"seed{seed}.json"
+        code, _, err = _run([*base, "--seed", seed, "--json", str(out_json)], capsys)
+        assert code == 0, err
+        said = json.loads(out_json.read_text())["split_warnings"]
+        expected = [
+            f"--split train at --seed 5 is not the split the student weights "
+            f"{default_weights('student')} were trained on (--seed 0): it is not the set they "
+            "learnt from; give --seed 0 to measure on theirs"
+        ]
+        assert said == (expected if warned else [])
+        assert [r.getMessage() for r in caplog.records if "--split" in r.getMessage()] == said
+
+
+def test_a_scenes_test_split_at_another_seed_names_each_weights_it_leaks_into(
+    datasets, tmp_path, capsys
+):
+    """The shipped student learnt from scene crops and the detector was tuned on scenes,
+    both at seed 0: the test split at --seed 1 holds their training scenes."""
+    out_json = tmp_path / "scenes.json"
+    argv = ["--data", str(datasets["scenes"]), "--model", "student", "--split", "test"]
+    code, _, err = _run([*argv, "--seed", "1", "--json", str(out_json)], capsys)
+    assert code == 0, err
+    said = json.loads(out_json.read_text())["split_warnings"]
+    assert [line.split(" were trained on")[0] for line in said] == [
+        f"--split test at --seed 1 is not the split the {kind} weights {ROOT / 'models' / file}"
+        for kind, file in (("student", "student.pt"), ("detector", "detector.pt"))
+    ]
+    assert all(
+        line.endswith(
+            "(--seed 0): it holds some of their training images, so these figures are not "
+            "leak-free; give --seed 0 to measure on theirs"
+        )
+        for line in said
+    )
+
+
 def test_a_scenes_set_has_no_val_split(datasets, capsys):
     argv = ["--data", str(datasets["scenes"]), "--model", "student", "--split", "val"]
     code, _, err = _run(argv, capsys)

@@ -971,3 +971,33 @@ def test_a_stop_before_the_first_epoch_says_the_run_set_aside_is_still_there(
         "training.distill: interrupted before any epoch of this run finished; the earlier run "
         f"kept in {aside_of(state)} is still there: run again with --resume to continue it"
     )
+
+
+def test_a_state_not_saved_before_any_epoch_names_the_run_set_aside(tmp_path, monkeypatch, capsys):
+    """A fresh run set an interrupted one aside and could not save its own first epoch:
+    --resume would go on with the earlier run, not train anew, and the line says so."""
+    import errno
+
+    from training import distill
+    from training.distillers import StateNotSavedError
+    from training.run_state import aside_of
+
+    state = tmp_path / "work" / "train-state" / "vanilla-seed0-abc"
+    state.mkdir(parents=True)
+    aside_of(state).mkdir()
+    (aside_of(state) / "student-state.pt").write_bytes(b"four epochs")
+    full = OSError(errno.ENOSPC, "No space left on device")
+
+    def full_at_once(args):  # where a full disk in the fresh run's first epoch lands
+        args.state_dir = state
+        raise StateNotSavedError("student", 1, state / "student-state.pt", full)
+
+    monkeypatch.setattr(distill, "train", full_at_once)
+    assert distill.main(["--data", str(make_dataset(tmp_path / "data")), "--quiet"]) == 1
+    (said,) = capsys.readouterr().err.strip().splitlines()
+    assert said == (
+        f"training.distill: error: could not save the student state of epoch 1 to "
+        f"{state / 'student-state.pt'} (No space left on device); nothing of this run is kept, "
+        f"so --resume would go on with the earlier run kept in {aside_of(state)}; free space "
+        f"on the disk of {state} first"
+    )

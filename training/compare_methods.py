@@ -23,6 +23,7 @@ from app.flags import FlagValueError, OneLineParser, input_path, output_folder
 from app.stop_signals import STOP_SIGNALS, stop_message, stop_signals_raise
 from models.checkpoint import CheckpointError
 from training import distill, distill_settings, run_state
+from training.dataset_files import find_images
 from training.distillers import DISTILLERS, as_device
 from training.outputs import WorkNotSavedError
 from training.report import REPORT_FILES
@@ -357,6 +358,9 @@ def check_before_work(args: argparse.Namespace, passed_on: list[str]) -> dict[st
     finished = {}
     try:
         wanted = method_args(args, args.methods[0], passed_on)
+        find_images(wanted.data)  # as distill checks them first, but said under our name
+        if wanted.scenes:
+            require_scenes_layout(wanted.scenes)
         distill_settings.refuse_outputs_in_data(wanted, args.out)  # before anything probes a folder
         check_writable(args.out / TABLE, args.overwrite or args.resume, make_folder=True)
         distill_settings.check_teacher_source(wanted)
@@ -416,7 +420,7 @@ def compare(
         start = time.perf_counter()
         given = distill.build_parser().parse_args(distill_argv(args, method, passed_on))
         resume = args.resume and has_kept_state(given, method)
-        code = distill.main(distill_argv(args, method, passed_on, resume))
+        code = distill.main(distill_argv(args, method, passed_on, resume), f"{PROG} ({method})")
         if code in STOPPED:  # distill said what stopped it; say how the comparison goes on
             tell(PROG, f"stopped in {method}; {HOW_TO_GO_ON[args.overwrite]}")
         if code != 0:

@@ -50,7 +50,7 @@ from training.distill_settings import (
     check_teacher_source,
     trained_teacher,
 )
-from training.distillers import DISTILLERS, DivergedError, as_device
+from training.distillers import DISTILLERS, DivergedError, StateNotSavedError, as_device
 from training.metrics import classification_report
 from training.outputs import (
     OutputSet,
@@ -508,7 +508,25 @@ def write_outputs(
         ) from exc
 
 
-def main(argv: list[str] | None = None) -> int:
+def state_not_saved(exc: StateNotSavedError, state: Path | None) -> str:
+    """The line for an epoch state that could not be saved: the distiller's, unless this
+    run kept no epoch at all and set an earlier run's state aside, which --resume would
+    then go on with (``run_state.take_back``)."""
+    if state is None or run_state.has_epochs(state):
+        return str(exc)
+    aside = run_state.aside_of(state)
+    if not run_state.has_epochs(aside):
+        return str(exc)
+    return (
+        f"{exc.failure}; nothing of this run is kept, so --resume would go on with the "
+        f"earlier run kept in {aside}{exc.remedy}"
+    )
+
+
+def main(argv: list[str] | None = None, name: str = PROG) -> int:
+    """Run distill on ``argv`` (the command line when None); its exit status. ``name``
+    begins its one-line complaints: another command that runs it gives its own, so that no
+    line names a command the user never ran."""
     guard_streams()
     args = build_parser().parse_args(argv)
     args.argv = None if argv is None else [str(a) for a in argv]  # the report's command
@@ -516,29 +534,32 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with stop_signals_raise():
             report = train(args)
+    except StateNotSavedError as exc:
+        error(name, state_not_saved(exc, getattr(args, "state_dir", None)))
+        return 1
     except (OutputsNotWrittenError, WorkNotSavedError) as exc:
-        error(PROG, str(exc))
+        error(name, str(exc))
         return 1
     except (DatasetError, CheckpointError, ValueError, OSError, StateInUseError) as exc:
-        error(PROG, describe_error(exc))
+        error(name, describe_error(exc))
         return 2
     except DivergedError as exc:
-        error(PROG, f"{exc}; try a lower --lr")
+        error(name, f"{exc}; try a lower --lr")
         return 2
     except KeyboardInterrupt as exc:
         said, status = stop_message(exc)
         state = getattr(args, "state_dir", None)
         if state is not None and run_state.has_epochs(state):
-            tell(PROG, f"{said}; run again with --resume to continue")
+            tell(name, f"{said}; run again with --resume to continue")
         elif state is not None and run_state.has_epochs(run_state.aside_of(state)):
             tell(
-                PROG,
+                name,
                 f"{said} before any epoch of this run finished; the earlier run kept in "
                 f"{run_state.aside_of(state)} is still there: run again with --resume to "
                 "continue it",
             )
         else:
-            tell(PROG, f"{said} before any epoch finished; nothing to resume yet")
+            tell(name, f"{said} before any epoch finished; nothing to resume yet")
         return status
     for role, r in report["models"].items():
         say(

@@ -23,6 +23,7 @@ stop at the first non-finite loss or weights, before a diverged state is saved.
 
 from __future__ import annotations
 
+import errno
 import inspect
 import json
 import logging
@@ -58,6 +59,35 @@ class DivergedError(ArithmeticError):
     def __init__(self, role: str, epoch: int, what: str):
         super().__init__(f"{role} training diverged: {what} at epoch {epoch}")
         self.role, self.epoch = role, epoch
+
+
+class StateNotSavedError(WorkNotSavedError):
+    """An epoch's state could not be written. The state file is replaced whole or not at
+    all, so a failure at epoch N leaves the role's state of epoch N - 1 when there was one,
+    and none after a failure in its first epoch.
+
+    Attributes:
+        failure: what could not be saved, and why.
+        kept: what of the role is left for --resume.
+        remedy: "" or, for a full disk, where to free space (begins with "; ").
+    """
+
+    def __init__(self, role: str, epoch: int, path: Path, exc: OSError):
+        self.failure = (
+            f"could not save the {role} state of epoch {epoch} to {path} ({exc.strerror or exc})"
+        )
+        if epoch > 1 and path.is_file():
+            self.kept = (
+                f"the {role} state of epoch {epoch - 1} is kept, and --resume goes on from it"
+            )
+        else:
+            self.kept = (
+                f"no {role} state is kept yet, so --resume would train the {role} from its "
+                "first epoch"
+            )
+        full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
+        self.remedy = f"; free space on the disk of {path.parent} first" if full else ""
+        super().__init__(f"{self.failure}; {self.kept}{self.remedy}")
 
 
 class ResumeError(ValueError):
@@ -153,11 +183,7 @@ class TrainingLoop:
             with atomic_path(path) as tmp:
                 save_torch(state, tmp)
         except OSError as exc:
-            reason = exc.strerror or str(exc)
-            raise WorkNotSavedError(
-                f"could not save the {role} state of this epoch to {path} ({reason}); "
-                "the previous epoch's state is kept for --resume"
-            ) from None
+            raise StateNotSavedError(role, state["epoch"], path, exc) from None
 
     def _load_state(self, role: str) -> dict | None:
         path = self._state_path(role)

@@ -52,6 +52,7 @@ from training.metrics import classification_report
 from training.outputs import OutputIsInputError, refuse_inputs, save_after_work, strict_json
 from training.prepare import face_crop_for_image, second_opinion_for, split_of_images
 from training.scenes_split import split_scenes
+from training.split_seeds import TrainedOn, classifier_splits, detector_splits, split_warnings
 from training.voc import (
     INCORRECT,
     VOC_CLASSES,
@@ -418,6 +419,11 @@ def evaluate(
     weights_path = Path(weights) if weights else default_weights(model)
     # NOTE: taken right after loading; a trainer replacing the file later does not change it.
     digest = file_digest(weights_path)[:12]
+    warnings = split_warnings(
+        layout, config.split, config.seed, trained_on(pipeline, model, weights_path)
+    )
+    for line in warnings:  # before the work, which may take minutes
+        log.warning("%s", line)
     run = evaluate_classes if layout == "classes" else evaluate_scenes
     figures = run(pipeline, files, config, progress)
     return {
@@ -433,8 +439,18 @@ def evaluate(
             "crop": asdict(pipeline.config.crop),
             "mirror": mirror,
         },
+        "split_warnings": warnings,
         **figures,
     }
+
+
+def trained_on(pipeline: Pipeline, model: str, weights: Path) -> list[TrainedOn]:
+    """What the evaluated classifier and detector record of the splits they learnt from."""
+    trained = [classifier_splits(pipeline.classifier(model).meta, f"{model} weights {weights}")]
+    if pipeline.detector.weights != "stock":
+        detector = f"detector weights {pipeline.detector.weights}"
+        trained.append(detector_splits(pipeline.detector.record, detector))
+    return trained
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -482,8 +498,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--split",
         choices=["all", "train", "val", "test"],
         default="all",
-        help="which part of the seeded split training uses (default all; test is leak-free: "
-        "for class folders the split of training.distill, for scenes that of --scenes)",
+        help="which part of the seeded split training uses (default all; test is leak-free "
+        "at the --seed the weights were trained with: for class folders the split of "
+        "training.distill, for scenes that of --scenes; another --seed is warned about)",
     )
     parser.add_argument("--seed", type=seed, default=0, help="seed of that split (default 0)")
     parser.add_argument(

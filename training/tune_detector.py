@@ -36,6 +36,7 @@ from app.atomic import check_writable, describe_error
 from app.console import error, exit_status, guard_streams, log_to_stderr, say, tell
 from app.digest import file_digest
 from app.flags import (
+    MAX_FACE_SIDE,
     FlagValueError,
     OneLineParser,
     input_path,
@@ -78,6 +79,7 @@ log = logging.getLogger(PROG)  # not "__main__" when run with -m
 SOFTMAX = {"pnet": "softmax4_1", "rnet": "softmax5_1", "onet": "softmax6_1"}
 BOX_WEIGHT = {"pnet": 0.5, "rnet": 0.5, "onet": 1.0}
 UNMASKED_REPEATS = 4
+MIN_MINED_FACE = cascade.WINDOW["pnet"] / 2  # smaller: each photo enlarged over twofold
 
 
 def train_scenes(scenes: Path, seed: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
@@ -273,7 +275,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--min-face",
         type=float,
         default=12,
-        help="smallest face searched for when mining R-/O-Net windows",
+        help="smallest face in pixels searched for when mining R-/O-Net windows "
+        f"({MIN_MINED_FACE:g} to {MAX_FACE_SIDE}; default 12)",
     )
     p.add_argument(
         "--mine-thresholds",
@@ -319,8 +322,11 @@ def tune(args: argparse.Namespace) -> dict:
     require_counts(("--epochs", args.epochs), ("--batch-size", args.batch_size))
     if not 0 < args.lr < math.inf:
         raise FlagValueError(f"--lr must be a finite number above 0, not {args.lr}")
-    if not args.min_face >= cascade.WINDOW["pnet"] / 2:
-        raise FlagValueError(f"--min-face must be at least 6 pixels, got {args.min_face}")
+    if not MIN_MINED_FACE <= args.min_face <= MAX_FACE_SIDE:  # also refuses nan and inf
+        raise FlagValueError(
+            f"--min-face must be between {MIN_MINED_FACE:g} and {MAX_FACE_SIDE} pixels, "
+            f"got {args.min_face:g}"
+        )
     if not all(0 <= t <= 1 for t in args.mine_thresholds):  # also refuses nan
         raise FlagValueError(f"--mine-thresholds must lie in [0, 1], got {args.mine_thresholds}")
     if len(set(args.stages)) != len(args.stages):

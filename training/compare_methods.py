@@ -358,10 +358,10 @@ def check_before_work(args: argparse.Namespace, passed_on: list[str]) -> dict[st
     finished = {}
     try:
         wanted = method_args(args, args.methods[0], passed_on)
+        distill_settings.refuse_outputs_in_data(wanted, args.out)  # before anything probes a folder
         find_images(wanted.data)  # as distill checks them first, but said under our name
         if wanted.scenes:
             require_scenes_layout(wanted.scenes)
-        distill_settings.refuse_outputs_in_data(wanted, args.out)  # before anything probes a folder
         check_writable(args.out / TABLE, args.overwrite or args.resume, make_folder=True)
         distill_settings.check_teacher_source(wanted)
         distill_settings.check_settings(wanted)

@@ -102,11 +102,24 @@ def no_output_folders_left_behind():
 
 
 @pytest.fixture(scope="session")
-def pipeline():
+def shared_pipeline():
     from app.config import PipelineConfig
     from app.pipeline import Pipeline
 
     return Pipeline(PipelineConfig(device="cpu"))
+
+
+@pytest.fixture
+def pipeline(shared_pipeline):
+    """The session's pipeline (its models load once), with the detector's settings and the
+    active model put back after each test, so that no test sees another's choices."""
+    from app.detector import FaceDetector
+
+    detector = shared_pipeline.detector
+    config, model = detector.config, shared_pipeline.active
+    yield shared_pipeline
+    FaceDetector.configure(detector, config)  # the class's: a test may replace the method
+    shared_pipeline.use(model)
 
 
 @pytest.fixture(scope="session")

@@ -466,7 +466,7 @@ def test_the_stock_nets_are_built_only_when_the_pass_runs():
 
 
 def test_remembered_detector_settings_away_from_the_defaults_are_said_when_ready(
-    qtbot, pipeline, detector, settings, prefs
+    qtbot, pipeline, settings, prefs
 ):
     """A high sensitivity left from another day boxes many non-faces into the statistics: the
     window says it starts with it (a new user did not notice)."""

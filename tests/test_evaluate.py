@@ -613,3 +613,23 @@ def test_a_class_without_images_of_its_own_says_how_often_it_was_given():
     lines = format_classes(report)
     assert "not_face      no image of its own here; given to 2 images" in lines
     assert "mask            1.0000  0.5000        2" in lines
+
+
+def test_a_file_name_that_is_not_utf8_is_skipped_and_counted(datasets, tmp_path, capsys, caplog):
+    import os
+
+    data = tmp_path / "faces"
+    shutil.copytree(datasets["classes"], data)
+    shutil.copy(
+        FIXTURES / "mask_1.jpg", os.fsdecode(os.fsencode(data / "with_mask") + b"/b\xff.jpg")
+    )
+    out_json = tmp_path / "classes.json"
+    code, out, err = _run(
+        ["--data", str(data), "--model", "student", "--json", str(out_json)], capsys
+    )
+    assert code == 0, err
+    said = f"{data}/with_mask/b\\xff.jpg: the name is not valid UTF-8; rename the file"
+    report = json.loads(out_json.read_text())
+    assert report["images"]["left_out"] == [said] and report["images"]["evaluated"] == 4
+    assert "1 unreadable, 1 left out (each named above)" in out
+    assert f"skipped {said}" in caplog.text

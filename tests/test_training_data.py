@@ -1001,3 +1001,89 @@ def test_a_state_not_saved_before_any_epoch_names_the_run_set_aside(tmp_path, mo
         f"so --resume would go on with the earlier run kept in {aside_of(state)}; free space "
         f"on the disk of {state} first"
     )
+
+
+def _all_scenes_train(monkeypatch):
+    from training import scene_crops
+
+    monkeypatch.setattr(
+        scene_crops, "split_scenes", lambda pairs, seed: {p.image.stem: "train" for p in pairs}
+    )
+    return scene_crops
+
+
+def test_scene_crops_are_made_anew_when_an_annotation_is_edited(tmp_path, monkeypatch):
+    scene_crops = _all_scenes_train(monkeypatch)
+    scenes, names = scenes_copy(tmp_path / "scenes"), ("mask", "no_mask")
+    _, labels, _ = scene_crops.scene_training_crops(scenes, names, tmp_path / "c", progress=False)
+    xml = scenes / "annotations" / "maksssksksss129.xml"  # its one with_mask face relabelled
+    xml.write_text(xml.read_text().replace(">with_mask<", ">without_mask<"))
+    _, edited, _ = scene_crops.scene_training_crops(scenes, names, tmp_path / "c", progress=False)
+    _, fresh, _ = scene_crops.scene_training_crops(scenes, names, tmp_path / "new", progress=False)
+    assert edited.tolist() == fresh.tolist()
+    assert (edited == 0).sum() == (labels == 0).sum() - 1
+    assert len(list((tmp_path / "c").glob("scene-crops-*.npz"))) == 2
+
+
+def test_unreadable_training_scenes_are_warned_of_fresh_and_cached(tmp_path, monkeypatch, caplog):
+    scene_crops = _all_scenes_train(monkeypatch)
+    scenes, names = scenes_copy(tmp_path / "scenes"), ("mask", "no_mask")
+    truncated = scenes / "annotations" / "maksssksksss129.xml"
+    truncated.write_text(truncated.read_text()[:200])
+    no_width = scenes / "annotations" / "maksssksksss289.xml"
+    no_width.write_text(no_width.read_text().replace("<width>267</width>", "<width></width>"))
+    for _ in range(2):  # cropped, then read from the cache
+        caplog.clear()
+        stats = scene_crops.scene_training_crops(scenes, names, tmp_path / "c", progress=False)[2]
+        warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+        assert warned == stats["unreadable"] and len(warned) == 2
+        assert "cannot read annotation" in warned[0] and "129.xml" in warned[0]
+        assert "<width> is ''" in warned[1]
+
+
+def test_many_unreadable_scenes_are_counted_in_one_line(caplog):
+    from training.scene_crops import warn_unreadable
+
+    warn_unreadable([f"cannot read annotation a{k}.xml: no element found" for k in range(9)])
+    assert len(caplog.records) == 1
+    line = caplog.records[0].getMessage()
+    assert line.startswith("9 training scenes left out") and "a4.xml" in line
+    assert "a5.xml" not in line
+
+
+def test_a_link_into_the_other_class_folder_is_not_followed(tmp_path, caplog):
+    data = make_dataset(tmp_path / "data")
+    before = find_images(data).images
+    (data / "with_mask" / "other").symlink_to("../without_mask")
+    assert find_images(data).images == before
+    assert "with_mask/other: it leads into" in caplog.text
+    assert "another class folder of this set" in caplog.text
+
+
+def test_one_file_under_both_labels_is_left_out_of_both(tmp_path, caplog):
+    import os
+
+    data = make_dataset(tmp_path / "data")
+    photo = data / "without_mask" / 'no_mask_1 0\'s "copy".png'
+    other = data / "without_mask" / 'no_mask_2 0\'s "copy".png'
+    (data / "with_mask" / "linked.png").symlink_to(photo)
+    os.link(other, data / "with_mask" / "hard.png")
+    found = find_images(data)
+    files = [path for path, _ in found.images]
+    assert len(files) == 14  # 8 + 8 + 2 links, less the 4 that are two photos
+    assert not {photo, other, data / "with_mask" / "linked.png"} & set(files)
+    assert len(found.left_out) == 4 and "both labels" in found.left_out[0]
+    assert "left out 4 files that are one photo under both mask and no_mask" in caplog.text
+
+
+def test_a_file_name_that_is_not_utf8_is_skipped_and_named(tmp_path, caplog):
+    import os
+
+    data = make_dataset(tmp_path / "data")
+    bad = Path(os.fsdecode(os.fsencode(data / "with_mask") + b"/bad\xff.jpg"))
+    shutil.copy(FIXTURES / "mask_1.jpg", bad)
+    prepared = prepare(data, tmp_path / "cache", seed=0, progress=False)
+    assert prepared.stats["used"] == 16 and str(bad) not in prepared.files
+    said = f"{data}/with_mask/bad\\xff.jpg: the name is not valid UTF-8; rename the file"
+    assert prepared.stats["left_out"] == [said]
+    assert f"skipped {said}" in caplog.text

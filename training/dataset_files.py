@@ -5,11 +5,13 @@ from __future__ import annotations
 import logging
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence, TypeVar
 
 import numpy as np
+
+from app.source import is_utf8, shown_name
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -34,6 +36,7 @@ FOLDER_LABELS = {
     "no_mask": "no_mask",
     "unmasked": "no_mask",
 }
+NAMED_AT_MOST = 5  # a warning about many files names this many and counts the rest
 
 
 class DatasetError(ValueError):
@@ -44,6 +47,7 @@ class DatasetError(ValueError):
 class DatasetFiles:
     images: list[tuple[Path, str]]  # (file, label)
     skipped: list[Path]  # files that are plainly not images (text, metadata, hidden)
+    left_out: list[str] = field(default_factory=list)  # "file: why", for images not used
 
 
 def find_images(root: Path) -> DatasetFiles:
@@ -60,11 +64,13 @@ def find_images(root: Path) -> DatasetFiles:
         raise DatasetError(f"dataset folder {root} not found")
     classes: dict[str, list[Path]] = {}
     folders: dict[str, list[str]] = {}  # label -> the folder names that gave it, for messages
-    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
-        label = FOLDER_LABELS.get(folder.name.lower())
-        if label is not None:
-            classes.setdefault(label, []).extend(files_under(folder))
-            folders.setdefault(label, []).append(folder.name + "/")
+    class_folders = [
+        p for p in sorted(root.iterdir()) if p.is_dir() and p.name.lower() in FOLDER_LABELS
+    ]
+    for folder in class_folders:
+        label = FOLDER_LABELS[folder.name.lower()]
+        classes.setdefault(label, []).extend(files_under(folder, others=class_folders))
+        folders.setdefault(label, []).append(folder.name + "/")
     if not classes:
         raise DatasetError(f"{root} has no class folders (expected with_mask/ and without_mask/)")
     missing = {"mask", "no_mask"} - set(classes)
@@ -76,6 +82,7 @@ def find_images(root: Path) -> DatasetFiles:
         folder = {"mask": "with_mask/", "no_mask": "without_mask/"}[sorted(missing)[0]]
         raise DatasetError(f"{root} has only one class; add a {folder} folder for the other")
     images, skipped = [], []
+    left_out = _badly_named(root, classes) + _under_two_labels(classes)
     for label, files in sorted(classes.items()):
         # Unknown suffixes are kept: decoding decides (one shared file is "x.jpg_1088Wx1632H").
         kept = [f for f in files if not plainly_not_image(f)]
@@ -84,20 +91,70 @@ def find_images(root: Path) -> DatasetFiles:
             named = " and ".join(folders[label])
             raise DatasetError(f"{named} in {root} holds no images (class {label})")
         images += [(f, label) for f in kept]
-    return DatasetFiles(images, skipped)
+    return DatasetFiles(images, skipped, left_out)
 
 
-def files_under(folder: Path) -> list[Path]:
+def _badly_named(root: Path, classes: dict[str, list[Path]]) -> list[str]:
+    """Take out of ``classes`` the files whose names (below ``root``) are not valid UTF-8,
+    with a warning each; their "file: why" lines."""
+    left_out = []
+    for label, files in classes.items():
+        bad = [f for f in files if not is_utf8(str(f.relative_to(root)))]
+        for path in bad:
+            line = f"{shown_name(str(path))}: the name is not valid UTF-8; rename the file"
+            log.warning("skipped %s", line)
+            left_out.append(line)
+        classes[label] = [f for f in files if f not in bad]
+    return left_out
+
+
+def _under_two_labels(classes: dict[str, list[Path]]) -> list[str]:
+    """Take out of ``classes`` every file that is one real file (same device and inode) with
+    a file of another class: a link or hard link gives it both labels, and neither can be
+    trusted. One warning names the first few; the "file: why" lines are returned."""
+    labels_of: dict[tuple[int, int], set[str]] = {}
+    identity: dict[Path, tuple[int, int]] = {}
+    for label, files in classes.items():
+        for path in files:
+            if plainly_not_image(path):
+                continue
+            try:
+                stat = path.stat()
+            except OSError:  # gone since the listing: reading it will say so
+                continue
+            identity[path] = (stat.st_dev, stat.st_ino)
+            labels_of.setdefault(identity[path], set()).add(label)
+    doubled = {key for key, labels in labels_of.items() if len(labels) > 1}
+    if not doubled:
+        return []
+    left = sorted(p for p, key in identity.items() if key in doubled)
+    for label, files in classes.items():
+        classes[label] = [f for f in files if identity.get(f) not in doubled]
+    named = ", ".join(shown_name(str(p)) for p in left[:NAMED_AT_MOST])
+    more = f" and {len(left) - NAMED_AT_MOST} more" if len(left) > NAMED_AT_MOST else ""
+    log.warning(
+        "left out %d files that are one photo under both mask and no_mask (a link or hard link "
+        "between the class folders): %s%s; keep each photo in one class folder",
+        len(left),
+        named,
+        more,
+    )
+    return [f"{shown_name(str(p))}: the same file is under both labels" for p in left]
+
+
+def files_under(folder: Path, others: Sequence[Path] = ()) -> list[Path]:
     """Every file below ``folder``, sorted, following linked subfolders (``rglob`` does not)
     but entering each real folder once, so a link that loops back adds nothing twice.
 
     A link up to ``folder`` itself or a folder above it is not followed: it would list the
-    other class's images under this class. Hidden folders (``.thumbnails``, ``.git``) hold
-    copies and tools' files, not labelled photos: they are left out. Entries that are not
-    regular files (pipes, devices, broken links) and folders that cannot be read are named in
-    a warning and left out.
+    other class's images under this class; nor is a link into one of ``others`` (the set's
+    other class folders), which would give their photos this class's label too. Hidden
+    folders (``.thumbnails``, ``.git``) hold copies and tools' files, not labelled photos:
+    they are left out. Entries that are not regular files (pipes, devices, broken links) and
+    folders that cannot be read are named in a warning and left out.
     """
     top = os.path.realpath(folder)
+    elsewhere = [os.path.realpath(p) for p in others if os.path.realpath(p) != top]
     seen: set[str] = set()
     files = []
 
@@ -112,6 +169,13 @@ def files_under(folder: Path) -> list[Path]:
                 log.info("not reading the hidden folder %s", Path(current, name))
                 continue
             real = os.path.realpath(os.path.join(current, name))
+            if any(real == o or real.startswith(o.rstrip(os.sep) + os.sep) for o in elsewhere):
+                log.warning(
+                    "not following %s: it leads into %s, another class folder of this set",
+                    Path(current, name),
+                    real,
+                )
+                continue
             if real in seen or top == real or top.startswith(real.rstrip(os.sep) + os.sep):
                 log.warning(
                     "not following %s: it leads to %s, which is read already or holds this "

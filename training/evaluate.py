@@ -200,6 +200,7 @@ def evaluate_classes(
             "evaluated": len(records),
             "unreadable": unreadable,
             "not_images": len(found.skipped),
+            "left_out": found.left_out,  # bad names, photos under both labels
         },
         "no_face": {"count": no_face, "fraction": _fraction(no_face, len(records))},
         "rules": dict(Counter(r["rule"] for r in records)),

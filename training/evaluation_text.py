@@ -29,9 +29,11 @@ def _listed_text(images: dict) -> str:
 
 def format_classes(report: dict) -> list[str]:
     images, no_face = report["images"], report["no_face"]
+    left_out = images.get("left_out", [])  # reports written before it was counted lack it
     lines = [
         f"images: {images['evaluated']} evaluated of {_listed_text(images)}, "
-        f"{len(images['unreadable'])} unreadable",
+        f"{len(images['unreadable'])} unreadable"
+        + (f", {len(left_out)} left out (each named above)" if left_out else ""),
         f"no face (or only a part of one) found by the app's detector: {no_face['count']} "
         f"({_num(no_face['fraction'], 3)}); "
         f"crop rules {report['rules']}",

@@ -31,6 +31,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import random
 import zipfile
 from collections import Counter
@@ -137,11 +138,17 @@ def second_opinion_for(detector: FaceDetector) -> FaceDetector | None:
     return FaceDetector(SECOND_OPINION, detector.device)
 
 
+def file_stamp(path: Path, tag: str) -> bytes:
+    """``path``, ``tag``, size and modification time, for a cache key that changes when the
+    file is edited, without reading it. The name goes in as its bytes, which any name has."""
+    stat = path.stat()
+    return os.fsencode(path) + f"|{tag}|{stat.st_size}|{stat.st_mtime_ns}\n".encode()
+
+
 def _fingerprint(files: list[tuple[Path, str]], detector: DetectorConfig, crop: CropConfig) -> str:
     digest = hashlib.sha1()
     for path, label in files:
-        stat = path.stat()
-        digest.update(f"{path}|{label}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
+        digest.update(file_stamp(path, label))
     digest.update(
         json.dumps(
             [
@@ -328,6 +335,7 @@ def prepare(
         "used": len(crops),
         "unreadable": unreadable,
         "not_images": [str(p) for p in found.skipped],
+        "left_out": found.left_out,  # bad names, photos under both labels
         "rules": dict(Counter(rules)),
         "groups": len(set(groups)),
         "near_duplicate_images": len(groups) - len(set(groups)),

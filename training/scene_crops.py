@@ -27,7 +27,7 @@ from app.images import ImageError, read_rgb
 from models import detector_checkpoint
 from training.detection_metrics import iou_matrix
 from training.outputs import save_arrays
-from training.prepare import CACHE_SIZE
+from training.prepare import CACHE_SIZE, file_stamp
 from training.scenes_split import split_scenes
 from training.voc import AnnotationError, faces_in_image, find_scenes, parse_annotation
 
@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 
 NEGATIVE_MAX_IOU = 0.2  # a detection overlapping no face more than this is a false box
 SCENE_LABELS = {"with_mask": "mask", "without_mask": "no_mask"}
+NAMED_AT_MOST = 5  # more unreadable scenes than this are counted in one line, not each named
 
 
 def scene_training_crops(
@@ -50,13 +51,15 @@ def scene_training_crops(
     """Crops (N x 128 x 128 x 3 RGB), label indices into ``class_names`` and counts.
 
     Only scenes of the ``train`` split are read. ``not_face`` must be in ``class_names``
-    when ``negatives`` is given.
+    when ``negatives`` is given. The cache is keyed on the size and modification time of
+    each training image and annotation too, so a corrected label is cropped anew. A scene
+    whose image or annotation cannot be read is left out with a warning, cached or not.
     """
     crop = crop or CropConfig()
     files = find_scenes(scenes)
     splits = split_scenes(files.pairs, seed)
     train = [p for p in files.pairs if splits[p.image.stem] == "train"]
-    key = hashlib.sha1(
+    digest = hashlib.sha1(
         json.dumps(
             [
                 str(scenes),
@@ -69,11 +72,15 @@ def scene_training_crops(
                 CACHE_SIZE,
             ]
         ).encode()
-    ).hexdigest()[:16]
-    cache = Path(cache_dir) / f"scene-crops-{key}.npz"
+    )
+    for pair in train:
+        digest.update(file_stamp(pair.image, "image") + file_stamp(pair.annotation, "boxes"))
+    cache = Path(cache_dir) / f"scene-crops-{digest.hexdigest()[:16]}.npz"
     if cache.exists():
         with np.load(cache, allow_pickle=False) as z:
-            return z["crops"], z["labels"], json.loads(str(z["stats"]))
+            cached, stats = (z["crops"], z["labels"]), json.loads(str(z["stats"]))
+        warn_unreadable(stats["unreadable"])
+        return *cached, stats
     detector = FaceDetector(negatives, device) if negatives else None
     crops, labels, unreadable = [], [], []
     for pair in tqdm(train, desc="scene crops", unit="img", disable=not progress):
@@ -112,5 +119,21 @@ def scene_training_crops(
         labels=np.array(labels, dtype=np.int64),
         stats=np.array(json.dumps(stats)),
     )
+    warn_unreadable(unreadable)
     log.info("scene crops: %s", stats["crops"])
     return stacked, np.array(labels, dtype=np.int64), stats
+
+
+def warn_unreadable(unreadable: list[str]) -> None:
+    """Say which training scenes were left out because their image or annotation cannot be
+    read: a line each, or one line naming the first few when there are many."""
+    if len(unreadable) <= NAMED_AT_MOST:
+        for reason in unreadable:
+            log.warning("%s", reason)
+        return
+    log.warning(
+        "%d training scenes left out, their image or annotation unreadable (all are listed in "
+        "the report under scene_crops.unreadable), among them: %s",
+        len(unreadable),
+        "; ".join(unreadable[:NAMED_AT_MOST]),
+    )

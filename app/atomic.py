@@ -122,13 +122,34 @@ def make_folders(folder: Path) -> list[Path]:
 
 def _can_create_in(folder: Path) -> bool:
     """True when a file can really be made in ``folder`` (read-only mounts pass os.access)."""
-    probe = folder / f".maskwatch-write-test-{os.getpid()}"
+    return why_unwritable(folder) is None
+
+
+# Why a new file could not be made in a folder that exists, by the errno the OS gave. A
+# virtual file system (/proc) answers "no such file" for a file in a folder that is there.
+_UNWRITABLE = {
+    errno.EACCES: "permission denied",
+    errno.EPERM: "permission denied",
+    errno.EROFS: "the file system is read-only",
+    errno.ENOENT: "its file system takes no new files",
+    errno.ENOSPC: "no space left on the disk",
+}
+
+
+def why_unwritable(folder: Path) -> str | None:
+    """Why no file can be made in the existing folder ``folder``, in words; None when one can.
+
+    A probe file is made and removed: os.access passes read-only mounts and, for root, every
+    folder; a virtual file system (/proc, /sys) reports 0 bytes free and takes no file, so
+    free space alone would blame a full disk.
+    """
+    probe = Path(folder) / f".maskwatch-write-test-{os.getpid()}"
     try:
         probe.touch()
-    except OSError:
-        return False
+    except OSError as exc:
+        return _UNWRITABLE.get(exc.errno, (exc.strerror or str(exc)).lower())
     probe.unlink(missing_ok=True)
-    return True
+    return None
 
 
 MAX_NAME_BYTES = 255  # the longest file name Linux and macOS file systems take

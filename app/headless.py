@@ -44,7 +44,7 @@ from app.flags import FlagValueError
 from app.images import GREY_NOTE, ColourWatch, write_image
 from app.overlay import draw_faces
 from app.pipeline import Pipeline
-from app.recording import check_video_complete
+from app.recording import FOURCC, check_video_complete, writer_refused
 from app.run_outputs import RunOutputs
 from app.source import (
     VideoSource,
@@ -616,13 +616,8 @@ def _write_text(path: Path, text: str) -> None:
 
 def _open_writer(tmp: Path, output: Path, info) -> cv2.VideoWriter:
     writer = cv2.VideoWriter(
-        ffmpeg_name(tmp), cv2.VideoWriter_fourcc(*"mp4v"), info.fps, (info.width, info.height)
+        ffmpeg_name(tmp), cv2.VideoWriter_fourcc(*FOURCC), info.fps, (info.width, info.height)
     )
     if not writer.isOpened():
-        raise OSError(
-            f"cannot write video {output} ({info.width}x{info.height} frames; "
-            "OpenCV's mp4v writer needs at least 2x2)"
-            if min(info.width, info.height) < 2
-            else f"cannot write video {output}"
-        )
+        raise writer_refused(output, info.width, info.height)
     return writer

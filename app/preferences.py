@@ -19,7 +19,7 @@ from app.alerts import DEFAULT_DELAY_S
 from app.config import SENSITIVITY, DetectorConfig
 from app.detector import MTCNN_MIN_SIDE
 from app.pipeline import MODEL_NAMES
-from app.source import shown_source
+from app.source import MAX_CAMERA_INDEX, describe, shown_source
 
 log = logging.getLogger(__name__)
 
@@ -127,6 +127,17 @@ def _ignore(ignored: dict[str, str], key: str, message: str, *args) -> None:
     ignored[key] = message % args
 
 
+def _as_source(saved: str, default: str, ignored: dict[str, str]) -> str:
+    """A saved source; a camera index no camera can have (a hand-edited -1) is warned about,
+    its key added to ``ignored``, and the default returned: the window's Camera field cannot
+    show it, and it would be warned about at every start."""
+    if describe(saved) == "camera" and not 0 <= int(saved) <= MAX_CAMERA_INDEX:
+        said = "ignoring saved source %r: camera indices run from 0 to %d"
+        _ignore(ignored, "source", said, saved, MAX_CAMERA_INDEX)
+        return default
+    return saved
+
+
 def _as_text(settings: QSettings, key: str, default: str = "") -> str:
     """A saved text. An ini file splits a hand-typed, unquoted ``a,b.mp4`` into a list, so
     such a value is read back as typed, from the file's own line."""
@@ -178,6 +189,8 @@ class Preferences:
     _stored: dict = field(default_factory=dict, repr=False, compare=False)
     # What load found unusable, as warned ("ignoring saved model 'Teacher': ...").
     _ignored: list = field(default_factory=list, repr=False, compare=False)
+    # Saved folders that load found to be files, by field name; kept, as the file may move.
+    _files: dict = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def defaults(cls, temporary: bool = False) -> Preferences:
@@ -202,11 +215,12 @@ class Preferences:
                         name.replace("_dir", " folder"),
                         folder,
                     )
+                    prefs._files[name] = folder
             else:  # it would move with the folder the window is started from
                 key = f"folders/{name}"
                 said = "ignoring saved %s %r: not a full path"
                 _ignore(ignored, key, said, name.replace("_dir", " folder"), str(value))
-        prefs.source = _as_text(settings, "source", prefs.source)
+        prefs.source = _as_source(_as_text(settings, "source", prefs.source), prefs.source, ignored)
         model = str(settings.value("model", prefs.model))
         if model in MODEL_NAMES:
             prefs.model = model
@@ -236,6 +250,11 @@ class Preferences:
     def ignored(self) -> list[str]:
         """The unusable saved settings load found, each as warned."""
         return list(self._ignored)
+
+    @property
+    def folders_that_are_files(self) -> dict[str, Path]:
+        """Saved folders (by field name) that load found to be files, kept as saved."""
+        return dict(self._files)
 
     @property
     def mended(self) -> bool:

@@ -61,6 +61,17 @@ def check_room(folder: Path) -> None:
         )
 
 
+def writer_refused(path: Path, width: int, height: int) -> OSError:
+    """The error for a video writer OpenCV would not open for ``path``, with the likely cause:
+    the window's recordings and headless --output say it alike."""
+    if min(width, height) < 2:
+        return OSError(
+            f"cannot write video {path} ({width}x{height} frames; "
+            f"OpenCV's {FOURCC} writer needs at least 2x2)"
+        )
+    return OSError(f"cannot write video {path}")
+
+
 def stamped_path(folder: Path, prefix: str, suffix: str) -> Path:
     """``folder/prefix-YYYYmmdd-HHMMSS-mmm.suffix``, with a counter if that name is taken."""
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S-%f")[:-3]
@@ -126,7 +137,7 @@ class VideoRecorder:
             ffmpeg_name(self.tmp), cv2.VideoWriter_fourcc(*FOURCC), self.fps, (width, height)
         )
         if not writer.isOpened():
-            raise OSError(f"cannot write video {self.path}")
+            raise writer_refused(self.path, width, height)
         self._writer, self._size = writer, (width, height)
 
     def write(self, frame: np.ndarray, time_s: float) -> int:

@@ -433,13 +433,15 @@ def why_stream_failed(url: str, waited_s: float) -> str:
         return f"{host}:{port} did not answer within {timeout:.0f} s"
     except OSError as err:
         return f"{host}:{port} is unreachable ({err.strerror or err})"
-    if scheme in ("http", "https") and (refusal := _http_refusal(parts, port, timeout)):
-        return f"{host}:{port} answered {refusal}"
+    # FFmpeg waited its whole timeout: the server kept silent (one that refuses a URL says so
+    # at once), and asking it again would make the user wait that long once more.
     if waited_s >= timeout - 0.5:
         return (
             f"{host}:{port} accepted the connection but sent nothing OpenCV could play within "
             f"{timeout:.0f} s"
         )
+    if scheme in ("http", "https") and (refusal := _http_refusal(parts, port, timeout)):
+        return f"{host}:{port} answered {refusal}"
     return f"{host}:{port} answered, but not with a video stream OpenCV can read"
 
 

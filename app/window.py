@@ -74,7 +74,7 @@ from app.stats import FaceStats
 from app.stats_view import StatsPanel
 from app.video_view import VideoView
 from app.window_flags import WindowFlags, apply_command_line
-from app.wording import clock, faces_named, logged_as, naming, sentence
+from app.wording import clock, faces_named, logged_as, naming, sentence, unwritable
 from app.worker import CAPTURE_JOIN_S, END_FINISHED, FrameStats, PlaybackWorker, to_bgr
 
 log = logging.getLogger(__name__)
@@ -182,6 +182,7 @@ class MainWindow(QMainWindow):
         self._unavailable: dict[str, str] = {}
         self._failures: dict[str, str] = {}  # kind of file -> the message its failed save left
         self._notices: dict[str, str] = {}  # what holds all session: a model that failed...
+        self._folder_files: dict[str, Path] = {}  # saved folders that are files, said
         self._detector_problem: str | None = None
 
         self.setWindowTitle("MaskWatch")
@@ -202,6 +203,7 @@ class MainWindow(QMainWindow):
                 + "; ".join(text.removeprefix("ignoring saved ") for text in prefs.ignored)
                 + ".",
             )
+        self._say_folders_that_are_files(prefs.folders_that_are_files)
         self._stats_timer = QTimer(self)
         self._stats_timer.setInterval(STATS_REFRESH_MS)
         self._stats_timer.timeout.connect(self.refresh_stats)
@@ -400,6 +402,35 @@ class MainWindow(QMainWindow):
         # Settings reset at start-up are news once: they outlive the start that follows
         # (autostart would hide them at once), not every later one.
         self._notices.pop("ignored", None)
+        self._notices.pop("files", None)
+
+    def _say_folders_that_are_files(self, files: dict[str, Path]) -> None:
+        """Say which saved folders are files now (kept, as the file may be moved away), until
+        another folder is picked for them; the log has it from loading them, but a user of the
+        window reads the panel."""
+        self._folder_files = files
+        lines = []
+        for name, folder in files.items():
+            kind = name.removesuffix("_dir")
+            other = (
+                "export the statistics elsewhere (Export CSV...)"
+                if name == "exports_dir"  # the export dialog's starting folder: no field
+                else f"pick another {kind} folder in the Alerts & files tab"
+            )
+            lines.append(
+                f"The saved {kind} folder {folder} is a file, not a folder; move the file away "
+                f"or {other}."
+            )
+        if lines:
+            self._add_notice("files", " ".join(lines))
+        else:
+            self._drop_notice("files")
+
+    def _forget_folder_file(self, name: str) -> None:
+        """Another folder was picked for ``name``: the file that was saved as it goes unsaid."""
+        if name in self._folder_files:
+            del self._folder_files[name]
+            self._say_folders_that_are_files(self._folder_files)
 
     def clear_message(self) -> None:
         self.message_label.clear()
@@ -806,12 +837,16 @@ class MainWindow(QMainWindow):
         try:
             self.alert_log.append(alert)
         except OSError as exc:
-            where = f"not saved in {self.alert_log.folder}"
+            folder = self.alert_log.folder
+            where = f"not saved in {folder}"
             if not self._alert_log_failed:  # say it once a run, not for every alert
                 self._alert_log_failed = True
+                blocked = unwritable(folder, "alerts")
                 self._say_failure(
                     "alerts",
-                    f"Alerts cannot be saved{naming(self.alert_log.folder, ' in', exc)}. "
+                    f"Alerts cannot be saved: {blocked}."
+                    if blocked
+                    else f"Alerts cannot be saved{naming(folder, ' in', exc)}. "
                     "Choose another alerts folder.",
                 )
         else:
@@ -858,6 +893,7 @@ class MainWindow(QMainWindow):
             )
             return None
         self.prefs.exports_dir = path.parent
+        self._forget_folder_file("exports_dir")
         self.save_prefs()
         self._failure_mended("stats")
         self.statusBar().showMessage(f"Statistics saved to {path}")
@@ -887,9 +923,12 @@ class MainWindow(QMainWindow):
             with atomic_path(path) as tmp:
                 write_image(tmp, to_bgr(self.last_image))
         except OSError as exc:
+            blocked = unwritable(folder, "snapshots")
             self._say_failure(
                 "snapshot",
-                f"The snapshot could not be saved{naming(folder, ' in', exc)}. "
+                f"The snapshot could not be saved: {blocked}."
+                if blocked
+                else f"The snapshot could not be saved{naming(folder, ' in', exc)}. "
                 "Pick another snapshots folder in the Alerts & files tab.",
             )
             return None
@@ -915,6 +954,11 @@ class MainWindow(QMainWindow):
                 f"Cannot record{naming(folder, ' into', exc)}. "
                 "Pick another recordings folder in the Alerts & files tab.",
             )
+            self.record_button.setChecked(False)
+            return
+        blocked = unwritable(folder, "recordings")  # before free space: /sys "has 0 MB free"
+        if blocked:
+            self._say_failure("recording", f"Cannot record: {blocked}.")
             self.record_button.setChecked(False)
             return
         # no player opens the file of a recording whose window was killed outright
@@ -986,6 +1030,7 @@ class MainWindow(QMainWindow):
 
     def _on_setting_changed(self, name: str) -> None:
         self.settings_panel.apply_to(self.prefs)
+        self._forget_folder_file(name)
         if name == "alert_delay_s":
             self.alert_monitor.delay_s = self.prefs.alert_delay_s
         elif name == "alerts_dir":

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from app.atomic import describe_error
+from app.atomic import describe_error, why_unwritable
 
 
 def faces_named(track_ids: list[int]) -> str:
@@ -38,3 +38,17 @@ def naming(folder: Path, preposition: str, exc: OSError) -> str:
     """ " in FOLDER: REASON", or just ": REASON" when the reason names the folder already."""
     reason = describe_error(exc)
     return f": {reason}" if str(folder) in reason else f"{preposition} {folder}: {reason}"
+
+
+def unwritable(folder: Path, kind: str) -> str | None:
+    """ "FOLDER is not writable (REASON); pick another KIND folder in the Alerts & files tab",
+    or None when a file can be made in ``folder`` or it is no folder (its own error says so).
+
+    Said before what a failed write or a free-space check would say: /proc and /sys report
+    0 bytes free and "no such file" for a file in a folder that is there.
+    """
+    reason = why_unwritable(folder) if Path(folder).is_dir() else None
+    if reason is None:
+        return None
+    where = "in the Alerts & files tab"
+    return f"{folder} is not writable ({reason}); pick another {kind} folder {where}"

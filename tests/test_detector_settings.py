@@ -188,6 +188,40 @@ def test_unusable_saved_values_are_replaced_in_the_file_so_they_are_said_once(
     assert again.alerts_dir == blocker and blocker.read_text() == "the user's notes"
 
 
+def test_a_saved_camera_index_out_of_range_and_a_folder_that_is_a_file_are_said_in_the_window(
+    qtbot, pipeline, detector, settings, caplog, tmp_path
+):
+    """A hand-edited ``source=-1``: the window said "There is no camera index -1" beside a
+    Camera field showing 0, and the file kept -1, so it was said at every start. A saved
+    exports folder that is a file was said on stderr only."""
+    movie = tmp_path / "face.mp4"
+    movie.write_bytes(b"the user's video")
+    settings.setValue("source", "-1")
+    settings.setValue("folders/exports_dir", str(movie))
+    win = make_window(qtbot, pipeline, settings)
+    assert win.picker.camera_radio.isChecked() and win.picker.camera_spin.value() == 0
+    assert win.picker.problem() is None and win.picker.spec() == "0"
+    assert win.message_label.text() == (  # the window is not shown here
+        "Saved settings that could not be used were reset to their defaults: source '-1': "
+        "camera indices run from 0 to 999.\n"
+        f"The saved exports folder {movie} is a file, not a folder; move the file away or "
+        "export the statistics elsewhere (Export CSV...)."
+    )
+    win.close()
+    caplog.clear()
+    again = Preferences.load(QSettings(settings.fileName(), QSettings.Format.IniFormat))
+    assert again.source == "0" and again.ignored == []
+    assert again.exports_dir == movie and movie.read_bytes() == b"the user's video"
+
+    win = make_window(qtbot, pipeline, settings)  # the file is said again; -1 is gone
+    win.show()
+    assert win.message.startswith(f"The saved exports folder {movie} is a file")
+    win.face_stats.add(0.0, [])
+    assert win.export_csv(tmp_path / "stats.csv") == tmp_path / "stats.csv"
+    assert win.message == ""  # another exports folder now: the file goes unsaid
+    win.close()
+
+
 def test_a_saved_stream_login_makes_the_settings_file_private(settings):
     prefs = Preferences.defaults()
     prefs.source = "/videos/hall.mp4"

@@ -210,21 +210,32 @@ def test_refused_stream_says_nothing_listens():
     assert time.perf_counter() - start < 15
 
 
-def test_silent_stream_times_out_with_a_message():
-    """A server that accepts and never answers must not hang the caller."""
+@pytest.mark.parametrize("scheme", ["http", "rtsp"])
+def test_silent_stream_times_out_in_the_time_its_message_says(scheme):
+    """A server that accepts and never answers must not hang the caller, and the wait the
+    message names is the wait there was: over HTTP a second ask after FFmpeg's own 5 s made
+    it 10 s, with "within 5 s" said."""
+    import re
     import socket
     import time
+
+    from app.source import STREAM_TIMEOUT_MS
 
     with socket.socket() as server:
         server.bind(("127.0.0.1", 0))
         server.listen(4)
-        url = f"http://127.0.0.1:{server.getsockname()[1]}/live"
+        url = f"{scheme}://127.0.0.1:{server.getsockname()[1]}/live"
         start = time.perf_counter()
-        with pytest.raises(
-            SourceError, match="accepted the connection but sent nothing OpenCV could play"
-        ):
+        with pytest.raises(SourceError) as caught:
             VideoSource(url)
-    assert time.perf_counter() - start < 20
+        took = time.perf_counter() - start
+    said = re.search(
+        r"accepted the connection but sent nothing OpenCV could play within (\d+) s",
+        str(caught.value),
+    )
+    assert said, caught.value
+    assert int(said.group(1)) == STREAM_TIMEOUT_MS / 1000
+    assert took < STREAM_TIMEOUT_MS / 1000 + 2, took
 
 
 def test_stream_of_a_web_page_is_not_a_video(tmp_path):

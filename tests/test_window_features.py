@@ -442,6 +442,61 @@ def test_a_snapshots_folder_that_is_a_file_is_named_plainly(window, prefs, tmp_p
     assert window.message == ""
 
 
+# Folders no file can be made in, even by root: /proc and /sys are virtual file systems
+# that report 0 bytes free; /proc answers "no such file", /sys "permission denied".
+UNWRITABLE = [
+    (Path("/proc/self"), "its file system takes no new files"),
+    (Path("/sys/kernel"), "permission denied"),
+]
+
+
+@pytest.mark.parametrize("folder, reason", UNWRITABLE)
+def test_a_folder_no_file_can_be_made_in_is_said_to_be_not_writable(window, folder, reason):
+    """A tester picked /sys/kernel for recordings and was told its disk had 0.0 MB free, and
+    /proc/self for snapshots and alerts and was told "No such file or directory" for a
+    folder that is there. Each is now said to be not writable, with the cause."""
+    from datetime import datetime
+
+    from app.alerts import Alert
+
+    if not folder.is_dir():
+        pytest.skip(f"{folder} is not on this system")
+    fields = window.settings_panel.folders
+    for name in ("alerts_dir", "snapshots_dir", "recordings_dir"):
+        fields[name].set_path(folder)
+        fields[name].changed.emit(folder)
+    where = f"{folder} is not writable ({reason}); pick another"
+
+    window.record_button.setChecked(True)
+    assert window.recorder is None and not window.record_button.isChecked()
+    assert window.message == f"Cannot record: {where} recordings folder in the Alerts & files tab."
+
+    window.last_image = QImage(32, 24, QImage.Format.Format_RGB888)
+    assert window.snapshot() is None
+    assert window.message == (
+        f"The snapshot could not be saved: {where} snapshots folder in the Alerts & files tab."
+    )
+
+    window._raise_alert(Alert(1.0, 1, (10, 10, 50, 50), 0.9, datetime.now().astimezone()))
+    assert window.message == (
+        f"Alerts cannot be saved: {where} alerts folder in the Alerts & files tab."
+    )
+
+
+def test_a_video_too_small_to_record_says_why_as_headless_does(window, prefs):
+    """A 1x1 source in the window: "cannot write video ..." came without the reason that
+    headless --output gives for the same frames."""
+    window.record_button.setChecked(True)
+    path = window.recorder.path
+    window._record_frame(QImage(1, 1, QImage.Format.Format_RGB888), 0.0)
+    assert window.recorder is None and not window.record_button.isChecked()
+    assert window.message == (
+        f"Recording stopped, nothing was kept: cannot write video {path} (1x1 frames; "
+        "OpenCV's mp4v writer needs at least 2x2)"
+    )
+    assert list(prefs.recordings_dir.iterdir()) == []
+
+
 def test_statistics_on_a_full_disk_are_said_in_words(window, tmp_path, monkeypatch):
     """A full disk, as the temporary file's writer meets it: half the text goes, then
     ENOSPC. The message words it as the window's other messages do, without an errno."""

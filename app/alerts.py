@@ -20,7 +20,7 @@ from typing import Callable
 
 import numpy as np
 
-from app.atomic import atomic_path
+from app.atomic import atomic_path, flush
 from app.config import CropConfig
 from app.crops import expand_box
 from app.images import write_image
@@ -173,14 +173,17 @@ def append_whole(path: Path, data: bytes) -> None:
     (``ends_open``) and readers skip lines that are not JSON. If another process appended to
     the same file meanwhile, nothing is cut (that would cut its line) and a warning says so.
     """
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+    # O_BINARY (Windows only): no newline may grow into two bytes, or the size check of
+    # _cut_back would never match.
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_BINARY", 0)
+    fd = os.open(path, flags, 0o666)
     try:
         size = os.fstat(fd).st_size
         written = 0
         try:
             while written < len(data):
                 written += os.write(fd, data[written:])
-            os.fsync(fd)
+            flush(fd, path)
         except OSError:
             if written:
                 _cut_back(fd, path, size, written)

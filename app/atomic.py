@@ -331,12 +331,23 @@ def sync_file(path: Path) -> None:
     flags = os.O_RDWR if os.name == "nt" else os.O_RDONLY  # Windows flushes writable files
     fd = os.open(path, flags)
     try:
+        flush(fd, path)
+    finally:
+        os.close(fd)
+
+
+def flush(fd: int, path: Path) -> None:
+    """fsync the file ``path`` open as ``fd``; where the file system keeps nothing to flush
+    (CANNOT_SYNC) it passes, as the data is as safe there as that file system makes it.
+
+    Raises:
+        OSError: naming ``path``, when the disk reports that the data could not be written.
+    """
+    try:
         os.fsync(fd)
     except OSError as exc:
         if exc.errno not in CANNOT_SYNC:
             raise OSError(exc.errno, exc.strerror, str(path)) from None
-    finally:
-        os.close(fd)
 
 
 def sync_folder(folder: Path) -> None:

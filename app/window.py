@@ -72,6 +72,7 @@ from app.source import describe, plain_source, shown_source, source_title
 from app.source_picker import SourcePicker
 from app.stats import FaceStats
 from app.stats_view import StatsPanel
+from app.stop_signals import stop_signals_call
 from app.video_view import VideoView
 from app.window_flags import WindowFlags, apply_command_line
 from app.wording import clock, faces_named, logged_as, naming, sentence, unwritable
@@ -100,7 +101,6 @@ RECORDING_STYLE = "background: #c81e1e; color: white; font-weight: bold;"
 BANNER_HOLD_MS = 4000  # the banner stays this long after the last unmasked frame of an alert
 STATS_REFRESH_MS = 500
 GREY_SENTENCE = GREY_NOTE[0].upper() + GREY_NOTE[1:] + "."  # the note as the panel shows it
-STOP_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP")  # each closes the window as Quit does
 SHORTCUTS = {
     "play": "Space",
     "snapshot": "S",
@@ -403,11 +403,13 @@ class MainWindow(QMainWindow):
         # (autostart would hide them at once), not every later one.
         self._notices.pop("ignored", None)
         self._notices.pop("files", None)
+        self._folder_files = {}  # said: picking another folder later has nothing to drop
 
     def _say_folders_that_are_files(self, files: dict[str, Path]) -> None:
         """Say which saved folders are files now (kept, as the file may be moved away), until
-        another folder is picked for them; the log has it from loading them, but a user of the
-        window reads the panel."""
+        another folder is picked for them or, as other saved settings found unusable, until
+        the start that follows; the log has it from loading them, but a user of the window
+        reads the panel."""
         self._folder_files = files
         lines = []
         for name, folder in files.items():
@@ -1168,18 +1170,16 @@ def run_window(
 
     received: list[int] = []
 
-    def close_on_signal(signum: int, _frame) -> None:
-        """Ctrl+C, SIGTERM and SIGHUP close the window as Quit does, so a recording in
-        progress is finished and the settings are kept."""
+    def close_on_signal(signum: int) -> None:
+        """Ctrl+C, SIGTERM and SIGHUP (unless started under nohup) close the window as Quit
+        does, so a recording in progress is finished and the settings are kept."""
         received.append(signum)
         log.warning("%s received; closing the window", signal.Signals(signum).name)
         window.close()
 
-    for name in STOP_SIGNALS:
-        if hasattr(signal, name):
-            signal.signal(getattr(signal, name), close_on_signal)
     wake = QTimer()  # lets Python see Ctrl+C while Qt's event loop runs
     wake.timeout.connect(lambda: None)
     wake.start(200)
-    code = app.exec()
+    with stop_signals_call(close_on_signal):
+        code = app.exec()
     return 128 + received[0] if received else code

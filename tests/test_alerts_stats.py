@@ -5,6 +5,7 @@ import csv
 import errno
 import io
 import json
+import os
 import shutil
 import signal
 from collections import Counter
@@ -149,6 +150,26 @@ def test_a_line_that_fills_the_disk_leaves_the_log_as_it_was(tmp_path, earlier):
 
     AlertLog(folder).append(alert)  # room again: the next alert is a whole line of its own
     assert json.loads(path.read_text().splitlines()[-1])["track"] == 4
+
+
+@pytest.mark.parametrize("code", [errno.EINVAL, errno.EIO])
+def test_an_alert_on_a_file_system_that_cannot_flush_is_kept(tmp_path, monkeypatch, code):
+    """Some network and FUSE file systems refuse fsync (EINVAL): the line stays, as written
+    files do there; a disk that reports the data lost (EIO) fails the append, as before."""
+    ((_, alert),) = feed(AlertMonitor(delay_s=0.0), [[face("no_mask", 4)]])
+    folder = tmp_path / "alerts"
+
+    def fsync(fd):
+        raise OSError(code, os.strerror(code))
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    if code == errno.EINVAL:
+        AlertLog(folder).append(alert)
+        assert json.loads((folder / ALERTS_FILE).read_text())["track"] == 4
+    else:
+        with pytest.raises(OSError, match=str(folder / ALERTS_FILE)):
+            AlertLog(folder).append(alert)
+        assert (folder / ALERTS_FILE).read_bytes() == b""
 
 
 def test_a_log_that_holds_a_model_is_never_added_to(tmp_path):

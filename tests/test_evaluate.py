@@ -631,5 +631,5 @@ def test_a_file_name_that_is_not_utf8_is_skipped_and_counted(datasets, tmp_path,
     said = f"{data}/with_mask/b\\xff.jpg: the name is not valid UTF-8; rename the file"
     report = json.loads(out_json.read_text())
     assert report["images"]["left_out"] == [said] and report["images"]["evaluated"] == 4
-    assert "1 unreadable, 1 left out (each named above)" in out
+    assert "1 unreadable, 1 left out (warned of above)" in out
     assert f"skipped {said}" in caplog.text

@@ -75,8 +75,9 @@ def test_a_run_started_under_nohup_outlives_the_terminal(tmp_path, long_video):
 
 
 def test_sigterm_to_the_window_saves_its_recording(tmp_path, long_video):
-    """The window, started by the real command line; a frame shown turns recording on (the
-    R key offscreen), then SIGTERM arrives while it records."""
+    """The window, started by the real command line under nohup; a frame shown turns
+    recording on (the R key offscreen), then SIGHUP, which nohup asks to ignore, and SIGTERM
+    arrive while it records."""
     home = tmp_path / "home"
     home.mkdir()
     script = tmp_path / "record.py"
@@ -102,12 +103,14 @@ def test_sigterm_to_the_window_saves_its_recording(tmp_path, long_video):
     env = {k: v for k, v in os.environ.items() if not k.startswith("XDG_")}
     env.update(HOME=str(home), QT_QPA_PLATFORM="offscreen", PYTHONPATH=str(ROOT))
     proc = subprocess.Popen(
-        [sys.executable, str(script), "--source", str(long_video), "--device", "cpu"],
-        cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True,
+        ["nohup", sys.executable, str(script), "--source", str(long_video), "--device", "cpu"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     recordings = home / "Videos" / "MaskWatch"
     wait_for(recordings, ".maskwatch-*.partial-*.mp4")
+    proc.send_signal(signal.SIGHUP)  # started under nohup: the terminal closing is no stop
     time.sleep(1.0)  # a few frames into the recording
+    assert proc.poll() is None
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=WAIT_S)
     assert proc.returncode == 128 + signal.SIGTERM, err

@@ -23,7 +23,7 @@ from app.flags import FlagValueError, OneLineParser, input_path, output_folder
 from app.stop_signals import STOP_SIGNALS, stop_message, stop_signals_raise
 from models.checkpoint import CheckpointError
 from training import distill, distill_settings, run_state
-from training.dataset_files import find_images
+from training.dataset_files import class_folders
 from training.distillers import DISTILLERS, as_device
 from training.outputs import WorkNotSavedError
 from training.report import REPORT_FILES
@@ -359,7 +359,7 @@ def check_before_work(args: argparse.Namespace, passed_on: list[str]) -> dict[st
     try:
         wanted = method_args(args, args.methods[0], passed_on)
         distill_settings.refuse_outputs_in_data(wanted, args.out)  # before anything probes a folder
-        find_images(wanted.data)  # as distill checks them first, but said under our name
+        class_folders(wanted.data)  # as distill checks them first, but said under our name
         if wanted.scenes:
             require_scenes_layout(wanted.scenes)
         check_writable(args.out / TABLE, args.overwrite or args.resume, make_folder=True)

@@ -50,6 +50,32 @@ class DatasetFiles:
     left_out: list[str] = field(default_factory=list)  # "file: why", for images not used
 
 
+def class_folders(root: Path) -> list[Path]:
+    """The class folders of the set at ``root`` (``with_mask/``, ``without_mask/`` or
+    synonyms), without reading what they hold: the check a command makes before any work.
+
+    Raises:
+        DatasetError: when the folder is missing or a file, or lacks a class folder.
+    """
+    root = Path(root)
+    if root.exists() and not root.is_dir():
+        raise DatasetError(f"{root} is a file, not a dataset folder")
+    if not root.is_dir():
+        raise DatasetError(f"dataset folder {root} not found")
+    folders = [p for p in sorted(root.iterdir()) if p.is_dir() and p.name.lower() in FOLDER_LABELS]
+    if not folders:
+        raise DatasetError(f"{root} has no class folders (expected with_mask/ and without_mask/)")
+    missing = {"mask", "no_mask"} - {FOLDER_LABELS[p.name.lower()] for p in folders}
+    for path in sorted(p for p in root.iterdir() if not p.is_dir()):
+        label = FOLDER_LABELS.get(path.name.lower())
+        if label in missing:  # "only one class" would send the user to make a folder there
+            raise DatasetError(f"{path} is a file, not a folder of {label} images")
+    if missing:
+        folder = {"mask": "with_mask/", "no_mask": "without_mask/"}[sorted(missing)[0]]
+        raise DatasetError(f"{root} has only one class; add a {folder} folder for the other")
+    return folders
+
+
 def find_images(root: Path) -> DatasetFiles:
     """List the images under ``root/with_mask`` and ``root/without_mask`` (or synonyms).
 
@@ -58,29 +84,13 @@ def find_images(root: Path) -> DatasetFiles:
             is empty.
     """
     root = Path(root)
-    if root.exists() and not root.is_dir():
-        raise DatasetError(f"{root} is a file, not a dataset folder")
-    if not root.is_dir():
-        raise DatasetError(f"dataset folder {root} not found")
+    found = class_folders(root)
     classes: dict[str, list[Path]] = {}
     folders: dict[str, list[str]] = {}  # label -> the folder names that gave it, for messages
-    class_folders = [
-        p for p in sorted(root.iterdir()) if p.is_dir() and p.name.lower() in FOLDER_LABELS
-    ]
-    for folder in class_folders:
+    for folder in found:
         label = FOLDER_LABELS[folder.name.lower()]
-        classes.setdefault(label, []).extend(files_under(folder, others=class_folders))
+        classes.setdefault(label, []).extend(files_under(folder, others=found))
         folders.setdefault(label, []).append(folder.name + "/")
-    if not classes:
-        raise DatasetError(f"{root} has no class folders (expected with_mask/ and without_mask/)")
-    missing = {"mask", "no_mask"} - set(classes)
-    for path in sorted(p for p in root.iterdir() if not p.is_dir()):
-        label = FOLDER_LABELS.get(path.name.lower())
-        if label in missing:  # "only one class" would send the user to make a folder there
-            raise DatasetError(f"{path} is a file, not a folder of {label} images")
-    if missing:
-        folder = {"mask": "with_mask/", "no_mask": "without_mask/"}[sorted(missing)[0]]
-        raise DatasetError(f"{root} has only one class; add a {folder} folder for the other")
     images, skipped = [], []
     left_out = _badly_named(root, classes) + _under_two_labels(classes)
     for label, files in sorted(classes.items()):

@@ -33,7 +33,7 @@ def format_classes(report: dict) -> list[str]:
     lines = [
         f"images: {images['evaluated']} evaluated of {_listed_text(images)}, "
         f"{len(images['unreadable'])} unreadable"
-        + (f", {len(left_out)} left out (each named above)" if left_out else ""),
+        + (f", {len(left_out)} left out (warned of above)" if left_out else ""),
         f"no face (or only a part of one) found by the app's detector: {no_face['count']} "
         f"({_num(no_face['fraction'], 3)}); "
         f"crop rules {report['rules']}",

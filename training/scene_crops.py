@@ -25,6 +25,7 @@ from app.crops import crop_face, resize_crop
 from app.detector import FaceDetector
 from app.images import ImageError, read_rgb
 from models import detector_checkpoint
+from training.dataset_files import NAMED_AT_MOST
 from training.detection_metrics import iou_matrix
 from training.outputs import save_arrays
 from training.prepare import CACHE_SIZE, file_stamp
@@ -35,7 +36,6 @@ log = logging.getLogger(__name__)
 
 NEGATIVE_MAX_IOU = 0.2  # a detection overlapping no face more than this is a false box
 SCENE_LABELS = {"with_mask": "mask", "without_mask": "no_mask"}
-NAMED_AT_MOST = 5  # more unreadable scenes than this are counted in one line, not each named
 
 
 def scene_training_crops(

@@ -232,10 +232,21 @@ class AlertLog:
     def append(self, alert: Alert) -> dict:
         """Write the alert's snapshot, then append its line to alerts.jsonl; returns the line.
 
-        A log that holds a model, whatever its name, is refused (AlertLogRefused) before
-        anything is written. A snapshot whose line could not be written is removed again: a
-        JPEG that no line names would never be cleaned up by a later --overwrite.
+        A log that holds a model, whatever its name, or that is a link, a pipe or anything but
+        a file, is refused (AlertLogRefused) before anything is written. A snapshot whose line
+        could not be written is removed again: a JPEG that no line names would never be
+        cleaned up by a later --overwrite.
         """
+        if self.path.is_symlink():  # appending would write into whatever it points to
+            raise AlertLogRefused(
+                f"{self.path} is a symbolic link to {os.readlink(self.path)}; alerts are "
+                "added to a file of the alerts folder itself"
+            )
+        if self.path.exists() and not self.path.is_file():  # a pipe would stall the window
+            raise AlertLogRefused(
+                f"{self.path} is not a regular file (a folder, a pipe or a device); alerts "
+                "are added to a file"
+            )
         kind = model_kind(self.path)
         if kind:
             raise AlertLogRefused(f"{self.path} holds {kind}, which alerts are never added to")

@@ -51,7 +51,10 @@ def _fps_spot(size: tuple[int, int], boxes: list[Rect], frame: tuple[int, int]) 
     the corner (top left, bottom right, bottom left) that covers least of the faces' boxes.
     It moves only while a face is in its corner, so the reading stays easy to find."""
     (width, height), (fps_w, fps_h) = frame, size
-    right, bottom = width - FPS_MARGIN - fps_w, height - FPS_MARGIN - fps_h
+    # A frame narrower (or lower) than the counter gets it from its left (top) edge: cut on
+    # the right, the reading keeps its first digits instead of losing them.
+    right = max(0, width - FPS_MARGIN - fps_w)
+    bottom = max(0, height - FPS_MARGIN - fps_h)
     corners = [(x, y) for y in (FPS_MARGIN, bottom) for x in (right, FPS_MARGIN)]
     spots = np.array([(x, y, x + fps_w, y + fps_h) for x, y in corners])
     if not boxes:

@@ -172,6 +172,31 @@ def test_an_alert_on_a_file_system_that_cannot_flush_is_kept(tmp_path, monkeypat
         assert (folder / ALERTS_FILE).read_bytes() == b""
 
 
+def test_a_log_that_is_a_pipe_or_a_link_is_refused_at_once(tmp_path):
+    """A pipe named alerts.jsonl stalled the window's thread for good on opening it; a link
+    had its target written to."""
+    ((_, alert),) = feed(AlertMonitor(delay_s=0.0), [[face("no_mask", 4)]])
+    pipe_folder, link_folder = tmp_path / "pipe", tmp_path / "link"
+    pipe_folder.mkdir()
+    link_folder.mkdir()
+    os.mkfifo(pipe_folder / ALERTS_FILE)
+    target = tmp_path / "elsewhere.jsonl"
+    target.write_text("mine\n")
+    (link_folder / ALERTS_FILE).symlink_to(target)
+    with pytest.raises(OSError, match="is not a regular file"):
+        AlertLog(pipe_folder).append(alert)
+    with pytest.raises(OSError, match=f"is a symbolic link to {target}"):
+        AlertLog(link_folder).append(alert)
+    assert target.read_text() == "mine\n"
+    assert sorted(p.name for p in tmp_path.rglob("*")) == [
+        ALERTS_FILE,
+        ALERTS_FILE,
+        "elsewhere.jsonl",
+        "link",
+        "pipe",
+    ]
+
+
 def test_a_log_that_holds_a_model_is_never_added_to(tmp_path):
     frame = np.random.default_rng(0).integers(0, 255, (240, 320, 3), np.uint8)
     ((_, alert),) = feed(AlertMonitor(delay_s=0.0), [[face("no_mask", 4)]], frame=frame)

@@ -57,3 +57,12 @@ def test_the_fps_counter_hides_no_label_and_moves_off_a_face_in_its_corner():
     assert outline_seen(frame, corner.box, COLOURS["no_mask"]) == 1.0
     black = np.all(frame == 0, axis=2)
     assert black[4:20, 4:60].any() and not black[:, 320:].any()  # moved to the top left
+
+
+def test_a_frame_narrower_than_the_counter_shows_its_first_digits():
+    """Right-aligned, the counter's start fell off a 60 px frame: 30.0 read as 0.0. Its
+    first 60 columns must be those of the same counter on a wide frame."""
+    wide = draw_faces(np.full((100, 400, 3), 128, np.uint8), [], 30.0)
+    left = int(np.nonzero(np.all(wide == 0, axis=2).any(axis=0))[0].min())
+    narrow = draw_faces(np.full((100, 60, 3), 128, np.uint8), [], 30.0)
+    assert np.array_equal(narrow[:40], wide[:40, left : left + 60])

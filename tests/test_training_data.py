@@ -1076,6 +1076,15 @@ def test_one_file_under_both_labels_is_left_out_of_both(tmp_path, caplog):
     assert "left out 4 files that are one photo under both mask and no_mask" in caplog.text
 
 
+def test_a_folder_linked_into_its_own_class_is_counted_once(tmp_path, caplog):
+    data = make_dataset(tmp_path / "data")
+    (data / "masked").symlink_to("with_mask")  # another name of the mask class, same photos
+    found = find_images(data)
+    assert len(found.images) == 16 and not found.left_out
+    assert len({(p.stat().st_dev, p.stat().st_ino) for p, _ in found.images}) == 16
+    assert "counted once 8 files reached twice in one class" in caplog.text
+
+
 def test_a_file_name_that_is_not_utf8_is_skipped_and_named(tmp_path, caplog):
     import os
 

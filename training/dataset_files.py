@@ -134,6 +134,7 @@ def _under_two_labels(classes: dict[str, list[Path]]) -> list[str]:
                 continue
             identity[path] = (stat.st_dev, stat.st_ino)
             labels_of.setdefault(identity[path], set()).add(label)
+    _once_each(classes, identity)
     doubled = {key for key, labels in labels_of.items() if len(labels) > 1}
     if not doubled:
         return []
@@ -150,6 +151,33 @@ def _under_two_labels(classes: dict[str, list[Path]]) -> list[str]:
         more,
     )
     return [f"{shown_name(str(p))}: the same file is under both labels" for p in left]
+
+
+def _once_each(classes: dict[str, list[Path]], identity: dict[Path, tuple[int, int]]) -> None:
+    """Keep one path of each real file within a class: a folder linked into the same class
+    (``masked -> with_mask``) or a hard link listed it twice, which would weigh that photo
+    double and could put its copies on both sides of the split. One warning counts them."""
+    repeats = []
+    for label, files in classes.items():
+        seen: set[tuple[int, int]] = set()
+        kept = []
+        for path in files:
+            key = identity.get(path)
+            if key is not None and key in seen:
+                repeats.append(path)
+                continue
+            if key is not None:
+                seen.add(key)
+            kept.append(path)
+        classes[label] = kept
+    if repeats:
+        log.warning(
+            "counted once %d files reached twice in one class (a link to a folder or photo "
+            "already read): %s%s",
+            len(repeats),
+            ", ".join(shown_name(str(p)) for p in repeats[:NAMED_AT_MOST]),
+            f" and {len(repeats) - NAMED_AT_MOST} more" if len(repeats) > NAMED_AT_MOST else "",
+        )
 
 
 def files_under(folder: Path, others: Sequence[Path] = ()) -> list[Path]:

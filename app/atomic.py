@@ -79,8 +79,8 @@ def check_writable(
         raise NotADirectoryError(
             f"{folder} is a file, not a folder, so {path.name} cannot go in it"
         )
-    if not os.access(folder, os.W_OK | os.X_OK) or not _can_create_in(folder):
-        raise PermissionError(f"cannot write {path}: folder {folder} is not writable")
+    if why := _not_writable(folder):
+        raise PermissionError(f"cannot write {path}: folder {folder} is not writable ({why})")
 
 
 def check_folder(folder: Path) -> None:
@@ -95,9 +95,11 @@ def check_folder(folder: Path) -> None:
         if existing == folder:
             raise NotADirectoryError(f"{folder} is a file, not a folder")
         raise NotADirectoryError(f"{existing} is a file, not a folder, so {folder} cannot be made")
-    if not os.access(existing, os.W_OK | os.X_OK) or not _can_create_in(existing):
+    if why := _not_writable(existing):
         verb = "written in" if existing == folder else "made"
-        raise PermissionError(f"folder {folder} cannot be {verb}: {existing} is not writable")
+        raise PermissionError(
+            f"folder {folder} cannot be {verb}: {existing} is not writable ({why})"
+        )
 
 
 def make_folders(folder: Path) -> list[Path]:
@@ -120,9 +122,12 @@ def make_folders(folder: Path) -> list[Path]:
     return made
 
 
-def _can_create_in(folder: Path) -> bool:
-    """True when a file can really be made in ``folder`` (read-only mounts pass os.access)."""
-    return why_unwritable(folder) is None
+def _not_writable(folder: Path) -> str | None:
+    """Why no file can be made in the existing ``folder``, in words, or None when one can:
+    os.access first, then a real probe (read-only mounts pass os.access)."""
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return "permission denied"
+    return why_unwritable(folder)
 
 
 # Why a new file could not be made in a folder that exists, by the errno the OS gave. A

@@ -109,6 +109,12 @@ class RunOutputs:
     def fail(self, output: str, exc: BaseException) -> None:
         """Drop ``output``: its temporary files go, and so do files it had already placed,
         except those that replaced an earlier file (that one is gone; the reason says so)."""
+        if isinstance(exc, OSError) and exc.filename is None and exc.errno is not None:
+            # A write through an open file names none (a full disk): the file it was writing
+            # is this output's newest one.
+            files = [e.final for e in self._pending if e.output == output and not e.placed]
+            if files:
+                exc = OSError(exc.errno, exc.strerror, str(files[-1]))
         reason = describe_error(exc) if isinstance(exc, OSError) else str(exc).strip()
         self._remove(output)
         kept = self._take_back(output)

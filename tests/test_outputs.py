@@ -716,3 +716,20 @@ def test_weights_past_what_the_disk_takes_fail_as_os_errors_and_leave_nothing(tm
         f"script.pt OSError {errno.EFBIG} script.pt",
     ]
     assert list(tmp_path.iterdir()) == []  # no partial file left behind
+
+
+def test_an_unwritable_output_folder_is_said_with_its_cause():
+    """/proc takes no new file even from root; the refusal said only "is not writable"
+    (a read-only mount, which a test cannot make, is told "the file system is read-only")."""
+    from pathlib import Path
+
+    from app.atomic import check_folder, check_writable
+
+    with pytest.raises(PermissionError) as refused:
+        check_writable(Path("/proc/self/events.jsonl"), overwrite=True)
+    assert str(refused.value) == (
+        "cannot write /proc/self/events.jsonl: folder /proc/self is not writable "
+        "(permission denied)"
+    )
+    with pytest.raises(PermissionError, match=r"/proc/self is not writable \(permission denied"):
+        check_folder(Path("/proc/self/snapshots"))

@@ -200,3 +200,13 @@ def test_the_warning_says_other_outputs_go_on_only_when_there_are_some(tmp_path,
         "the other outputs go on",
         f"stats not written: no space left on the disk for {tmp_path / 's'}",
     ]
+
+
+def test_a_failed_write_that_names_no_file_is_given_the_outputs_own(tmp_path):
+    """A full disk met by write() on the events file said only "No space left on device"."""
+    outputs = RunOutputs(overwrite=False)
+    outputs.temp("events", tmp_path / "events.jsonl")
+    outputs.fail("events", OSError(28, "No space left on device"))
+    assert outputs.failed["events"] == (
+        f"no space left on the disk for {tmp_path / 'events.jsonl'}"
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -92,7 +93,10 @@ def find_images(root: Path) -> DatasetFiles:
         classes.setdefault(label, []).extend(files_under(folder, others=found))
         folders.setdefault(label, []).append(folder.name + "/")
     images, skipped = [], []
-    left_out = _badly_named(root, classes) + _under_two_labels(classes)
+    left_out = _badly_named(root, classes)
+    identity = _identities(classes)
+    _once_each(classes, identity)
+    left_out += _under_two_labels(classes, identity)
     for label, files in sorted(classes.items()):
         # Unknown suffixes are kept: decoding decides (one shared file is "x.jpg_1088Wx1632H").
         kept = [f for f in files if not plainly_not_image(f)]
@@ -118,39 +122,50 @@ def _badly_named(root: Path, classes: dict[str, list[Path]]) -> list[str]:
     return left_out
 
 
-def _under_two_labels(classes: dict[str, list[Path]]) -> list[str]:
+def _identities(classes: dict[str, list[Path]]) -> dict[Path, tuple[int, int]]:
+    """The real file (device, inode) behind each listed image, for telling links apart from
+    photos; a file gone since the listing has none (reading it will say so)."""
+    identity = {}
+    for files in classes.values():
+        for path in files:
+            if plainly_not_image(path):
+                continue
+            with contextlib.suppress(OSError):
+                stat = path.stat()
+                identity[path] = (stat.st_dev, stat.st_ino)
+    return identity
+
+
+def _under_two_labels(
+    classes: dict[str, list[Path]], identity: dict[Path, tuple[int, int]]
+) -> list[str]:
     """Take out of ``classes`` every file that is one real file (same device and inode) with
     a file of another class: a link or hard link gives it both labels, and neither can be
     trusted. One warning names the first few; the "file: why" lines are returned."""
     labels_of: dict[tuple[int, int], set[str]] = {}
-    identity: dict[Path, tuple[int, int]] = {}
     for label, files in classes.items():
         for path in files:
-            if plainly_not_image(path):
-                continue
-            try:
-                stat = path.stat()
-            except OSError:  # gone since the listing: reading it will say so
-                continue
-            identity[path] = (stat.st_dev, stat.st_ino)
-            labels_of.setdefault(identity[path], set()).add(label)
-    _once_each(classes, identity)
+            if path in identity:
+                labels_of.setdefault(identity[path], set()).add(label)
     doubled = {key for key, labels in labels_of.items() if len(labels) > 1}
     if not doubled:
         return []
     left = sorted(p for p, key in identity.items() if key in doubled)
     for label, files in classes.items():
         classes[label] = [f for f in files if identity.get(f) not in doubled]
-    named = ", ".join(shown_name(str(p)) for p in left[:NAMED_AT_MOST])
-    more = f" and {len(left) - NAMED_AT_MOST} more" if len(left) > NAMED_AT_MOST else ""
     log.warning(
         "left out %d files that are one photo under both mask and no_mask (a link or hard link "
-        "between the class folders): %s%s; keep each photo in one class folder",
+        "between the class folders): %s; keep each photo in one class folder",
         len(left),
-        named,
-        more,
+        first_few(left),
     )
     return [f"{shown_name(str(p))}: the same file is under both labels" for p in left]
+
+
+def first_few(paths: list[Path]) -> str:
+    """The first NAMED_AT_MOST of ``paths`` as shown names, and how many more there are."""
+    named = ", ".join(shown_name(str(p)) for p in paths[:NAMED_AT_MOST])
+    return named + (f" and {len(paths) - NAMED_AT_MOST} more" if len(paths) > NAMED_AT_MOST else "")
 
 
 def _once_each(classes: dict[str, list[Path]], identity: dict[Path, tuple[int, int]]) -> None:
@@ -173,10 +188,9 @@ def _once_each(classes: dict[str, list[Path]], identity: dict[Path, tuple[int, i
     if repeats:
         log.warning(
             "counted once %d files reached twice in one class (a link to a folder or photo "
-            "already read): %s%s",
+            "already read): %s",
             len(repeats),
-            ", ".join(shown_name(str(p)) for p in repeats[:NAMED_AT_MOST]),
-            f" and {len(repeats) - NAMED_AT_MOST} more" if len(repeats) > NAMED_AT_MOST else "",
+            first_few(repeats),
         )
 
 
